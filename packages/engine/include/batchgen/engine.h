@@ -1,0 +1,130 @@
+// The engine as its users see it (the Node-API binding and the C++ tests):
+// load a Hugging Face model directory, submit requests, step, collect results.
+//
+// Two ways to drive it:
+//  - Engine::step() on the caller's thread (tests, benchmarks);
+//  - EngineRunner, which owns a step thread and delivers finished results in
+//    batches through a callback (the binding forwards them to JavaScript through
+//    a thread-safe function so the event loop never blocks on the device).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "batchgen/sampling.h"
+#include "batchgen/tensor.h"
+
+namespace bg {
+
+struct EngineOptions {
+  std::string model_dir;
+  std::string device = "cpu";        // "cpu" | "cuda" | "cuda:N"
+  int32_t threads = 0;               // cpu backend threads; 0 = all cores
+  int32_t block_size = 16;           // KV tokens per block
+  int64_t kv_cache_blocks = 0;       // 0 = size from kv_cache_memory_fraction
+  double kv_cache_memory_fraction = 0.9;  // of free device memory after weights (cpu: of kv_cache_max_bytes)
+  int64_t kv_cache_max_bytes = int64_t(1) << 30;  // cpu cap when kv_cache_blocks == 0
+  int32_t max_batch_tokens = 2048;   // token budget per step (decode tokens + prefill chunks)
+  int32_t max_seqs = 256;            // sequences per step
+  int32_t max_model_len = 0;         // 0 = the model config's max_position_embeddings
+  bool deterministic = false;        // batch-invariant results on every backend
+};
+
+struct GenerateRequest {
+  std::string id;                    // unique among live requests
+  std::vector<int32_t> prompt;       // token ids, non-empty
+  SamplingParams sampling;
+  bool has_seed = false;             // false: seed derived from id
+  int32_t priority = 0;              // lower runs first; FIFO within a priority
+};
+
+enum class FinishReason : uint8_t { stop, length, abort, error };
+const char* finish_reason_name(FinishReason r);
+
+struct GenerateResult {
+  std::string id;
+  std::vector<int32_t> tokens;       // generated ids (a stop token included when it stopped on one)
+  FinishReason finish_reason = FinishReason::stop;
+  std::string error;                 // set when finish_reason == error
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t preemptions = 0;
+  double queue_ms = 0;               // submit -> first scheduled
+  double first_token_ms = 0;         // submit -> first token
+  double total_ms = 0;               // submit -> finished
+};
+
+struct EngineStats {
+  int32_t running = 0;
+  int32_t waiting = 0;
+  int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_free = 0;
+  int64_t prompt_tokens_processed = 0;
+  int64_t generated_tokens = 0;
+  int64_t steps = 0;
+  int64_t preemptions = 0;
+  double last_step_ms = 0;
+};
+
+struct ModelInfo {
+  std::string architecture;          // e.g. "GemmaForCausalLM"
+  std::string model_type;            // e.g. "gemma"
+  int32_t vocab_size = 0;
+  int32_t hidden_size = 0;
+  int32_t num_layers = 0;
+  int32_t max_model_len = 0;
+  std::vector<int32_t> eos_token_ids;
+  int32_t bos_token_id = -1;
+  std::string device;
+  std::string device_name;
+  int64_t weight_bytes = 0;
+  int32_t block_size = 0;
+  int64_t kv_blocks = 0;
+};
+
+class Engine {
+ public:
+  // Throws EngineError with a message naming the file / field / architecture at fault.
+  static std::unique_ptr<Engine> load(const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  virtual const ModelInfo& model_info() const = 0;
+
+  // Validates and queues. Throws EngineError(invalid_argument) for an empty or
+  // too-long prompt, out-of-vocabulary ids, bad sampling values or a duplicate id.
+  virtual void submit(const GenerateRequest& request) = 0;
+  // True when the id was live (its result, finish_reason abort, comes out of the next step()).
+  virtual bool abort(const std::string& id) = 0;
+  // Runs one scheduler step; returns the requests that finished in it.
+  virtual std::vector<GenerateResult> step() = 0;
+  virtual bool has_work() const = 0;
+  virtual EngineStats stats() const = 0;
+
+  // Logits [prompt.size(), vocab] (f32, row-major) of one prompt, all positions,
+  // run alone through the same model code. For checks against the reference.
+  virtual std::vector<float> prompt_logits(const std::vector<int32_t>& prompt) = 0;
+};
+
+// Owns an Engine and a step thread. Thread-safe: submit/abort/stats may be called
+// from any thread; on_results runs on the step thread with every result that
+// finished in one step (never an empty batch).
+class EngineRunner {
+ public:
+  using ResultsFn = std::function<void(std::vector<GenerateResult>&&)>;
+  EngineRunner(std::unique_ptr<Engine> engine, ResultsFn on_results);
+  ~EngineRunner();  // stops the thread; live requests are aborted
+  void submit(GenerateRequest request);  // throws like Engine::submit
+  bool abort(const std::string& id);
+  EngineStats stats() const;
+  const ModelInfo& model_info() const;
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bg

@@ -1,0 +1,39 @@
+// The description of one engine step: which tokens run, where they sit in the KV
+// cache, and which rows need logits. Built by the scheduler's output on the host,
+// uploaded once per step by the backend, and passed explicitly to every op (no
+// per-step globals).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "batchgen/tensor.h"
+
+namespace bg {
+
+// Host-side step description. T = tokens this step, S = sequences this step.
+// Tokens of one sequence are consecutive; sequences appear in `seq_*` order.
+struct StepBatch {
+  std::vector<int32_t> token_ids;      // [T]
+  std::vector<int32_t> positions;      // [T] absolute position of each token in its sequence
+  std::vector<int32_t> slot_mapping;   // [T] KV slot = block_id * block_size + offset
+  std::vector<int32_t> cu_seq_q;       // [S+1] token offsets: seq s owns tokens [cu_seq_q[s], cu_seq_q[s+1])
+  std::vector<int32_t> context_lens;   // [S] KV length of seq s after this step's writes
+  std::vector<int32_t> block_tables;   // [S * max_blocks_per_seq], -1 padded
+  int32_t max_blocks_per_seq = 0;
+  int32_t max_q_len = 0;               // max over s of this step's tokens for seq s
+  int32_t max_context_len = 0;         // max over s of context_lens[s]
+  std::vector<int32_t> logit_rows;     // [R] token rows whose logits are wanted, in output order
+
+  int32_t num_tokens() const { return int32_t(token_ids.size()); }
+  int32_t num_seqs() const { return int32_t(context_lens.size()); }
+};
+
+// The same description in backend memory (i32 tensors), made by Backend::upload_step.
+// Scalars stay on the host so kernels can be sized without a read-back.
+struct StepTensors {
+  Tensor token_ids, positions, slot_mapping, cu_seq_q, context_lens, block_tables, logit_rows;
+  int32_t num_tokens = 0, num_seqs = 0, max_blocks_per_seq = 0, max_q_len = 0,
+          max_context_len = 0, num_logit_rows = 0;
+};
+
+}  // namespace bg
