@@ -16,6 +16,32 @@ const args = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
 
+// The reference the engine is checked against: Hugging Face transformers on CPU,
+// in .venv (made here on first use) unless BATCHGEN_PYTHON names an interpreter.
+function ensurePython() {
+  if (process.env.BATCHGEN_PYTHON) return;
+  const py = join(root, ".venv/bin/python");
+  const ok = () => existsSync(py) && spawnSync(py, ["-c", "import torch, transformers, safetensors"]).status === 0;
+  if (!ok()) {
+    console.log("creating .venv with torch, transformers and safetensors (the reference for the engine's logits)");
+    const idx = [];
+    if (existsSync("/opt/pypi/simple")) idx.push("--index-url", "file:///opt/pypi/simple");
+    if (existsSync("/opt/pypi-more/simple")) idx.push("--extra-index-url", "file:///opt/pypi-more/simple");
+    const steps = [
+      ["python3", ["-m", "venv", join(root, ".venv")]],
+      [join(root, ".venv/bin/pip"), ["install", "-q", ...idx, "torch", "transformers", "safetensors"]],
+    ];
+    for (const [cmd, a] of steps) {
+      if (spawnSync(cmd, a, { stdio: "inherit" }).status !== 0) {
+        console.error(`failed: ${cmd} ${a.join(" ")}`);
+        process.exit(1);
+      }
+    }
+  }
+  process.env.BATCHGEN_PYTHON = py;
+}
+ensurePython();
+
 function findTestBinaries(dir) {
   if (!existsSync(dir)) return [];
   const out = [];

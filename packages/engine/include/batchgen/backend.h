@@ -49,8 +49,11 @@ struct HeadLayout {
 // One layer's paged KV cache: `num_blocks` blocks of `block_size` token slots, each
 // slot holding kv_width() values, K and V in separate tensors.
 // Tensor shape: rows = num_blocks * block_size (a slot per row), cols = kv_width().
+// Position j of sequence s lives in slot block_tables[s][j / block_size] * block_size
+// + j % block_size.
 struct KvLayer {
   Tensor k, v;
+  int32_t block_size = 0;
 };
 
 struct BackendInfo {

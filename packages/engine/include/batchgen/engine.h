@@ -7,8 +7,10 @@
 //    batches through a callback (the binding forwards them to JavaScript through
 //    a thread-safe function so the event loop never blocks on the device).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +40,8 @@ struct GenerateRequest {
   SamplingParams sampling;
   bool has_seed = false;             // false: seed derived from id
   int32_t priority = 0;              // lower runs first; FIFO within a priority
+  // When the request arrived (timings count from here); default: at submit().
+  std::chrono::steady_clock::time_point arrival{};
 };
 
 enum class FinishReason : uint8_t { stop, length, abort, error };
@@ -96,6 +100,9 @@ class Engine {
   // Validates and queues. Throws EngineError(invalid_argument) for an empty or
   // too-long prompt, out-of-vocabulary ids, bad sampling values or a duplicate id.
   virtual void submit(const GenerateRequest& request) = 0;
+  // The checks of submit() that need no engine state (everything but the
+  // duplicate id): reads only what load() fixed, so any thread may call it.
+  virtual void validate(const GenerateRequest& request) const = 0;
   // True when the id was live (its result, finish_reason abort, comes out of the next step()).
   virtual bool abort(const std::string& id) = 0;
   // Runs one scheduler step; returns the requests that finished in it.
@@ -120,6 +127,11 @@ class EngineRunner {
   bool abort(const std::string& id);
   EngineStats stats() const;
   const ModelInfo& model_info() const;
+  // prompt_logits() run on the step thread between steps; errors (EngineError)
+  // come out of the future's get().
+  std::future<std::vector<float>> prompt_logits(std::vector<int32_t> prompt);
+  // Aborts every live request (their results go through on_results), stops and
+  // joins the step thread. Idempotent; submit() afterwards throws.
   void close();
 
  private:

@@ -34,6 +34,10 @@ struct StepTensors {
   Tensor token_ids, positions, slot_mapping, cu_seq_q, context_lens, block_tables, logit_rows;
   int32_t num_tokens = 0, num_seqs = 0, max_blocks_per_seq = 0, max_q_len = 0,
           max_context_len = 0, num_logit_rows = 0;
+  // Backend-private data the backend derives from the step at upload (the CUDA
+  // backend's attention work list); backends that need none leave it empty.
+  Tensor work;
+  int32_t num_work = 0;
 };
 
 }  // namespace bg

@@ -1,0 +1,143 @@
+// `batchgen up`: Redis (REDIS_URL, else a private redis-server), one coordinator, one
+// worker on the CPU engine, and a folder as object storage — in one process tree.
+import { randomBytes } from "node:crypto";
+import { createWriteStream, existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { createLogger, type Logger } from "@batchgen/core";
+import { createCoordinator, type Coordinator } from "@batchgen/coordinator";
+import { createWorker, type Worker } from "@batchgen/worker";
+import { CliError } from "./cli-error.js";
+import { DEMO_MODEL } from "./defaults.js";
+import { ensureDemoModel } from "./ensure-demo-model.js";
+import { startRedisServer, type RedisServer } from "./redis-launcher.js";
+
+export interface LocalStackOptions {
+  host: string;
+  port: number;
+  apiKey: string;
+  dataDir: string;
+  cacheDir: string;
+  /** A model directory; default: the random-weight demo model, made on first use. */
+  modelDir?: string;
+  modelName?: string;
+  redisUrl?: string;
+  threads?: number;
+  maxSeqs?: number;
+  workerMetricsPort: number;
+  logLevel: string;
+  /** Logs go here; default: <dataDir>/logs/up.log. */
+  logStream?: NodeJS.WritableStream;
+  /** Progress lines for the person waiting (model creation, Redis). */
+  say: (line: string) => void;
+}
+
+export interface LocalStack {
+  url: string;
+  apiKey: string;
+  modelName: string;
+  modelDir: string;
+  dataDir: string;
+  redisUrl: string;
+  ownRedis: boolean;
+  logFile: string | null;
+  workerMetricsPort: number | null;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const dataDir = resolve(opts.dataDir);
+  await mkdir(join(dataDir, "logs"), { recursive: true });
+  const logFile = opts.logStream ? null : join(dataDir, "logs", "up.log");
+  const logStream = opts.logStream ?? createWriteStream(logFile!, { flags: "a" });
+  const logger = (name: string): Logger => createLogger(name, { level: opts.logLevel, stream: logStream });
+
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+  };
+  try {
+    let redisUrl = opts.redisUrl;
+    let redis: RedisServer | undefined;
+    if (!redisUrl) {
+      opts.say("starting redis-server (set REDIS_URL to use your own Redis)");
+      redis = await startRedisServer(join(dataDir, "redis"));
+      redisUrl = redis.url;
+      stops.push(() => redis!.stop());
+    }
+
+    const modelDir = opts.modelDir ? resolve(opts.modelDir) : join(opts.cacheDir, "models", DEMO_MODEL);
+    if (!opts.modelDir) await ensureDemoModel(modelDir, opts.say);
+    else if (!existsSync(join(modelDir, "config.json"))) throw new CliError(`${modelDir} is not a model directory (no config.json).`);
+    const modelName = opts.modelName ?? basename(modelDir);
+
+    const workerToken = randomBytes(16).toString("hex");
+    const coordinator: Coordinator = createCoordinator(
+      {
+        httpHost: opts.host,
+        httpPort: opts.port,
+        grpcHost: "127.0.0.1",
+        grpcPort: 0,
+        redisUrl,
+        storeUrl: join(dataDir, "store"),
+        apiKeys: [`${opts.apiKey}:local`],
+        workerToken,
+        models: [modelName],
+        logLevel: opts.logLevel as "info",
+      },
+      { logger: logger("coordinator") },
+    );
+    try {
+      await coordinator.start();
+    } catch (err) {
+      await coordinator.stop().catch(() => {});
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "EADDRINUSE") throw new CliError(`port ${opts.port} on ${opts.host} is already in use; pass --port to pick another.`);
+      if (e.code === "ECONNREFUSED" || /redis/i.test(e.message ?? "")) throw new CliError(`cannot use Redis at ${redisUrl}: ${e.message}`);
+      throw err;
+    }
+    stops.push(() => coordinator.stop());
+
+    opts.say(`loading ${modelName} on the CPU engine`);
+    const worker: Worker = createWorker(
+      {
+        coordinator: `127.0.0.1:${coordinator.grpcPort}`,
+        token: workerToken,
+        modelDir,
+        modelName,
+        device: "cpu",
+        ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+        ...(opts.maxSeqs !== undefined ? { maxSeqs: opts.maxSeqs } : {}),
+        metricsPort: opts.workerMetricsPort,
+        metricsHost: "127.0.0.1",
+        graceMs: 10_000,
+      },
+      { logger: logger("worker") },
+    );
+    await worker.start();
+    let workerStopped = false;
+    stops.push(async () => {
+      if (!workerStopped) await worker.stop();
+    });
+
+    return {
+      url: `http://${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${coordinator.httpPort}`,
+      apiKey: opts.apiKey,
+      modelName,
+      modelDir,
+      dataDir,
+      redisUrl,
+      ownRedis: redis !== undefined,
+      logFile,
+      workerMetricsPort: worker.metricsPort,
+      async stop(graceMs = 10_000) {
+        workerStopped = true;
+        await worker.stop(graceMs).catch(() => {});
+        await stopAll();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,12 @@
+--[[
+  Release a lock only if this owner holds it.
+
+  KEYS[1]  the lock key
+  ARGV[1]  owner
+
+  Returns 1 when released, 0 when another owner (or none) held it.
+]]
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0

@@ -1,0 +1,89 @@
+// The coordinator's settings: one zod schema, validated once at start-up. Every key maps
+// to an environment variable BATCHGEN_<SNAKE_CASE> and a flag --<kebab-case> (core's
+// loadConfig); `node dist/main.js --help` lists them.
+import { loadConfig } from "@batchgen/core";
+import { z } from "zod";
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+/** "key:tenant" pairs; a key without ":tenant" belongs to the tenant "default". */
+export const apiKeyEntry = z
+  .string()
+  .min(1)
+  .transform((entry, ctx) => {
+    const at = entry.lastIndexOf(":");
+    const key = (at < 0 ? entry : entry.slice(0, at)).trim();
+    const tenant = (at < 0 ? "default" : entry.slice(at + 1)).trim();
+    if (key === "" || tenant === "") {
+      ctx.addIssue({ code: "custom", message: `expected "key:tenant", got ${JSON.stringify(entry)}` });
+      return z.NEVER;
+    }
+    return { key, tenant };
+  });
+
+const completionWindow = z.string().regex(/^\d+[smhd]$/, 'a window is a number and a unit, e.g. "24h", "90m"');
+
+export const coordinatorConfigSchema = z.object({
+  httpHost: z.string().default("127.0.0.1"),
+  /** 0 picks a free port (see Coordinator.httpPort). */
+  httpPort: port.default(8080),
+  grpcHost: z.string().default("127.0.0.1"),
+  grpcPort: port.default(50051),
+  redisUrl: z.string().url().default("redis://127.0.0.1:6379"),
+  /** Prefix of every Redis key (BullMQ queues and the coordinator's own state). */
+  queuePrefix: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("batchgen"),
+  /** A folder path, file:///abs/path, or s3://bucket/prefix?endpoint=...&forcePathStyle=true. */
+  storeUrl: z.string().min(1).default("./batchgen-data"),
+  /** API keys as "key:tenant" pairs (comma-separated in env/flags). Empty: no auth, tenant "default". */
+  apiKeys: z.array(apiKeyEntry).default([]),
+  /** The bearer token workers present; empty: workers need none. */
+  workerToken: z.string().default(""),
+  /** Lines per shard (one BullMQ job each). */
+  shardLines: positiveInt.max(100_000).default(256),
+  /** BullMQ lock of a leased shard; extended while the worker's stream lives. */
+  lockDurationMs: positiveInt.min(1000).default(30_000),
+  /** How often the BullMQ stalled checker looks for shards whose lock expired. */
+  stalledIntervalMs: positiveInt.min(100).default(15_000),
+  /** Longest accepted input line, in bytes. */
+  maxLineBytes: positiveInt.default(8 * 1024 * 1024),
+  /** Largest accepted upload, in bytes. */
+  maxFileBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
+  /** Completion windows POST /v1/batches accepts ("24h" is OpenAI's only one). */
+  completionWindows: z.array(completionWindow).min(1).default(["24h", "1h", "48h", "7d"]),
+  /** Models accepted at ingest even while no worker serving them is connected. */
+  models: z.array(z.string().min(1)).default([]),
+  /** Results buffered per lease before they are persisted and acked. */
+  ackEvery: positiveInt.max(10_000).default(128),
+  /** Buffered results are persisted and acked at least this often. */
+  flushIntervalMs: positiveInt.default(100),
+  heartbeatIntervalMs: positiveInt.min(100).default(5_000),
+  /** How often a replica looks for queued shards when it heard of none. */
+  leasePollMs: positiveInt.default(500),
+  /** How often a replica checks running batches (completion, expiry, cancel, stuck ingest). */
+  monitorIntervalMs: positiveInt.default(1_000),
+  /** After cancel or expiry, the longest wait for workers to stop before finalizing anyway. */
+  stopGraceMs: positiveInt.default(15_000),
+  /** Line errors reported in a failed batch's errors.data. */
+  maxReportedErrors: positiveInt.default(100),
+  logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
+export type CoordinatorOptions = z.input<typeof coordinatorConfigSchema>;
+
+/** Validated configuration from flags > BATCHGEN_* environment > defaults. */
+export function loadCoordinatorConfig(
+  flags: Record<string, unknown> = {},
+  env: Record<string, string | undefined> = process.env,
+): CoordinatorConfig {
+  return loadConfig(coordinatorConfigSchema, { env, envPrefix: "BATCHGEN", flags });
+}
+
+/** A completion window ("24h", "90m", "7d", "30s") in milliseconds. */
+export function windowMs(window: string): number {
+  const m = /^(\d+)([smhd])$/.exec(window);
+  if (!m) throw new Error(`bad completion window ${window}`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}

@@ -1,0 +1,127 @@
+// One coordinator replica: the HTTP API, the gRPC WorkerService, ingest, the lease
+// broker, the finalizer and the batch monitor, over shared state in Redis and object
+// storage. Any number of replicas can serve the same batches behind one address.
+import { randomUUID } from "node:crypto";
+import { createLogger, createObjectStore, type Logger, type ObjectStore } from "@batchgen/core";
+import { BatchMonitor } from "./batch-monitor.js";
+import { coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
+import { CoordinatorMetrics } from "./coordinator-metrics.js";
+import { BatchFinalizer } from "./finalize/batch-finalizer.js";
+import { WorkerService } from "./grpc/worker-service.js";
+import { ApiServer } from "./http/api-server.js";
+import { BatchesApi } from "./http/batches-api.js";
+import { FilesApi } from "./http/files-api.js";
+import { BatchIngest } from "./ingest/batch-ingest.js";
+import type { JobStore, StoreEvent } from "./job-store.js";
+import { LeaseBroker } from "./lease-broker.js";
+import { RedisJobStore } from "./redis/redis-job-store.js";
+import { TenantAuth } from "./tenant-auth.js";
+
+export interface Coordinator {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Bound ports, known after start() (config port 0 picks a free one). */
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly config: CoordinatorConfig;
+  readonly metrics: CoordinatorMetrics;
+}
+
+export interface CoordinatorExtras {
+  logger?: Logger;
+  /** Object storage to use instead of config.storeUrl. */
+  objects?: ObjectStore;
+}
+
+/** A coordinator replica from validated config (or options validated here). */
+export function createCoordinator(options: CoordinatorConfig | CoordinatorOptions, extras: CoordinatorExtras = {}): Coordinator {
+  const config = coordinatorConfigSchema.parse(options);
+  const logger = extras.logger ?? createLogger("coordinator", { level: config.logLevel });
+  const replicaId = randomUUID();
+  const objects = extras.objects ?? createObjectStore(config.storeUrl);
+  const redisStore = new RedisJobStore({
+    redisUrl: config.redisUrl,
+    prefix: config.queuePrefix,
+    lockDurationMs: config.lockDurationMs,
+    stalledIntervalMs: config.stalledIntervalMs,
+  });
+  const store: JobStore = redisStore;
+  const metrics = new CoordinatorMetrics(store);
+  const ingest = new BatchIngest({ store, objects, config, logger, replicaId });
+  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId });
+  const broker = new LeaseBroker({ store, logger, pollMs: config.leasePollMs });
+  const workers = new WorkerService({
+    store,
+    objects,
+    config,
+    logger,
+    metrics,
+    broker,
+    workerToken: config.workerToken,
+    onBatchDone: (batchId) => void finalizer.finalize(batchId),
+    onShardRequeued: (model) => {
+      broker.wake(model);
+      void store.publish({ type: "work", model }).catch(() => undefined);
+    },
+  });
+  const files = new FilesApi({ store, objects, maxFileBytes: config.maxFileBytes });
+  const batches = new BatchesApi({
+    store,
+    files,
+    completionWindows: config.completionWindows,
+    onCreated: (batchId) => void ingest.run(batchId),
+    onCancelled: async (batch) => {
+      await store.publish({ type: "cancel", batchId: batch.id, reason: "cancelled" });
+      if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(() => undefined);
+    },
+  });
+  const api = new ApiServer({ auth: new TenantAuth(config.apiKeys), files, batches, registry: metrics.registry, logger });
+  const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
+  store.onLeaseExpired((jobId) => {
+    metrics.leaseExpiries.inc();
+    metrics.shardsRetried.inc();
+    logger.info("lease expired; shard back in its queue", { job_id: jobId });
+  });
+
+  const onEvent = (e: StoreEvent): void => {
+    if (e.type === "cancel") workers.cancelBatch(e.batchId, e.reason);
+    else if (e.type === "work") broker.wake(e.model);
+  };
+
+  let httpPort = 0;
+  let grpcPort = 0;
+  let started = false;
+  return {
+    config,
+    metrics,
+    get httpPort() {
+      return httpPort;
+    },
+    get grpcPort() {
+      return grpcPort;
+    },
+    async start() {
+      if (started) return;
+      started = true;
+      await store.subscribe(onEvent);
+      await store.watchKnownModels();
+      grpcPort = await workers.listen(config.grpcHost, config.grpcPort);
+      httpPort = await api.listen(config.httpHost, config.httpPort);
+      monitor.start();
+      logger.info("coordinator started", { http_port: httpPort, grpc_port: grpcPort, replica: replicaId });
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      await monitor.stop();
+      await api.close();
+      await broker.stop();
+      await workers.stop();
+      await ingest.stop();
+      await finalizer.stop();
+      await store.close();
+      if (!extras.objects) await (objects as ObjectStore & { close?: () => Promise<void> }).close?.();
+      logger.info("coordinator stopped", { replica: replicaId });
+    },
+  };
+}

@@ -1,0 +1,192 @@
+// Finalizing a batch: once every line is done (or a cancel / the completion window
+// stopped it and its workers stopped), merge the result parts in input order into
+// output.jsonl (responses) and errors.jsonl (line errors, and lines that never ran), each
+// line exactly once (the first part holding a line wins), as streaming uploads; then
+// register both as files and set the final status with exact request counts. One replica
+// finalizes a batch at a time (a lock); a replica that dies mid-way leaves it to another.
+import { newId, type BatchStatus, type Logger, type ObjectStore } from "@batchgen/core";
+import type { JobStore, BatchRecord } from "../job-store.js";
+import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
+import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
+import { UploadSink } from "./upload-sink.js";
+
+export interface FinalizerDeps {
+  store: JobStore;
+  objects: ObjectStore;
+  logger: Logger;
+  replicaId: string;
+}
+
+const LOCK_TTL_MS = 30_000;
+
+type Outcome = "completed" | "cancelled" | "expired";
+
+export function outputFileKey(fileId: string): string {
+  return `files/${fileId}`;
+}
+
+/** What finalizing this batch would end in now, or null if it is not ready. */
+export function finalOutcome(b: BatchRecord): Outcome | null {
+  if (b.status === "cancelling") return "cancelled";
+  if (b.status !== "in_progress" && b.status !== "finalizing") return null;
+  if (b.stopReason === "expired") return "expired";
+  if (b.stopReason === "cancelled") return "cancelled";
+  return b.completed + b.failed >= b.total ? "completed" : null;
+}
+
+export class BatchFinalizer {
+  private readonly running = new Map<string, Promise<boolean>>();
+  private stopping = false;
+
+  constructor(private readonly deps: FinalizerDeps) {}
+
+  /** Finalize if ready and no other replica is at it; true when this call finished the batch. */
+  finalize(batchId: string): Promise<boolean> {
+    if (this.stopping) return Promise.resolve(false);
+    const current = this.running.get(batchId);
+    if (current) return current.then(() => false);
+    const p = this.finalizeLocked(batchId).finally(() => this.running.delete(batchId));
+    this.running.set(batchId, p);
+    return p;
+  }
+
+  /** Let finalizations under way finish; start no new one. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  private async finalizeLocked(batchId: string): Promise<boolean> {
+    const { store, replicaId, logger } = this.deps;
+    const lock = `finalize:${batchId}`;
+    try {
+      if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return false;
+      const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+      try {
+        return await this.run(batchId);
+      } finally {
+        clearInterval(renew);
+        await store.releaseLock(lock, replicaId).catch(() => undefined);
+      }
+    } catch (err) {
+      logger.error("finalize failed; it will be retried", { batch_id: batchId, err });
+      return false;
+    }
+  }
+
+  private async run(batchId: string): Promise<boolean> {
+    const { store, objects, logger } = this.deps;
+    const batch = await store.getBatch(batchId);
+    if (!batch) return false;
+    const outcome = finalOutcome(batch);
+    if (!outcome) return false;
+    const from: BatchStatus = batch.status;
+    if (from === "in_progress") {
+      await store.transitionBatch(batchId, ["in_progress"], "finalizing", { finalizingAtMs: Date.now() });
+    }
+    const ids = await store.reserveResultFileIds(batchId, { output: newId("file"), error: newId("file") });
+    const out = new UploadSink(objects, outputFileKey(ids.output));
+    const err = new UploadSink(objects, outputFileKey(ids.error));
+    let sizes: [{ size: number }, { size: number }];
+    try {
+      await this.merge(batch, outcome, out, err);
+      sizes = await Promise.all([out.end(), err.end()]);
+    } catch (e) {
+      out.abort();
+      err.abort();
+      throw e;
+    }
+
+    const nowMs = Date.now();
+    const register = async (id: string, sink: UploadSink, size: number, kind: string): Promise<string | null> => {
+      if (sink.lines === 0) {
+        await objects.delete(outputFileKey(id));
+        return null;
+      }
+      await store.createFile({
+        id,
+        tenant: batch.tenant,
+        bytes: size,
+        createdAtMs: nowMs,
+        filename: `${batchId}_${kind}.jsonl`,
+        purpose: "batch_output",
+        key: outputFileKey(id),
+      });
+      return id;
+    };
+    const outputFileId = await register(ids.output, out, sizes[0].size, "output");
+    const errorFileId = await register(ids.error, err, sizes[1].size, "error");
+    const stamp =
+      outcome === "completed" ? { completedAtMs: nowMs } : outcome === "cancelled" ? { cancelledAtMs: nowMs } : { expiredAtMs: nowMs };
+    const moved = await store.transitionBatch(batchId, ["in_progress", "finalizing", "cancelling"], outcome, {
+      ...stamp,
+      ...(batch.finalizingAtMs === null && outcome !== "cancelled" ? { finalizingAtMs: nowMs } : {}),
+      outputFileId,
+      errorFileId,
+      completed: out.lines,
+      failed: err.lines,
+    });
+    if (!moved) return false;
+    logger.info("batch finalized", { batch_id: batchId, status: outcome, completed: out.lines, failed: err.lines });
+    await objects.deletePrefix(partsPrefix(batchId)).catch(() => undefined);
+    await store.dropLineState(batchId).catch(() => undefined);
+    return true;
+  }
+
+  /** Every line of the batch, in input order, into the output or the error sink. */
+  private async merge(batch: BatchRecord, outcome: Outcome, out: UploadSink, err: UploadSink): Promise<void> {
+    const { objects } = this.deps;
+    if (batch.total === 0 || batch.shards === 0) return;
+    const keys = objects.list(partsPrefix(batch.id))[Symbol.asyncIterator]();
+    let next = await keys.next();
+    let index: ShardIndex | null = null;
+
+    for (let shard = 0; shard < batch.shards; shard++) {
+      const firstLine = shard * batch.shardLines;
+      const count = Math.min(batch.shardLines, batch.total - firstLine);
+      const results = new Map<number, { ok: boolean; json: string }>();
+      while (!next.done && shardOfPartKey(batch.id, next.value) <= shard) {
+        if (shardOfPartKey(batch.id, next.value) === shard) {
+          const text = (await objects.getBytes(next.value)).toString("utf8");
+          for (const p of decodePart(text)) {
+            if (!results.has(p.line)) results.set(p.line, { ok: p.ok, json: p.json });
+          }
+        }
+        next = await keys.next();
+      }
+      let customIds: string[] | null = null;
+      for (let line = firstLine; line < firstLine + count; line++) {
+        const r = results.get(line);
+        if (r) {
+          await (r.ok ? out : err).writeLine(r.json);
+          continue;
+        }
+        if (!customIds) {
+          index ??= JSON.parse((await objects.getBytes(shardIndexKey(batch.id))).toString("utf8")) as ShardIndex;
+          customIds = await this.customIdsOf(batch, index, shard);
+        }
+        const customId = customIds[line - firstLine] ?? "";
+        await err.writeLine(notRunLine(customId, outcome));
+      }
+    }
+  }
+
+  private async customIdsOf(batch: BatchRecord, index: ShardIndex, shard: number): Promise<string[]> {
+    const entry = index.shards[shard];
+    if (!entry) return [];
+    const [, , start, end] = entry;
+    const text = (await this.deps.objects.getRange(batch.inputKey, start, end)).toString("utf8");
+    return text
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => (JSON.parse(l) as { custom_id: string }).custom_id);
+  }
+}
+
+function notRunLine(customId: string, outcome: Outcome): string {
+  if (outcome === "cancelled") return errorLine(customId, "batch_cancelled", "This request was not run: the batch was cancelled.");
+  if (outcome === "expired") {
+    return errorLine(customId, "batch_expired", "This request was not run: the batch expired before it could be completed.");
+  }
+  return errorLine(customId, "result_missing", "This request's result was lost; please resubmit it.");
+}

@@ -1,0 +1,149 @@
+// Ingest of a batch (status validating): stream the input file line by line, validate it,
+// and either fail the batch with line-numbered errors or write the shard index and queue
+// one BullMQ job per shard (status in_progress). One replica ingests a batch at a time (a
+// lock); a replica that dies mid-ingest leaves the lock to expire and the monitor of any
+// replica runs the ingest again (queuing a shard twice is a no-op).
+import { BatchErrorCodes, type Logger, type ObjectStore } from "@batchgen/core";
+import type { CoordinatorConfig } from "../coordinator-config.js";
+import type { JobStore, ShardJobData } from "../job-store.js";
+import { InputValidator, type ShardRange } from "./input-validator.js";
+import { splitLines } from "./split-lines.js";
+
+export interface IngestDeps {
+  store: JobStore;
+  objects: ObjectStore;
+  config: CoordinatorConfig;
+  logger: Logger;
+  /** Unique per replica: owner of the locks it takes. */
+  replicaId: string;
+}
+
+const LOCK_TTL_MS = 30_000;
+
+export function shardIndexKey(batchId: string): string {
+  return `batches/${batchId}/shards.json`;
+}
+
+/** The shard index object: [firstLine, lineCount, byteStart, byteEnd] per shard. */
+export interface ShardIndex {
+  total: number;
+  shardLines: number;
+  shards: Array<[number, number, number, number]>;
+}
+
+export function ingestLockName(batchId: string): string {
+  return `ingest:${batchId}`;
+}
+
+export class BatchIngest {
+  private readonly inflight = new Set<Promise<void>>();
+  private stopping = false;
+
+  constructor(private readonly deps: IngestDeps) {}
+
+  /** Ingest the batch if it is validating and no replica is ingesting it. */
+  run(batchId: string): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    const p = this.runLocked(batchId).finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+    return p;
+  }
+
+  /** Stop reading input; a half-done ingest is left to another replica (its lock is released). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private async runLocked(batchId: string): Promise<void> {
+    const { store, replicaId, logger } = this.deps;
+    const lock = ingestLockName(batchId);
+    if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return;
+    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+    try {
+      await this.ingest(batchId);
+    } catch (err) {
+      if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, err });
+    } finally {
+      clearInterval(renew);
+      await store.releaseLock(lock, replicaId).catch(() => undefined);
+    }
+  }
+
+  private async ingest(batchId: string): Promise<void> {
+    const { store, objects, config, logger } = this.deps;
+    const batch = await store.getBatch(batchId);
+    if (!batch || batch.status !== "validating") return;
+    const served = await store.servedModels(Date.now());
+    for (const m of config.models) if (!served.has(m)) served.set(m, { maxModelLen: 0 });
+    const validator = new InputValidator({
+      endpoint: batch.endpoint,
+      shardLines: config.shardLines,
+      maxLineBytes: config.maxLineBytes,
+      maxReportedErrors: config.maxReportedErrors,
+      lookupModel: (m) => served.get(m) ?? null,
+    });
+
+    let source: NodeJS.ReadableStream;
+    try {
+      source = await objects.get(batch.inputKey);
+    } catch {
+      await this.fail(batchId, [
+        { code: BatchErrorCodes.invalidRequest, message: "The input file's content is missing.", param: "input_file_id", line: null },
+      ]);
+      return;
+    }
+    try {
+      for await (const line of splitLines(source as AsyncIterable<Uint8Array>, config.maxLineBytes)) {
+        if (this.stopping) return;
+        validator.add(line);
+        if (validator.saturated) break;
+      }
+    } finally {
+      (source as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    }
+    const result = validator.finish();
+    if (result.errors.length > 0 || !result.model) {
+      logger.info("batch failed validation", { batch_id: batchId, errors: result.errorCount });
+      await this.fail(batchId, result.errors);
+      return;
+    }
+
+    const index: ShardIndex = {
+      total: result.total,
+      shardLines: config.shardLines,
+      shards: result.shards.map((s) => [s.firstLine, s.lineCount, s.byteStart, s.byteEnd]),
+    };
+    await objects.put(shardIndexKey(batchId), JSON.stringify(index));
+    await store.updateBatch(batchId, {
+      model: result.model,
+      total: result.total,
+      shards: result.shards.length,
+      shardLines: config.shardLines,
+    });
+    const jobs = result.shards.map((s: ShardRange): ShardJobData => ({
+      batchId,
+      shard: s.shard,
+      firstLine: s.firstLine,
+      lineCount: s.lineCount,
+      byteStart: s.byteStart,
+      byteEnd: s.byteEnd,
+      inputKey: batch.inputKey,
+      endpoint: batch.endpoint,
+      priority: batch.priority,
+    }));
+    await store.enqueueShards(result.model, jobs, batch.priority);
+    const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });
+    if (!started) {
+      // Cancelled (or expired) while validating: nothing of it may run.
+      await store.removeShards(result.model, batchId, jobs.length).catch(() => undefined);
+      return;
+    }
+    logger.info("batch in progress", { batch_id: batchId, lines: result.total, shards: jobs.length, model: result.model });
+    await store.publish({ type: "work", model: result.model });
+  }
+
+  private async fail(batchId: string, errors: Array<{ code: string; message: string; param: string | null; line: number | null }>): Promise<void> {
+    await this.deps.store.transitionBatch(batchId, ["validating"], "failed", { errors, failedAtMs: Date.now(), total: 0 });
+  }
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from "vitest";
+import { CustomIdSet } from "./custom-id-set.js";
+import { InputValidator, type ModelLookup } from "./input-validator.js";
+import type { SplitLine } from "./split-lines.js";
+
+const line = (id: string, model = "m", extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model, messages: [{ role: "user", content: "hi" }], ...extra } });
+
+function validate(texts: Array<string | null>, opts: { shardLines?: number; lookup?: ModelLookup; maxErrors?: number } = {}) {
+  const v = new InputValidator({
+    endpoint: "/v1/chat/completions",
+    shardLines: opts.shardLines ?? 2,
+    maxLineBytes: 1000,
+    maxReportedErrors: opts.maxErrors ?? 100,
+    lookupModel: opts.lookup ?? ((m) => (m === "m" ? { maxModelLen: 100 } : null)),
+  });
+  let offset = 0;
+  texts.forEach((text, i) => {
+    const len = text === null ? 5000 : Buffer.byteLength(text) + 1;
+    const l: SplitLine = { number: i + 1, start: offset, end: offset + len, text, bytes: len - 1 };
+    offset += len;
+    v.add(l);
+  });
+  return v.finish();
+}
+
+describe("InputValidator", () => {
+  it("plans shards of N request lines as byte ranges", () => {
+    const r = validate([line("a"), line("b"), line("c"), "", line("d"), line("e")], { shardLines: 2 });
+    expect(r.errors).toEqual([]);
+    expect(r.total).toBe(5);
+    expect(r.model).toBe("m");
+    const len = line("a").length + 1;
+    expect(r.shards).toEqual([
+      { shard: 0, firstLine: 0, lineCount: 2, byteStart: 0, byteEnd: 2 * len },
+      // the blank line inside shard 1 is in its byte range but gets no line index
+      { shard: 1, firstLine: 2, lineCount: 2, byteStart: 2 * len, byteEnd: 4 * len + 1 },
+      { shard: 2, firstLine: 4, lineCount: 1, byteStart: 4 * len + 1, byteEnd: 5 * len + 1 },
+    ]);
+  });
+
+  it("reports line-numbered errors of every kind and plans no shards", () => {
+    const r = validate([
+      line("a"),
+      "{bad",
+      line("a"),
+      line("b", "other"),
+      JSON.stringify({ custom_id: "u", method: "POST", url: "/v1/completions", body: { model: "m", prompt: "x" } }),
+      line("c", "m", { max_tokens: 101 }),
+      null,
+      line("d"),
+    ]);
+    expect(r.errors.map((e) => [e.line, e.code])).toEqual([
+      [2, "invalid_json_line"],
+      [3, "duplicate_custom_id"],
+      [4, "mismatched_model"],
+      [5, "mismatched_endpoint"],
+      [6, "token_limit_exceeded"],
+      [7, "line_too_large"],
+    ]);
+    expect(r.shards).toEqual([]);
+  });
+
+  it("reports an unknown model once, at its first line", () => {
+    const r = validate([line("a", "x"), line("b", "x")]);
+    expect(r.errors).toEqual([{ code: "model_not_found", message: expect.stringContaining('"x"'), param: "body.model", line: 1 }]);
+  });
+
+  it("an empty file (or only blank lines) fails", () => {
+    expect(validate([]).errors.map((e) => e.code)).toEqual(["empty_file"]);
+    expect(validate(["", "  "]).errors.map((e) => e.code)).toEqual(["empty_file"]);
+  });
+
+  it("caps the reported errors and says when enough are known", () => {
+    const v = new InputValidator({ endpoint: "/v1/chat/completions", shardLines: 2, maxLineBytes: 10, maxReportedErrors: 3, lookupModel: () => null });
+    for (let i = 1; i <= 3; i++) v.add({ number: i, start: 0, end: 1, text: "{", bytes: 1 });
+    expect(v.saturated).toBe(true);
+    v.add({ number: 4, start: 0, end: 1, text: "{", bytes: 1 });
+    const r = v.finish();
+    expect(r.errors).toHaveLength(3);
+    expect(r.errorCount).toBe(4);
+  });
+});
+
+describe("CustomIdSet", () => {
+  it("finds repeats of short and long ids, and never confuses the two kinds", () => {
+    const s = new CustomIdSet();
+    const long = "z".repeat(300);
+    expect(s.add("a")).toBe(true);
+    expect(s.add(long)).toBe(true);
+    expect(s.add("a")).toBe(false);
+    expect(s.add(long)).toBe(false);
+    expect(s.add(long + "!")).toBe(true);
+    expect(s.size).toBe(3);
+  });
+});

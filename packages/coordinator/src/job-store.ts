@@ -1,0 +1,169 @@
+// Everything the coordinator keeps outside object storage, behind one interface. The only
+// implementation is redis/redis-job-store.ts (Redis + BullMQ); nothing else in the
+// coordinator imports ioredis or bullmq.
+import type { BatchError, BatchStatus } from "@batchgen/core";
+
+export interface FileRecord {
+  id: string;
+  tenant: string;
+  bytes: number;
+  createdAtMs: number;
+  filename: string;
+  purpose: string;
+  /** Where the bytes are in object storage. */
+  key: string;
+}
+
+export type StopReason = "cancelled" | "expired";
+
+export interface BatchRecord {
+  id: string;
+  tenant: string;
+  status: BatchStatus;
+  endpoint: string;
+  inputFileId: string;
+  inputKey: string;
+  completionWindow: string;
+  metadata: Record<string, string> | null;
+  /** Extension: higher runs first (BullMQ job priority of its shards). */
+  priority: number;
+  createdAtMs: number;
+  expiresAtMs: number;
+  inProgressAtMs: number | null;
+  finalizingAtMs: number | null;
+  completedAtMs: number | null;
+  failedAtMs: number | null;
+  expiredAtMs: number | null;
+  cancellingAtMs: number | null;
+  cancelledAtMs: number | null;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  errors: BatchError[] | null;
+  /** Known once ingest has read the file. */
+  model: string | null;
+  total: number;
+  shards: number;
+  shardLines: number;
+  /** Lines persisted with a response / with a line error (exact once final). */
+  completed: number;
+  failed: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Set when a cancel or the completion window stops the batch. */
+  stopReason: StopReason | null;
+}
+
+/** One shard: a byte range of the input file, as a BullMQ job's data. */
+export interface ShardJobData {
+  batchId: string;
+  shard: number;
+  firstLine: number;
+  lineCount: number;
+  byteStart: number;
+  byteEnd: number;
+  inputKey: string;
+  endpoint: string;
+  priority: number;
+}
+
+/** A shard taken from its model's queue with a lock token; the lock lives while extended. */
+export interface LeasedShard {
+  readonly data: ShardJobData;
+  readonly token: string;
+  /** False when the lock was lost (it expired and the shard may be leased elsewhere). */
+  extend(durationMs: number): Promise<boolean>;
+  /** Finish the job; false when the lock was lost. */
+  complete(): Promise<boolean>;
+  /** Put the job back in its queue now; false when the lock was lost. */
+  release(): Promise<boolean>;
+}
+
+export interface LineOutcome {
+  line: number;
+  ok: boolean;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface MarkResult {
+  /** Lines newly marked done by this call (the rest were done before); -1: the batch is final, nothing marked. */
+  newlyDone: number;
+  /** Lines of the batch done so far. */
+  batchDone: number;
+  /** Lines of this shard done so far. */
+  shardDone: number;
+  /** Of the newly done lines: how many have a response, and their tokens. */
+  newlyOk: number;
+  newPromptTokens: number;
+  newCompletionTokens: number;
+}
+
+export type StoreEvent =
+  | { type: "cancel"; batchId: string; reason: StopReason }
+  /** Shards were queued (or put back) for this model. */
+  | { type: "work"; model: string };
+
+export type BatchFields = Partial<Omit<BatchRecord, "id" | "status">>;
+
+export interface JobStore {
+  // Files
+  createFile(file: FileRecord): Promise<void>;
+  getFile(id: string): Promise<FileRecord | null>;
+
+  // Batches
+  createBatch(batch: BatchRecord): Promise<void>;
+  getBatch(id: string): Promise<BatchRecord | null>;
+  getBatches(ids: readonly string[]): Promise<Array<BatchRecord | null>>;
+  /** A tenant's batch ids, newest first, after the batch `after` (exclusive). */
+  listBatchIds(tenant: string, after: string | null, limit: number): Promise<{ ids: string[]; hasMore: boolean }>;
+  /** Set the status (and fields) only if the current status is one of `from`; false otherwise. */
+  transitionBatch(id: string, from: readonly BatchStatus[], to: BatchStatus, fields?: BatchFields): Promise<boolean>;
+  updateBatch(id: string, fields: BatchFields): Promise<void>;
+  /** Batches not yet in a terminal status. */
+  activeBatchIds(): Promise<string[]>;
+  statusCounts(): Promise<Partial<Record<BatchStatus, number>>>;
+  /** Output and error file ids for a batch, reserved once (a retried finalize reuses them). */
+  reserveResultFileIds(batchId: string, ids: { output: string; error: string }): Promise<{ output: string; error: string }>;
+  /** Drop per-line bookkeeping of a finished batch. */
+  dropLineState(batchId: string): Promise<void>;
+
+  // Lines done (idempotent by batch and line index: the first mark wins)
+  markLinesDone(batchId: string, shard: number, outcomes: readonly LineOutcome[]): Promise<MarkResult>;
+  /** Which of lines [firstLine, firstLine + count) are done, as a bit per line. */
+  doneLines(batchId: string, firstLine: number, count: number): Promise<boolean[]>;
+
+  // Leases of a batch held by workers (for cancel/expire: wait until they stop)
+  putLease(batchId: string, leaseId: string, expiresAtMs: number): Promise<void>;
+  removeLease(batchId: string, leaseId: string): Promise<void>;
+  liveLeases(batchId: string, nowMs: number): Promise<number>;
+
+  // Models served by connected workers
+  registerModel(model: string, maxModelLen: number, ttlMs: number): Promise<void>;
+  servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number }>>;
+
+  // Locks (one owner at a time, with a time to live)
+  tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  renewLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLock(name: string, owner: string): Promise<void>;
+  lockHeld(name: string): Promise<boolean>;
+
+  // Events between replicas
+  publish(event: StoreEvent): Promise<void>;
+  subscribe(handler: (event: StoreEvent) => void): Promise<void>;
+
+  // Shard queues (BullMQ as the lease broker: one queue per model, one job per shard)
+  enqueueShards(model: string, shards: readonly ShardJobData[], priority: number): Promise<void>;
+  /** Take the next queued shard of a model for a lease with this token, or null if none. */
+  takeShard(model: string, token: string): Promise<LeasedShard | null>;
+  /** Remove a batch's shards still queued (leased ones finish through their lease). */
+  removeShards(model: string, batchId: string, shards: number): Promise<void>;
+  /** Run this model queue's stalled checker here (idempotent). */
+  watchModel(model: string): Promise<void>;
+  /** watchModel for every model queue any replica ever used. */
+  watchKnownModels(): Promise<void>;
+  shardCounts(): Promise<{ queued: number; leased: number }>;
+  /** Called when a stalled checker put a shard whose lock expired back in its queue. */
+  onLeaseExpired(handler: (jobId: string) => void): void;
+
+  close(): Promise<void>;
+}

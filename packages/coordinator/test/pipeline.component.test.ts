@@ -1,0 +1,82 @@
+// Component tests of the whole coordinator (HTTP API, ingest, BullMQ leases, gRPC
+// sessions, parts, finalizer) on real Redis and a filesystem store, driven by a scripted
+// gRPC worker (a test double of the worker package, named as such).
+import { afterEach, describe, expect, it } from "vitest";
+import { ScriptedWorker } from "./support/scripted-worker.js";
+import {
+  api,
+  chatLine,
+  KEY_A,
+  MODEL,
+  parseJsonl,
+  startCluster,
+  submitBatch,
+  waitFor,
+  waitForStatus,
+  WORKER_TOKEN,
+  type Cluster,
+} from "./support/harness.js";
+
+let cluster: Cluster | null = null;
+const workers: ScriptedWorker[] = [];
+
+afterEach(async () => {
+  for (const w of workers.splice(0)) w.kill();
+  await cluster?.stop();
+  cluster = null;
+});
+
+async function worker(c: Cluster, opts: Partial<ConstructorParameters<typeof ScriptedWorker>[0]> = {}, replica = 0): Promise<ScriptedWorker> {
+  const w = new ScriptedWorker({ address: c.grpc(replica), model: MODEL, token: WORKER_TOKEN, credit: 512, ...opts });
+  workers.push(w);
+  await w.start();
+  return w;
+}
+
+describe("pipeline with a scripted worker (component)", () => {
+  it("runs a 600-line batch over 3 shards: output in input order, each line once, errors to the error file", async () => {
+    cluster = await startCluster({ shardLines: 256 });
+    const url = cluster.url();
+    await worker(cluster, {
+      respond: ({ lineIndex, customId, body }) =>
+        lineIndex % 100 === 7
+          ? { error: { code: "context_length_exceeded", message: `line ${lineIndex} too long` } }
+          : { body: { object: "chat.completion", model: body.model, choices: [{ index: 0, message: { role: "assistant", content: `echo:${customId}` }, finish_reason: "stop" }], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } } },
+    });
+    const lines = Array.from({ length: 600 }, (_, i) => chatLine(`req-${i}`));
+    const created = await submitBatch(url, lines, { metadata: { purpose: "test" } });
+    expect(created).toMatchObject({ object: "batch", status: "validating", endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { purpose: "test" } });
+
+    const done = await waitForStatus(url, created.id, ["completed", "failed"]);
+    expect(done.status).toBe("completed");
+    expect(done.request_counts).toEqual({ total: 600, completed: 594, failed: 6 });
+    expect(done.errors).toBeNull();
+    for (const k of ["created_at", "in_progress_at", "finalizing_at", "completed_at", "expires_at"]) {
+      expect(Number.isInteger(done[k]), k).toBe(true);
+    }
+    expect(done.progress).toMatchObject({ lines_done: 600, prompt_tokens: 1800, completion_tokens: 1200 });
+
+    const out = await api(url, "GET", `/v1/files/${done.output_file_id}/content`);
+    expect(out.status).toBe(200);
+    const outLines = parseJsonl(out.body as string);
+    expect(outLines.map((l) => l.custom_id)).toEqual(
+      Array.from({ length: 600 }, (_, i) => i).filter((i) => i % 100 !== 7).map((i) => `req-${i}`),
+    );
+    expect(outLines[0]).toMatchObject({ custom_id: "req-0", error: null, response: { status_code: 200, body: { choices: [{ message: { content: "echo:req-0" } }] } } });
+    expect(outLines[0].id).toMatch(/^batch_req_/);
+    expect(outLines[0].response.request_id).toMatch(/^req_/);
+
+    const errs = parseJsonl((await api(url, "GET", `/v1/files/${done.error_file_id}/content`)).body as string);
+    expect(errs.map((l) => l.custom_id)).toEqual([7, 107, 207, 307, 407, 507].map((i) => `req-${i}`));
+    expect(errs[0]).toMatchObject({ response: null, error: { code: "context_length_exceeded" } });
+
+    const fileObj = await api(url, "GET", `/v1/files/${done.output_file_id}`);
+    expect(fileObj.body).toMatchObject({ object: "file", purpose: "batch_output", id: done.output_file_id });
+
+    const metrics = await fetch(`${url}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/batchgen_coordinator_batches\{status="completed"\} 1/);
+    expect(metrics).toMatch(/batchgen_coordinator_results_total 600/);
+    expect(metrics).toMatch(/batchgen_coordinator_shards_done_total 3/);
+    expect(metrics).toMatch(/batchgen_coordinator_lines_completed_total\{outcome="response"\} 594/);
+  });
+});

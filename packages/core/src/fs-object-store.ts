@@ -1,0 +1,225 @@
+// Object storage in a folder: key "a/b/c" is the file <root>/a/b/c. Writes go to a temp
+// file under <root>/.batchgen-tmp and are renamed into place, so a reader never sees a
+// half-written object, even if the process dies mid-write. With { fsync: true } the data
+// is also flushed to disk before the rename (durable across power loss, slower).
+// Unlike S3, a key cannot be both an object and a prefix of another ("a" and "a/b").
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
+import { BatchgenError } from "./errors.js";
+import { checkKey, checkRange, uploadChunks, type ObjectStore, type UploadBody } from "./object-store.js";
+
+const TMP_DIR = ".batchgen-tmp";
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+export class FsObjectStore implements ObjectStore {
+  readonly root: string;
+  private readonly fsync: boolean;
+
+  constructor(root: string, opts: { fsync?: boolean } = {}) {
+    this.root = resolve(root);
+    this.fsync = opts.fsync ?? false;
+  }
+
+  private pathOf(key: string): string {
+    checkKey(key);
+    if (key === TMP_DIR || key.startsWith(TMP_DIR + "/")) {
+      throw new BatchgenError("invalid_request", `object keys may not start with ${TMP_DIR}`, { param: "key" });
+    }
+    return join(this.root, ...key.split("/"));
+  }
+
+  private async tmpPath(): Promise<string> {
+    const dir = join(this.root, TMP_DIR);
+    await mkdir(dir, { recursive: true });
+    return join(dir, `${Date.now()}-${randomBytes(6).toString("hex")}`);
+  }
+
+  private notFound(key: string, cause?: unknown): BatchgenError {
+    return new BatchgenError("not_found", `object not found: ${key}`, { cause });
+  }
+
+  /** Move a finished temp file into place; retries when a concurrent delete pruned the folder. */
+  private async commit(tmp: string, key: string, target: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dirname(target), { recursive: true });
+        await rename(tmp, target);
+        return;
+      } catch (err) {
+        const code = errno(err);
+        if (code === "ENOENT" && attempt < 5) continue;
+        await unlink(tmp).catch(() => undefined);
+        if (code === "ENOTDIR" || code === "EISDIR" || code === "EEXIST") {
+          throw new BatchgenError("conflict", `cannot write ${key}: a key and a prefix of another key collide`, { cause: err });
+        }
+        throw err;
+      }
+    }
+  }
+
+  async put(key: string, body: string | Uint8Array): Promise<void> {
+    const target = this.pathOf(key);
+    const tmp = await this.tmpPath();
+    const fh = await open(tmp, "w");
+    try {
+      await fh.writeFile(body);
+      if (this.fsync) await fh.datasync();
+    } catch (err) {
+      await fh.close();
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    await this.commit(tmp, key, target);
+  }
+
+  async upload(key: string, body: UploadBody): Promise<{ size: number }> {
+    const target = this.pathOf(key);
+    const tmp = await this.tmpPath();
+    let size = 0;
+    const counted = (async function* () {
+      for await (const chunk of uploadChunks(body)) {
+        size += chunk.length;
+        yield chunk;
+      }
+    })();
+    try {
+      const out = createWriteStream(tmp, { flush: this.fsync });
+      await pipeline(Readable.from(counted), out);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await this.commit(tmp, key, target);
+    return { size };
+  }
+
+  async get(key: string): Promise<NodeJS.ReadableStream> {
+    const path = this.pathOf(key);
+    let fh;
+    try {
+      fh = await open(path, "r");
+      if (!(await fh.stat()).isFile()) throw Object.assign(new Error("not a file"), { code: "EISDIR" });
+    } catch (err) {
+      await fh?.close();
+      if (["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err) ?? "")) throw this.notFound(key, err);
+      throw err;
+    }
+    return fh.createReadStream();
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.get(key)) chunks.push(Buffer.from(c as Uint8Array));
+    return Buffer.concat(chunks);
+  }
+
+  async getRange(key: string, start: number, endExclusive: number): Promise<Buffer> {
+    checkRange(start, endExclusive);
+    const path = this.pathOf(key);
+    let fh;
+    try {
+      fh = await open(path, "r");
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err) ?? "")) throw this.notFound(key, err);
+      throw err;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw this.notFound(key);
+      const end = Math.min(endExclusive, st.size);
+      if (start >= end) return Buffer.alloc(0);
+      const buf = Buffer.allocUnsafe(end - start);
+      let read = 0;
+      while (read < buf.length) {
+        const { bytesRead } = await fh.read(buf, read, buf.length - read, start + read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      return buf.subarray(0, read);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async head(key: string): Promise<{ size: number } | null> {
+    try {
+      const st = await stat(this.pathOf(key));
+      return st.isFile() ? { size: st.size } : null;
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR"].includes(errno(err) ?? "")) return null;
+      throw err;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    if (prefix.startsWith("/") || prefix.includes("\\") || prefix.split("/").some((s) => s === "." || s === "..")) {
+      throw new BatchgenError("invalid_request", `invalid key prefix ${JSON.stringify(prefix)}`, { param: "prefix" });
+    }
+    const cut = prefix.lastIndexOf("/");
+    const base = cut < 0 ? "" : prefix.slice(0, cut + 1);
+    yield* this.walk(base, prefix);
+  }
+
+  // Depth-first over entries sorted as their keys sort: a folder "a" holds keys "a/...",
+  // so it is ordered as "a/" against its siblings; that makes the walk lexicographic.
+  private async *walk(dirKey: string, prefix: string): AsyncGenerator<string> {
+    let entries;
+    try {
+      entries = await readdir(join(this.root, ...dirKey.split("/").filter(Boolean)), { withFileTypes: true });
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR"].includes(errno(err) ?? "")) return;
+      throw err;
+    }
+    const named = entries
+      .filter((e) => !(dirKey === "" && e.name === TMP_DIR) && (e.isDirectory() || e.isFile()))
+      .map((e) => ({ key: dirKey + e.name + (e.isDirectory() ? "/" : ""), dir: e.isDirectory() }))
+      .sort((a, b) => byteOrder(a.key, b.key));
+    for (const e of named) {
+      if (!(e.key.startsWith(prefix) || (e.dir && prefix.startsWith(e.key)))) continue;
+      if (e.dir) yield* this.walk(e.key, prefix);
+      else yield e.key;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    try {
+      await unlink(path);
+    } catch (err) {
+      if (["ENOENT", "ENOTDIR", "EISDIR"].includes(errno(err) ?? "")) return;
+      throw err;
+    }
+    await this.pruneEmptyDirs(dirname(path));
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const keys: string[] = [];
+    for await (const key of this.list(prefix)) keys.push(key);
+    for (const key of keys) await this.delete(key);
+  }
+
+  /** Remove folders left empty, up to (not including) the root; a folder in use stays. */
+  private async pruneEmptyDirs(dir: string): Promise<void> {
+    let d = dir;
+    while (d.startsWith(this.root + sep)) {
+      try {
+        await rmdir(d);
+      } catch {
+        return;
+      }
+      d = dirname(d);
+    }
+  }
+}

@@ -1,0 +1,233 @@
+// One parser of OpenAI request bodies, used by the coordinator (validation at ingest)
+// and the worker (to run them), so both agree on what a line means.
+//
+// Unknown fields are ignored (the SDKs add harmless ones such as `user`, `store`,
+// `metadata`); fields that would change the output in a way the engine cannot honour
+// (n > 1, tools, logprobs, penalties, ...) are rejected rather than silently dropped.
+import { BatchgenError } from "./errors.js";
+import type { BatchEndpoint } from "./openai.js";
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface ParsedRequest {
+  endpoint: BatchEndpoint;
+  model: string;
+  kind: "chat" | "completion";
+  /** Chat: text content parts joined; role "developer" is read as "system". */
+  messages?: ChatMessage[];
+  /** Completion given as text. */
+  prompt?: string;
+  /** Completion given as token ids (OpenAI accepts an array of integers as a prompt). */
+  promptTokenIds?: number[];
+  /** max_completion_tokens ?? max_tokens ?? null (the worker then runs up to the context). */
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  /** 0 = off. */
+  topK: number;
+  /** 0 = off. */
+  minP: number;
+  seed: number | null;
+  stop: string[];
+  /** Extension; higher runs first. */
+  priority: number;
+  n: 1;
+}
+
+export const MAX_STOP_SEQUENCES = 4;
+export const CHAT_ROLES = ["system", "developer", "user", "assistant"] as const;
+
+type Body = Record<string, unknown>;
+
+function invalid(message: string, param: string, reason = "invalid_request"): BatchgenError {
+  return new BatchgenError("invalid_request", message, { param, reason });
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}
+
+function isObject(v: unknown): v is Body {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A field's value, with JSON null read as absent (OpenAI accepts null for optional fields). */
+function opt(body: Body, key: string): unknown {
+  const v = body[key];
+  return v === null ? undefined : v;
+}
+
+function numberIn(body: Body, key: string, min: number, max: number, dflt: number, opts: { minExclusive?: boolean } = {}): number {
+  const v = opt(body, key);
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw invalid(`'${key}' must be a number, got ${typeName(v)}.`, key);
+  }
+  const low = opts.minExclusive ? v <= min : v < min;
+  if (low || v > max) {
+    const range = `${opts.minExclusive ? "greater than" : "at least"} ${min} and at most ${max}`;
+    throw invalid(`'${key}' must be ${range}, got ${v}.`, key);
+  }
+  return v;
+}
+
+function integerAtLeast(body: Body, key: string, min: number): number | undefined {
+  const v = opt(body, key);
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) {
+    throw invalid(`'${key}' must be an integer, got ${typeName(v) === "number" ? String(v) : typeName(v)}.`, key);
+  }
+  if (v < min) throw invalid(`'${key}' must be at least ${min}, got ${v}.`, key);
+  return v;
+}
+
+function rejectUnsupported(body: Body): void {
+  const n = opt(body, "n");
+  if (n !== undefined && n !== 1) throw invalid("'n' must be 1: one completion per request line is supported.", "n");
+  const bestOf = opt(body, "best_of");
+  if (bestOf !== undefined && bestOf !== 1) throw invalid("'best_of' is not supported.", "best_of");
+  if (opt(body, "stream") === true) throw invalid("'stream' is not supported in a batch.", "stream");
+  if (opt(body, "echo") === true) throw invalid("'echo' is not supported.", "echo");
+  if (opt(body, "logprobs") !== undefined && opt(body, "logprobs") !== false) {
+    throw invalid("'logprobs' is not supported.", "logprobs");
+  }
+  for (const key of ["top_logprobs", "suffix", "tools", "functions", "tool_choice", "function_call", "audio", "prediction"]) {
+    if (opt(body, key) !== undefined) throw invalid(`'${key}' is not supported.`, key);
+  }
+  for (const key of ["frequency_penalty", "presence_penalty"]) {
+    const v = opt(body, key);
+    if (v !== undefined && v !== 0) throw invalid(`'${key}' is not supported (only 0).`, key);
+  }
+  const bias = opt(body, "logit_bias");
+  if (bias !== undefined && !(isObject(bias) && Object.keys(bias).length === 0)) {
+    throw invalid("'logit_bias' is not supported.", "logit_bias");
+  }
+  const format = opt(body, "response_format");
+  if (format !== undefined && !(isObject(format) && format.type === "text")) {
+    throw invalid("'response_format' other than {\"type\": \"text\"} is not supported.", "response_format");
+  }
+}
+
+function parseStop(body: Body): string[] {
+  const v = opt(body, "stop");
+  if (v === undefined) return [];
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list)) throw invalid(`'stop' must be a string or an array of strings, got ${typeName(v)}.`, "stop");
+  if (list.length > MAX_STOP_SEQUENCES) {
+    throw invalid(`'stop' takes at most ${MAX_STOP_SEQUENCES} sequences, got ${list.length}.`, "stop");
+  }
+  return list.map((s, i) => {
+    if (typeof s !== "string" || s.length === 0) throw invalid("each 'stop' sequence must be a non-empty string.", `stop[${i}]`);
+    return s;
+  });
+}
+
+function parseContent(content: unknown, param: string): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) {
+    throw invalid(`'${param}' must be a string or an array of text parts, got ${typeName(content)}.`, param);
+  }
+  return content
+    .map((part, j) => {
+      if (!isObject(part)) throw invalid(`'${param}[${j}]' must be an object.`, `${param}[${j}]`);
+      if (part.type !== "text") {
+        throw invalid(`content part type '${String(part.type)}' is not supported; only 'text'.`, `${param}[${j}].type`);
+      }
+      if (typeof part.text !== "string") {
+        throw invalid(`'${param}[${j}].text' must be a string.`, `${param}[${j}].text`);
+      }
+      return part.text;
+    })
+    .join("");
+}
+
+function parseMessages(body: Body): ChatMessage[] {
+  const v = opt(body, "messages");
+  if (v === undefined) throw invalid("Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
+  if (!Array.isArray(v)) throw invalid(`'messages' must be an array, got ${typeName(v)}.`, "messages");
+  if (v.length === 0) throw invalid("'messages' must contain at least one message.", "messages");
+  return v.map((m, i) => {
+    const param = `messages[${i}]`;
+    if (!isObject(m)) throw invalid(`'${param}' must be an object.`, param);
+    if (m.role === undefined) throw invalid(`Missing required parameter: '${param}.role'.`, `${param}.role`, "missing_required_parameter");
+    if (typeof m.role !== "string" || !(CHAT_ROLES as readonly string[]).includes(m.role)) {
+      throw invalid(`'${param}.role' must be one of ${CHAT_ROLES.join(", ")}; got ${JSON.stringify(m.role)}.`, `${param}.role`);
+    }
+    if (m.content === undefined || m.content === null) {
+      throw invalid(`Missing required parameter: '${param}.content'.`, `${param}.content`, "missing_required_parameter");
+    }
+    if (m.tool_calls !== undefined && m.tool_calls !== null) throw invalid("'tool_calls' is not supported.", `${param}.tool_calls`);
+    const role = m.role === "developer" ? "system" : m.role;
+    return { role, content: parseContent(m.content, `${param}.content`) };
+  });
+}
+
+function isTokenIds(v: unknown): v is number[] {
+  return Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === "number");
+}
+
+function parsePrompt(body: Body): { prompt?: string; promptTokenIds?: number[] } {
+  let v = opt(body, "prompt");
+  if (v === undefined) throw invalid("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter");
+  // A one-element list is one prompt; more would be several completions per line.
+  if (Array.isArray(v) && v.length === 1 && (typeof v[0] === "string" || Array.isArray(v[0]))) v = v[0];
+  if (typeof v === "string") return { prompt: v };
+  if (isTokenIds(v)) {
+    v.forEach((t, i) => {
+      if (!Number.isSafeInteger(t) || t < 0) throw invalid("token ids in 'prompt' must be non-negative integers.", `prompt[${i}]`);
+    });
+    return { promptTokenIds: v };
+  }
+  if (Array.isArray(v) && v.length > 1) {
+    throw invalid("'prompt' must be a single prompt: one request line gives one completion.", "prompt");
+  }
+  throw invalid(`'prompt' must be a string or an array of token ids, got ${typeName(v)}.`, "prompt");
+}
+
+/** Parse and check one request body; throws BatchgenError("invalid_request", ..., {param}). */
+export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): ParsedRequest {
+  if (!isObject(body)) throw invalid(`'body' must be a JSON object, got ${typeName(body)}.`, "body");
+  const model = opt(body, "model");
+  if (model === undefined) throw invalid("Missing required parameter: 'model'.", "model", "missing_required_parameter");
+  if (typeof model !== "string" || model.trim() === "") throw invalid("'model' must be a non-empty string.", "model");
+  rejectUnsupported(body);
+
+  const maxCompletion = integerAtLeast(body, "max_completion_tokens", 1);
+  const maxTokens = integerAtLeast(body, "max_tokens", 1);
+  const topK = integerAtLeast(body, "top_k", -1);
+  const seed = opt(body, "seed");
+  if (seed !== undefined && (typeof seed !== "number" || !Number.isSafeInteger(seed))) {
+    throw invalid(`'seed' must be an integer, got ${typeName(seed)}.`, "seed");
+  }
+  const priority = opt(body, "priority");
+  if (priority !== undefined && (typeof priority !== "number" || !Number.isSafeInteger(priority))) {
+    throw invalid(`'priority' must be an integer, got ${typeName(priority)}.`, "priority");
+  }
+
+  const common = {
+    endpoint,
+    model,
+    maxTokens: maxCompletion ?? maxTokens ?? null,
+    temperature: numberIn(body, "temperature", 0, 2, 1),
+    topP: numberIn(body, "top_p", 0, 1, 1, { minExclusive: true }),
+    // vLLM's -1 means "off" as 0 does here.
+    topK: topK === undefined || topK === -1 ? 0 : topK,
+    minP: numberIn(body, "min_p", 0, 1, 0),
+    seed: (seed as number | undefined) ?? null,
+    stop: parseStop(body),
+    priority: (priority as number | undefined) ?? 0,
+    n: 1 as const,
+  };
+  if (endpoint === "/v1/chat/completions") {
+    return { ...common, kind: "chat", messages: parseMessages(body) };
+  }
+  if (endpoint === "/v1/completions") {
+    return { ...common, kind: "completion", ...parsePrompt(body) };
+  }
+  throw invalid(`unsupported endpoint ${JSON.stringify(endpoint)}.`, "url", "invalid_url");
+}

@@ -1,0 +1,63 @@
+// The CPU backend's f32 kernels over raw host memory. Each output element is
+// computed by one fixed sequence of f32 operations (fixed lane split, fixed
+// reduction order) whatever the batch size, the element's place in a tile or the
+// thread count, so a token's numbers never depend on its batch-mates.
+#pragma once
+#include <cstdint>
+
+#include "backend/cpu/thread_pool.h"
+
+namespace bg {
+namespace cpu {
+
+// out[t, n] = dot(x[t, :K], w[n, :K]) (+ bias[n]) for t < T, n < N.
+// Row strides in elements: xs for x, ws for w, os for out.
+void linear_f32(ThreadPool& pool, const float* x, int64_t xs, const float* w, int64_t ws,
+                const float* bias, float* out, int64_t os, int64_t T, int64_t N, int64_t K);
+
+// out[t] = rms_norm(x[t]) * (w + offset), optionally after residual[t] += add[t]
+// (then out uses the updated residual). x and residual may be the same rows.
+void rms_norm_f32(ThreadPool& pool, float* x, int64_t xs, const float* add, int64_t as,
+                  const float* w, float eps, float offset, float* out, int64_t os, int64_t T,
+                  int64_t H);
+
+// In place: rotate heads [0, num_rot_heads) of head_dim floats at the start of each
+// row of qkv by the row's position (rotate_half layout). scratch holds head_dim floats
+// per chunk of the pool.
+void rope_f32(ThreadPool& pool, float* qkv, int64_t stride, const int32_t* positions, int64_t T,
+              int32_t num_rot_heads, int32_t head_dim, const float* inv_freq, float scaling,
+              float* const* scratch);
+
+enum class Act : uint8_t { gelu_tanh, silu };
+// out[t, i] = act(gu[t, i]) * gu[t, I + i].
+void gated_act_f32(ThreadPool& pool, const float* gu, int64_t gs, Act act, float* out, int64_t os,
+                   int64_t T, int64_t I);
+
+struct AttentionArgs {
+  const float* qkv = nullptr;  // [T, qkv_width]
+  int64_t qkv_stride = 0;
+  const float* k_cache = nullptr;  // [slots, kv_width]
+  const float* v_cache = nullptr;
+  int64_t kv_stride = 0;
+  int32_t block_size = 0;
+  const int32_t* cu_seq_q = nullptr;      // [S+1]
+  const int32_t* context_lens = nullptr;  // [S]
+  const int32_t* block_tables = nullptr;  // [S, max_blocks]
+  int32_t max_blocks = 0;
+  int32_t num_seqs = 0, num_tokens = 0;
+  int32_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  float scale = 1.0f;
+  float* out = nullptr;  // [T, num_heads * head_dim]
+  int64_t out_stride = 0;
+};
+// Causal attention over the paged cache; scratch holds max_context floats per chunk.
+void attention_f32(ThreadPool& pool, const AttentionArgs& a, float* const* scratch);
+
+// dot(a, b) over n elements with the kernels' lane split and reduction order.
+float dot_f32(const float* a, const float* b, int64_t n);
+
+// Sum of squares with the same lane split.
+float sum_squares_f32(const float* a, int64_t n);
+
+}  // namespace cpu
+}  // namespace bg

@@ -1,0 +1,164 @@
+// Norms, rotary embedding, gated activation and paged attention on the CPU, f32
+// throughout. Parallel over tokens (or token x head); each row's arithmetic is
+// the same whatever else is in the batch.
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_simd.h"
+
+namespace bg {
+namespace cpu {
+namespace {
+
+BG_CPU_CLONES
+void rms_norm_rows(float* x, int64_t xs, const float* add, int64_t as, const float* w, float eps,
+                   float offset, float* out, int64_t os, int64_t t0, int64_t t1, int64_t H) {
+  for (int64_t t = t0; t < t1; ++t) {
+    float* r = x + t * xs;
+    if (add) {
+      const float* a = add + t * as;
+      for (int64_t i = 0; i < H; ++i) r[i] = r[i] + a[i];
+    }
+    // transformers: x * rsqrt(mean(x^2) + eps), then * w (llama) or * (1 + w) (gemma).
+    const float mean = dot8(r, r, H) / float(H);
+    const float inv = 1.0f / std::sqrt(mean + eps);
+    float* o = out + t * os;
+    for (int64_t i = 0; i < H; ++i) o[i] = (r[i] * inv) * (w[i] + offset);
+  }
+}
+
+BG_CPU_CLONES
+void rope_rows(float* qkv, int64_t stride, const int32_t* positions, int64_t t0, int64_t t1,
+               int32_t num_rot_heads, int32_t head_dim, const float* inv_freq, float scaling,
+               float* cs) {
+  const int32_t half = head_dim / 2;
+  float* cosv = cs;
+  float* sinv = cs + half;
+  for (int64_t t = t0; t < t1; ++t) {
+    // transformers: freqs = inv_freq * position (one f32 product), cos/sin in f32.
+    const float p = float(positions[t]);
+    for (int32_t i = 0; i < half; ++i) {
+      const float angle = inv_freq[i] * p;
+      cosv[i] = std::cos(angle) * scaling;
+      sinv[i] = std::sin(angle) * scaling;
+    }
+    float* row = qkv + t * stride;
+    for (int32_t h = 0; h < num_rot_heads; ++h) {
+      float* x = row + int64_t(h) * head_dim;
+      for (int32_t i = 0; i < half; ++i) {
+        const float x0 = x[i], x1 = x[i + half];
+        x[i] = x0 * cosv[i] - x1 * sinv[i];
+        x[i + half] = x1 * cosv[i] + x0 * sinv[i];
+      }
+    }
+  }
+}
+
+BG_CPU_CLONES
+void gated_rows(const float* gu, int64_t gs, Act act, float* out, int64_t os, int64_t t0,
+                int64_t t1, int64_t I) {
+  // torch's gelu(approximate="tanh") and silu, in f32.
+  const float beta = float(M_SQRT2 * M_2_SQRTPI * 0.5);
+  const float kappa = 0.044715f;
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* g = gu + t * gs;
+    const float* u = g + I;
+    float* o = out + t * os;
+    if (act == Act::gelu_tanh) {
+      for (int64_t i = 0; i < I; ++i) {
+        const float x = g[i];
+        const float inner = beta * (x + kappa * (x * x * x));
+        o[i] = (0.5f * x * (1.0f + std::tanh(inner))) * u[i];
+      }
+    } else {
+      for (int64_t i = 0; i < I; ++i) {
+        const float x = g[i];
+        o[i] = (x / (1.0f + std::exp(-x))) * u[i];
+      }
+    }
+  }
+}
+
+// Work items first, first + step, ... of token x head; scores holds max_context floats.
+BG_CPU_CLONES
+void attention_items(const AttentionArgs& a, int64_t first, int64_t step, float* scores) {
+  const int32_t hd = a.head_dim;
+  const int32_t group = a.num_heads / a.num_kv_heads;
+  const int64_t items = int64_t(a.num_tokens) * a.num_heads;
+  for (int64_t item = first; item < items; item += step) {
+    const int32_t t = int32_t(item / a.num_heads);
+    const int32_t h = int32_t(item % a.num_heads);
+    // The sequence owning token t: the last s with cu_seq_q[s] <= t.
+    const int32_t s = int32_t(std::upper_bound(a.cu_seq_q, a.cu_seq_q + a.num_seqs + 1, t) - a.cu_seq_q) - 1;
+    const int32_t q_len = a.cu_seq_q[s + 1] - a.cu_seq_q[s];
+    const int32_t pos = a.context_lens[s] - q_len + (t - a.cu_seq_q[s]);
+    const int32_t n_keys = pos + 1;
+    const int32_t kvh = h / group;
+    const float* q = a.qkv + int64_t(t) * a.qkv_stride + int64_t(h) * hd;
+    const int32_t* table = a.block_tables + int64_t(s) * a.max_blocks;
+
+    float max_score = -INFINITY;
+    for (int32_t j = 0; j < n_keys; ++j) {
+      const int64_t slot = int64_t(table[j / a.block_size]) * a.block_size + j % a.block_size;
+      const float* k = a.k_cache + slot * a.kv_stride + int64_t(kvh) * hd;
+      const float sc = dot8(q, k, hd) * a.scale;
+      scores[j] = sc;
+      max_score = std::max(max_score, sc);
+    }
+    float sum = 0.0f;
+    for (int32_t j = 0; j < n_keys; ++j) {
+      const float e = std::exp(scores[j] - max_score);
+      scores[j] = e;
+      sum += e;
+    }
+    const float inv_sum = 1.0f / sum;
+    float* o = a.out + int64_t(t) * a.out_stride + int64_t(h) * hd;
+    for (int32_t d = 0; d < hd; ++d) o[d] = 0.0f;
+    for (int32_t j = 0; j < n_keys; ++j) {
+      const int64_t slot = int64_t(table[j / a.block_size]) * a.block_size + j % a.block_size;
+      const float* v = a.v_cache + slot * a.kv_stride + int64_t(kvh) * hd;
+      axpy8(o, scores[j] * inv_sum, v, hd);
+    }
+  }
+}
+
+}  // namespace
+
+void rms_norm_f32(ThreadPool& pool, float* x, int64_t xs, const float* add, int64_t as,
+                  const float* w, float eps, float offset, float* out, int64_t os, int64_t T,
+                  int64_t H) {
+  pool.parallel_for(T, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, H)), [&](int, int64_t b, int64_t e) {
+    rms_norm_rows(x, xs, add, as, w, eps, offset, out, os, b, e, H);
+  });
+}
+
+void rope_f32(ThreadPool& pool, float* qkv, int64_t stride, const int32_t* positions, int64_t T,
+              int32_t num_rot_heads, int32_t head_dim, const float* inv_freq, float scaling,
+              float* const* scratch) {
+  const int64_t per_token = int64_t(num_rot_heads) * head_dim + head_dim * 8;
+  pool.parallel_for(T, std::max<int64_t>(1, 16384 / per_token), [&](int chunk, int64_t b, int64_t e) {
+    rope_rows(qkv, stride, positions, b, e, num_rot_heads, head_dim, inv_freq, scaling, scratch[chunk]);
+  });
+}
+
+void gated_act_f32(ThreadPool& pool, const float* gu, int64_t gs, Act act, float* out, int64_t os,
+                   int64_t T, int64_t I) {
+  pool.parallel_for(T, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, I)), [&](int, int64_t b, int64_t e) {
+    gated_rows(gu, gs, act, out, os, b, e, I);
+  });
+}
+
+void attention_f32(ThreadPool& pool, const AttentionArgs& a, float* const* scratch) {
+  const int64_t items = int64_t(a.num_tokens) * a.num_heads;
+  // Items differ in cost (later tokens of a prefill see more keys), so chunk c takes
+  // every chunks-th item rather than a contiguous range.
+  const int64_t per_item = int64_t(a.head_dim) * std::max<int64_t>(1, a.context_lens[0]);
+  const int chunks = pool.chunks_for(items, std::max<int64_t>(1, 16384 / per_item));
+  pool.parallel_for(chunks, 1, [&](int chunk, int64_t, int64_t) {
+    attention_items(a, chunk, chunks, scratch[chunk]);
+  });
+}
+
+}  // namespace cpu
+}  // namespace bg

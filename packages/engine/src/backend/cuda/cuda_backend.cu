@@ -1,0 +1,575 @@
+// The CUDA backend (see cuda_backend.h for its contract): device memory, host <->
+// device transfers, the per-step upload, cuBLAS for the matrix products, and the
+// dispatch of every other op to our kernels (cuda_kernels.h).
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/dtype_convert.h"
+
+namespace bg {
+namespace cuda {
+
+void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  (void)cudaGetLastError();  // clear a non-sticky error so the next call is not blamed
+  const char* base = std::strrchr(file, '/');
+  std::string msg = std::string("CUDA error in ") + what + " (" + (base ? base + 1 : file) + ":" +
+                    std::to_string(line) + "): " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
+  throw EngineError(e == cudaErrorMemoryAllocation ? ErrorCode::out_of_memory : ErrorCode::device, msg);
+}
+
+}  // namespace cuda
+
+namespace {
+
+using cuda::check_cuda;
+
+[[noreturn]] void internal_error(const std::string& msg) {
+  throw EngineError(ErrorCode::internal, "cuda backend: " + msg);
+}
+void expect(bool ok, const std::string& msg) {
+  if (!ok) internal_error(msg);
+}
+// (dtype_name lives in bg_core, which links after this library.)
+const char* name_of(DType d) {
+  switch (d) {
+    case DType::f32: return "f32";
+    case DType::bf16: return "bf16";
+    case DType::f16: return "f16";
+    case DType::i32: return "i32";
+  }
+  return "?";
+}
+void expect_dtype(const Tensor& t, DType d, const char* what) {
+  if (t.dtype != d) internal_error(std::string(what) + " has dtype " + name_of(t.dtype) + ", expected " + name_of(d));
+}
+
+void check_cublas(cublasStatus_t s, const char* what) {
+  if (s == CUBLAS_STATUS_SUCCESS) return;
+  throw EngineError(s == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::out_of_memory : ErrorCode::device,
+                    std::string("cuBLAS error in ") + what + ": " + cublasGetStatusName(s) + ": " +
+                        cublasGetStatusString(s));
+}
+
+std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+// Pinned host memory that grows on demand (contents are not kept).
+class PinnedBuffer {
+ public:
+  ~PinnedBuffer() {
+    if (p_) cudaFreeHost(p_);
+  }
+  void* ensure(size_t bytes) {
+    if (bytes > bytes_) {
+      if (p_) cudaFreeHost(p_);
+      p_ = nullptr;
+      bytes_ = 0;
+      BG_CUDA_CHECK(cudaMallocHost(&p_, bytes));
+      bytes_ = bytes;
+    }
+    return p_;
+  }
+  size_t bytes() const { return bytes_; }
+  void* data() const { return p_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Device memory that grows on demand (contents are not kept). The caller makes
+// sure no queued work still uses the old memory before growing.
+class DeviceBuffer {
+ public:
+  ~DeviceBuffer() {
+    if (p_) cudaFree(p_);
+  }
+  void* ensure(size_t bytes) {
+    if (bytes > bytes_) {
+      if (p_) cudaFree(p_);
+      p_ = nullptr;
+      bytes_ = 0;
+      BG_CUDA_CHECK(cudaMalloc(&p_, bytes));
+      bytes_ = bytes;
+    }
+    return p_;
+  }
+  size_t bytes() const { return bytes_; }
+  void* data() const { return p_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+Tensor i32_view(void* base, size_t offset_elems, int64_t rows, int64_t cols) {
+  Tensor t;
+  t.data = static_cast<int32_t*>(base) + offset_elems;
+  t.dtype = DType::i32;
+  t.rows = rows;
+  t.cols = cols;
+  t.stride = cols;
+  return t;
+}
+
+// Host conversion of n elements between storage dtypes (torch's rounding).
+void convert_row(const char* src, DType sd, char* dst, DType dd, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float f;
+    if (sd == DType::f32) {
+      std::memcpy(&f, src + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      f = sd == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+    if (dd == DType::f32) {
+      std::memcpy(dst + 4 * i, &f, 4);
+    } else {
+      const uint16_t h = f32_to_bf16(f);
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, bool deterministic) : device_(device), deterministic_(deterministic) {
+    BG_CUDA_CHECK(cudaSetDevice(device_));
+    BG_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
+    if (prop_.major < 8)
+      throw EngineError(ErrorCode::unsupported,
+                        std::string("cuda backend needs compute capability 8.0 or newer (bf16 tensor cores); ") +
+                            prop_.name + " is " + std::to_string(prop_.major) + "." +
+                            std::to_string(prop_.minor));
+    BG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    BG_CUDA_CHECK(cudaEventCreateWithFlags(&step_copied_, cudaEventDisableTiming));
+    check_cublas(cublasCreate(&cublas_), "cublasCreate");
+    check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
+    BG_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspace));
+    check_cublas(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspace), "cublasSetWorkspace");
+  }
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    if (stream_) cudaStreamSynchronize(stream_);
+    if (cublas_) cublasDestroy(cublas_);
+    if (cublas_workspace_) cudaFree(cublas_workspace_);
+    if (step_copied_) cudaEventDestroy(step_copied_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  BackendInfo info() const override {
+    use_device();
+    BackendInfo i;
+    i.name = "cuda:" + std::to_string(device_);
+    i.device_name = prop_.name;
+    size_t free_b = 0, total_b = 0;
+    BG_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    i.total_memory = total_b;
+    i.free_memory = free_b;
+    return i;
+  }
+  DType weight_dtype() const override { return DType::bf16; }
+  DType act_dtype() const override { return DType::bf16; }
+
+  // --- memory -------------------------------------------------------------------
+  Tensor alloc(DType dtype, int64_t rows, int64_t cols) override {
+    use_device();
+    expect(rows >= 0 && cols >= 0, "alloc with a negative shape");
+    Tensor t;
+    t.dtype = dtype;
+    t.rows = rows;
+    t.cols = cols;
+    t.stride = cols;
+    const size_t bytes = std::max<size_t>(256, size_t(rows) * size_t(cols) * dtype_size(dtype));
+    cudaError_t e = cudaMalloc(&t.data, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      throw EngineError(ErrorCode::out_of_memory,
+                        "CUDA out of memory: cannot allocate " + mib(bytes) + " on cuda:" +
+                            std::to_string(device_) + " (" + prop_.name + ", " + mib(free_b) +
+                            " free of " + mib(total_b) + ")");
+    }
+    BG_CUDA_CHECK(e);
+    return t;
+  }
+
+  void free(Tensor& t) override {
+    use_device();
+    if (t.data) BG_CUDA_CHECK(cudaFree(t.data));
+    t.data = nullptr;
+    t.rows = t.cols = t.stride = 0;
+  }
+
+  void upload(Tensor& dst, int64_t row0, const void* src, DType src_dtype, int64_t rows) override {
+    use_device();
+    expect(row0 >= 0 && rows >= 0 && row0 + rows <= dst.rows, "upload outside the tensor");
+    if (rows == 0 || dst.cols == 0) return;
+    const size_t dsz = dtype_size(dst.dtype);
+    const size_t row_bytes = size_t(dst.cols) * dsz;
+    char* dbase = static_cast<char*>(dst.data) + size_t(row0) * size_t(dst.stride) * dsz;
+    if (src_dtype == dst.dtype) {
+      BG_CUDA_CHECK(cudaMemcpy2DAsync(dbase, size_t(dst.stride) * dsz, src, row_bytes, row_bytes,
+                                      size_t(rows), cudaMemcpyHostToDevice, stream_));
+      BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return;
+    }
+    expect(dst.dtype == DType::bf16 || dst.dtype == DType::f32, "upload into a tensor of unsupported dtype");
+    expect(src_dtype != DType::i32, "upload of i32 data into a float tensor");
+    const size_t src_row = size_t(dst.cols) * dtype_size(src_dtype);
+    const int64_t chunk = std::max<int64_t>(1, int64_t(kStageBytes / row_bytes));
+    char* stage = static_cast<char*>(stage_.ensure(std::max(kStageBytes, row_bytes)));
+    for (int64_t r = 0; r < rows; r += chunk) {
+      const int64_t n = std::min(chunk, rows - r);
+      for (int64_t i = 0; i < n; ++i)
+        convert_row(static_cast<const char*>(src) + size_t(r + i) * src_row, src_dtype,
+                    stage + size_t(i) * row_bytes, dst.dtype, dst.cols);
+      BG_CUDA_CHECK(cudaMemcpy2DAsync(dbase + size_t(r) * size_t(dst.stride) * dsz,
+                                      size_t(dst.stride) * dsz, stage, row_bytes, row_bytes, size_t(n),
+                                      cudaMemcpyHostToDevice, stream_));
+      BG_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the stage is reused by the next chunk
+    }
+  }
+
+  void copy_to_host_f32(const Tensor& src, float* dst) override {
+    use_device();
+    BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (src.rows == 0 || src.cols == 0) return;
+    const size_t esz = dtype_size(src.dtype);
+    const size_t row_bytes = size_t(src.cols) * esz;
+    if (src.dtype == DType::f32) {
+      BG_CUDA_CHECK(cudaMemcpy2D(dst, row_bytes, src.data, size_t(src.stride) * esz, row_bytes,
+                                 size_t(src.rows), cudaMemcpyDeviceToHost));
+      return;
+    }
+    std::vector<char> tmp(row_bytes * size_t(src.rows));
+    BG_CUDA_CHECK(cudaMemcpy2D(tmp.data(), row_bytes, src.data, size_t(src.stride) * esz, row_bytes,
+                               size_t(src.rows), cudaMemcpyDeviceToHost));
+    const int64_t n = src.rows * src.cols;
+    if (src.dtype == DType::i32) {
+      for (int64_t i = 0; i < n; ++i) {
+        int32_t v;
+        std::memcpy(&v, tmp.data() + 4 * i, 4);
+        dst[i] = float(v);
+      }
+    } else {
+      convert_row(tmp.data(), src.dtype, reinterpret_cast<char*>(dst), DType::f32, n);
+    }
+  }
+
+  // Packs the step into one pinned buffer, one host-to-device copy. The returned
+  // tensors view this backend's device copy; they stay valid until the next
+  // upload_step (which reuses the memory once the queued work is done with it).
+  StepTensors upload_step(const StepBatch& b) override {
+    use_device();
+    expect(heads_.num_heads > 0, "upload_step before reserve_scratch");
+    const int32_t T = b.num_tokens(), S = b.num_seqs();
+    const int32_t R = int32_t(b.logit_rows.size());
+    expect(b.positions.size() == size_t(T) && b.slot_mapping.size() == size_t(T),
+           "step batch: positions/slot_mapping size differs from token_ids");
+    expect(b.cu_seq_q.size() == size_t(S) + 1, "step batch: cu_seq_q must have num_seqs + 1 entries");
+    expect(b.block_tables.size() == size_t(S) * size_t(b.max_blocks_per_seq),
+           "step batch: block_tables size != num_seqs * max_blocks_per_seq");
+    expect(S == 0 || (b.cu_seq_q[0] == 0 && b.cu_seq_q[size_t(S)] == T),
+           "step batch: cu_seq_q must run from 0 to num_tokens");
+    for (int32_t r : b.logit_rows) expect(r >= 0 && r < T, "step batch: logit row outside the batch");
+
+    const int32_t group = heads_.num_heads / heads_.num_kv_heads;
+    work_.resize(size_t(2 * cuda::attention_work_bound(T, S, group)));
+    const int32_t W = S ? cuda::attention_work_build(b.cu_seq_q.data(), S, group, work_.data()) : 0;
+
+    // Segments at 16-element (64-byte) boundaries.
+    auto pad = [](size_t n) { return (n + 15) / 16 * 16; };
+    const size_t o_tok = 0, o_pos = o_tok + pad(T), o_slot = o_pos + pad(T), o_cu = o_slot + pad(T),
+                 o_ctx = o_cu + pad(S + 1), o_bt = o_ctx + pad(S), o_rows = o_bt + pad(b.block_tables.size()),
+                 o_work = o_rows + pad(R), total = o_work + pad(2 * size_t(W));
+    const size_t bytes = std::max<size_t>(total * 4, 64);
+
+    BG_CUDA_CHECK(cudaEventSynchronize(step_copied_));  // the pinned buffer's last copy is done
+    if (bytes > step_dev_.bytes()) {
+      BG_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued work may still read the old memory
+      step_dev_.ensure(bytes + bytes / 2);
+    }
+    if (bytes > step_host_.bytes()) step_host_.ensure(bytes + bytes / 2);
+    void* dev = step_dev_.data();
+    int32_t* host = static_cast<int32_t*>(step_host_.data());
+    auto put = [&](size_t off, const std::vector<int32_t>& v) {
+      if (!v.empty()) std::memcpy(host + off, v.data(), v.size() * 4);
+    };
+    put(o_tok, b.token_ids);
+    put(o_pos, b.positions);
+    put(o_slot, b.slot_mapping);
+    put(o_cu, b.cu_seq_q);
+    put(o_ctx, b.context_lens);
+    put(o_bt, b.block_tables);
+    put(o_rows, b.logit_rows);
+    if (W) std::memcpy(host + o_work, work_.data(), size_t(2 * W) * 4);
+    BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, total * 4, cudaMemcpyHostToDevice, stream_));
+    BG_CUDA_CHECK(cudaEventRecord(step_copied_, stream_));
+
+    StepTensors st;
+    st.token_ids = i32_view(dev, o_tok, 1, T);
+    st.positions = i32_view(dev, o_pos, 1, T);
+    st.slot_mapping = i32_view(dev, o_slot, 1, T);
+    st.cu_seq_q = i32_view(dev, o_cu, 1, S + 1);
+    st.context_lens = i32_view(dev, o_ctx, 1, S);
+    st.block_tables = i32_view(dev, o_bt, S, b.max_blocks_per_seq);
+    st.logit_rows = i32_view(dev, o_rows, 1, R);
+    st.work = i32_view(dev, o_work, W, 2);
+    st.num_tokens = T;
+    st.num_seqs = S;
+    st.max_blocks_per_seq = b.max_blocks_per_seq;
+    st.max_q_len = b.max_q_len;
+    st.max_context_len = b.max_context_len;
+    st.num_logit_rows = R;
+    st.num_work = W;
+    return st;
+  }
+
+  void reserve_scratch(int32_t max_tokens, int32_t max_seqs, int32_t max_context,
+                       const HeadLayout& heads) override {
+    use_device();
+    (void)max_tokens;
+    (void)max_context;
+    expect(heads.num_heads > 0 && heads.num_kv_heads > 0 && heads.num_heads % heads.num_kv_heads == 0,
+           "reserve_scratch: bad head layout");
+    heads_ = heads;
+    ensure_sample_capacity(max_seqs);
+  }
+
+  void synchronize() override {
+    use_device();
+    BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  // --- ops ------------------------------------------------------------------------
+  void embed(const Tensor& table, const StepTensors& step, float scale, Tensor& out) override {
+    use_device();
+    expect(out.rows >= step.num_tokens && out.cols == table.cols, "embed output shape");
+    cuda::launch_embed(table, step.token_ids.ptr<int32_t>(), step.num_tokens, scale, out, stream_);
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, float weight_offset, Tensor& out) override {
+    use_device();
+    cuda::launch_rms_norm(nullptr, x, w, eps, weight_offset, out, stream_);
+  }
+
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, float weight_offset,
+                    Tensor& out) override {
+    use_device();
+    cuda::launch_rms_norm(&residual, x, w, eps, weight_offset, out, stream_);
+  }
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+    use_device();
+    expect(x.cols == w.cols, "linear: input width " + std::to_string(x.cols) + " != weight width " +
+                                 std::to_string(w.cols));
+    expect(out.rows == x.rows && out.cols == w.rows, "linear: output shape");
+    expect_dtype(x, DType::bf16, "linear input");
+    expect_dtype(w, DType::bf16, "linear weight");
+    expect(out.dtype == DType::bf16 || out.dtype == DType::f32, "linear output must be bf16 or f32");
+    if (bias) {
+      expect_dtype(*bias, DType::bf16, "linear bias");
+      expect(bias->cols == w.rows, "linear: bias width");
+    }
+    if (x.rows == 0) return;
+    if (deterministic_) {
+      cuda::launch_gemm_fixed_order(x, w, bias, out, stream_);
+      return;
+    }
+    // Row-major out[M, N] = x[M, K] w[N, K]^T is column-major out^T = w^T(op T) x^T.
+    const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
+    if (bias) cuda::launch_broadcast_rows(*bias, out, stream_);
+    check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(w.rows), int(x.rows), int(x.cols),
+                              &alpha, w.data, CUDA_R_16BF, int(w.stride), x.data, CUDA_R_16BF,
+                              int(x.stride), &beta, out.data,
+                              out.dtype == DType::f32 ? CUDA_R_32F : CUDA_R_16BF, int(out.stride),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx");
+  }
+
+  void rope(Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const RopeConfig& rope) override {
+    use_device();
+    expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "rope: qkv shape");
+    const int32_t rot = rope.rotary_dim > 0 ? rope.rotary_dim : heads.head_dim;
+    expect(rope.head_dim == heads.head_dim && rope.inv_freq.size() == size_t(rot / 2) && rot / 2 <= 256,
+           "rope: config does not match the head layout");
+    cuda::RopeArgs a;
+    a.head_dim = heads.head_dim;
+    a.rotary_dim = rot;
+    a.num_q_heads = heads.num_heads;
+    a.num_k_heads = heads.num_kv_heads;
+    a.attention_scaling = rope.attention_scaling;
+    std::fill(std::begin(a.inv_freq), std::end(a.inv_freq), 0.0f);
+    std::copy(rope.inv_freq.begin(), rope.inv_freq.end(), a.inv_freq);
+    cuda::launch_rope(qkv, step.positions.ptr<int32_t>(), step.num_tokens, a, stream_);
+  }
+
+  void kv_write(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, KvLayer& cache) override {
+    use_device();
+    expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "kv_write: qkv shape");
+    cuda::launch_kv_write(qkv, step.slot_mapping.ptr<int32_t>(), step.num_tokens, heads, cache, stream_);
+  }
+
+  void attention(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const KvLayer& cache,
+                 float scale, Tensor& out) override {
+    use_device();
+    expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "attention: qkv shape");
+    expect(out.cols == heads.q_width() && out.rows == step.num_tokens, "attention: output shape");
+    expect(cache.block_size > 0, "attention: cache block_size is not set");
+    expect(cache.k.stride == cache.v.stride, "attention: k and v caches differ in stride");
+    expect(heads.num_kv_heads > 0 && heads.num_heads % heads.num_kv_heads == 0 &&
+               heads.num_heads / heads.num_kv_heads == heads_.num_heads / heads_.num_kv_heads,
+           "attention: head layout differs from the one reserve_scratch was given");
+    expect_dtype(qkv, DType::bf16, "attention input");
+    expect_dtype(cache.k, DType::bf16, "k cache");
+    expect_dtype(cache.v, DType::bf16, "v cache");
+    expect_dtype(out, DType::bf16, "attention output");
+    cuda::AttentionArgs a;
+    a.qkv = qkv.data;
+    a.qkv_stride = qkv.stride;
+    a.k_cache = cache.k.data;
+    a.v_cache = cache.v.data;
+    a.kv_stride = cache.k.stride;
+    a.out = out.data;
+    a.out_stride = out.stride;
+    a.cu_seq_q = step.cu_seq_q.ptr<int32_t>();
+    a.context_lens = step.context_lens.ptr<int32_t>();
+    a.num_seqs = step.num_seqs;
+    a.num_tokens = step.num_tokens;
+    a.block_tables = step.block_tables.ptr<int32_t>();
+    a.max_blocks_per_seq = step.max_blocks_per_seq;
+    a.work = step.work.ptr<int32_t>();
+    a.num_work = step.num_work;
+    a.num_heads = heads.num_heads;
+    a.num_kv_heads = heads.num_kv_heads;
+    a.head_dim = heads.head_dim;
+    a.block_size = cache.block_size;
+    a.scale = scale;
+    cuda::launch_attention(a, stream_);
+  }
+
+  void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) override {
+    use_device();
+    cuda::launch_gated_activation(gate_up, act, out, stream_);
+  }
+
+  void gather_rows(const Tensor& x, const StepTensors& step, Tensor& out) override {
+    use_device();
+    expect(x.cols == out.cols && out.rows >= step.num_logit_rows, "gather_rows: shapes");
+    cuda::launch_gather_rows(x, step.logit_rows.ptr<int32_t>(), step.num_logit_rows, out, stream_);
+  }
+
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* out_ids) override {
+    use_device();
+    expect_dtype(logits, DType::f32, "sample logits");
+    expect(rows.size() == size_t(logits.rows), "sample: one SampleRow per logits row");
+    const int32_t R = int32_t(rows.size());
+    if (R == 0) return;
+    ensure_sample_capacity(R);
+    std::memcpy(sample_host_rows_, rows.data(), rows.size() * sizeof(SampleRow));
+    BG_CUDA_CHECK(cudaMemcpyAsync(sample_dev_rows_, sample_host_rows_, rows.size() * sizeof(SampleRow),
+                                  cudaMemcpyHostToDevice, stream_));
+    cuda::launch_sample(logits, sample_dev_rows_, R, sample_dev_ids_, stream_);
+    BG_CUDA_CHECK(cudaMemcpyAsync(sample_host_ids_, sample_dev_ids_, size_t(R) * 4, cudaMemcpyDeviceToHost,
+                                  stream_));
+    BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::memcpy(out_ids, sample_host_ids_, size_t(R) * 4);
+  }
+
+ private:
+  static constexpr size_t kCublasWorkspace = size_t(32) << 20;
+  static constexpr size_t kStageBytes = size_t(64) << 20;
+
+  void use_device() const { BG_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  void ensure_sample_capacity(int32_t rows) {
+    if (rows <= sample_capacity_) return;
+    BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const size_t n = size_t(rows);
+    sample_dev_rows_ = static_cast<SampleRow*>(sample_dev_rows_buf_.ensure(n * sizeof(SampleRow)));
+    sample_dev_ids_ = static_cast<int32_t*>(sample_dev_ids_buf_.ensure(n * 4));
+    sample_host_rows_ = static_cast<SampleRow*>(sample_host_rows_buf_.ensure(n * sizeof(SampleRow)));
+    sample_host_ids_ = static_cast<int32_t*>(sample_host_ids_buf_.ensure(n * 4));
+    sample_capacity_ = rows;
+  }
+
+  int device_;
+  bool deterministic_;
+  cudaDeviceProp prop_{};
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t step_copied_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* cublas_workspace_ = nullptr;
+  HeadLayout heads_{};
+
+  DeviceBuffer step_dev_;
+  PinnedBuffer step_host_;
+  std::vector<int32_t> work_;
+  PinnedBuffer stage_;
+
+  int32_t sample_capacity_ = 0;
+  DeviceBuffer sample_dev_rows_buf_, sample_dev_ids_buf_;
+  PinnedBuffer sample_host_rows_buf_, sample_host_ids_buf_;
+  SampleRow* sample_dev_rows_ = nullptr;
+  int32_t* sample_dev_ids_ = nullptr;
+  SampleRow* sample_host_rows_ = nullptr;
+  int32_t* sample_host_ids_ = nullptr;
+};
+
+// "cuda" -> 0, "cuda:N" -> N, else -1.
+int parse_ordinal(const std::string& device) {
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) != 0 || device.size() == 5 || device.size() > 11) return -1;
+  int n = 0;
+  for (size_t i = 5; i < device.size(); ++i) {
+    if (device[i] < '0' || device[i] > '9') return -1;
+    n = n * 10 + (device[i] - '0');
+  }
+  return n;
+}
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::unique_ptr<Backend> cuda_backend_create(const BackendOptions& options) {
+  const int ordinal = parse_ordinal(options.device);
+  if (ordinal < 0)
+    throw EngineError(ErrorCode::invalid_argument,
+                      "unknown device \"" + options.device + "\" (expected \"cuda\" or \"cuda:N\")");
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    throw EngineError(ErrorCode::device,
+                      std::string("no CUDA device is available for \"") + options.device + "\" (" +
+                          (e != cudaSuccess ? cudaGetErrorString(e) : "no GPU found") +
+                          "); use device \"cpu\" on a machine without a GPU");
+  }
+  if (ordinal >= count)
+    throw EngineError(ErrorCode::device, "device \"" + options.device + "\" does not exist: this machine has " +
+                                             std::to_string(count) + " CUDA device(s), cuda:0 to cuda:" +
+                                             std::to_string(count - 1));
+  return std::make_unique<CudaBackend>(ordinal, options.deterministic);
+}
+
+}  // namespace bg

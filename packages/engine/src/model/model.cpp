@@ -1,0 +1,283 @@
+// The decoder forward pass, written once over the Backend ops, and the loading of
+// Hugging Face weights into the fused layout it uses:
+//   qkv     [q_width + 2 kv_width, hidden]  rows q_proj; k_proj; v_proj
+//   gate_up [2 intermediate, hidden]        rows gate_proj; up_proj
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/dtype_convert.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+
+namespace bg {
+namespace {
+
+[[noreturn]] void load_error(const std::string& msg) { throw EngineError(ErrorCode::model_load, msg); }
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// The value x takes after a cast to dtype (what a bf16 backend computes with).
+float round_to_dtype(float x, DType dtype) {
+  return dtype == DType::bf16 ? bf16_to_f32(f32_to_bf16(x)) : x;
+}
+
+struct LayerWeights {
+  Tensor input_norm, post_norm;  // [1, hidden]
+  Tensor qkv, qkv_bias;          // [qkv_width, hidden], [1, qkv_width] (bias optional)
+  Tensor o, o_bias;              // [hidden, q_width], [1, hidden] (bias optional)
+  Tensor gate_up, down;          // [2I, hidden], [hidden, I]
+};
+
+class TransformerModel final : public Model {
+ public:
+  TransformerModel(ModelConfig config, Backend& backend)
+      : config_(std::move(config)), backend_(backend), heads_(config_.heads()) {
+    rope_ = rope_config_make(config_);
+    attn_scale_ = float(std::pow(double(config_.head_dim), -0.5));
+    // transformers: hidden * tensor(sqrt(hidden)).to(activation dtype).
+    embed_scale_ = config_.scale_embeddings
+                       ? round_to_dtype(float(std::sqrt(double(config_.hidden_size))), backend_.act_dtype())
+                       : 1.0f;
+  }
+
+  ~TransformerModel() override {
+    for (Tensor* t : owned_) {
+      if (t->data) backend_.free(*t);
+    }
+    free_kv();
+    free_activations();
+  }
+
+  void load_weights(const SafetensorsSet& st) {
+    const ModelConfig& c = config_;
+    const int64_t H = c.hidden_size, I = c.intermediate_size;
+    const int64_t qw = heads_.q_width(), kw = heads_.kv_width(), qkvw = heads_.qkv_width();
+
+    load_into(st, "model.embed_tokens.weight", {c.vocab_size, H}, embed_, 0, c.vocab_size);
+    layers_.resize(size_t(c.num_layers));
+    for (int32_t l = 0; l < c.num_layers; ++l) {
+      LayerWeights& L = layers_[size_t(l)];
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      load_into(st, p + "input_layernorm.weight", {H}, L.input_norm, 0, 1);
+      load_into(st, p + "post_attention_layernorm.weight", {H}, L.post_norm, 0, 1);
+      alloc_weight(L.qkv, qkvw, H);
+      load_into(st, p + "self_attn.q_proj.weight", {qw, H}, L.qkv, 0, qw);
+      load_into(st, p + "self_attn.k_proj.weight", {kw, H}, L.qkv, qw, kw);
+      load_into(st, p + "self_attn.v_proj.weight", {kw, H}, L.qkv, qw + kw, kw);
+      if (c.attention_bias) {
+        std::vector<float> b;
+        append_f32(st, p + "self_attn.q_proj.bias", qw, b);
+        append_f32(st, p + "self_attn.k_proj.bias", kw, b);
+        append_f32(st, p + "self_attn.v_proj.bias", kw, b);
+        alloc_weight(L.qkv_bias, 1, qkvw);
+        backend_.upload(L.qkv_bias, 0, b.data(), DType::f32, 1);
+      }
+      load_into(st, p + "self_attn.o_proj.weight", {H, qw}, L.o, 0, H);
+      if (c.attention_out_bias) load_into(st, p + "self_attn.o_proj.bias", {H}, L.o_bias, 0, 1);
+      alloc_weight(L.gate_up, 2 * I, H);
+      load_into(st, p + "mlp.gate_proj.weight", {I, H}, L.gate_up, 0, I);
+      load_into(st, p + "mlp.up_proj.weight", {I, H}, L.gate_up, I, I);
+      load_into(st, p + "mlp.down_proj.weight", {H, I}, L.down, 0, H);
+    }
+    load_into(st, "model.norm.weight", {H}, final_norm_, 0, 1);
+    // A tied head is the embedding table; a stored lm_head.weight is then ignored,
+    // as transformers ties over it.
+    if (!c.tie_word_embeddings) load_into(st, "lm_head.weight", {c.vocab_size, H}, lm_head_, 0, c.vocab_size);
+  }
+
+  const ModelConfig& config() const override { return config_; }
+  int64_t weight_bytes() const override { return weight_bytes_; }
+
+  int64_t kv_block_bytes(int32_t block_size) const override {
+    return 2 * int64_t(config_.num_layers) * block_size * heads_.kv_width() *
+           int64_t(dtype_size(backend_.act_dtype()));
+  }
+
+  void kv_cache_alloc(int64_t num_blocks, int32_t block_size) override {
+    if (num_blocks <= 0 || block_size <= 0)
+      throw EngineError(ErrorCode::invalid_argument, "kv cache needs at least one block of at least one slot");
+    free_kv();
+    kv_.resize(size_t(config_.num_layers));
+    for (KvLayer& layer : kv_) {
+      layer.k = backend_.alloc(backend_.act_dtype(), num_blocks * block_size, heads_.kv_width());
+      layer.v = backend_.alloc(backend_.act_dtype(), num_blocks * block_size, heads_.kv_width());
+      layer.block_size = block_size;
+    }
+  }
+
+  void reserve(int32_t max_tokens, int32_t max_seqs, int32_t max_context) override {
+    if (max_tokens <= 0 || max_seqs <= 0 || max_context <= 0)
+      throw EngineError(ErrorCode::invalid_argument, "reserve needs positive max_tokens, max_seqs and max_context");
+    free_activations();
+    const DType act = backend_.act_dtype();
+    const int64_t T = max_tokens;
+    act_.residual = backend_.alloc(act, T, config_.hidden_size);
+    act_.normed = backend_.alloc(act, T, config_.hidden_size);
+    act_.proj = backend_.alloc(act, T, config_.hidden_size);
+    act_.qkv = backend_.alloc(act, T, heads_.qkv_width());
+    act_.attn = backend_.alloc(act, T, heads_.q_width());
+    act_.gate_up = backend_.alloc(act, T, 2 * int64_t(config_.intermediate_size));
+    act_.mlp = backend_.alloc(act, T, config_.intermediate_size);
+    max_tokens_ = max_tokens;
+    alloc_logits(std::min(max_seqs, max_tokens));
+    backend_.reserve_scratch(max_tokens, max_seqs, max_context, heads_);
+  }
+
+  Tensor forward(const StepTensors& step) override {
+    const int32_t T = step.num_tokens, R = step.num_logit_rows;
+    if (T <= 0) throw EngineError(ErrorCode::internal, "forward of an empty step");
+    if (T > max_tokens_)
+      throw EngineError(ErrorCode::internal, "forward of " + std::to_string(T) + " tokens, reserved " +
+                                                 std::to_string(max_tokens_));
+    if (kv_.empty()) throw EngineError(ErrorCode::internal, "forward before kv_cache_alloc");
+    // Steps usually want one logit row per sequence; a prompt-logits check wants
+    // every row, and only then does the buffer grow.
+    if (R > logit_rows_) alloc_logits(R);
+
+    const ModelConfig& c = config_;
+    Backend& b = backend_;
+    Tensor residual = act_.residual.row_slice(0, T);
+    Tensor normed = act_.normed.row_slice(0, T);
+    Tensor proj = act_.proj.row_slice(0, T);
+    Tensor qkv = act_.qkv.row_slice(0, T);
+    Tensor attn = act_.attn.row_slice(0, T);
+    Tensor gate_up = act_.gate_up.row_slice(0, T);
+    Tensor mlp = act_.mlp.row_slice(0, T);
+    const float eps = c.rms_norm_eps, off = c.norm_weight_offset;
+
+    b.embed(embed_, step, embed_scale_, residual);
+    for (int32_t l = 0; l < c.num_layers; ++l) {
+      LayerWeights& L = layers_[size_t(l)];
+      if (l == 0) {
+        b.rms_norm(residual, L.input_norm, eps, off, normed);
+      } else {
+        b.add_rms_norm(residual, proj, L.input_norm, eps, off, normed);  // + previous MLP output
+      }
+      b.linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv);
+      b.rope(qkv, step, heads_, rope_);
+      b.kv_write(qkv, step, heads_, kv_[size_t(l)]);
+      b.attention(qkv, step, heads_, kv_[size_t(l)], attn_scale_, attn);
+      b.linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj);
+      b.add_rms_norm(residual, proj, L.post_norm, eps, off, normed);
+      b.linear(normed, L.gate_up, nullptr, gate_up);
+      b.gated_activation(gate_up, c.activation, mlp);
+      b.linear(mlp, L.down, nullptr, proj);
+    }
+    b.add_rms_norm(residual, proj, final_norm_, eps, off, normed);
+    Tensor rows = act_.logit_hidden.row_slice(0, R);
+    Tensor logits = logits_.row_slice(0, R);
+    if (R == 0) return logits;
+    b.gather_rows(normed, step, rows);
+    b.linear(rows, c.tie_word_embeddings ? embed_ : lm_head_, nullptr, logits);
+    return logits;
+  }
+
+ private:
+  struct Activations {
+    Tensor residual, normed, proj, qkv, attn, gate_up, mlp, logit_hidden;
+  };
+
+  void alloc_weight(Tensor& t, int64_t rows, int64_t cols) {
+    t = backend_.alloc(backend_.weight_dtype(), rows, cols);
+    owned_.push_back(&t);
+    weight_bytes_ += int64_t(t.bytes());
+  }
+
+  const SafetensorsTensor& checked(const SafetensorsSet& st, const std::string& name,
+                                   const std::vector<int64_t>& shape) {
+    const SafetensorsTensor& t = st.get(name);
+    if (!t.supported)
+      load_error(t.file + ": tensor '" + name + "' has dtype " + t.st_dtype +
+                 "; weights must be BF16, F16 or F32");
+    if (t.shape != shape)
+      load_error(t.file + ": tensor '" + name + "' has shape " + shape_string(t.shape) + ", but config.json implies " +
+                 shape_string(shape));
+    return t;
+  }
+
+  // Uploads tensor `name` (of `shape`) into rows [row0, row0 + rows) of dst,
+  // allocating dst first when it is not allocated yet ([rows, last dim]).
+  void load_into(const SafetensorsSet& st, const std::string& name, const std::vector<int64_t>& shape,
+                 Tensor& dst, int64_t row0, int64_t rows) {
+    const SafetensorsTensor& t = checked(st, name, shape);
+    if (!dst.data) alloc_weight(dst, rows, shape.back());
+    backend_.upload(dst, row0, t.data, t.dtype, rows);
+  }
+
+  void append_f32(const SafetensorsSet& st, const std::string& name, int64_t n, std::vector<float>& out) {
+    const SafetensorsTensor& t = checked(st, name, {n});
+    const char* p = static_cast<const char*>(t.data);
+    for (int64_t i = 0; i < n; ++i) {
+      if (t.dtype == DType::f32) {
+        float f;
+        std::memcpy(&f, p + 4 * i, 4);
+        out.push_back(f);
+      } else {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out.push_back(t.dtype == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h));
+      }
+    }
+  }
+
+  void alloc_logits(int32_t rows) {
+    if (logits_.data) backend_.free(logits_);
+    if (act_.logit_hidden.data) backend_.free(act_.logit_hidden);
+    logits_ = backend_.alloc(DType::f32, rows, config_.vocab_size);
+    act_.logit_hidden = backend_.alloc(backend_.act_dtype(), rows, config_.hidden_size);
+    logit_rows_ = rows;
+  }
+
+  void free_kv() {
+    for (KvLayer& layer : kv_) {
+      if (layer.k.data) backend_.free(layer.k);
+      if (layer.v.data) backend_.free(layer.v);
+    }
+    kv_.clear();
+  }
+
+  void free_activations() {
+    for (Tensor* t : {&act_.residual, &act_.normed, &act_.proj, &act_.qkv, &act_.attn, &act_.gate_up, &act_.mlp,
+                      &act_.logit_hidden, &logits_}) {
+      if (t->data) backend_.free(*t);
+    }
+    max_tokens_ = 0;
+    logit_rows_ = 0;
+  }
+
+  ModelConfig config_;
+  Backend& backend_;
+  HeadLayout heads_;
+  RopeConfig rope_;
+  float attn_scale_ = 1.0f;
+  float embed_scale_ = 1.0f;
+
+  Tensor embed_, final_norm_, lm_head_;
+  std::vector<LayerWeights> layers_;
+  std::vector<Tensor*> owned_;  // every weight tensor, for the destructor
+  int64_t weight_bytes_ = 0;
+
+  std::vector<KvLayer> kv_;
+  Activations act_;
+  Tensor logits_;
+  int32_t max_tokens_ = 0;
+  int32_t logit_rows_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backend) {
+  ModelConfig config = model_config_load(model_dir);
+  SafetensorsSet weights = SafetensorsSet::open_dir(model_dir);
+  auto model = std::make_unique<TransformerModel>(std::move(config), backend);
+  model->load_weights(weights);
+  return model;
+}
+
+}  // namespace bg

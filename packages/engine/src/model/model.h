@@ -1,0 +1,85 @@
+// A decoder-only transformer in Hugging Face layout, written once over the Backend
+// ops. Gemma (1st generation) and the Llama family (Llama 2/3/3.1, Mistral, Qwen2)
+// are the same graph with different switches in ModelConfig.
+//
+// Contract with the runtime (src/runtime): the runtime owns scheduling and the
+// block manager; it builds a StepBatch, uploads it with Backend::upload_step and
+// calls Model::forward, which writes this step's K/V into the paged cache and
+// returns the logits of the step's logit rows.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "batchgen/backend.h"
+
+namespace bg {
+
+struct RopeScaling {
+  std::string type;                   // "" (none), "llama3", "linear"
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;       // llama3
+  float high_freq_factor = 4.0f;      // llama3
+  int32_t original_max_position_embeddings = 8192;  // llama3
+};
+
+struct ModelConfig {
+  std::string architecture;           // config.json "architectures"[0]
+  std::string model_type;             // "gemma" | "llama" | "mistral" | "qwen2"
+  int32_t vocab_size = 0;
+  int32_t hidden_size = 0;
+  int32_t intermediate_size = 0;
+  int32_t num_layers = 0;
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  float rms_norm_eps = 1e-6f;
+  float rope_theta = 10000.0f;
+  RopeScaling rope_scaling;
+  int32_t max_position_embeddings = 0;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;        // q/k/v biases (qwen2 always; llama/gemma when attention_bias)
+  bool attention_out_bias = false;    // o_proj bias (llama/gemma attention_bias; never qwen2)
+  Activation activation = Activation::silu;
+  float norm_weight_offset = 0.0f;    // gemma: 1 (weights stored as w, applied as 1 + w)
+  bool scale_embeddings = false;      // gemma: embeddings * sqrt(hidden_size)
+  std::vector<int32_t> eos_token_ids;
+  int32_t bos_token_id = -1;
+  int32_t sliding_window = 0;         // mistral: 0 = none; attention over a window is not implemented past it
+  std::string torch_dtype;            // as stored
+
+  HeadLayout heads() const { return HeadLayout{num_heads, num_kv_heads, head_dim}; }
+};
+
+// Reads and validates config.json (and generation_config.json for EOS ids when present).
+// Throws EngineError(model_load) for a missing/unreadable file or field,
+// EngineError(unsupported) naming an architecture that is not supported.
+ModelConfig model_config_load(const std::string& model_dir);
+
+// The rotary embedding of a config: inv_freq computed as transformers computes it
+// (f32, same operation order), including "linear" and "llama3" scaling.
+RopeConfig rope_config_make(const ModelConfig& config);
+
+class Model {
+ public:
+  // Loads config + every safetensors file (single or index-sharded) into the backend.
+  // Throws EngineError(model_load) naming the file and tensor at fault.
+  static std::unique_ptr<Model> load(const std::string& model_dir, Backend& backend);
+  virtual ~Model() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual int64_t weight_bytes() const = 0;
+  // Bytes one KV block takes over all layers (K and V).
+  virtual int64_t kv_block_bytes(int32_t block_size) const = 0;
+  // Allocates the paged KV cache: num_blocks blocks of block_size slots per layer.
+  virtual void kv_cache_alloc(int64_t num_blocks, int32_t block_size) = 0;
+  // Allocates activation buffers for steps of up to max_tokens tokens and
+  // max_seqs sequences (which bounds the logit rows) and contexts up to max_context.
+  virtual void reserve(int32_t max_tokens, int32_t max_seqs, int32_t max_context) = 0;
+  // One step. Returns f32 logits [step.num_logit_rows, vocab_size] in backend
+  // memory, valid until the next forward.
+  virtual Tensor forward(const StepTensors& step) = 0;
+};
+
+}  // namespace bg

@@ -1,0 +1,36 @@
+// Token sampling on the host: the reference every backend's sample() matches, and
+// what the CPU backend's Backend::sample calls.
+//
+// Per row, in this order (vLLM v1's):
+//  1. temperature == 0: greedy, argmax with ties to the lowest id. Otherwise
+//     p_i = exp((logit_i - max) / temperature) (double), unnormalised;
+//  2. min-p: keep tokens with p_i >= min_p * p_max;
+//  3. candidates sorted by p descending, then id ascending; top-k keeps the first k;
+//  4. top-p: keeps the shortest prefix whose mass reaches top_p of the kept mass;
+//  5. u = rng_uniform(seed, position); the token is the first candidate whose
+//     cumulative mass exceeds u * (kept mass): the inverse CDF.
+// Every step is a function of the row's logits and SampleRow alone, so a
+// request's output never depends on its batch slot or on its batch-mates.
+// NaN logits count as -inf.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "batchgen/sampling.h"
+
+namespace bg {
+
+// Samples rows [0, rows) of f32 logits laid out `stride` floats apart (stride >=
+// vocab), one SampleRow each (params.size() == rows); writes rows ids to out_ids.
+void sample_rows_cpu(const float* logits, int64_t rows, int64_t vocab, int64_t stride,
+                     const std::vector<SampleRow>& params, int32_t* out_ids);
+
+// Samples one row (what sample_rows_cpu does per row).
+int32_t sample_row_cpu(const float* logits, int64_t vocab, const SampleRow& params);
+
+// Throws EngineError(invalid_argument) naming the field when a value is out of
+// range: temperature finite and >= 0; top_k >= 0; top_p in (0, 1]; min_p in
+// [0, 1]; max_tokens >= 1; stop_token_ids inside [0, vocab_size).
+void sampling_params_validate(const SamplingParams& params, int32_t vocab_size);
+
+}  // namespace bg

@@ -1,0 +1,174 @@
+#include "sched/scheduler.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace bg {
+
+Scheduler::Scheduler(const SchedulerConfig& config, int64_t num_blocks, int32_t block_size)
+    : config_(config), blocks_(num_blocks, block_size) {
+  if (config_.max_batch_tokens < 1) throw std::invalid_argument("max_batch_tokens must be >= 1");
+  if (config_.max_seqs < 1) throw std::invalid_argument("max_seqs must be >= 1");
+  if (config_.max_model_len < 1) throw std::invalid_argument("max_model_len must be >= 1");
+}
+
+Request* Scheduler::add(const std::string& id, std::vector<int32_t> prompt,
+                        const SamplingParams& sampling, int32_t priority) {
+  if (requests_.count(id)) throw std::invalid_argument("duplicate request id '" + id + "'");
+  if (prompt.empty()) throw std::invalid_argument("empty prompt");
+  auto r = std::make_unique<Request>();
+  r->id = id;
+  r->handle = next_handle_++;
+  r->priority = priority;
+  r->arrival = next_arrival_++;
+  r->prompt = std::move(prompt);
+  r->sampling = sampling;
+  Request* raw = r.get();
+  requests_.emplace(id, std::move(r));
+  waiting_.insert(raw);
+  return raw;
+}
+
+void Scheduler::insert_running(Request* r) {
+  running_.insert(std::upper_bound(running_.begin(), running_.end(), r, Before{}), r);
+}
+
+void Scheduler::erase_running(Request* r) {
+  auto it = std::find(running_.begin(), running_.end(), r);
+  if (it != running_.end()) running_.erase(it);
+}
+
+void Scheduler::preempt(Request* r, ScheduleOutput& out) {
+  erase_running(r);
+  blocks_.free_seq(r->handle);
+  r->num_computed = 0;
+  r->num_prefill = 0;
+  ++r->preemptions;
+  ++preemptions_;
+  // Its arrival is older than anything admitted after it, so (priority, arrival)
+  // order puts it back at the front of its priority's queue.
+  waiting_.insert(r);
+  out.preempted.push_back(r);
+}
+
+ScheduleOutput Scheduler::schedule() {
+  ScheduleOutput out;
+  int32_t budget = config_.max_batch_tokens;
+  const size_t max_seqs = size_t(config_.max_seqs);
+
+  // 1. One token for every running request, oldest first; preempt the newest
+  //    when blocks run out. Victims come from the back, which has not been
+  //    scheduled yet, so nothing already in `out` is ever preempted.
+  for (size_t i = 0; i < running_.size() && budget > 0 && out.seqs.size() < max_seqs;) {
+    Request* r = running_[i];
+    bool self_preempted = false;
+    while (!blocks_.ensure_capacity(r->handle, int64_t(r->num_computed) + 1)) {
+      Request* victim = running_.back();
+      preempt(victim, out);
+      if (victim == r) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) break;  // r was the newest: nothing left behind it
+    out.seqs.push_back(ScheduledSeq{r, r->num_computed, 1, false});
+    budget -= 1;
+    ++i;
+  }
+
+  // 2. Extend prefill chunks with what is left, within the free blocks.
+  for (ScheduledSeq& s : out.seqs) {
+    if (budget == 0) break;
+    Request* r = s.request;
+    int64_t end = int64_t(s.start) + s.num_tokens;
+    int64_t want = std::min<int64_t>(r->num_tokens() - end, budget);
+    if (want <= 0) continue;
+    int64_t fit = blocks_.capacity(r->handle) + blocks_.num_free() * blocks_.block_size() - end;
+    int64_t extra = std::min(want, fit);
+    if (extra <= 0) continue;
+    blocks_.ensure_capacity(r->handle, end + extra);
+    s.num_tokens += int32_t(extra);
+    budget -= int32_t(extra);
+  }
+
+  // 3. Admit waiting requests, FIFO within priority, unless this step had to
+  //    preempt (admitting then would only thrash).
+  if (out.preempted.empty()) {
+    while (!waiting_.empty() && budget > 0 && running_.size() < max_seqs &&
+           out.seqs.size() < max_seqs) {
+      Request* r = *waiting_.begin();
+      int32_t n = std::min(r->num_tokens() - r->num_computed, budget);
+      if (!blocks_.ensure_capacity(r->handle, int64_t(r->num_computed) + n)) break;
+      waiting_.erase(waiting_.begin());
+      insert_running(r);
+      r->num_prefill = r->num_tokens();
+      out.seqs.push_back(ScheduledSeq{r, r->num_computed, n, false});
+      budget -= n;
+    }
+  }
+
+  for (ScheduledSeq& s : out.seqs) {
+    s.samples = s.start + s.num_tokens == s.request->num_tokens();
+    out.total_tokens += s.num_tokens;
+    out.num_sampling += s.samples ? 1 : 0;
+  }
+  return out;
+}
+
+bool Scheduler::stops(const Request& r, int32_t token, FinishReason* reason) const {
+  const SamplingParams& p = r.sampling;
+  if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end() ||
+      (!p.ignore_eos && std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(),
+                                  token) != config_.eos_token_ids.end())) {
+    *reason = FinishReason::stop;
+    return true;
+  }
+  if (int32_t(r.output.size()) >= p.max_tokens || r.num_tokens() >= config_.max_model_len) {
+    *reason = FinishReason::length;
+    return true;
+  }
+  return false;
+}
+
+std::vector<std::unique_ptr<Request>> Scheduler::update(const ScheduleOutput& out,
+                                                        const int32_t* sampled) {
+  std::vector<std::unique_ptr<Request>> finished;
+  size_t row = 0;
+  for (const ScheduledSeq& s : out.seqs) {
+    Request* r = s.request;
+    prompt_tokens_processed_ +=
+        std::max(0, std::min(s.start + s.num_tokens, r->num_prefill) - s.start);
+    r->num_computed = s.start + s.num_tokens;
+    if (!s.samples) continue;
+    int32_t token = sampled[row++];
+    r->output.push_back(token);
+    ++generated_tokens_;
+    FinishReason reason;
+    if (stops(*r, token, &reason)) {
+      std::unique_ptr<Request> done = remove(r->id);
+      done->finish_reason = reason;
+      finished.push_back(std::move(done));
+    }
+  }
+  return finished;
+}
+
+std::unique_ptr<Request> Scheduler::remove(const std::string& id) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return nullptr;
+  std::unique_ptr<Request> r = std::move(it->second);
+  requests_.erase(it);
+  waiting_.erase(r.get());
+  erase_running(r.get());
+  blocks_.free_seq(r->handle);
+  return r;
+}
+
+std::vector<std::string> Scheduler::live_ids() const {
+  std::vector<std::string> ids;
+  ids.reserve(requests_.size());
+  for (const auto& kv : requests_) ids.push_back(kv.first);
+  return ids;
+}
+
+}  // namespace bg

@@ -1,0 +1,178 @@
+// Bad model directories get a clear error of the right class, naming the file and
+// tensor at fault, and the process goes on: missing directory, config or weights,
+// corrupt config, truncated safetensors, headers that lie about sizes and offsets,
+// shapes that disagree with config.json, an unsupported architecture.
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { DeviceError, Engine, EngineError, ModelLoadError, UnsupportedError } from "../ts/index.js";
+import { referenceCases, type ReferenceCase } from "./reference-models.js";
+
+let good: ReferenceCase;
+let root: string;
+
+beforeAll(async () => {
+  good = (await referenceCases()).find((c) => c.name === "llama-gqa")!;
+  root = await mkdtemp(join(tmpdir(), "bg-load-errors-"));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let counter = 0;
+/** A fresh copy of the good llama model directory. */
+async function copyModel(): Promise<string> {
+  const dir = join(root, `m${counter++}`);
+  await cp(good.modelDir, dir, { recursive: true });
+  return dir;
+}
+
+async function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): Promise<void> {
+  const c = JSON.parse(await readFile(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+  edit(c);
+  await writeFile(join(dir, "config.json"), JSON.stringify(c));
+}
+
+interface Header { [name: string]: { dtype: string; shape: number[]; data_offsets: [number, number] } }
+
+/** Rewrites model.safetensors with an edited header (data bytes unchanged). */
+async function editHeader(dir: string, edit: (h: Header) => void): Promise<void> {
+  const path = join(dir, "model.safetensors");
+  const buf = await readFile(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Header;
+  edit(header);
+  const text = Buffer.from(JSON.stringify(header), "utf8");
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  await writeFile(path, Buffer.concat([len, text, buf.subarray(8 + n)]));
+}
+
+async function loadError(modelDir: string, device: "cpu" | "cuda" = "cpu"): Promise<EngineError> {
+  const err = await Engine.load({ modelDir, device, threads: 1, kvCacheBlocks: 16 }).then(
+    async (e) => {
+      await e.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect(err, `loading ${modelDir} should fail`).toBeInstanceOf(EngineError);
+  return err as EngineError;
+}
+
+describe("model load errors", () => {
+  it("missing directory", async () => {
+    const err = await loadError(join(root, "does-not-exist"));
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/does-not-exist does not exist/);
+  });
+
+  it("missing config.json", async () => {
+    const dir = join(root, "no-config");
+    await mkdir(dir);
+    await copyFile(join(good.modelDir, "model.safetensors"), join(dir, "model.safetensors"));
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/missing config\.json/);
+  });
+
+  it("corrupt config.json", async () => {
+    const dir = await copyModel();
+    await writeFile(join(dir, "config.json"), '{"architectures": ["LlamaForCausalLM"], ');
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/config\.json: invalid JSON at byte \d+/);
+  });
+
+  it("missing weights", async () => {
+    const dir = await copyModel();
+    await rm(join(dir, "model.safetensors"));
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/no weights in .*model\.safetensors/);
+  });
+
+  it("truncated safetensors", async () => {
+    const dir = await copyModel();
+    const path = join(dir, "model.safetensors");
+    const size = (await readFile(path)).length;
+    await truncate(path, size - 1000);
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/model\.safetensors: tensor '.+': .*run past the end .*truncated/);
+    await truncate(path, 5);
+    expect((await loadError(dir)).message).toMatch(/model\.safetensors: truncated safetensors file/);
+  });
+
+  it("header length larger than the file", async () => {
+    const dir = await copyModel();
+    const path = join(dir, "model.safetensors");
+    const buf = await readFile(path);
+    buf.writeBigUInt64LE(BigInt(buf.length));
+    await writeFile(path, buf);
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/model\.safetensors: safetensors header length \d+ is larger than the file allows/);
+  });
+
+  it("header whose shape disagrees with its byte range", async () => {
+    const dir = await copyModel();
+    await editHeader(dir, (h) => { h["model.norm.weight"]!.shape = [129]; });
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/tensor 'model\.norm\.weight': dtype F32 and shape \[129\] need 516 bytes but data_offsets span 512/);
+  });
+
+  it("header offsets past the end and overlapping", async () => {
+    const dir = await copyModel();
+    await editHeader(dir, (h) => {
+      const t = h["model.norm.weight"]!;
+      t.data_offsets = [t.data_offsets[0] + 2 ** 30, t.data_offsets[1] + 2 ** 30];
+    });
+    expect((await loadError(dir)).message).toMatch(/tensor 'model\.norm\.weight': data_offsets .* run past the end/);
+
+    const dir2 = await copyModel();
+    await editHeader(dir2, (h) => {
+      h["model.layers.1.input_layernorm.weight"]!.data_offsets = [...h["model.layers.0.input_layernorm.weight"]!.data_offsets];
+    });
+    const err = await loadError(dir2);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(/model\.layers\.[01]\.input_layernorm\.weight' overlaps tensor/);
+  });
+
+  it("weights whose shapes disagree with config.json", async () => {
+    const dir = await copyModel();
+    await editConfig(dir, (c) => { c.intermediate_size = 301; });
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(ModelLoadError);
+    expect(err.message).toMatch(
+      /tensor 'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[300, 128\], but config\.json implies \[301, 128\]/);
+  });
+
+  it("unsupported architecture", async () => {
+    const dir = await copyModel();
+    await editConfig(dir, (c) => { c.architectures = ["Gemma2ForCausalLM"]; c.model_type = "gemma2"; });
+    const err = await loadError(dir);
+    expect(err).toBeInstanceOf(UnsupportedError);
+    expect(err.message).toMatch(/unsupported architecture "Gemma2ForCausalLM".*supported: GemmaForCausalLM, LlamaForCausalLM/);
+  });
+
+  it("cuda on a machine or build without it", async () => {
+    const err = await loadError(good.modelDir, "cuda");
+    expect(err instanceof UnsupportedError || err instanceof DeviceError).toBe(true);
+    expect(err.message).toMatch(/cuda|CUDA/);
+  });
+
+  it("the process survives: the good model still loads and generates", async () => {
+    const engine = await Engine.load({ modelDir: good.modelDir, device: "cpu", threads: 1, kvCacheBlocks: 16 });
+    try {
+      const r = await engine.generate({ prompt: good.greedy[0]!.prompt, maxTokens: 8, temperature: 0, ignoreEos: true });
+      expect(r.tokens).toEqual(good.greedy[0]!.tokens.slice(0, 8));
+    } finally {
+      await engine.close();
+    }
+  });
+});

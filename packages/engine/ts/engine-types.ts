@@ -1,0 +1,108 @@
+// The data the Engine takes and gives (its class is in engine.ts).
+
+export type Device = "cpu" | "cuda" | `cuda:${number}`;
+
+export interface EngineLoadOptions {
+  /** A Hugging Face model directory: config.json and *.safetensors. */
+  modelDir: string;
+  /** Default "cpu". */
+  device?: Device;
+  /** CPU backend threads; default 0 = all cores. */
+  threads?: number;
+  /** KV tokens per cache block; default 16. */
+  blockSize?: number;
+  /** KV cache size in blocks; default 0 = size it from memory (next two options). */
+  kvCacheBlocks?: number;
+  /** Share of free memory after the weights for the KV cache; default 0.9. */
+  kvCacheMemoryFraction?: number;
+  /** CPU only: cap on the KV cache's bytes; default 1 GiB. */
+  kvCacheMaxBytes?: number;
+  /** Token budget of one step (decode tokens + prefill chunks); default 2048. */
+  maxBatchTokens?: number;
+  /** Sequences per step; default 256. */
+  maxSeqs?: number;
+  /**
+   * Context length; default 0 = the model's max_position_embeddings, lowered to
+   * what the KV cache holds when the cache is smaller.
+   */
+  maxModelLen?: number;
+  /** Batch-invariant results on every backend (may cost speed); default false. */
+  deterministic?: boolean;
+}
+
+/**
+ * One generation. A prompt must leave room for one generated token (length <
+ * model.maxModelLen); generation stops at maxTokens or at the context length,
+ * whichever comes first (finishReason "length").
+ */
+export interface GenerateRequest {
+  /** Unique among live requests; default: a random UUID. */
+  id?: string;
+  /** Token ids. */
+  prompt: number[] | Int32Array;
+  /** Default 16. */
+  maxTokens?: number;
+  /** Default 1; 0 = greedy. */
+  temperature?: number;
+  /** Default 0 = off. */
+  topK?: number;
+  /** In (0, 1]; default 1 = off. */
+  topP?: number;
+  /** In [0, 1]; default 0 = off. */
+  minP?: number;
+  /** Default: derived from the id. The random stream is keyed by (seed, position). */
+  seed?: number | bigint;
+  /** Generation stops after any of these (included in tokens). */
+  stopTokenIds?: number[];
+  /** When false (default), the model's EOS ids stop generation too. */
+  ignoreEos?: boolean;
+  /** Lower runs first; FIFO within a priority. Default 0. */
+  priority?: number;
+}
+
+export type FinishReason = "stop" | "length" | "abort" | "error";
+
+export interface GenerateResult {
+  id: string;
+  /** Generated ids (a stop token included when it stopped on one). */
+  tokens: number[];
+  finishReason: FinishReason;
+  /** Set when finishReason is "error". */
+  error?: string;
+  promptTokens: number;
+  completionTokens: number;
+  /** Times the request was preempted (and recomputed) under KV pressure. */
+  preemptions: number;
+  /** Milliseconds from generate() reaching the engine: to first scheduled, to first token, to finished. */
+  timings: { queueMs: number; firstTokenMs: number; totalMs: number };
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksTotal: number;
+  kvBlocksUsed: number;
+  kvBlocksFree: number;
+  /** Prompt tokens run through the model, recomputation after preemption included. */
+  promptTokensProcessed: number;
+  generatedTokens: number;
+  steps: number;
+  preemptions: number;
+  lastStepMs: number;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  maxModelLen: number;
+  eosTokenIds: number[];
+  bosTokenId: number;
+  device: string;
+  deviceName: string;
+  weightBytes: number;
+  blockSize: number;
+  kvBlocks: number;
+}

@@ -1,0 +1,216 @@
+// The engine as TypeScript sees it: load a model, generate, abort, stats, close.
+// Requests go to the native step thread; each step's finished results come back
+// in one callback on the event loop and resolve their promises.
+import { randomUUID } from "node:crypto";
+
+import type {
+  Device,
+  EngineLoadOptions,
+  EngineStats,
+  GenerateRequest,
+  GenerateResult,
+  ModelInfo,
+} from "./engine-types.js";
+import { EngineError, InvalidArgumentError, NotFoundError } from "./errors.js";
+import {
+  awaitNative,
+  callNative,
+  nativeLoad,
+  toEngineError,
+  type NativeEngine,
+  type NativeLoadOptions,
+  type NativeRequest,
+  type NativeResult,
+} from "./native.js";
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+interface Pending {
+  resolve: (result: GenerateResult) => void;
+  done: Promise<GenerateResult>;
+}
+
+export class Engine {
+  readonly model: ModelInfo;
+  readonly #native: NativeEngine;
+  readonly #pending: Map<string, Pending>;
+  #closing: Promise<void> | undefined;
+
+  private constructor(native: NativeEngine, pending: Map<string, Pending>) {
+    this.#native = native;
+    this.#pending = pending;
+    this.model = callNative(() => native.modelInfo());
+  }
+
+  /** Loads the model off the event loop. Rejects with ModelLoadError, UnsupportedError, ... */
+  static async load(options: EngineLoadOptions): Promise<Engine> {
+    const native = loadOptions(options);
+    // The results callback exists before the engine object does: it only needs the map.
+    const pending = new Map<string, Pending>();
+    const onResults = (results: NativeResult[]): void => {
+      for (const r of results) {
+        const p = pending.get(r.id);
+        if (p === undefined) continue;
+        pending.delete(r.id);
+        p.resolve(toResult(r));
+      }
+    };
+    return new Engine(await nativeLoad(native, onResults), pending);
+  }
+
+  /** Resolves when the request finishes; rejects InvalidArgumentError for bad input. */
+  generate(request: GenerateRequest): Promise<GenerateResult> {
+    try {
+      if (this.#closing !== undefined) throw new EngineError("closed", "the engine is closed");
+      const native = nativeRequest(request);
+      if (this.#pending.has(native.id)) {
+        throw new InvalidArgumentError(`id: a request with id '${native.id}' is already live`);
+      }
+      let resolve!: (result: GenerateResult) => void;
+      const done = new Promise<GenerateResult>((r) => (resolve = r));
+      callNative(() => this.#native.submit(native));
+      this.#pending.set(native.id, { resolve, done });
+      return done;
+    } catch (error) {
+      return Promise.reject(toEngineError(error));
+    }
+  }
+
+  /** Ends a live request; its generate() resolves with finishReason "abort". */
+  abort(id: string): void {
+    if (typeof id !== "string") throw new InvalidArgumentError("abort: id must be a string");
+    const aborted = callNative(() => this.#native.abort(id));
+    // Not aborted but still pending: it just finished and its result is on the way.
+    if (!aborted && !this.#pending.has(id)) {
+      throw new NotFoundError(`abort: no live request has id '${id}'`);
+    }
+  }
+
+  stats(): EngineStats {
+    return callNative(() => this.#native.stats());
+  }
+
+  /** Logits [prompt.length * vocabSize] of every prompt position, the prompt run alone. */
+  promptLogits(prompt: number[] | Int32Array): Promise<Float32Array> {
+    try {
+      if (this.#closing !== undefined) throw new EngineError("closed", "the engine is closed");
+      const ids = tokenIds(prompt, "prompt");
+      return awaitNative(() => this.#native.promptLogits(ids));
+    } catch (error) {
+      return Promise.reject(toEngineError(error));
+    }
+  }
+
+  /** Stops the engine; pending generate() calls resolve with finishReason "abort". */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await awaitNative(() => this.#native.close());
+      // The native close handed every live request's result to the event loop.
+      await Promise.all([...this.#pending.values()].map((p) => p.done));
+    })();
+    return this.#closing;
+  }
+}
+
+function toResult(r: NativeResult): GenerateResult {
+  const result: GenerateResult = {
+    id: r.id,
+    tokens: Array.from(r.tokens),
+    finishReason: r.finishReason,
+    promptTokens: r.promptTokens,
+    completionTokens: r.completionTokens,
+    preemptions: r.preemptions,
+    timings: { queueMs: r.queueMs, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs },
+  };
+  if (r.finishReason === "error") result.error = r.error;
+  return result;
+}
+
+// --- validation: types and ranges here (camelCase names); model-dependent checks
+// (vocabulary, context length) are native.
+
+function fail(message: string): never {
+  throw new InvalidArgumentError(message);
+}
+
+function integer(value: unknown, name: string, min: number, max: number, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    fail(`${name}: must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+function number(value: unknown, name: string, ok: (x: number) => boolean, range: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== "number" || !ok(value)) fail(`${name}: must be a number in ${range}, got ${String(value)}`);
+  return value;
+}
+
+function tokenIds(value: unknown, name: string): Int32Array {
+  if (value instanceof Int32Array) return value;
+  if (!Array.isArray(value)) fail(`${name}: must be an array of token ids or an Int32Array`);
+  const ids = new Int32Array(value.length);
+  value.forEach((x: unknown, i) => {
+    if (typeof x !== "number" || !Number.isInteger(x) || x < INT32_MIN || x > INT32_MAX) {
+      fail(`${name}[${i}]: must be an integer token id, got ${String(x)}`);
+    }
+    ids[i] = x;
+  });
+  return ids;
+}
+
+const DEVICE = /^(cpu|cuda|cuda:\d+)$/;
+
+function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
+  if (typeof o !== "object" || o === null) fail("Engine.load: options must be an object");
+  if (typeof o.modelDir !== "string" || o.modelDir.length === 0) fail("modelDir: a model directory is required");
+  const device: Device = o.device ?? "cpu";
+  if (typeof device !== "string" || !DEVICE.test(device)) {
+    fail(`device: must be "cpu", "cuda" or "cuda:N", got ${String(device)}`);
+  }
+  if (o.deterministic !== undefined && typeof o.deterministic !== "boolean") fail("deterministic: must be a boolean");
+  return {
+    modelDir: o.modelDir,
+    device,
+    threads: integer(o.threads, "threads", 0, 4096, 0),
+    blockSize: integer(o.blockSize, "blockSize", 1, 1024, 16),
+    kvCacheBlocks: integer(o.kvCacheBlocks, "kvCacheBlocks", 0, INT32_MAX, 0),
+    kvCacheMemoryFraction: number(o.kvCacheMemoryFraction, "kvCacheMemoryFraction", (x) => x > 0 && x <= 1, "(0, 1]", 0.9),
+    kvCacheMaxBytes: integer(o.kvCacheMaxBytes, "kvCacheMaxBytes", 1, Number.MAX_SAFE_INTEGER, 2 ** 30),
+    maxBatchTokens: integer(o.maxBatchTokens, "maxBatchTokens", 1, INT32_MAX, 2048),
+    maxSeqs: integer(o.maxSeqs, "maxSeqs", 1, INT32_MAX, 256),
+    maxModelLen: integer(o.maxModelLen, "maxModelLen", 0, INT32_MAX, 0),
+    deterministic: o.deterministic ?? false,
+  };
+}
+
+function nativeRequest(r: GenerateRequest): NativeRequest {
+  if (typeof r !== "object" || r === null) fail("generate: the request must be an object");
+  const id = r.id ?? randomUUID();
+  if (typeof id !== "string" || id.length === 0) fail("id: must be a non-empty string");
+  const prompt = tokenIds(r.prompt, "prompt");
+  if (prompt.length === 0) fail("prompt: is empty (at least one token is needed)");
+  let seed = 0n;
+  if (r.seed !== undefined) {
+    if (typeof r.seed === "bigint") seed = BigInt.asUintN(64, r.seed);
+    else if (typeof r.seed === "number" && Number.isSafeInteger(r.seed)) seed = BigInt.asUintN(64, BigInt(r.seed));
+    else fail(`seed: must be an integer or a bigint, got ${String(r.seed)}`);
+  }
+  if (r.ignoreEos !== undefined && typeof r.ignoreEos !== "boolean") fail("ignoreEos: must be a boolean");
+  return {
+    id,
+    prompt,
+    maxTokens: integer(r.maxTokens, "maxTokens", 1, INT32_MAX, 16),
+    temperature: number(r.temperature, "temperature", (x) => Number.isFinite(x) && x >= 0, "[0, inf) (0 = greedy)", 1),
+    topK: integer(r.topK, "topK", 0, INT32_MAX, 0),
+    topP: number(r.topP, "topP", (x) => x > 0 && x <= 1, "(0, 1]", 1),
+    minP: number(r.minP, "minP", (x) => x >= 0 && x <= 1, "[0, 1]", 0),
+    seed,
+    hasSeed: r.seed !== undefined,
+    stopTokenIds: tokenIds(r.stopTokenIds ?? [], "stopTokenIds"),
+    ignoreEos: r.ignoreEos ?? false,
+    priority: integer(r.priority, "priority", INT32_MIN, INT32_MAX, 0),
+  };
+}

@@ -1,0 +1,170 @@
+// The native boundary, declared in one place: every function the addon
+// (build/Release/batchgen_engine.node, src/napi/binding.cpp) exports, every
+// field it reads or writes, and the mapping of its errors onto error classes.
+// Nothing else imports the addon.
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+import {
+  DeviceError,
+  EngineError,
+  InvalidArgumentError,
+  ModelLoadError,
+  NotFoundError,
+  OutOfMemoryError,
+  UnsupportedError,
+} from "./errors.js";
+
+/** load() options: every field explicit (engine.ts applies the defaults). */
+export interface NativeLoadOptions {
+  modelDir: string;
+  device: string;
+  threads: number;
+  blockSize: number;
+  kvCacheBlocks: number;
+  kvCacheMemoryFraction: number;
+  kvCacheMaxBytes: number;
+  maxBatchTokens: number;
+  maxSeqs: number;
+  maxModelLen: number;
+  deterministic: boolean;
+}
+
+/** One request as submit() reads it. */
+export interface NativeRequest {
+  id: string;
+  prompt: Int32Array;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: bigint;          // used only when hasSeed
+  hasSeed: boolean;
+  stopTokenIds: Int32Array;
+  ignoreEos: boolean;
+  priority: number;
+}
+
+export interface NativeResult {
+  id: string;
+  tokens: Int32Array;
+  finishReason: "stop" | "length" | "abort" | "error";
+  error: string;         // "" unless finishReason is "error"
+  promptTokens: number;
+  completionTokens: number;
+  preemptions: number;
+  queueMs: number;
+  firstTokenMs: number;
+  totalMs: number;
+}
+
+export interface NativeStats {
+  running: number;
+  waiting: number;
+  kvBlocksTotal: number;
+  kvBlocksUsed: number;
+  kvBlocksFree: number;
+  promptTokensProcessed: number;
+  generatedTokens: number;
+  steps: number;
+  preemptions: number;
+  lastStepMs: number;
+}
+
+export interface NativeModelInfo {
+  architecture: string;
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  maxModelLen: number;
+  eosTokenIds: number[];
+  bosTokenId: number;
+  device: string;
+  deviceName: string;
+  weightBytes: number;
+  blockSize: number;
+  kvBlocks: number;
+}
+
+/** The engine object load() resolves with; it steps on its own native thread. */
+export interface NativeEngine {
+  /** Queues a request; throws (code invalid_argument) for bad input or a live duplicate id. */
+  submit(request: NativeRequest): void;
+  /** False when no live request has this id. */
+  abort(id: string): boolean;
+  stats(): NativeStats;
+  modelInfo(): NativeModelInfo;
+  promptLogits(prompt: Int32Array): Promise<Float32Array>;
+  /** Aborts live requests (their results still arrive through onResults) and stops the thread. */
+  close(): Promise<void>;
+}
+
+/** Called on the event loop with the results that finished in one engine step. */
+export type NativeResultsCallback = (results: NativeResult[]) => void;
+
+interface NativeAddon {
+  load(options: NativeLoadOptions, onResults: NativeResultsCallback): Promise<NativeEngine>;
+}
+
+const ADDON_PATH = fileURLToPath(new URL("../build/Release/batchgen_engine.node", import.meta.url));
+let addon: NativeAddon | undefined;
+
+function nativeAddon(): NativeAddon {
+  if (addon === undefined) {
+    try {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    } catch (cause) {
+      throw new EngineError(
+        "internal",
+        `the native engine could not be loaded from ${ADDON_PATH}; build it with ` +
+          "`pnpm --filter @batchgen/engine build`",
+        { cause },
+      );
+    }
+  }
+  return addon;
+}
+
+/** Turns whatever the addon threw into the matching EngineError subclass. */
+export function toEngineError(error: unknown): EngineError {
+  if (error instanceof EngineError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  const options = { cause: error };
+  switch (code) {
+    case "invalid_argument": return new InvalidArgumentError(message, options);
+    case "model_load": return new ModelLoadError(message, options);
+    case "unsupported": return new UnsupportedError(message, options);
+    case "out_of_memory": return new OutOfMemoryError(message, options);
+    case "device": return new DeviceError(message, options);
+    case "not_found": return new NotFoundError(message, options);
+    default: return new EngineError(typeof code === "string" ? code : "internal", message, options);
+  }
+}
+
+/** Runs a native call, rethrowing its errors as EngineErrors. */
+export function callNative<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw toEngineError(error);
+  }
+}
+
+/** Same for a native call that returns a promise. */
+export async function awaitNative<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw toEngineError(error);
+  }
+}
+
+export function nativeLoad(
+  options: NativeLoadOptions,
+  onResults: NativeResultsCallback,
+): Promise<NativeEngine> {
+  return awaitNative(() => nativeAddon().load(options, onResults));
+}

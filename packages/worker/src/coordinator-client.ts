@@ -1,0 +1,41 @@
+// The gRPC side of the worker: a client for WorkerService built from the shared
+// service definition, and one Connect stream per session.
+import * as grpc from "@grpc/grpc-js";
+import { workerServiceDefinition, type CoordinatorMessage, type WorkerMessage } from "@batchgen/proto";
+
+export type ConnectStream = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
+
+const WorkerServiceClient = grpc.makeGenericClientConstructor(workerServiceDefinition, "WorkerService");
+
+export interface CoordinatorClientOptions {
+  /** host:port (or any gRPC target such as dns:///coordinator:50051). */
+  address: string;
+  token: string;
+  tls?: boolean;
+}
+
+export class CoordinatorClient {
+  private readonly client: grpc.Client & { connect(metadata: grpc.Metadata, options?: grpc.CallOptions): ConnectStream };
+
+  constructor(private readonly opts: CoordinatorClientOptions) {
+    const credentials = opts.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+    // A client per session: a reconnect resolves the address again and may land on any
+    // replica behind it. Keepalive pings find a coordinator that vanished without a FIN.
+    this.client = new WorkerServiceClient(opts.address, credentials, {
+      "grpc.keepalive_time_ms": 20_000,
+      "grpc.keepalive_timeout_ms": 10_000,
+      "grpc.max_receive_message_length": 256 * 1024 * 1024,
+      "grpc.max_send_message_length": 64 * 1024 * 1024,
+    }) as never;
+  }
+
+  connect(): ConnectStream {
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${this.opts.token}`);
+    return this.client.connect(metadata);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

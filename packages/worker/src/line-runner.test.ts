@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { CharTokenizerDouble } from "../test/support/char-tokenizer-double.js";
+import { InstantEngineDouble } from "./instant-engine-double.js";
+import { LineRunner } from "./line-runner.js";
+
+const setup = (opts: { maxModelLen?: number; completionTokens?: number; words?: string[] } = {}) => {
+  const engine = new InstantEngineDouble({ maxModelLen: opts.maxModelLen ?? 200, completionTokens: opts.completionTokens ?? 64, recordRequests: true });
+  const tokenizer = new CharTokenizerDouble(opts.words);
+  return { engine, tokenizer, runner: new LineRunner({ engine, tokenizer, modelName: "tiny-gemma" }) };
+};
+
+describe("LineRunner", () => {
+  it("renders the chat template with the generation prompt and answers with a chat.completion", async () => {
+    const { engine, tokenizer, runner } = setup({ completionTokens: 5 });
+    const body = { model: "tiny-gemma", messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }], max_tokens: 5, temperature: 0 };
+    const out = await runner.run("l1", "/v1/chat/completions", JSON.stringify(body));
+    const prompt = tokenizer.encode("<bos>[system]be brief\n[user]hi\n[assistant]", { addSpecialTokens: false });
+    expect(engine.requests[0]).toMatchObject({ id: "l1", prompt, maxTokens: 5, temperature: 0 });
+    expect(prompt.filter((t) => t === 2)).toHaveLength(1); // the template's <bos>, not a second one
+    expect(out.kind).toBe("response");
+    if (out.kind !== "response") return;
+    const parsed = JSON.parse(out.bodyJson);
+    // The double echoes the prompt: its first 5 tokens minus <bos> decode to "[sys".
+    expect(parsed).toMatchObject({
+      object: "chat.completion",
+      model: "tiny-gemma",
+      choices: [{ message: { role: "assistant", content: "[sys" }, finish_reason: "length" }],
+      usage: { prompt_tokens: prompt.length, completion_tokens: 5, total_tokens: prompt.length + 5 },
+    });
+    expect(out.promptTokens).toBe(prompt.length);
+    expect(out.completionTokens).toBe(5);
+  });
+
+  it("tokenizes a completion prompt with BOS and answers with a text_completion", async () => {
+    const { engine, tokenizer, runner } = setup({ completionTokens: 4 });
+    const out = await runner.run("l2", "/v1/completions", JSON.stringify({ model: "tiny-gemma", prompt: "abcdef", max_tokens: 10, seed: 7 }));
+    expect(engine.requests[0]).toMatchObject({ prompt: tokenizer.encode("abcdef"), seed: 7, maxTokens: 10 });
+    expect(out.kind).toBe("response");
+    if (out.kind !== "response") return;
+    expect(JSON.parse(out.bodyJson)).toMatchObject({ object: "text_completion", choices: [{ text: "abc", finish_reason: "stop" }] });
+  });
+
+  it("takes a prompt of token ids as is", async () => {
+    const { engine, runner } = setup();
+    await runner.run("l3", "/v1/completions", JSON.stringify({ model: "m", prompt: [20, 21, 22], max_tokens: 2 }));
+    expect(engine.requests[0]!.prompt).toEqual([20, 21, 22]);
+  });
+
+  it("stops at a multi-token stop string in the text and counts the tokens through it", async () => {
+    const { runner } = setup({ completionTokens: 64 });
+    // The double echoes the prompt, so the "generated" text is "<bos>one, two, three..." minus <bos>.
+    const out = await runner.run("l4", "/v1/completions", JSON.stringify({ model: "m", prompt: "one, two, three", stop: [", t"], max_tokens: 30 }));
+    expect(out.kind).toBe("response");
+    if (out.kind !== "response") return;
+    const body = JSON.parse(out.bodyJson);
+    expect(body.choices[0]).toMatchObject({ text: "one", finish_reason: "stop" });
+    expect(out.completionTokens).toBe(1 + "one, t".length); // <bos> + text through the stop string
+    expect(body.usage.completion_tokens).toBe(out.completionTokens);
+  });
+
+  it("makes a single-token stop string an engine stop token", async () => {
+    const { engine, tokenizer, runner } = setup({ words: ["END"] });
+    const out = await runner.run("l5", "/v1/completions", JSON.stringify({ model: "m", prompt: "ab END cd", stop: "END", max_tokens: 30 }));
+    expect(engine.requests[0]!.stopTokenIds).toEqual(tokenizer.encode("END", { addSpecialTokens: false }));
+    if (out.kind !== "response") throw new Error(`expected a response, got ${out.kind}`);
+    expect(JSON.parse(out.bodyJson).choices[0]).toMatchObject({ text: "ab ", finish_reason: "stop" });
+  });
+
+  it("fails a prompt longer than the context with context_length_exceeded, without running it", async () => {
+    const { engine, runner } = setup({ maxModelLen: 10 });
+    const out = await runner.run("l6", "/v1/completions", JSON.stringify({ model: "m", prompt: "x".repeat(20) }));
+    expect(out).toMatchObject({ kind: "error", code: "context_length_exceeded", promptTokens: 21 });
+    expect(engine.requests).toHaveLength(0);
+  });
+
+  it("fails a body it cannot parse, or a chat the template rejects, as invalid_request", async () => {
+    const { runner } = setup();
+    expect(await runner.run("a", "/v1/completions", "{not json")).toMatchObject({ kind: "error", code: "invalid_request" });
+    expect(await runner.run("b", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", n: 3 }))).toMatchObject({ kind: "error", code: "invalid_request" });
+    const out = await runner.run("c", "/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "assistant", content: "x" }] }));
+    expect(out).toMatchObject({ kind: "error", code: "invalid_request" });
+    expect(out.kind === "error" && out.message).toMatch(/chat template rejected the messages: conversation must start/);
+  });
+
+  it("reports an aborted request as aborted, with no result", async () => {
+    const engine = new InstantEngineDouble({ delayMs: 10_000 });
+    const runner = new LineRunner({ engine, tokenizer: new CharTokenizerDouble(), modelName: "m" });
+    const pending = runner.run("l7", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", max_tokens: 3 }));
+    engine.abort("l7");
+    expect(await pending).toEqual({ kind: "aborted" });
+  });
+});

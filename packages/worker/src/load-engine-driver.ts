@@ -1,0 +1,19 @@
+// The real engine: @batchgen/engine's Engine, imported only when a worker loads a model
+// so that tests and the benchmark with the engine double never load the native addon.
+import type { EngineLoadOptions } from "@batchgen/engine";
+import type { EngineDriver } from "./engine-driver.js";
+import type { WorkerConfig } from "./worker-config.js";
+
+const ENGINE_MODULE = "@batchgen/engine";
+
+export async function loadEngineDriver(config: WorkerConfig): Promise<EngineDriver> {
+  const { Engine } = (await import(ENGINE_MODULE)) as typeof import("@batchgen/engine");
+  const options: EngineLoadOptions = { modelDir: config.modelDir, device: config.device as EngineLoadOptions["device"], maxSeqs: config.maxSeqs };
+  if (config.threads !== undefined) options.threads = config.threads;
+  if (config.maxBatchTokens !== undefined) options.maxBatchTokens = config.maxBatchTokens;
+  if (config.maxModelLen !== undefined) options.maxModelLen = config.maxModelLen;
+  if (config.kvCacheBlocks !== undefined) options.kvCacheBlocks = config.kvCacheBlocks;
+  if (config.kvCacheMemoryFraction !== undefined) options.kvCacheMemoryFraction = config.kvCacheMemoryFraction;
+  if (config.deterministic !== undefined) options.deterministic = config.deterministic;
+  return Engine.load(options);
+}

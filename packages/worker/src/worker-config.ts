@@ -1,0 +1,54 @@
+// The worker's settings, validated once at start-up. Flags and environment variables
+// (BATCHGEN_WORKER_<SNAKE_CASE>, e.g. BATCHGEN_WORKER_MODEL_DIR) map onto this schema.
+import { basename, resolve } from "node:path";
+import { loadConfig } from "@batchgen/core";
+import { z } from "zod";
+
+// loadConfig coerces env and string flags to each field's type before validation.
+const int = (min: number) => z.number().int().min(min);
+
+export const workerConfigSchema = z.object({
+  /** gRPC address of the coordinator (host:port); replicas may share it. */
+  coordinator: z.string().min(1).default("127.0.0.1:50051"),
+  /** The worker token the coordinator expects (sent as `authorization: Bearer <token>`). */
+  token: z.string().min(1),
+  tls: z.boolean().default(false),
+  /** A Hugging Face model directory (config.json, *.safetensors, tokenizer files). */
+  modelDir: z.string().min(1),
+  /** The model name requests use; default: the model directory's name. */
+  modelName: z.string().min(1).optional(),
+  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected "cpu", "cuda" or "cuda:N"').default("cpu"),
+  threads: int(1).optional(),
+  /** Engine: most sequences running at once. The worker holds about prefetch x this many lines. */
+  maxSeqs: int(1).default(32),
+  maxBatchTokens: int(1).optional(),
+  maxModelLen: int(1).optional(),
+  kvCacheBlocks: int(1).optional(),
+  kvCacheMemoryFraction: z.number().gt(0).max(1).optional(),
+  deterministic: z.boolean().optional(),
+  /** Lines to hold, as a multiple of maxSeqs (work asked for before the engine runs dry). */
+  prefetch: z.number().min(1).default(2),
+  metrics: z.boolean().default(true),
+  /** Port of /metrics; 0 picks a free one. */
+  metricsPort: int(0).max(65535).default(9400),
+  metricsHost: z.string().default("0.0.0.0"),
+  /** SIGTERM / Drain: how long running lines may take before they are handed back. */
+  graceMs: int(0).default(30_000),
+  workerId: z.string().min(1).optional(),
+  reconnectMinMs: int(1).default(250),
+  reconnectMaxMs: int(1).default(5_000),
+});
+
+export type WorkerConfigInput = z.input<typeof workerConfigSchema>;
+export type WorkerConfig = z.output<typeof workerConfigSchema> & { modelName: string };
+
+export function loadWorkerConfig(sources: { env?: Record<string, string | undefined>; flags?: Record<string, unknown> }): WorkerConfig {
+  const config = loadConfig(workerConfigSchema, { env: sources.env, envPrefix: "BATCHGEN_WORKER", flags: sources.flags });
+  return withDefaults(config);
+}
+
+/** Fills what depends on other settings (model name from the directory). */
+export function withDefaults(config: z.output<typeof workerConfigSchema>): WorkerConfig {
+  const modelDir = resolve(config.modelDir);
+  return { ...config, modelDir, modelName: config.modelName ?? basename(modelDir) };
+}

@@ -1,0 +1,28 @@
+// The worker's command-line flags (kebab-case of the config keys), shared by
+// batchgen-worker and `batchgen worker`.
+export const workerFlags: Array<{ flag: string; arg: string; help: string }> = [
+  { flag: "coordinator", arg: "host:port", help: "coordinator gRPC address (default 127.0.0.1:50051)" },
+  { flag: "token", arg: "token", help: "worker token the coordinator expects" },
+  { flag: "model-dir", arg: "dir", help: "Hugging Face model directory" },
+  { flag: "model-name", arg: "name", help: "model name requests use (default: the directory's name)" },
+  { flag: "device", arg: "cpu|cuda:N", help: "engine device (default cpu)" },
+  { flag: "threads", arg: "n", help: "CPU threads of the engine" },
+  { flag: "max-seqs", arg: "n", help: "sequences the engine runs at once (default 32)" },
+  { flag: "max-batch-tokens", arg: "n", help: "tokens per engine step" },
+  { flag: "max-model-len", arg: "n", help: "context length cap" },
+  { flag: "kv-cache-blocks", arg: "n", help: "KV cache size in blocks" },
+  { flag: "kv-cache-memory-fraction", arg: "f", help: "KV cache size as a fraction of free GPU memory" },
+  { flag: "prefetch", arg: "x", help: "lines held, as a multiple of max-seqs (default 2)" },
+  { flag: "metrics-port", arg: "port", help: "/metrics port, 0 = any free (default 9400)" },
+  { flag: "metrics-host", arg: "host", help: "/metrics bind address (default 0.0.0.0)" },
+  { flag: "grace-ms", arg: "ms", help: "drain grace period on SIGTERM (default 30000)" },
+  { flag: "worker-id", arg: "id", help: "worker id (default host-pid-random)" },
+];
+
+export const workerFlagOptions: Record<string, { type: "string" }> = Object.fromEntries(workerFlags.map((f) => [f.flag, { type: "string" as const }]));
+
+export function workerFlagHelp(): string {
+  return workerFlags
+    .map((f) => `  --${`${f.flag} <${f.arg}>`.padEnd(36)} ${f.help}  [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`)
+    .join("\n");
+}

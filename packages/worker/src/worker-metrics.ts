@@ -1,0 +1,67 @@
+// The worker's Prometheus metrics (prefix batchgen_worker_). Token counters are the
+// source of tokens/s in and out: rate(batchgen_worker_prompt_tokens_total[1m]) and
+// rate(batchgen_worker_generation_tokens_total[1m]). Engine gauges are read from
+// engine.stats() at scrape time.
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { EngineStats } from "./engine-driver.js";
+import type { LineOutcome } from "./line-runner.js";
+
+export class WorkerMetrics {
+  private readonly promptTokens: Counter;
+  private readonly generationTokens: Counter;
+  private readonly linesDone: Counter<"outcome">;
+  private readonly leases: Counter;
+  private readonly engineRequestSeconds: Histogram;
+  private readonly connected: Gauge;
+
+  constructor(registry: Registry, engineStats: () => EngineStats | null) {
+    const registers = [registry];
+    this.promptTokens = new Counter({ name: "batchgen_worker_prompt_tokens_total", help: "Prompt tokens of finished lines", registers });
+    this.generationTokens = new Counter({ name: "batchgen_worker_generation_tokens_total", help: "Generated tokens of finished lines", registers });
+    this.linesDone = new Counter({ name: "batchgen_worker_lines_done_total", help: "Lines finished, by outcome (ok | error)", labelNames: ["outcome"], registers });
+    this.leases = new Counter({ name: "batchgen_worker_leases_total", help: "Shard leases taken", registers });
+    this.engineRequestSeconds = new Histogram({
+      name: "batchgen_worker_engine_request_seconds",
+      help: "Time a line spent in the engine, queue included",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.connected = new Gauge({ name: "batchgen_worker_connected", help: "1 while a session with the coordinator is open", registers });
+    const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const s = engineStats();
+          if (s) this.set(read(s));
+        },
+      });
+    gauge("batchgen_worker_requests_running", "Requests the engine is running", (s) => s.running);
+    gauge("batchgen_worker_requests_waiting", "Requests waiting in the engine's queue", (s) => s.waiting);
+    gauge("batchgen_worker_kv_blocks_used", "KV cache blocks in use", (s) => s.kvBlocksUsed);
+    gauge("batchgen_worker_kv_blocks_total", "KV cache blocks in all", (s) => s.kvBlocksTotal);
+    gauge("batchgen_worker_engine_step_seconds", "Duration of the engine's last step", (s) => s.lastStepMs / 1000);
+    gauge("batchgen_worker_engine_steps", "Engine steps run since start", (s) => s.steps);
+    gauge("batchgen_worker_engine_preemptions", "Requests preempted since start", (s) => s.preemptions);
+  }
+
+  leaseTaken(_lines: number): void {
+    this.leases.inc();
+  }
+
+  lineDone(outcome: LineOutcome): void {
+    if (outcome.kind === "response") {
+      this.promptTokens.inc(outcome.promptTokens);
+      this.generationTokens.inc(outcome.completionTokens);
+      this.engineRequestSeconds.observe(outcome.engineMs / 1000);
+      this.linesDone.inc({ outcome: "ok" });
+    } else if (outcome.kind === "error") {
+      this.linesDone.inc({ outcome: "error" });
+    }
+  }
+
+  setConnected(connected: boolean): void {
+    this.connected.set(connected ? 1 : 0);
+  }
+}

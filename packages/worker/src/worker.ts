@@ -1,0 +1,238 @@
+// The worker agent: loads the engine and tokenizer, keeps one session with the
+// coordinator open (reconnecting with backoff to whichever replica answers), serves
+// /metrics, and drains on stop (SIGTERM) or when the coordinator asks.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { BatchgenError, createLogger, createRegistry, loadConfig, serveMetrics, type Logger } from "@batchgen/core";
+import type { Registry } from "prom-client";
+import { Backoff } from "./backoff.js";
+import { CoordinatorClient } from "./coordinator-client.js";
+import { CreditLedger } from "./credit-ledger.js";
+import type { EngineDriver } from "./engine-driver.js";
+import { loadEngineDriver } from "./load-engine-driver.js";
+import { LineRunner } from "./line-runner.js";
+import { withDefaults, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
+import { WorkerMetrics } from "./worker-metrics.js";
+import { WorkerSession, type SessionEnd } from "./worker-session.js";
+import { loadWorkerTokenizer, type WorkerTokenizer } from "./worker-tokenizer.js";
+
+export const WORKER_VERSION = "0.1.0";
+
+/** Parts a caller may supply instead of having the worker load them (tests, benchmark). */
+export interface WorkerDeps {
+  engine?: EngineDriver;
+  tokenizer?: WorkerTokenizer;
+  logger?: Logger;
+  registry?: Registry;
+}
+
+export interface WorkerStats {
+  connected: boolean;
+  sessionId: string | null;
+  leases: number;
+  heldLines: number;
+  outstandingCredit: number;
+  sessions: number;
+  state: "idle" | "running" | "draining" | "stopped";
+}
+
+export interface Worker {
+  readonly config: WorkerConfig;
+  /** Loads the engine and tokenizer, opens /metrics, starts connecting; resolves once loaded. */
+  start(): Promise<void>;
+  /** Drains: no new work, running lines get graceMs to finish, the rest is handed back. */
+  stop(graceMs?: number): Promise<void>;
+  stats(): WorkerStats;
+  /** Resolves when the worker has stopped (stop() or a Drain); rejects if the coordinator refuses it. */
+  readonly closed: Promise<void>;
+  /** The /metrics port once started (null when metrics are off). */
+  readonly metricsPort: number | null;
+}
+
+export function createWorker(input: WorkerConfigInput, deps: WorkerDeps = {}): Worker {
+  const config = withDefaults(loadConfig(workerConfigSchema, { flags: input as Record<string, unknown> }));
+  return new WorkerAgent(config, deps);
+}
+
+class WorkerAgent implements Worker {
+  readonly closed: Promise<void>;
+  metricsPort: number | null = null;
+  private resolveClosed!: () => void;
+  private rejectClosed!: (err: Error) => void;
+  private readonly logger: Logger;
+  private readonly registry: Registry;
+  private readonly ledger: CreditLedger;
+  private engine: EngineDriver | undefined;
+  private ownsEngine = false;
+  private runner: LineRunner | undefined;
+  private metrics: WorkerMetrics | undefined;
+  private metricsServer: { port: number; close(): Promise<void> } | undefined;
+  private session: WorkerSession | undefined;
+  private client: CoordinatorClient | undefined;
+  private state: WorkerStats["state"] = "idle";
+  private sessions = 0;
+  private stopping: Promise<void> | undefined;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly workerId: string;
+
+  constructor(
+    readonly config: WorkerConfig,
+    private readonly deps: WorkerDeps,
+  ) {
+    this.closed = new Promise((resolve, reject) => {
+      this.resolveClosed = resolve;
+      this.rejectClosed = reject;
+    });
+    this.closed.catch(() => {}); // observed through `closed` by whoever cares
+    this.logger = deps.logger ?? createLogger("worker");
+    this.registry = deps.registry ?? createRegistry();
+    this.ledger = new CreditLedger({ target: Math.max(1, Math.round(config.maxSeqs * config.prefetch)) });
+    this.workerId = config.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== "idle") throw new BatchgenError("failed_precondition", "the worker was already started");
+    this.state = "running";
+    const { config } = this;
+    if (this.deps.engine) this.engine = this.deps.engine;
+    else {
+      this.logger.info("loading model", { modelDir: config.modelDir, device: config.device });
+      this.engine = await loadEngineDriver(config);
+      this.ownsEngine = true;
+    }
+    const tokenizer = this.deps.tokenizer ?? (await loadWorkerTokenizer(config.modelDir));
+    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName });
+    const engine = this.engine;
+    this.metrics = new WorkerMetrics(this.registry, () => engine.stats());
+    if (config.metrics) {
+      this.metricsServer = await serveMetrics(this.registry, { port: config.metricsPort, host: config.metricsHost });
+      this.metricsPort = this.metricsServer.port;
+    }
+    this.logger.info("worker ready", {
+      workerId: this.workerId,
+      model: config.modelName,
+      engine: engineString(engine),
+      maxModelLen: engine.model.maxModelLen,
+      coordinator: config.coordinator,
+      metricsPort: this.metricsPort,
+    });
+    this.loop = this.run().catch((err: Error) => this.fail(err));
+  }
+
+  stats(): WorkerStats {
+    const s = this.session;
+    return {
+      connected: s?.isWelcomed ?? false,
+      sessionId: s?.isWelcomed ? s.sessionId : null,
+      leases: s?.leaseCount ?? 0,
+      heldLines: s?.heldLines ?? 0,
+      outstandingCredit: this.ledger.outstanding,
+      sessions: this.sessions,
+      state: this.state,
+    };
+  }
+
+  stop(graceMs = this.config.graceMs): Promise<void> {
+    this.stopping ??= this.drain(graceMs);
+    return this.stopping;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    if (this.state === "idle" || this.state === "stopped") {
+      this.state = "stopped";
+      this.resolveClosed();
+      return;
+    }
+    this.state = "draining";
+    this.ledger.stop();
+    this.logger.info("draining", { graceMs, heldLines: this.session?.heldLines ?? 0 });
+    this.wake?.();
+    if (this.session?.isWelcomed) await this.session.drain(graceMs);
+    else this.session?.abandon();
+    await this.loop;
+    await this.shutdown();
+    this.state = "stopped";
+    this.logger.info("worker stopped");
+    this.resolveClosed();
+  }
+
+  /** Session after session until stopped; backoff between attempts. */
+  private async run(): Promise<void> {
+    const backoff = new Backoff(this.config.reconnectMinMs, this.config.reconnectMaxMs);
+    while (this.state === "running") {
+      const end = await this.openSession();
+      this.metrics?.setConnected(false);
+      this.client?.close();
+      this.client = undefined;
+      if (end.kind === "refused") {
+        throw new BatchgenError(
+          end.code === 16 ? "unauthenticated" : "invalid_request",
+          `the coordinator at ${this.config.coordinator} refused this worker: ${end.details}`,
+        );
+      }
+      if (end.kind === "drained" || this.state !== "running") return;
+      if (end.welcomed) backoff.reset();
+      const delay = backoff.next();
+      this.logger.warn("lost the coordinator; reconnecting", { inMs: delay, error: end.error?.message });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private openSession(): Promise<SessionEnd> {
+    const engine = this.engine!;
+    this.ledger.reset();
+    this.client = new CoordinatorClient({ address: this.config.coordinator, token: this.config.token, tls: this.config.tls });
+    const session = new WorkerSession({
+      stream: this.client.connect(),
+      hello: {
+        workerId: this.workerId,
+        model: this.config.modelName,
+        engine: engineString(engine),
+        maxConcurrency: this.ledger.target,
+        maxModelLen: engine.model.maxModelLen,
+        version: WORKER_VERSION,
+      },
+      runner: this.runner!,
+      engine,
+      ledger: this.ledger,
+      metrics: this.metrics!,
+      logger: this.logger,
+      onWelcome: () => this.metrics?.setConnected(true),
+      onDrainRequested: (graceMs) => {
+        this.logger.info("the coordinator asked this worker to drain", { graceMs });
+        void this.stop(graceMs);
+      },
+    });
+    this.session = session;
+    this.sessions++;
+    session.open();
+    return session.ended$;
+  }
+
+  private fail(err: Error): void {
+    this.logger.error("worker failed", { error: err.message });
+    this.state = "stopped";
+    void this.shutdown().finally(() => this.rejectClosed(err));
+  }
+
+  private async shutdown(): Promise<void> {
+    this.session?.abandon();
+    this.client?.close();
+    if (this.metricsServer) await this.metricsServer.close();
+    this.metricsServer = undefined;
+    if (this.ownsEngine && this.engine) await this.engine.close();
+  }
+}
+
+function engineString(engine: EngineDriver): string {
+  const { device, deviceName } = engine.model;
+  return `batchgen-engine/${WORKER_VERSION} ${device}${deviceName ? ` ${deviceName}` : ""}`;
+}
