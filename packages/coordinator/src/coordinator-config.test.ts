@@ -22,6 +22,11 @@ describe("coordinator config", () => {
     ]);
   });
 
+  it("accepts its own output again (a parsed config passed to createCoordinator)", () => {
+    const c = loadCoordinatorConfig({ apiKeys: "k1:alice" }, {});
+    expect(coordinatorConfigSchema.parse(c)).toEqual(c);
+  });
+
   it("fails fast naming the bad setting", () => {
     expect(() => loadCoordinatorConfig({}, { BATCHGEN_SHARD_LINES: "lots" })).toThrow(/shardLines.*BATCHGEN_SHARD_LINES/);
     expect(() => loadCoordinatorConfig({ completionWindows: "24h,soon" }, {})).toThrow(/completionWindows/);

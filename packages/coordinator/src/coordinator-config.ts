@@ -7,20 +7,25 @@ import { z } from "zod";
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
 
-/** "key:tenant" pairs; a key without ":tenant" belongs to the tenant "default". */
-export const apiKeyEntry = z
-  .string()
-  .min(1)
-  .transform((entry, ctx) => {
-    const at = entry.lastIndexOf(":");
-    const key = (at < 0 ? entry : entry.slice(0, at)).trim();
-    const tenant = (at < 0 ? "default" : entry.slice(at + 1)).trim();
-    if (key === "" || tenant === "") {
-      ctx.addIssue({ code: "custom", message: `expected "key:tenant", got ${JSON.stringify(entry)}` });
-      return z.NEVER;
-    }
-    return { key, tenant };
-  });
+const apiKeyObject = z.object({ key: z.string().min(1), tenant: z.string().min(1) });
+
+/** "key:tenant" pairs (or already-parsed objects); a key without ":tenant" belongs to "default". */
+export const apiKeyEntry = z.union([
+  apiKeyObject,
+  z
+    .string()
+    .min(1)
+    .transform((entry, ctx) => {
+      const at = entry.lastIndexOf(":");
+      const key = (at < 0 ? entry : entry.slice(0, at)).trim();
+      const tenant = (at < 0 ? "default" : entry.slice(at + 1)).trim();
+      if (key === "" || tenant === "") {
+        ctx.addIssue({ code: "custom", message: `expected "key:tenant", got ${JSON.stringify(entry)}` });
+        return z.NEVER;
+      }
+      return { key, tenant };
+    }),
+]);
 
 const completionWindow = z.string().regex(/^\d+[smhd]$/, 'a window is a number and a unit, e.g. "24h", "90m"');
 

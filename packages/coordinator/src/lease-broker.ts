@@ -141,13 +141,12 @@ class ModelPuller {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
-        clearTimeout(t);
-        self.wakeSleeper = null;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wakeSleeper = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wakeSleeper = done;
     });
   }

@@ -29,23 +29,29 @@ export function partKey(batchId: string, shard: number, leaseId: string, seq: nu
   return `${partsPrefix(batchId)}${s}/${t}-${leaseId}-${String(seq).padStart(6, "0")}.jsonl`;
 }
 
-/** A response line; `bodyJson` is re-serialised so the output stays one valid JSON line. */
-export function responseLine(customId: string, statusCode: number, bodyJson: string): string {
+/** Ids of an output line: unique per (lease, line), so no random bytes per result. */
+export function lineIds(leaseId: string, line: number): { id: string; requestId: string } {
+  const hex = leaseId.slice(leaseId.indexOf("_") + 1) + line.toString(16).padStart(8, "0");
+  return { id: `batch_req_${hex}`, requestId: `req_${hex}` };
+}
+
+/**
+ * A response line. `bodyJson` must parse; JSON text without raw line breaks is embedded
+ * as it is (a line break in JSON text is always whitespace), other text re-serialised,
+ * so the output stays one valid JSON line.
+ */
+export function responseLine(ids: { id: string; requestId: string }, customId: string, statusCode: number, bodyJson: string): string {
   const body = JSON.parse(bodyJson) as unknown;
-  return JSON.stringify({
-    id: batchRequestId(),
-    custom_id: customId,
-    response: { status_code: statusCode, request_id: newId("req"), body },
-    error: null,
-  });
+  const bodyText = /[\r\n]/.test(bodyJson) ? JSON.stringify(body) : bodyJson.trim();
+  return (
+    `{"id":${JSON.stringify(ids.id)},"custom_id":${JSON.stringify(customId)},` +
+    `"response":{"status_code":${statusCode},"request_id":${JSON.stringify(ids.requestId)},"body":${bodyText}},"error":null}`
+  );
 }
 
-export function errorLine(customId: string, code: string, message: string): string {
-  return JSON.stringify({ id: batchRequestId(), custom_id: customId, response: null, error: { code, message } });
-}
-
-function batchRequestId(): string {
-  return "batch_req_" + newId("req").slice("req_".length);
+export function errorLine(ids: { id: string; requestId: string } | null, customId: string, code: string, message: string): string {
+  const id = ids?.id ?? "batch_req_" + newId("req").slice("req_".length);
+  return JSON.stringify({ id, custom_id: customId, response: null, error: { code, message } });
 }
 
 export function encodePart(lines: readonly PartLine[]): string {

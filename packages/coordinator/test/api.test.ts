@@ -1,6 +1,7 @@
 // The OpenAI-compatible HTTP API on real Redis and a filesystem store: object shapes,
 // errors in OpenAI's envelope, tenants, listing, and every bad input file of issue #3
 // giving a failed batch with line-numbered errors while the server stays up.
+/* eslint-disable @typescript-eslint/no-explicit-any -- API response bodies are untyped JSON */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ScriptedWorker } from "./support/scripted-worker.js";
 import {

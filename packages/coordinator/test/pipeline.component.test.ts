@@ -6,12 +6,10 @@ import { ScriptedWorker } from "./support/scripted-worker.js";
 import {
   api,
   chatLine,
-  KEY_A,
   MODEL,
   parseJsonl,
   startCluster,
   submitBatch,
-  waitFor,
   waitForStatus,
   WORKER_TOKEN,
   type Cluster,

@@ -34,8 +34,10 @@ const RENDER_ALL = `
 import json, sys
 from transformers import AutoTokenizer
 out = {}
+tokenizers = {}
 for job in json.load(sys.stdin):
-    tok = AutoTokenizer.from_pretrained(job["dir"])
+    tok = tokenizers.get(job["dir"]) or AutoTokenizer.from_pretrained(job["dir"])
+    tokenizers[job["dir"]] = tok
     rows = []
     for conv in job["conversations"]:
         for agp in (True, False):
@@ -104,6 +106,7 @@ let root: string;
 let gemmaDir: string;
 let stripDir: string;
 let namedDir: string;
+let gemma: Tokenizer;
 let py: Record<string, Array<{ text?: string; ids?: number[]; error?: string }>>;
 
 beforeAll(async () => {
@@ -132,6 +135,7 @@ beforeAll(async () => {
       ],
     }),
   );
+  gemma = await Tokenizer.fromDir(gemmaDir);
   py = python(RENDER_ALL, [
     { key: "gemma", dir: gemmaDir, conversations: CONVERSATIONS },
     { key: "strip-ws", dir: stripDir, conversations: STRIP_CONVERSATIONS },
@@ -175,7 +179,7 @@ function sameOutcome(ours: ReturnType<typeof renderAll>, theirs: typeof ours): v
 
 describe("chat templates against transformers' apply_chat_template", () => {
   it("renders Gemma's <start_of_turn> format exactly, and refuses what it refuses", async () => {
-    const tok = await Tokenizer.fromDir(gemmaDir);
+    const tok = gemma;
     const ours = renderAll(tok, CONVERSATIONS);
     sameOutcome(ours, py.gemma!);
     // The shape itself, spelled out for one conversation.
@@ -205,7 +209,7 @@ describe("chat templates against transformers' apply_chat_template", () => {
 
 describe("chat template errors", () => {
   it("gives clear errors for empty conversations, missing or unparsable templates", async () => {
-    const tok = await Tokenizer.fromDir(gemmaDir);
+    const tok = gemma;
     expect(() => tok.applyChatTemplate([])).toThrow(InvalidArgumentError);
     expect(() => tok.applyChatTemplate([])).toThrow(/empty conversation/);
     expect(() => tok.applyChatTemplate([{ content: "no role" } as unknown as ChatMessage])).toThrow(

@@ -70,10 +70,8 @@ export async function referenceDir(): Promise<string> {
   const deadline = Date.now() + 10 * 60_000;
   while (!existsSync(join(dir, "manifest.json"))) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${dir} (lock ${lock})`);
-    let mine = false;
     try {
       await mkdir(lock);
-      mine = true;
     } catch {
       // Another process builds it; a lock older than 10 minutes is left from a crash.
       const age = Date.now() - (await stat(lock).then((s) => s.mtimeMs, () => Date.now()));
@@ -81,17 +79,15 @@ export async function referenceDir(): Promise<string> {
       await sleep(500);
       continue;
     }
-    if (mine) {
-      try {
-        if (existsSync(join(dir, "manifest.json"))) break;
-        const tmp = `${dir}.tmp-${process.pid}`;
-        await rm(tmp, { recursive: true, force: true });
-        await runScript(tmp);
-        await rm(dir, { recursive: true, force: true });
-        await rename(tmp, dir);
-      } finally {
-        await rm(lock, { recursive: true, force: true });
-      }
+    try {
+      if (existsSync(join(dir, "manifest.json"))) break;
+      const tmp = `${dir}.tmp-${process.pid}`;
+      await rm(tmp, { recursive: true, force: true });
+      await runScript(tmp);
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
+    } finally {
+      await rm(lock, { recursive: true, force: true });
     }
   }
   return dir;

@@ -120,6 +120,26 @@ describe("batch invariance and KV pressure", () => {
   });
 });
 
+describe("batch invariance on a Gemma (MQA, 256k vocabulary)", () => {
+  it("16 mixed requests run together give exactly the tokens each gives alone", async () => {
+    const gemmaDir = join(root, "tiny-gemma");
+    await makeModel({ dir: gemmaDir, preset: "tiny-gemma", seed: 3 });
+    const engine = await Engine.load({ modelDir: gemmaDir, threads: 2, kvCacheBlocks: 256, maxModelLen: 256, maxBatchTokens: 64 });
+    engines.push(engine);
+    const vocab = engine.model.vocabSize;
+    const requests = mixedRequests(16, 9).map((r, i) => ({
+      ...r,
+      prompt: Array.from(r.prompt, (t) => (t * 7919 + i) % vocab),
+      maxTokens: Math.min(r.maxTokens ?? 16, 10),
+    }));
+    const together = await Promise.all(requests.map((r) => engine.generate(r)));
+    for (const [i, r] of requests.entries()) {
+      const alone = await engine.generate(r);
+      expect(together[i]!.tokens, r.id).toEqual(alone.tokens);
+    }
+  });
+});
+
 describe("requests", () => {
   let engine: Engine;
   beforeAll(async () => {

@@ -169,6 +169,11 @@ export class WorkerSession {
 
   private onLease(lease: Lease): void {
     const { ledger, runner, metrics, logger } = this.deps;
+    if (this.draining) {
+      // Leased before the coordinator saw this worker stop asking: hand it straight back.
+      this.send({ case: "release", value: { leaseId: lease.leaseId, doneLineIndexes: [] } });
+      return;
+    }
     const held: HeldLease = { lease, running: new Map(), sent: [], unfinished: [] };
     ledger.onLease(lease.lines.length);
     this.leases.set(lease.leaseId, held);

@@ -208,6 +208,23 @@ describe("worker session", () => {
     await expect(worker.closed).resolves.toBeUndefined();
   });
 
+  it("hands back at once a lease that arrives while it drains", async () => {
+    const engine = new InstantEngineDouble({ maxModelLen: 256, delayMs: 60_000 });
+    const { coordinator, worker } = await setup({ engine });
+    await worker.start();
+    const conn = await coordinator.untilConnections(1);
+    welcome(conn);
+    const held = lease(conn, "batch_g", lines(0, 1));
+    await conn.until(() => engine.stats().running === 1);
+    const stopping = worker.stop(500);
+    const late = lease(conn, "batch_g", lines(1, 2));
+    await conn.until(() => conn.of("release").length === 1);
+    expect(conn.of("release")[0]).toMatchObject({ leaseId: late, doneLineIndexes: [] });
+    expect(engine.stats().running).toBe(1); // the late lines never reached the engine
+    await stopping;
+    expect(conn.of("release").map((r) => r.leaseId)).toEqual([late, held]);
+  });
+
   it("drains quickly when everything finishes inside the grace period", async () => {
     const engine = new InstantEngineDouble({ maxModelLen: 256, delayMs: 50 });
     const { coordinator, worker } = await setup({ engine });

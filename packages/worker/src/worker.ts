@@ -102,12 +102,21 @@ class WorkerAgent implements Worker {
       this.ownsEngine = true;
     }
     const tokenizer = this.deps.tokenizer ?? (await loadWorkerTokenizer(config.modelDir));
+    if (this.state !== "running") {
+      // Stopped while loading: nothing was leased yet, so there is nothing to hand back.
+      await this.shutdown();
+      return;
+    }
     this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName });
     const engine = this.engine;
     this.metrics = new WorkerMetrics(this.registry, () => engine.stats());
     if (config.metrics) {
       this.metricsServer = await serveMetrics(this.registry, { port: config.metricsPort, host: config.metricsHost });
       this.metricsPort = this.metricsServer.port;
+    }
+    if (this.state !== "running") {
+      await this.shutdown();
+      return;
     }
     this.logger.info("worker ready", {
       workerId: this.workerId,
@@ -139,7 +148,8 @@ class WorkerAgent implements Worker {
   }
 
   private async drain(graceMs: number): Promise<void> {
-    if (this.state === "idle" || this.state === "stopped") {
+    if (!this.loop || this.state === "stopped") {
+      // Not started, or stopped while still loading (start() cleans up when it sees this).
       this.state = "stopped";
       this.resolveClosed();
       return;

@@ -3,6 +3,7 @@
 // alone produces for that request, and SIGTERM hands back unfinished lines.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { createLogger } from "@batchgen/core";
 import { Engine } from "@batchgen/engine";
 import { Tokenizer } from "@batchgen/engine/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,18 +30,21 @@ afterAll(async () => {
 });
 
 function startWorker(extra: Record<string, unknown> = {}): Worker {
-  return createWorker({
-    coordinator: h.grpcAddress,
-    token: h.workerToken,
-    modelDir,
-    modelName: "tiny-gemma",
-    threads: 1,
-    maxSeqs: 4,
-    maxModelLen: MAX_MODEL_LEN,
-    kvCacheBlocks: 512,
-    metrics: false,
-    ...extra,
-  });
+  return createWorker(
+    {
+      coordinator: h.grpcAddress,
+      token: h.workerToken,
+      modelDir,
+      modelName: "tiny-gemma",
+      threads: 1,
+      maxSeqs: 4,
+      maxModelLen: MAX_MODEL_LEN,
+      kvCacheBlocks: 512,
+      metrics: false,
+      ...extra,
+    },
+    { logger: createLogger("worker", { level: "warn" }) },
+  );
 }
 
 async function untilConnected(worker: Worker): Promise<void> {
@@ -131,8 +135,8 @@ describe("worker + coordinator + CPU engine", () => {
       // A stop string taken from the middle of what the model says greedily for prompt 0.
       const greedy0 = await engineAlone(tokenizer.encode(prompts[0]!), { max_tokens: 20, temperature: 0 });
       const stopAt = Math.floor(greedy0.text.length / 2);
-      let stop = greedy0.text.slice(stopAt, stopAt + 3);
-      let cut = greedy0.text.indexOf(stop);
+      const stop = greedy0.text.slice(stopAt, stopAt + 3);
+      const cut = greedy0.text.indexOf(stop);
       expect(stop.length).toBeGreaterThan(0);
       const lines = [
         ...prompts.map((prompt, i) => ({
@@ -166,8 +170,6 @@ describe("worker + coordinator + CPU engine", () => {
       const err = errors[0]!.error ?? (errors[0]!.response as { body: { error: { code: string; message: string } } }).body.error;
       expect(err.code).toBe("context_length_exceeded");
       expect(err.message).toMatch(/maximum context length is 1024 tokens/);
-      void stop;
-      void cut;
     } finally {
       await worker.stop(1_000);
     }

@@ -184,9 +184,9 @@ export class BatchFinalizer {
 }
 
 function notRunLine(customId: string, outcome: Outcome): string {
-  if (outcome === "cancelled") return errorLine(customId, "batch_cancelled", "This request was not run: the batch was cancelled.");
+  if (outcome === "cancelled") return errorLine(null, customId, "batch_cancelled", "This request was not run: the batch was cancelled.");
   if (outcome === "expired") {
-    return errorLine(customId, "batch_expired", "This request was not run: the batch expired before it could be completed.");
+    return errorLine(null, customId, "batch_expired", "This request was not run: the batch expired before it could be completed.");
   }
-  return errorLine(customId, "result_missing", "This request's result was lost; please resubmit it.");
+  return errorLine(null, customId, "result_missing", "This request's result was lost; please resubmit it.");
 }

@@ -18,7 +18,7 @@ import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { CoordinatorMetrics } from "../coordinator-metrics.js";
 import type { JobStore, LeasedShard, ShardJobData, StopReason } from "../job-store.js";
 import type { AssignResult, LeaseBroker, LeaseTaker } from "../lease-broker.js";
-import { encodePart, errorLine, partKey, responseLine } from "../result-part.js";
+import { encodePart, errorLine, lineIds, partKey, responseLine } from "../result-part.js";
 import { readShardLines } from "../shard-lines.js";
 
 export type WorkerCall = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
@@ -55,6 +55,8 @@ interface ActiveLease {
   lines: Map<number, string>;
   pending: PendingResult[];
   flushing: Promise<void>;
+  /** A persist is queued that will take whatever is pending when it runs. */
+  flushQueued: boolean;
   seq: number;
   /** Its BullMQ job is finished (completed): nothing more to do with the lock. */
   finished: boolean;
@@ -173,19 +175,20 @@ export class WorkerSession implements LeaseTaker {
     }
     let ok = false;
     let json: string;
+    const ids = lineIds(lease.id, line);
     const o = r.outcome;
     if (o.case === "response") {
       const status = o.value.statusCode || 200;
       try {
-        json = responseLine(customId, status, o.value.bodyJson);
+        json = responseLine(ids, customId, status, o.value.bodyJson);
         ok = status >= 200 && status < 300;
       } catch {
-        json = errorLine(customId, "invalid_response", "The worker returned a response body that is not valid JSON.");
+        json = errorLine(ids, customId, "invalid_response", "The worker returned a response body that is not valid JSON.");
       }
     } else if (o.case === "error") {
-      json = errorLine(customId, o.value.code || "engine_error", o.value.message);
+      json = errorLine(ids, customId, o.value.code || "engine_error", o.value.message);
     } else {
-      json = errorLine(customId, "engine_error", "The worker returned a result without a response or an error.");
+      json = errorLine(ids, customId, "engine_error", "The worker returned a result without a response or an error.");
     }
     lease.pending.push({
       line,
@@ -194,7 +197,7 @@ export class WorkerSession implements LeaseTaker {
       promptTokens: r.usage?.promptTokens ?? 0,
       completionTokens: r.usage?.completionTokens ?? 0,
     });
-    if (lease.pending.length >= this.deps.config.ackEvery) void this.flush(lease);
+    if (lease.pending.length >= this.deps.config.ackEvery && !lease.flushQueued) void this.flush(lease);
   }
 
   private async onLeaseDone(leaseId: string): Promise<void> {
@@ -255,6 +258,7 @@ export class WorkerSession implements LeaseTaker {
       lines: new Map(todo.map((l) => [l.lineIndex, l.customId])),
       pending: [],
       flushing: Promise.resolve(),
+      flushQueued: false,
       seq: 0,
       finished: false,
       lost: false,
@@ -303,11 +307,13 @@ export class WorkerSession implements LeaseTaker {
 
   /** Persist the lease's buffered results (part, then done marks), then ack them. */
   private flush(lease: ActiveLease): Promise<void> {
+    lease.flushQueued = true;
     lease.flushing = lease.flushing.then(() => this.persist(lease));
     return lease.flushing;
   }
 
   private async persist(lease: ActiveLease): Promise<void> {
+    lease.flushQueued = false;
     if (lease.pending.length === 0) return;
     const { store, objects, metrics } = this.deps;
     const items = lease.pending.splice(0);

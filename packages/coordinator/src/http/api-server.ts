@@ -8,7 +8,7 @@ import type { Registry } from "prom-client";
 import type { TenantAuth } from "../tenant-auth.js";
 import type { BatchesApi } from "./batches-api.js";
 import type { FilesApi } from "./files-api.js";
-import { readJson, sendError, sendJson } from "./http-io.js";
+import { readJson, sendError } from "./http-io.js";
 
 export interface ApiServerDeps {
   auth: TenantAuth;

@@ -1,6 +1,7 @@
 // Test harness: coordinator replicas on free ports over the test run's Redis
 // (process.env.REDIS_URL, started by the global setup) with a random key prefix and a
 // temporary store folder per test, plus small HTTP helpers.
+/* eslint-disable @typescript-eslint/no-explicit-any -- API response bodies are untyped JSON */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,12 +44,12 @@ export async function startCluster(overrides: CoordinatorOptions = {}, replicas 
     leasePollMs: 100,
     heartbeatIntervalMs: 1_000,
     stopGraceMs: 5_000,
-    logLevel: "warn",
+    logLevel: "error",
     ...overrides,
   };
   const list: Coordinator[] = [];
   const addReplica = async (more: CoordinatorOptions = {}): Promise<Coordinator> => {
-    const c = createCoordinator({ ...base, ...more }, { logger: createLogger("coordinator", { level: "warn" }) });
+    const c = createCoordinator({ ...base, ...more }, { logger: createLogger("coordinator", { level: "error" }) });
     await c.start();
     list.push(c);
     return c;
@@ -107,7 +108,7 @@ export async function uploadFile(
 ): Promise<ApiResult> {
   const form = new FormData();
   form.set("purpose", opts.purpose ?? "batch");
-  form.set("file", new Blob([content]), opts.filename ?? "input.jsonl");
+  form.set("file", new Blob([typeof content === "string" ? content : new Uint8Array(content)]), opts.filename ?? "input.jsonl");
   return api(base, "POST", "/v1/files", { key: opts.key ?? KEY_A, form });
 }
 

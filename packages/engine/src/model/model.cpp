@@ -60,6 +60,12 @@ class TransformerModel final : public Model {
     const int64_t qw = heads_.q_width(), kw = heads_.kv_width(), qkvw = heads_.qkv_width();
 
     load_into(st, "model.embed_tokens.weight", {c.vocab_size, H}, embed_, 0, c.vocab_size);
+    // The layer count sizes host structures before any layer is read: make sure the
+    // weights have that many layers first.
+    const std::string last = "model.layers." + std::to_string(c.num_layers - 1) + ".input_layernorm.weight";
+    if (!st.find(last))
+      load_error("config.json says num_hidden_layers = " + std::to_string(c.num_layers) + " but tensor '" + last +
+                 "' is missing from the weights");
     layers_.resize(size_t(c.num_layers));
     for (int32_t l = 0; l < c.num_layers; ++l) {
       LayerWeights& L = layers_[size_t(l)];

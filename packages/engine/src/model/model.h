@@ -65,6 +65,8 @@ class Model {
  public:
   // Loads config + every safetensors file (single or index-sharded) into the backend.
   // Throws EngineError(model_load) naming the file and tensor at fault.
+  // The model keeps a reference to `backend` and frees its tensors through it, so
+  // the backend must outlive the model.
   static std::unique_ptr<Model> load(const std::string& model_dir, Backend& backend);
   virtual ~Model() = default;
 

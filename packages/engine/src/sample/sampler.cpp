@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -20,24 +21,73 @@ bool before(const Candidate& a, const Candidate& b) {
   return a.p != b.p ? a.p > b.p : a.id < b.id;
 }
 
-// The candidates sorted lazily: only as long a prefix as the walk needs, so a
-// peaked distribution over a 256k vocabulary does not pay for a full sort.
-class SortedPrefix {
- public:
-  explicit SortedPrefix(std::vector<Candidate>& c) : c_(c) {}
-  const Candidate& at(size_t i) {
-    if (i >= sorted_) {
-      size_t upto = std::min(c_.size(), std::max({i + 1, 2 * sorted_, size_t(64)}));
-      std::partial_sort(c_.begin() + long(sorted_), c_.begin() + long(upto), c_.end(), before);
-      sorted_ = upto;
-    }
-    return c_[i];
-  }
-
- private:
-  std::vector<Candidate>& c_;
-  size_t sorted_ = 0;
+// Where a walk over candidates in order stops: the first candidate at which the
+// running sum of weights crosses a target.
+struct Crossing {
+  bool crossed = false;
+  Candidate at{0, 0};              // the crossing candidate (when crossed)
+  double sum = 0;                  // running sum through `at` (the total when not crossed)
+  std::vector<Candidate> prefix;   // candidates up to and including `at`, if asked (any order)
 };
+
+uint64_t order_key(double p) {  // for p > 0 the bit pattern grows with p
+  uint64_t k;
+  std::memcpy(&k, &p, sizeof k);
+  return k;
+}
+
+// Walks `c` in candidate order adding each one's weight (p, or 1 when by_count)
+// until the sum crosses `target` (> when strict, else >=). Equivalent to sorting
+// and walking, without the sort: candidates are bucketed by the top bits of
+// their probability, the bucket holding the crossing is found from bucket sums,
+// and only that bucket is sorted. A few branch-free passes instead of a sort of
+// the whole vocabulary (256k for Gemma).
+Crossing walk_until(const std::vector<Candidate>& c, double target, bool strict, bool by_count,
+                    bool want_prefix) {
+  constexpr uint64_t kBuckets = 4096;
+  auto crosses = [&](double s) { return strict ? s > target : s >= target; };
+  Crossing out;
+  if (c.empty()) return out;
+  uint64_t kmin = UINT64_MAX, kmax = 0;
+  for (const Candidate& x : c) {
+    kmin = std::min(kmin, order_key(x.p));
+    kmax = std::max(kmax, order_key(x.p));
+  }
+  int shift = 0;
+  while (((kmax - kmin) >> shift) >= kBuckets) ++shift;
+  auto bucket = [&](const Candidate& x) { return (order_key(x.p) - kmin) >> shift; };
+  std::vector<double> sums(size_t((kmax - kmin) >> shift) + 1, 0.0);
+  for (const Candidate& x : c) sums[bucket(x)] += by_count ? 1.0 : x.p;
+
+  double base = 0;
+  size_t b = sums.size();
+  while (b > 0 && !crosses(base + sums[b - 1])) base += sums[--b];
+  if (b == 0) {  // the whole set does not reach the target
+    out.sum = base;
+    if (want_prefix) out.prefix = c;
+    return out;
+  }
+  const uint64_t hit = b - 1;
+  std::vector<Candidate> in_hit;
+  for (const Candidate& x : c) {
+    const uint64_t xb = bucket(x);
+    if (xb == hit) in_hit.push_back(x);
+    else if (want_prefix && xb > hit) out.prefix.push_back(x);
+  }
+  std::sort(in_hit.begin(), in_hit.end(), before);
+  for (size_t i = 0; i < in_hit.size(); ++i) {
+    base += by_count ? 1.0 : in_hit[i].p;
+    // The bucket sum crossed; if rounding keeps its parts short, its last one does.
+    if (crosses(base) || i + 1 == in_hit.size()) {
+      out.crossed = true;
+      out.at = in_hit[i];
+      out.sum = base;
+      if (want_prefix) out.prefix.insert(out.prefix.end(), in_hit.begin(), in_hit.begin() + long(i) + 1);
+      break;
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -58,7 +108,7 @@ int32_t sample_row_cpu(const float* logits, int64_t vocab, const SampleRow& para
   const double min_p = double(params.min_p);
   std::vector<Candidate> cand;
   cand.reserve(size_t(vocab));
-  double total = 0;  // kept mass, summed in id order
+  double total = 0;  // mass of the candidates, summed in id order
   for (int64_t i = 0; i < vocab; ++i) {
     if (!(logits[i] > -std::numeric_limits<float>::infinity())) continue;
     double p = std::exp((double(logits[i]) - max_logit) * inv_t);
@@ -68,38 +118,23 @@ int32_t sample_row_cpu(const float* logits, int64_t vocab, const SampleRow& para
   }
 
   if (params.top_k > 0 && size_t(params.top_k) < cand.size()) {
-    std::nth_element(cand.begin(), cand.begin() + params.top_k, cand.end(), before);
-    cand.resize(size_t(params.top_k));
-    std::sort(cand.begin(), cand.end(),
-              [](const Candidate& a, const Candidate& b) { return a.id < b.id; });
+    cand = walk_until(cand, double(params.top_k), false, true, true).prefix;
     total = 0;
     for (const Candidate& c : cand) total += c.p;
   }
-
-  SortedPrefix sorted(cand);
-  const size_t n = cand.size();
-  size_t kept = n;
-  double kept_mass = total;
   if (params.top_p < 1.0f) {
-    const double need = double(params.top_p) * total;
-    double cum = 0;
-    for (size_t i = 0; i < n; ++i) {
-      cum += sorted.at(i).p;
-      if (cum >= need) {
-        kept = i + 1;
-        kept_mass = cum;
-        break;
-      }
+    Crossing nucleus = walk_until(cand, double(params.top_p) * total, false, false, true);
+    if (nucleus.crossed) {
+      cand = std::move(nucleus.prefix);
+      total = nucleus.sum;
     }
   }
 
-  const double target = double(rng_uniform(params.seed, params.position)) * kept_mass;
-  double cum = 0;
-  for (size_t i = 0; i < kept; ++i) {
-    cum += sorted.at(i).p;
-    if (cum > target) return sorted.at(i).id;
-  }
-  return sorted.at(kept - 1).id;  // rounding left the target at the very top
+  const double target = double(rng_uniform(params.seed, params.position)) * total;
+  Crossing draw = walk_until(cand, target, true, false, false);
+  if (draw.crossed) return draw.at.id;
+  // Rounding left the target at the very top: the last candidate in order.
+  return std::max_element(cand.begin(), cand.end(), before)->id;
 }
 
 void sample_rows_cpu(const float* logits, int64_t rows, int64_t vocab, int64_t stride,

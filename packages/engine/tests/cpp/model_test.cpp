@@ -516,7 +516,11 @@ TEST_CASE(model_load_rejects_bad_weights) {
   CHECK_THROWS_WITH(Model::load(dir, *be), EngineError, "model.embed_tokens.weight");
   // A config with more layers than the weights have.
   set_config("\"num_hidden_layers\": 3", "\"num_hidden_layers\": 4");
-  CHECK_THROWS_WITH(Model::load(dir, *be), EngineError, "tensor 'model.layers.3.input_layernorm.weight' is missing");
+  CHECK_THROWS_WITH(Model::load(dir, *be), EngineError,
+                    "num_hidden_layers = 4 but tensor 'model.layers.3.input_layernorm.weight' is missing");
+  // An absurd layer count is refused before anything is sized by it.
+  set_config("\"num_hidden_layers\": 3", "\"num_hidden_layers\": 2000000000");
+  CHECK_THROWS_WITH(Model::load(dir, *be), EngineError, "num_hidden_layers = 2000000000");
   // Truncated weights file.
   set_config("\"vocab_size\": 1000", "\"vocab_size\": 1000");
   fs::resize_file(dir + "/model.safetensors", fs::file_size(dir + "/model.safetensors") - 100);

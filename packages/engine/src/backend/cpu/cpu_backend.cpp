@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -199,9 +200,14 @@ class CpuBackend final : public Backend {
     (void)max_seqs;
     // Attention keeps one score per visible key; rope keeps cos and sin of a head.
     size_t need = size_t(std::max(max_context, heads.head_dim));
-    for (size_t i = 0; i < scratch_.size(); ++i) {
-      if (scratch_[i].size() < need) scratch_[i].assign(need, 0.0f);
-      scratch_ptrs_[i] = scratch_[i].data();
+    try {
+      for (size_t i = 0; i < scratch_.size(); ++i) {
+        if (scratch_[i].size() < need) scratch_[i].assign(need, 0.0f);
+        scratch_ptrs_[i] = scratch_[i].data();
+      }
+    } catch (const std::bad_alloc&) {
+      throw EngineError(ErrorCode::out_of_memory, "cpu backend: no memory for attention scratch of " +
+                                                      std::to_string(need) + " floats per thread");
     }
   }
 

@@ -80,10 +80,30 @@ void gated_rows(const float* gu, int64_t gs, Act act, float* out, int64_t os, in
   }
 }
 
+// out[d] = sum over keys j (in order) of p[j] * V_j[d] for d in [d0, d0 + 8 * G):
+// G 8-lane accumulators stay in registers for the whole pass over the keys.
+template <int G>
+BG_INLINE void weighted_sum_lanes(const AttentionArgs& a, const int32_t* table, int32_t n_keys, const float* p,
+                                  int64_t v_col, int32_t d0, float* o) {
+  v8f acc[G];
+  for (int g = 0; g < G; ++g) acc[g] = splat8(0.0f);
+  for (int32_t j0 = 0, b = 0; j0 < n_keys; j0 += a.block_size, ++b) {
+    const float* vb = a.v_cache + int64_t(table[b]) * a.block_size * a.kv_stride + v_col + d0;
+    const int32_t n = std::min(a.block_size, n_keys - j0);
+    for (int32_t i = 0; i < n; ++i) {
+      const v8f pj = splat8(p[j0 + i]);
+      const float* v = vb + int64_t(i) * a.kv_stride;
+      for (int g = 0; g < G; ++g) acc[g] += pj * load8(v + 8 * g);
+    }
+  }
+  for (int g = 0; g < G; ++g) store8(o + d0 + 8 * g, acc[g]);
+}
+
 // Work items first, first + step, ... of token x head; scores holds max_context floats.
 BG_CPU_CLONES
 void attention_items(const AttentionArgs& a, int64_t first, int64_t step, float* scores) {
   const int32_t hd = a.head_dim;
+  const int32_t bs = a.block_size;
   const int32_t group = a.num_heads / a.num_kv_heads;
   const int64_t items = int64_t(a.num_tokens) * a.num_heads;
   for (int64_t item = first; item < items; item += step) {
@@ -94,18 +114,22 @@ void attention_items(const AttentionArgs& a, int64_t first, int64_t step, float*
     const int32_t q_len = a.cu_seq_q[s + 1] - a.cu_seq_q[s];
     const int32_t pos = a.context_lens[s] - q_len + (t - a.cu_seq_q[s]);
     const int32_t n_keys = pos + 1;
-    const int32_t kvh = h / group;
+    const int64_t kv_col = int64_t(h / group) * hd;
     const float* q = a.qkv + int64_t(t) * a.qkv_stride + int64_t(h) * hd;
     const int32_t* table = a.block_tables + int64_t(s) * a.max_blocks;
 
+    // Scores, walking the sequence's blocks (key j is slot j % bs of block j / bs).
     float max_score = -INFINITY;
-    for (int32_t j = 0; j < n_keys; ++j) {
-      const int64_t slot = int64_t(table[j / a.block_size]) * a.block_size + j % a.block_size;
-      const float* k = a.k_cache + slot * a.kv_stride + int64_t(kvh) * hd;
-      const float sc = dot8(q, k, hd) * a.scale;
-      scores[j] = sc;
-      max_score = std::max(max_score, sc);
+    for (int32_t j0 = 0, b = 0; j0 < n_keys; j0 += bs, ++b) {
+      const float* kb = a.k_cache + int64_t(table[b]) * bs * a.kv_stride + kv_col;
+      const int32_t n = std::min(bs, n_keys - j0);
+      for (int32_t i = 0; i < n; ++i) {
+        const float sc = dot8(q, kb + int64_t(i) * a.kv_stride, hd) * a.scale;
+        scores[j0 + i] = sc;
+        max_score = std::max(max_score, sc);
+      }
     }
+    // Softmax in f32 with the max subtracted; scores become probabilities.
     float sum = 0.0f;
     for (int32_t j = 0; j < n_keys; ++j) {
       const float e = std::exp(scores[j] - max_score);
@@ -113,12 +137,21 @@ void attention_items(const AttentionArgs& a, int64_t first, int64_t step, float*
       sum += e;
     }
     const float inv_sum = 1.0f / sum;
+    for (int32_t j = 0; j < n_keys; ++j) scores[j] = scores[j] * inv_sum;
+
+    // Output: each element sums p_j * v_j[d] over j in order, 32 then 8 dims per pass.
     float* o = a.out + int64_t(t) * a.out_stride + int64_t(h) * hd;
-    for (int32_t d = 0; d < hd; ++d) o[d] = 0.0f;
-    for (int32_t j = 0; j < n_keys; ++j) {
-      const int64_t slot = int64_t(table[j / a.block_size]) * a.block_size + j % a.block_size;
-      const float* v = a.v_cache + slot * a.kv_stride + int64_t(kvh) * hd;
-      axpy8(o, scores[j] * inv_sum, v, hd);
+    int32_t d0 = 0;
+    for (; d0 + 32 <= hd; d0 += 32) weighted_sum_lanes<4>(a, table, n_keys, scores, kv_col, d0, o);
+    for (; d0 + 8 <= hd; d0 += 8) weighted_sum_lanes<1>(a, table, n_keys, scores, kv_col, d0, o);
+    for (; d0 < hd; ++d0) {
+      float acc = 0.0f;
+      for (int32_t j0 = 0, b = 0; j0 < n_keys; j0 += bs, ++b) {
+        const float* vb = a.v_cache + int64_t(table[b]) * bs * a.kv_stride + kv_col + d0;
+        const int32_t n = std::min(bs, n_keys - j0);
+        for (int32_t i = 0; i < n; ++i) acc += scores[j0 + i] * vb[int64_t(i) * a.kv_stride];
+      }
+      o[d0] = acc;
     }
   }
 }

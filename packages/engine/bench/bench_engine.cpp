@@ -1,0 +1,283 @@
+// The engine benchmark, workload A (docs/benchmarks.md): N prompts of exactly IN
+// random token ids, exactly OUT generated tokens each (greedy, EOS ignored), on a
+// random-weight Gemma of a real shape in bf16. Drives the C++ Engine directly:
+// submit everything, step until done. Prints one JSON line like the peer
+// (../shared/peers/hf_transformers.py); out_tok_s is the figure.
+//
+//   bench_engine --shape gemma-2b --model-dir /dev/shm/bg-gemma-2b [--device cuda]
+//                [--n 1024] [--inp 512] [--out 256] [--max-seqs 1024]
+//                [--max-batch-tokens 8192] [--deterministic] [--seed 1]
+//
+// The model directory (config.json + model.safetensors) is written there first when
+// it does not hold one yet (random bf16 weights scaled for O(1) activations: the
+// layout tools/gpu_reference.py also loads into transformers). --shape tiny-gemma
+// is a small model for trying the benchmark on a CPU.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/dtype_convert.h"
+#include "batchgen/engine.h"
+#include "batchgen/sampling.h"
+
+using namespace bg;
+
+namespace {
+
+struct Shape {
+  int hidden, inter, layers, heads, kv_heads, head_dim, vocab;
+};
+
+const std::map<std::string, Shape> kShapes = {
+    {"gemma-2b", {2048, 16384, 18, 8, 1, 256, 256000}},
+    {"gemma-7b", {3072, 24576, 28, 16, 16, 256, 256000}},
+    {"tiny-gemma", {128, 512, 2, 4, 1, 64, 1000}},
+};
+
+[[noreturn]] void usage(const std::string& msg) {
+  std::fprintf(stderr, "bench_engine: %s\n(see the comment at the top of bench/bench_engine.cpp)\n", msg.c_str());
+  std::exit(2);
+}
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// --- random-weight model writer -----------------------------------------------------
+
+struct TensorSpec {
+  std::string name;
+  int64_t rows, cols;  // cols == 0: a vector of `rows`
+  enum Kind { linear, embed, norm, final_norm } kind;
+  int64_t numel() const { return cols ? rows * cols : rows; }
+};
+
+std::vector<TensorSpec> gemma_tensors(const Shape& s) {
+  std::vector<TensorSpec> t;
+  t.push_back({"model.embed_tokens.weight", s.vocab, s.hidden, TensorSpec::embed});
+  for (int l = 0; l < s.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    t.push_back({p + "input_layernorm.weight", s.hidden, 0, TensorSpec::norm});
+    t.push_back({p + "self_attn.q_proj.weight", int64_t(s.heads) * s.head_dim, s.hidden, TensorSpec::linear});
+    t.push_back({p + "self_attn.k_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, TensorSpec::linear});
+    t.push_back({p + "self_attn.v_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, TensorSpec::linear});
+    t.push_back({p + "self_attn.o_proj.weight", s.hidden, int64_t(s.heads) * s.head_dim, TensorSpec::linear});
+    t.push_back({p + "post_attention_layernorm.weight", s.hidden, 0, TensorSpec::norm});
+    t.push_back({p + "mlp.gate_proj.weight", s.inter, s.hidden, TensorSpec::linear});
+    t.push_back({p + "mlp.up_proj.weight", s.inter, s.hidden, TensorSpec::linear});
+    t.push_back({p + "mlp.down_proj.weight", s.hidden, s.inter, TensorSpec::linear});
+  }
+  t.push_back({"model.norm.weight", s.hidden, 0, TensorSpec::final_norm});
+  return t;
+}
+
+// Approximately standard normal from a counter (sum of four uniforms), cheap enough
+// for billions of weights.
+inline float normal_at(uint64_t seed, uint64_t i) {
+  uint64_t h1 = rng_mix(seed ^ rng_mix(2 * i)), h2 = rng_mix(seed ^ rng_mix(2 * i + 1));
+  float u = float(h1 & 0xFFFFFF) + float(h1 >> 40) + float(h2 & 0xFFFFFF) + float(h2 >> 40);
+  return (u * (1.0f / 16777216.0f) - 2.0f) * 1.7320508f;
+}
+
+// Weight scale per kind: linear N(0, 1/in) keeps activations O(1); Gemma applies
+// norms as (1 + w); embeddings are small because Gemma scales them by sqrt(hidden),
+// and the final norm's gain brings the tied head's logits back to O(1)-O(10) with
+// clear top-1 margins (the same recipe as tools/reference.py's randomize()).
+float weight_value(const TensorSpec& t, uint64_t seed, int64_t i) {
+  const float z = normal_at(seed, uint64_t(i));
+  switch (t.kind) {
+    case TensorSpec::linear: return z / std::sqrt(float(t.cols));
+    case TensorSpec::embed: return 0.01f * z;
+    case TensorSpec::norm: return 0.2f * z;
+    case TensorSpec::final_norm: return -1.0f + 20.0f * (1.0f + 0.2f * z);
+  }
+  return 0.0f;
+}
+
+void write_model(const std::string& dir, const std::string& shape_name, const Shape& s) {
+  ::mkdir(dir.c_str(), 0755);
+  const std::vector<TensorSpec> specs = gemma_tensors(s);
+  std::string header = "{";
+  int64_t offset = 0;
+  std::vector<int64_t> offsets;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec& t = specs[i];
+    const int64_t bytes = t.numel() * 2;
+    offsets.push_back(offset);
+    header += (i ? "," : "") + std::string("\"") + t.name + "\":{\"dtype\":\"BF16\",\"shape\":[" +
+              std::to_string(t.rows) + (t.cols ? "," + std::to_string(t.cols) : "") +
+              "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
+    offset += bytes;
+  }
+  header += ",\"__metadata__\":{\"format\":\"pt\"}}";
+  while ((header.size() + 8) % 8) header += ' ';
+  const size_t total = 8 + header.size() + size_t(offset);
+
+  const std::string path = dir + "/model.safetensors";
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || ::ftruncate(fd, off_t(total)) != 0) usage("cannot create " + tmp);
+  char* map = static_cast<char*>(::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  if (map == MAP_FAILED) usage("cannot map " + tmp);
+  const uint64_t hlen = header.size();
+  std::memcpy(map, &hlen, 8);
+  std::memcpy(map + 8, header.data(), header.size());
+  uint16_t* data = reinterpret_cast<uint16_t*>(map + 8 + header.size());
+
+  // Parallel over fixed-size chunks of every tensor; values depend only on
+  // (tensor index, element), not on the thread count.
+  struct Chunk {
+    size_t tensor;
+    int64_t begin, end;
+  };
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < specs.size(); ++i)
+    for (int64_t b = 0; b < specs[i].numel(); b += int64_t(1) << 22)
+      chunks.push_back({i, b, std::min(specs[i].numel(), b + (int64_t(1) << 22))});
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t c; (c = next.fetch_add(1)) < chunks.size();) {
+      const Chunk& ch = chunks[c];
+      const TensorSpec& t = specs[ch.tensor];
+      uint16_t* out = data + offsets[ch.tensor] / 2;
+      const uint64_t seed = rng_mix(0xBE9C4ull + ch.tensor);
+      for (int64_t i = ch.begin; i < ch.end; ++i) out[i] = f32_to_bf16(weight_value(t, seed, i));
+    }
+  };
+  std::vector<std::thread> pool;
+  const unsigned n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) pool.emplace_back(worker);
+  for (std::thread& th : pool) th.join();
+  ::munmap(map, total);
+  ::close(fd);
+  std::rename(tmp.c_str(), path.c_str());
+
+  std::ofstream cfg(dir + "/config.json");
+  cfg << "{\n  \"architectures\": [\"GemmaForCausalLM\"],\n  \"model_type\": \"gemma\",\n"
+      << "  \"vocab_size\": " << s.vocab << ",\n  \"hidden_size\": " << s.hidden
+      << ",\n  \"intermediate_size\": " << s.inter << ",\n  \"num_hidden_layers\": " << s.layers
+      << ",\n  \"num_attention_heads\": " << s.heads << ",\n  \"num_key_value_heads\": " << s.kv_heads
+      << ",\n  \"head_dim\": " << s.head_dim
+      << ",\n  \"hidden_act\": \"gelu_pytorch_tanh\",\n  \"hidden_activation\": \"gelu_pytorch_tanh\",\n"
+      << "  \"max_position_embeddings\": 8192,\n  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n"
+      << "  \"attention_bias\": false,\n  \"tie_word_embeddings\": true,\n  \"torch_dtype\": \"bfloat16\",\n"
+      << "  \"bos_token_id\": 2,\n  \"eos_token_id\": 1,\n  \"pad_token_id\": 0,\n"
+      << "  \"batchgen_random_shape\": \"" << shape_name << "\"\n}\n";
+  std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", dir.c_str(), total / 1e9);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shape = "gemma-2b", model_dir, device = "cuda";
+  int n = -1, inp = 512, out = 256, max_seqs = -1, max_batch_tokens = 8192, block_size = 16;
+  uint64_t seed = 1;
+  bool deterministic = false;
+  double kv_fraction = 0.9;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--shape") shape = val();
+    else if (a == "--model-dir") model_dir = val();
+    else if (a == "--device") device = val();
+    else if (a == "--n") n = std::stoi(val());
+    else if (a == "--inp") inp = std::stoi(val());
+    else if (a == "--out") out = std::stoi(val());
+    else if (a == "--max-seqs") max_seqs = std::stoi(val());
+    else if (a == "--max-batch-tokens") max_batch_tokens = std::stoi(val());
+    else if (a == "--block-size") block_size = std::stoi(val());
+    else if (a == "--kv-fraction") kv_fraction = std::stod(val());
+    else if (a == "--seed") seed = std::stoull(val());
+    else if (a == "--deterministic") deterministic = true;
+    else usage("unknown option " + a);
+  }
+  auto it = kShapes.find(shape);
+  if (it == kShapes.end()) usage("unknown --shape " + shape + " (gemma-2b, gemma-7b, tiny-gemma)");
+  if (model_dir.empty()) usage("--model-dir is required (written there when empty)");
+  if (n < 0) n = shape == "gemma-7b" ? 512 : 1024;
+  if (max_seqs < 0) max_seqs = n;
+  if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
+
+  try {
+    EngineOptions o;
+    o.model_dir = model_dir;
+    o.device = device;
+    o.max_seqs = max_seqs;
+    o.max_batch_tokens = max_batch_tokens;
+    o.block_size = block_size;
+    o.kv_cache_memory_fraction = kv_fraction;
+    o.max_model_len = std::max(inp + out + 1, 1024);
+    o.deterministic = deterministic;
+    const auto t_load = std::chrono::steady_clock::now();
+    std::unique_ptr<Engine> engine = Engine::load(o);
+    const double load_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+    const ModelInfo& info = engine->model_info();
+    const int vocab = info.vocab_size;
+
+    // Prompts like the peer's: ids in [1000, 200000) (clamped to small vocabularies).
+    std::mt19937_64 rng(seed);
+    const int lo = vocab > 200000 ? 1000 : 3, hi = std::min(vocab, 200000);
+    std::uniform_int_distribution<int> tok(lo, hi - 1);
+    auto request = [&](const std::string& id, int len, int max_tokens) {
+      GenerateRequest r;
+      r.id = id;
+      for (int i = 0; i < len; ++i) r.prompt.push_back(tok(rng));
+      r.sampling.temperature = 0.0f;
+      r.sampling.max_tokens = max_tokens;
+      r.sampling.ignore_eos = true;
+      return r;
+    };
+    // Warm-up: library handles, kernel first launches.
+    for (int i = 0; i < 4; ++i) engine->submit(request("warm-" + std::to_string(i), inp, 8));
+    while (engine->has_work()) engine->step();
+
+    std::vector<GenerateRequest> reqs;
+    for (int i = 0; i < n; ++i) reqs.push_back(request("r" + std::to_string(i), inp, out));
+    const EngineStats before = engine->stats();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const GenerateRequest& r : reqs) engine->submit(r);
+    int64_t tokens = 0, wrong = 0;
+    while (engine->has_work()) {
+      for (const GenerateResult& r : engine->step()) {
+        tokens += int64_t(r.tokens.size());
+        if (int(r.tokens.size()) != out || r.finish_reason != FinishReason::length) ++wrong;
+      }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const EngineStats after = engine->stats();
+    if (wrong) std::fprintf(stderr, "bench_engine: %lld requests did not produce exactly %d tokens\n", (long long)wrong, out);
+    std::printf(
+        "{\"engine\":\"batchgen\",\"device\":\"%s\",\"gpu\":\"%s\",\"shape\":\"%s\",\"n\":%d,\"inp\":%d,"
+        "\"out\":%d,\"secs\":%.2f,\"out_tok_s\":%.1f,\"total_tok_s\":%.1f,\"deterministic\":%s,"
+        "\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,\"block_size\":%d,\"steps\":%lld,"
+        "\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld}\n",
+        info.device.c_str(), info.device_name.c_str(), shape.c_str(), n, inp, out, secs, tokens / secs,
+        (tokens + int64_t(n) * inp) / secs, deterministic ? "true" : "false", max_seqs, max_batch_tokens,
+        (long long)info.kv_blocks, block_size, (long long)(after.steps - before.steps),
+        (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong);
+    return wrong ? 1 : 0;
+  } catch (const EngineError& e) {
+    std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());
+    return 1;
+  }
+}

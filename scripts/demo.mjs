@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// `pnpm demo`: a real batch job end to end on this machine, after `pnpm install && pnpm build`.
+// Starts `batchgen up` (Redis, coordinator, one CPU worker on the random-weight demo
+// model), submits examples/sample-batch.jsonl with --wait, shows where output.jsonl is
+// and a few of its lines, then shuts everything down.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const batchgen = join(root, "packages", "cli", "dist", "main.js");
+const input = join(root, "examples", "sample-batch.jsonl");
+
+function fail(message) {
+  process.stderr.write(`demo: ${message}\n`);
+  process.exit(1);
+}
+
+if (!existsSync(batchgen)) fail("batchgen is not built yet: run `pnpm install && pnpm build` first.");
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const port = await freePort();
+console.log(`demo: starting \`batchgen up --port ${port}\` ...`);
+const up = spawn(process.execPath, [batchgen, "up", "--port", String(port)], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+let upOut = "";
+let upErr = "";
+up.stderr.on("data", (d) => {
+  upErr += d;
+  for (const line of String(d).split("\n")) if (line.trim()) console.log(`  up: ${line}`);
+});
+const upExited = new Promise((resolve) => up.once("exit", (code) => resolve(code)));
+
+async function shutdown(code) {
+  if (up.exitCode === null) {
+    console.log("demo: stopping batchgen up ...");
+    up.kill("SIGINT");
+    const timer = setTimeout(() => up.kill("SIGKILL"), 20_000);
+    await upExited;
+    clearTimeout(timer);
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(130));
+
+const ready = await new Promise((resolve) => {
+  up.stdout.on("data", (d) => {
+    upOut += d;
+    if (/Stop with Ctrl-C/.test(upOut)) resolve(true);
+  });
+  upExited.then(() => resolve(false));
+});
+if (!ready) fail(`batchgen up exited early:\n${upErr.trim()}`);
+for (const line of upOut.split("\n").filter((l) => /^ {2}\S/.test(l))) console.log(line);
+const url = /API\s+(http:\/\/\S+)\/v1/.exec(upOut)?.[1];
+const apiKey = /API key\s+(\S+)/.exec(upOut)?.[1];
+if (!url || !apiKey) {
+  console.error("demo: could not read the API address from batchgen up");
+  await shutdown(1);
+}
+
+console.log(`\ndemo: batchgen submit ${relative(root, input)} --wait`);
+const submit = spawn(process.execPath, [batchgen, "submit", input, "--wait"], {
+  cwd: root,
+  env: { ...process.env, BATCHGEN_URL: url, BATCHGEN_API_KEY: apiKey },
+  stdio: ["ignore", "pipe", "inherit"],
+});
+let submitOut = "";
+submit.stdout.on("data", (d) => (submitOut += d));
+const submitCode = await new Promise((resolve) => submit.once("exit", (code) => resolve(code)));
+process.stdout.write(submitOut);
+const outputPath = /^output: (.+)$/m.exec(submitOut)?.[1];
+if (submitCode !== 0 || !outputPath) {
+  console.error(`demo: the batch did not complete (exit code ${submitCode}).`);
+  await shutdown(1);
+}
+
+const lines = readFileSync(outputPath, "utf8").trim().split("\n");
+console.log(`\ndemo: ${lines.length} results in ${relative(process.cwd(), outputPath) || outputPath}; the first three:`);
+for (const text of lines.slice(0, 3)) {
+  const line = JSON.parse(text);
+  const body = line.response?.body;
+  const content = body?.choices?.[0]?.message?.content ?? body?.choices?.[0]?.text ?? "";
+  const usage = body?.usage ? `${body.usage.prompt_tokens} prompt + ${body.usage.completion_tokens} completion tokens` : "";
+  console.log(`  ${line.custom_id}: ${JSON.stringify(content.slice(0, 60))}${content.length > 60 ? "..." : ""} (${usage}, ${body?.choices?.[0]?.finish_reason})`);
+}
+console.log("(The demo model has random weights, so the text is noise; everything around it is the real pipeline.)");
+await shutdown(0);

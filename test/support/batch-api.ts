@@ -1,0 +1,65 @@
+// A small client of the coordinator's OpenAI-compatible HTTP API (plain fetch), for
+// tests that drive batches without the openai SDK.
+import { openAsBlob } from "node:fs";
+import type { BatchEndpoint } from "@batchgen/core";
+
+export interface BatchApi {
+  readonly baseUrl: string;
+  upload(content: string | { path: string }, filename?: string): Promise<{ id: string }>;
+  createBatch(inputFileId: string, endpoint: BatchEndpoint, extra?: Record<string, unknown>): Promise<any>;
+  getBatch(id: string): Promise<any>;
+  cancelBatch(id: string): Promise<any>;
+  fileContent(id: string): Promise<string>;
+  /** Polls until the batch's status is one of `statuses`; throws with the last batch object after timeoutMs. */
+  waitForStatus(id: string, statuses: readonly string[], timeoutMs: number, onPoll?: (batch: any) => void | Promise<void>): Promise<any>;
+}
+
+export function batchApi(baseUrl: string | (() => string), apiKey: string): BatchApi {
+  const base = typeof baseUrl === "function" ? baseUrl : () => baseUrl;
+  const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+    const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+    let payload: string | FormData | undefined;
+    if (body instanceof FormData) payload = body;
+    else if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    const res = await fetch(base() + path, { method, headers, body: payload });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
+    return path.endsWith("/content") ? text : JSON.parse(text);
+  };
+  const api: BatchApi = {
+    get baseUrl() {
+      return base();
+    },
+    async upload(content, filename = "input.jsonl") {
+      const form = new FormData();
+      form.set("purpose", "batch");
+      form.set("file", typeof content === "string" ? new Blob([content]) : await openAsBlob(content.path), filename);
+      return call("POST", "/v1/files", form);
+    },
+    createBatch: (inputFileId, endpoint, extra = {}) =>
+      call("POST", "/v1/batches", { input_file_id: inputFileId, endpoint, completion_window: "24h", ...extra }),
+    getBatch: (id) => call("GET", `/v1/batches/${id}`),
+    cancelBatch: (id) => call("POST", `/v1/batches/${id}/cancel`),
+    fileContent: (id) => call("GET", `/v1/files/${id}/content`),
+    async waitForStatus(id, statuses, timeoutMs, onPoll) {
+      const deadline = Date.now() + timeoutMs;
+      let last: any = null;
+      while (Date.now() < deadline) {
+        try {
+          last = await api.getBatch(id);
+        } catch (err) {
+          // A replica going away mid-test answers with a refused connection; keep polling.
+          last = { error: String(err) };
+        }
+        if (statuses.includes(last.status)) return last;
+        await onPoll?.(last);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`batch ${id} did not reach ${statuses.join("/")} within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+    },
+  };
+  return api;
+}

@@ -1,0 +1,90 @@
+// A Node.js child process for end-to-end tests: its stdout/stderr lines are kept (the
+// last few hundred, shown when something fails), waitForLine() waits for a log line,
+// and stop() ends it (SIGTERM, then SIGKILL) so no test leaves a process behind.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+
+const KEEP_LINES = 400;
+
+export class NodeProcess {
+  readonly lines: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly child: ChildProcess;
+  private readonly listeners = new Set<(line: string) => void>();
+
+  constructor(
+    readonly name: string,
+    args: string[],
+    env: Record<string, string | undefined> = {},
+  ) {
+    this.child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      createInterface({ input: stream }).on("line", (line) => {
+        this.lines.push(line);
+        if (this.lines.length > KEEP_LINES) this.lines.shift();
+        for (const l of this.listeners) l(line);
+      });
+    }
+  }
+
+  /** Calls `listener` with every line from now on. */
+  onLine(listener: (line: string) => void): void {
+    this.listeners.add(listener);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The first line (already seen or still to come) that `match` accepts, parsed as JSON when it is. */
+  waitForLine(match: (line: string) => boolean, timeoutMs: number): Promise<string> {
+    const seen = this.lines.find(match);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | null, line?: string) => {
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        if (err) reject(err);
+        else resolve(line!);
+      };
+      const listener = (line: string) => {
+        if (match(line)) done(null, line);
+      };
+      const timer = setTimeout(() => done(new Error(`${this.name}: no expected log line within ${timeoutMs} ms\n${this.tail()}`)), timeoutMs);
+      this.listeners.add(listener);
+      void this.exited.then(({ code, signal }) => done(new Error(`${this.name} exited (code ${code}, signal ${signal})\n${this.tail()}`)));
+    });
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  async stop(graceMs = 3_000): Promise<void> {
+    if (!this.running) return;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  tail(lines = 40): string {
+    return this.lines.slice(-lines).map((l) => `  [${this.name}] ${l}`).join("\n");
+  }
+}
+
+/** A JSON log line with this `msg`. */
+export function logMessage(line: string, msg: string): Record<string, unknown> | null {
+  if (!line.startsWith("{")) return null;
+  try {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    return record.msg === msg ? record : null;
+  } catch {
+    return null;
+  }
+}
