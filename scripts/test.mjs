@@ -49,7 +49,7 @@ function findTestBinaries(dir) {
     const p = join(dir, name);
     const st = statSync(p);
     if (st.isDirectory()) {
-      if (name === "CMakeFiles") continue;
+      if (name === "CMakeFiles" || name === "src" || name === "numerics") continue;
       out.push(...findTestBinaries(p));
     } else if (/_test$/.test(name) && st.mode & 0o111) {
       out.push(p);
@@ -60,9 +60,9 @@ function findTestBinaries(dir) {
 
 // 1. C++ unit tests (each binary ends with its own `N passed, N failed` line).
 if (args.length === 0) {
-  const bins = findTestBinaries(join(root, "packages/engine/build/Release"));
+  const bins = findTestBinaries(join(root, "packages/engine/build"));
   if (bins.length === 0) {
-    console.error("no engine C++ test binaries under packages/engine/build/Release: run `pnpm build` first");
+    console.error("no engine C++ test binaries under packages/engine/build: run `pnpm build` first");
     failed += 1;
   }
   for (const bin of bins.sort()) {

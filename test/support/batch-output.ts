@@ -5,10 +5,18 @@ import { expect } from "vitest";
 import type { RequestLine } from "./batch-requests.js";
 import type { ExpectedCompletion } from "./engine-reference.js";
 
+/** The parts of a chat.completion / text_completion body the checks read. */
+export interface ResponseBody {
+  object: string;
+  model: string;
+  choices: Array<{ message?: { role: string; content: string }; text?: string; finish_reason: "stop" | "length" }>;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
 export interface OutputLine {
   id: string;
   custom_id: string;
-  response: { status_code: number; request_id: string; body: any } | null;
+  response: { status_code: number; request_id: string; body: ResponseBody } | null;
   error: { code: string; message: string } | null;
 }
 
@@ -37,9 +45,9 @@ export function expectEveryLineOnce(input: readonly RequestLine[], output: reado
 
 export function completionOf(line: OutputLine): ExpectedCompletion {
   const body = line.response!.body;
-  const choice = body.choices[0];
+  const choice = body.choices[0]!;
   return {
-    text: body.object === "chat.completion" ? choice.message.content : choice.text,
+    text: (body.object === "chat.completion" ? choice.message?.content : choice.text) ?? "",
     finishReason: choice.finish_reason,
     promptTokens: body.usage.prompt_tokens,
     completionTokens: body.usage.completion_tokens,

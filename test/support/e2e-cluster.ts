@@ -9,9 +9,10 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "@batchgen/core";
-import { createCoordinator, type Coordinator, type CoordinatorOptions } from "@batchgen/coordinator";
+import { createCoordinator, type Coordinator, type CoordinatorExtras, type CoordinatorOptions } from "@batchgen/coordinator";
 import { E2E_MAX_MODEL_LEN } from "./e2e-model.js";
 import { logMessage, NodeProcess } from "./node-process.js";
+import { scrape } from "./prometheus-text.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const COORDINATOR_MAIN = join(ROOT, "packages/coordinator/dist/main.js");
@@ -73,8 +74,11 @@ export interface RunningCoordinator {
   stop(): Promise<void>;
 }
 
-export async function startInProcessCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator & { coordinator: Coordinator }> {
-  const coordinator = createCoordinator(options, { logger: createLogger("coordinator", { level: "warn" }) });
+export async function startInProcessCoordinator(
+  options: CoordinatorOptions,
+  extras: CoordinatorExtras = {},
+): Promise<RunningCoordinator & { coordinator: Coordinator }> {
+  const coordinator = createCoordinator(options, { logger: createLogger("coordinator", { level: "warn" }), ...extras });
   await coordinator.start();
   return {
     coordinator,
@@ -116,6 +120,8 @@ export interface WorkerOptions {
 
 export interface WorkerProcess {
   process: NodeProcess;
+  /** Its /metrics text (Prometheus exposition). */
+  metrics(): Promise<string>;
   /** Resolves once the worker's session with a coordinator is open (the n-th session, default the first). */
   connected(session?: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -153,6 +159,10 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
   });
   return {
     process: proc,
+    async metrics() {
+      const ready = logMessage(await proc.waitForLine((l) => logMessage(l, "worker ready") !== null, 30_000), "worker ready")!;
+      return scrape(`http://127.0.0.1:${ready.metricsPort}/metrics`);
+    },
     connected(session = 1, timeoutMs = 30_000) {
       if (sessions >= session) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {

@@ -6,7 +6,7 @@
 //
 //   bench_engine --shape gemma-2b --model-dir /dev/shm/bg-gemma-2b [--device cuda]
 //                [--n 1024] [--inp 512] [--out 256] [--max-seqs 1024]
-//                [--max-batch-tokens 8192] [--deterministic] [--seed 1]
+//                [--max-batch-tokens 8192] [--deterministic] [--seed 1] [--write-only]
 //
 // The model directory (config.json + model.safetensors) is written there first when
 // it does not hold one yet (random bf16 weights scaled for O(1) activations: the
@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
   std::string shape = "gemma-2b", model_dir, device = "cuda";
   int n = -1, inp = 512, out = 256, max_seqs = -1, max_batch_tokens = 8192, block_size = 16;
   uint64_t seed = 1;
-  bool deterministic = false;
+  bool deterministic = false, write_only = false;
   double kv_fraction = 0.9;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
     else if (a == "--kv-fraction") kv_fraction = std::stod(val());
     else if (a == "--seed") seed = std::stoull(val());
     else if (a == "--deterministic") deterministic = true;
+    else if (a == "--write-only") write_only = true;
     else usage("unknown option " + a);
   }
   auto it = kShapes.find(shape);
@@ -216,6 +217,7 @@ int main(int argc, char** argv) {
   if (n < 0) n = shape == "gemma-7b" ? 512 : 1024;
   if (max_seqs < 0) max_seqs = n;
   if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
+  if (write_only) return 0;
 
   try {
     EngineOptions o;

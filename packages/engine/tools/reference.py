@@ -45,9 +45,11 @@ GREEDY_PROMPT_LENGTHS = [5, 21]
 GREEDY_NEW_TOKENS = 64
 MIN_GREEDY_MARGIN = 1e-3
 
-# name -> (config class, model class, config kwargs, storage dtype, save options)
+# Config fields every case shares (a case's own kwargs override them).
 COMMON = dict(vocab_size=VOCAB, bos_token_id=2, eos_token_id=1, pad_token_id=0, max_position_embeddings=512)
 
+# name -> (config class, model class, config kwargs, storage dtype, save options);
+# a variant names its base case instead of the classes and re-saves its weights.
 CASES = {
     # Gemma 2B-like: multi-query attention (1 KV head), head_dim 256, GeGLU, tied head.
     "gemma-2b-mqa": (GemmaConfig, GemmaForCausalLM, dict(
@@ -197,13 +199,15 @@ def main():
         return
     if not args.out:
         ap.error("--out is required")
-    names = args.case or list(CASES)
-    for n in names:
+    names = []
+    for n in args.case or list(CASES):
         if n not in CASES:
             ap.error("unknown case %r (see --list)" % n)
         base = CASES[n][0]
-        if isinstance(base, str) and base not in names:
-            names.insert(names.index(n), base)  # a variant needs its base model saved first
+        # A variant re-saves its base case's weights, so the base is built first.
+        for m in ([base] if isinstance(base, str) else []) + [n]:
+            if m not in names:
+                names.append(m)
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

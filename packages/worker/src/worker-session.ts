@@ -72,7 +72,8 @@ export class WorkerSession {
     const { stream, hello } = this.deps;
     stream.on("data", (m: CoordinatorMessage) => this.onMessage(m));
     stream.on("error", (err: Error & { code?: number; details?: string }) => this.onStreamError(err));
-    stream.on("end", () => this.finish(this.draining ? { kind: "drained" } : { kind: "lost", welcomed: this.welcomed }));
+    // The call is over when its status arrives (grpc-js emits "status" after any "error").
+    stream.on("status", () => this.finish(this.draining ? { kind: "drained" } : { kind: "lost", welcomed: this.welcomed }));
     this.send({ case: "hello", value: hello });
   }
 
@@ -288,6 +289,7 @@ export class WorkerSession {
   private finish(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
+    this.deps.logger.debug("session ended", { kind: end.kind, error: "error" in end ? end.error?.message : undefined });
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const held of this.leases.values()) this.abortLines(held);
     this.leases.clear();

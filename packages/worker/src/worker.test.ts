@@ -5,9 +5,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CharTokenizerDouble } from "../test/support/char-tokenizer-double.js";
 import { FakeCoordinator, type FakeConnection } from "../test/support/fake-coordinator.js";
 import { InstantEngineDouble } from "./instant-engine-double.js";
-import { createWorker, type Worker } from "./worker.js";
+import { createWorker } from "./worker.js";
 
-const logger = createLogger("worker-test", { level: "silent" });
+const logger = createLogger("worker-test", { level: process.env.WORKER_TEST_LOG ?? "silent" });
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();

@@ -55,6 +55,14 @@ async function untilConnected(worker: Worker): Promise<void> {
   }
 }
 
+/** The parts of an OpenAI response body these tests read. */
+interface ResponseBody {
+  object: string;
+  model: string;
+  choices: Array<{ message?: { role: string; content: string }; text?: string; finish_reason: string }>;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
 interface Sampling {
   max_tokens: number;
   temperature?: number;
@@ -107,7 +115,7 @@ describe("worker + coordinator + CPU engine", () => {
       const id = await submitBatch(h, lines, "/v1/chat/completions");
       const done = await waitForBatch(h, id, (b) => b.status === "completed");
       expect(done.request_counts).toEqual({ total: 10, completed: 10, failed: 0 });
-      const out = await fileLines<{ custom_id: string; response: { status_code: number; body: any } }>(h, done.output_file_id!);
+      const out = await fileLines<{ custom_id: string; response: { status_code: number; body: ResponseBody } }>(h, done.output_file_id!);
       expect(out.map((l) => l.custom_id)).toEqual(lines.map((l) => l.custom_id));
       for (const [i, line] of out.entries()) {
         const req = lines[i]!.body;
@@ -117,8 +125,8 @@ describe("worker + coordinator + CPU engine", () => {
         expect(line.response.status_code).toBe(200);
         expect(body.object).toBe("chat.completion");
         expect(body.model).toBe("tiny-gemma");
-        expect(body.choices[0].message).toMatchObject({ role: "assistant", content: alone.text });
-        expect(body.choices[0].finish_reason).toBe(alone.finish === "length" ? "length" : "stop");
+        expect(body.choices[0]!.message).toMatchObject({ role: "assistant", content: alone.text });
+        expect(body.choices[0]!.finish_reason).toBe(alone.finish === "length" ? "length" : "stop");
         expect(body.usage).toEqual({ prompt_tokens: alone.promptTokens, completion_tokens: alone.completionTokens, total_tokens: alone.promptTokens + alone.completionTokens });
       }
     } finally {
@@ -150,7 +158,7 @@ describe("worker + coordinator + CPU engine", () => {
       const id = await submitBatch(h, lines, "/v1/completions");
       const done = await waitForBatch(h, id, (b) => b.status === "completed");
       expect(done.request_counts).toEqual({ total: 7, completed: 6, failed: 1 });
-      const out = await fileLines<{ custom_id: string; response: { body: any } }>(h, done.output_file_id!);
+      const out = await fileLines<{ custom_id: string; response: { body: ResponseBody } }>(h, done.output_file_id!);
       expect(out.map((l) => l.custom_id)).toEqual(lines.slice(0, 6).map((l) => l.custom_id));
       for (const [i, line] of out.entries()) {
         const body = line.response.body;
@@ -161,7 +169,7 @@ describe("worker + coordinator + CPU engine", () => {
           continue;
         }
         const alone = await engineAlone(tokenizer.encode(prompts[i]!), lines[i]!.body as Sampling);
-        expect(body.choices[0].text).toBe(alone.text);
+        expect(body.choices[0]!.text).toBe(alone.text);
         expect(body.usage.completion_tokens).toBe(alone.completionTokens);
       }
       const errors = await fileLines<{ custom_id: string; response: unknown; error: { code: string; message: string } | null }>(h, done.error_file_id!);
@@ -229,10 +237,10 @@ describe("worker + coordinator + CPU engine", () => {
       try {
         const done = await waitForBatch(h, batchId, (b) => b.status === "completed", 90_000);
         expect(done.request_counts).toEqual({ total: 8, completed: 8, failed: 0 });
-        const out = await fileLines<{ custom_id: string; response: { body: any } }>(h, done.output_file_id!);
+        const out = await fileLines<{ custom_id: string; response: { body: ResponseBody } }>(h, done.output_file_id!);
         expect(out.map((l) => l.custom_id)).toEqual(lines.map((l) => l.custom_id));
         const alone = await Promise.all(lines.map((l, i) => engineAlone(tokenizer.encode(`Count ${i}`), { temperature: 0, max_tokens: l.body.max_tokens })));
-        for (const [i, line] of out.entries()) expect(line.response.body.choices[0].text).toBe(alone[i]!.text);
+        for (const [i, line] of out.entries()) expect(line.response.body.choices[0]!.text).toBe(alone[i]!.text);
       } finally {
         await second.stop(1_000);
       }

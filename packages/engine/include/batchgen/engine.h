@@ -26,11 +26,13 @@ struct EngineOptions {
   int32_t threads = 0;               // cpu backend threads; 0 = all cores
   int32_t block_size = 16;           // KV tokens per block
   int64_t kv_cache_blocks = 0;       // 0 = size from kv_cache_memory_fraction
-  double kv_cache_memory_fraction = 0.9;  // of free device memory after weights (cpu: of kv_cache_max_bytes)
-  int64_t kv_cache_max_bytes = int64_t(1) << 30;  // cpu cap when kv_cache_blocks == 0
+  double kv_cache_memory_fraction = 0.9;  // of free memory after weights and activations
+  int64_t kv_cache_max_bytes = int64_t(1) << 30;  // cpu: cap on that when kv_cache_blocks == 0
   int32_t max_batch_tokens = 2048;   // token budget per step (decode tokens + prefill chunks)
   int32_t max_seqs = 256;            // sequences per step
-  int32_t max_model_len = 0;         // 0 = the model config's max_position_embeddings
+  int32_t max_model_len = 0;         // 0 = the model config's max_position_embeddings, lowered
+                                     // to what the KV cache holds (an explicit value that
+                                     // does not fit is an error)
   bool deterministic = false;        // batch-invariant results on every backend
 };
 
@@ -99,6 +101,9 @@ class Engine {
 
   // Validates and queues. Throws EngineError(invalid_argument) for an empty or
   // too-long prompt, out-of-vocabulary ids, bad sampling values or a duplicate id.
+  // Context rule: a prompt must be shorter than model_info().max_model_len (room
+  // for one token); max_tokens may ask for more, and generation then stops at
+  // max_model_len with finish reason length.
   virtual void submit(const GenerateRequest& request) = 0;
   // The checks of submit() that need no engine state (everything but the
   // duplicate id): reads only what load() fixed, so any thread may call it.

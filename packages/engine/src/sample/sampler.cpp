@@ -69,6 +69,7 @@ Crossing walk_until(const std::vector<Candidate>& c, double target, bool strict,
   }
   const uint64_t hit = b - 1;
   std::vector<Candidate> in_hit;
+  if (want_prefix) out.prefix.reserve(c.size());
   for (const Candidate& x : c) {
     const uint64_t xb = bucket(x);
     if (xb == hit) in_hit.push_back(x);

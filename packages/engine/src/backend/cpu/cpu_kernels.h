@@ -53,11 +53,5 @@ struct AttentionArgs {
 // Causal attention over the paged cache; scratch holds max_context floats per chunk.
 void attention_f32(ThreadPool& pool, const AttentionArgs& a, float* const* scratch);
 
-// dot(a, b) over n elements with the kernels' lane split and reduction order.
-float dot_f32(const float* a, const float* b, int64_t n);
-
-// Sum of squares with the same lane split.
-float sum_squares_f32(const float* a, int64_t n);
-
 }  // namespace cpu
 }  // namespace bg

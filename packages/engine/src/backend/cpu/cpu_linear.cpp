@@ -107,11 +107,5 @@ void linear_f32(ThreadPool& pool, const float* x, int64_t xs, const float* w, in
   });
 }
 
-BG_CPU_CLONES
-float dot_f32(const float* a, const float* b, int64_t n) { return dot8(a, b, n); }
-
-BG_CPU_CLONES
-float sum_squares_f32(const float* a, int64_t n) { return dot8(a, a, n); }
-
 }  // namespace cpu
 }  // namespace bg

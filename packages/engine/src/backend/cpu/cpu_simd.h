@@ -62,13 +62,5 @@ BG_INLINE float dot8(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// y[i] += alpha * x[i].
-BG_INLINE void axpy8(float* y, float alpha, const float* x, int64_t n) {
-  const v8f va = splat8(alpha);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) store8(y + i, load8(y + i) + va * load8(x + i));
-  for (; i < n; ++i) y[i] += alpha * x[i];
-}
-
 }  // namespace cpu
 }  // namespace bg

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The GPU check of the engine (issue #4) in one run on a GPU machine, from the
+# repository root:
+#
+#   scripts/gpu-prepare.sh               # here, first: copies the peer into .carry/
+#   scripts/gpu-check.sh [PHASE ...]     # there (default: every phase, in this order)
+#
+# Phases:
+#   build       cmake + make -j16: the engine with its CUDA backend (sm_90 here; CI
+#               compiles sm_80/89/90 with scripts/ci-cuda-compile.sh)
+#   ops         cuda_ops_test: every CUDA op against the CPU backend
+#   kernels     kernel_bench: kernel timings beside the HBM-copy and cuBLAS ceilings
+#   bench       bench_engine, workload A: Gemma-2B (1024 prompts), Gemma-7B (512)
+#   peer        the peer, transformers static batching (.carry/peers/hf_transformers.py)
+#   reference   tools/gpu_reference.py: transformers float32 references
+#   models      cuda_model_check --reference: logits and greedy tokens vs transformers
+#   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests
+#   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#
+# Output under $OUT (default build/gpu-check): gpu-check.log (everything),
+# results.jsonl (one JSON line per benchmark), summary.txt (the table printed last).
+# Model directories go to $BG_SCRATCH (default /dev/shm/batchgen).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/build/gpu-check}
+SCRATCH=${BG_SCRATCH:-/dev/shm/batchgen}
+ENGINE=$ROOT/packages/engine
+B=$ENGINE/build/gpu
+mkdir -p "$OUT" "$SCRATCH"
+LOG=$OUT/gpu-check.log
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+: >"$LOG"
+export PYTHONUNBUFFERED=1
+
+phases=("$@")
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det)
+declare -A status seconds
+want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+run_phase() { # name, function
+  local name=$1 t0=$SECONDS; shift
+  echo; echo "=== $name ($(date +%T))"
+  if "$@"; then status[$name]=ok; else status[$name]=FAILED; fi
+  seconds[$name]=$((SECONDS - t0))
+  echo "=== $name: ${status[$name]} in ${seconds[$name]} s"
+}
+
+# cuBLAS: the toolkit's, else a pip wheel's (nvidia-cublas) next to the Python.
+cublas_root() {
+  local d
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    ls "$d"/libcublas.so* >/dev/null 2>&1 && { echo ""; return; }
+  done
+  for d in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+    for sub in nvidia/cu13 nvidia/cublas; do
+      [ -f "$d/$sub/include/cublas_v2.h" ] && { echo "$d/$sub"; return; }
+    done
+  done
+}
+
+do_build() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv
+  nvcc --version | tail -2; cmake --version | head -1; g++ --version | head -1
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  local root; root=$(cublas_root)
+  echo "cuBLAS: ${root:-from the CUDA toolkit}"
+  cmake -S "$ENGINE" -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    ${root:+-DBG_CUBLAS_ROOT=$root} || return 1
+  cmake --build "$B" -j16 || return 1
+  [ -x "$B/cuda_ops_test" ] || { echo "the CUDA backend was not built"; return 1; }
+}
+
+do_ops() { "$B/cuda_ops_test"; }
+do_kernels() { "$B/kernel_bench"; }
+
+bench() { # label, bench_engine args...
+  local label=$1; shift
+  local line
+  line=$("$B/bench_engine" "$@" | tail -1) || { echo "$label failed"; return 1; }
+  echo "$line"
+  echo "{\"label\":\"$label\",${line#\{}" >>"$RESULTS"
+}
+do_bench() {
+  local ok=0
+  bench ours-2b --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
+    --max-batch-tokens 8192 || ok=1
+  # 7B: KV for ~160 full sequences fits beside the weights; more would preempt.
+  bench ours-7b --shape gemma-7b --model-dir "$SCRATCH/gemma-7b" --n 512 --max-seqs 160 \
+    --max-batch-tokens 8192 || ok=1
+  return $ok
+}
+do_det() {
+  bench ours-2b-deterministic --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
+    --max-batch-tokens 8192 --deterministic
+}
+
+peer() { # label, args...
+  local label=$1; shift
+  local line
+  line=$(python3 "$ROOT/.carry/peers/hf_transformers.py" "$@" | tail -1) || return 1
+  echo "$line"
+  echo "{\"label\":\"$label\",${line#\{}" >>"$RESULTS"
+}
+do_peer() {
+  [ -f "$ROOT/.carry/peers/hf_transformers.py" ] || { echo "no .carry/peers: run scripts/gpu-prepare.sh first"; return 1; }
+  local ok=0
+  peer peer-2b --shape gemma-2b --n 256 --bs 128 --mode static || ok=1
+  peer peer-7b --shape gemma-7b --n 128 --bs 128 --mode static \
+    || peer peer-7b --shape gemma-7b --n 128 --bs 64 --mode static || ok=1
+  return $ok
+}
+
+do_reference() {
+  local s
+  for s in gemma-2b gemma-7b; do
+    "$B/bench_engine" --shape $s --model-dir "$SCRATCH/$s" --write-only || return 1
+  done
+  python3 "$ENGINE/tools/gpu_reference.py" --out "$SCRATCH/ref" --device cuda --tiny \
+    --full "gemma-2b=$SCRATCH/gemma-2b" --full "gemma-7b=$SCRATCH/gemma-7b"
+}
+do_models() { "$B/cuda_model_check" --reference "$SCRATCH/ref"; }
+do_invariance() {
+  local ok=0
+  "$B/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
+  "$B/cuda_model_check" --invariance "$SCRATCH/ref/llama-gqa/model" || ok=1
+  return $ok
+}
+
+main() {
+for p in build ops kernels bench peer reference models invariance det; do
+  want $p && run_phase $p do_$p
+done
+
+{
+  echo
+  echo "GPU check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
+  for p in build ops kernels bench peer reference models invariance det; do
+    want $p && printf '  %-11s %-7s %5s s\n' "$p" "${status[$p]:-?}" "${seconds[$p]:-?}"
+  done
+  python3 - "$RESULTS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if rows:
+    print("  %-24s %-9s %6s %9s %11s" % ("workload A", "shape", "n", "secs", "out tok/s"))
+for r in rows:
+    print("  %-24s %-9s %6d %9.1f %11.1f" % (r["label"], r["shape"], r["n"], r["secs"], r["out_tok_s"]))
+PY
+  grep -hE '^[0-9]+ passed, [0-9]+ failed' "$LOG" | sed 's/^/  tests: /'
+} | tee "$OUT/summary.txt"
+local p; for p in "${!status[@]}"; do [ "${status[$p]}" = ok ] || return 1; done
+}
+
+main 2>&1 | tee -a "$LOG"
+exit "${PIPESTATUS[0]}"

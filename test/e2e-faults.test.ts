@@ -1,0 +1,161 @@
+// Acceptance (issue 3), fault injection: `kill -9` of a worker process mid-shard, and
+// `kill -9` of one of two coordinator replicas mid-batch. Either way the batch
+// completes with 0 lines lost and 0 doubled, and every completion is still the engine's
+// own answer. Locks of 2 s and a 0.5 s stalled checker make recovery take seconds.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { batchApi, type BatchApi } from "./support/batch-api.js";
+import { expectEveryLineOnce, expectMatchesReference, parseJsonl } from "./support/batch-output.js";
+import { chatLines, toJsonl, type RequestLine } from "./support/batch-requests.js";
+import {
+  API_KEY,
+  clusterSettings,
+  coordinatorOptions,
+  spawnCoordinator,
+  spawnWorker,
+  startInProcessCoordinator,
+  type ClusterSettings,
+} from "./support/e2e-cluster.js";
+import { E2E_MODEL, e2eModelDir } from "./support/e2e-model.js";
+import { EngineReference, type ExpectedCompletion } from "./support/engine-reference.js";
+import { metricValue, scrape } from "./support/prometheus-text.js";
+import { TcpProxy } from "./support/tcp-proxy.js";
+
+const LINES = 1_000;
+const FINAL = ["completed", "failed", "expired", "cancelled"];
+
+let modelDir: string;
+let lines: RequestLine[];
+let expected: Map<string, ExpectedCompletion>;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+beforeAll(async () => {
+  modelDir = await e2eModelDir();
+  // Long enough completions that a batch runs for several seconds: time to kill something mid-way.
+  lines = chatLines(LINES, { model: E2E_MODEL, prefix: "fault", minTokens: 48, maxTokens: 96 });
+  const reference = await EngineReference.load(modelDir);
+  try {
+    expected = await reference.expected(lines);
+  } finally {
+    await reference.close();
+  }
+});
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** Polls the batch until at least `fraction` of its lines are done (and not all). */
+async function waitUntilPartlyDone(api: BatchApi, batchId: string, fraction: number): Promise<number> {
+  let doneAtKill = -1;
+  await api
+    .waitForStatus(batchId, ["__never__"], 60_000, (b) => {
+      const done = b.progress?.lines_done ?? 0;
+      if (FINAL.includes(b.status)) throw new Error(`batch ended (${b.status}) before the fault was injected: make it longer`);
+      if (b.status === "in_progress" && done >= LINES * fraction) {
+        doneAtKill = done;
+        throw new StopPolling();
+      }
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof StopPolling)) throw err;
+    });
+  return doneAtKill;
+}
+
+class StopPolling extends Error {}
+
+async function expectCompleteAndExact(api: BatchApi, batchId: string): Promise<void> {
+  const done = await api.waitForStatus(batchId, FINAL, 90_000);
+  expect(done.status, JSON.stringify(done.errors)).toBe("completed");
+  expect(done.request_counts).toEqual({ total: LINES, completed: LINES, failed: 0 });
+  expect(done.error_file_id).toBeNull();
+  const output = parseJsonl(await api.fileContent(done.output_file_id));
+  expectEveryLineOnce(lines, output);
+  expect(output).toHaveLength(LINES);
+  expectMatchesReference(lines, output, expected);
+}
+
+describe("kill -9 of a worker process mid-shard", () => {
+  let settings: ClusterSettings;
+
+  test("the batch completes on the other worker: 0 lines lost, 0 doubled", async () => {
+    settings = clusterSettings();
+    cleanups.push(() => settings.cleanup());
+    const coordinator = await startInProcessCoordinator(coordinatorOptions(settings, { shardLines: 50, lockDurationMs: 2_000 }));
+    cleanups.push(() => coordinator.stop());
+    const victim = spawnWorker("victim", { coordinator: coordinator.grpcAddress, modelDir });
+    const survivor = spawnWorker("survivor", { coordinator: coordinator.grpcAddress, modelDir });
+    cleanups.push(() => victim.stop(), () => survivor.stop());
+    await Promise.all([victim.connected(), survivor.connected()]);
+
+    const api = batchApi(coordinator.httpUrl, API_KEY);
+    const file = await api.upload(toJsonl(lines));
+    const batch = await api.createBatch(file.id, "/v1/chat/completions");
+    const doneAtKill = await waitUntilPartlyDone(api, batch.id, 0.25);
+    const victimLines = metricValue(await victim.metrics(), "batchgen_worker_lines_done_total");
+    victim.process.kill("SIGKILL");
+    const killedAt = Date.now();
+    expect(await victim.process.exited).toEqual({ code: null, signal: "SIGKILL" });
+
+    await expectCompleteAndExact(api, batch.id);
+    const metrics = await coordinator.coordinator.metrics.registry.metrics();
+    // The victim held shards with lines not done: they went back to the queue...
+    expect(metricValue(metrics, "batchgen_coordinator_shards_retried_total")).toBeGreaterThanOrEqual(1);
+    // ...and each line was persisted once (a result that arrived twice counted once).
+    expect(metricValue(metrics, "batchgen_coordinator_lines_completed_total")).toBe(LINES);
+    expect(victimLines).toBeGreaterThan(0);
+    console.log(
+      `worker killed at ${doneAtKill}/${LINES} lines (it had finished ${victimLines}); batch complete ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`,
+    );
+  });
+});
+
+describe("kill -9 of one of two coordinator replicas mid-batch", () => {
+  let settings: ClusterSettings;
+
+  test("workers reconnect to the other replica, which re-leases the dead replica's shards and finishes the batch", async () => {
+    settings = clusterSettings();
+    cleanups.push(() => settings.cleanup());
+    const options = coordinatorOptions(settings, { shardLines: 50, lockDurationMs: 2_000 });
+    const [replicaA, replicaB] = await Promise.all([spawnCoordinator("replica-a", options), spawnCoordinator("replica-b", options)]);
+    cleanups.push(() => replicaA.stop(), () => replicaB.stop());
+    // One address per worker, as a Service would give; each prefers a different replica.
+    const viaA = await TcpProxy.start([replicaA.grpcAddress, replicaB.grpcAddress]);
+    const viaB = await TcpProxy.start([replicaB.grpcAddress, replicaA.grpcAddress]);
+    cleanups.push(() => viaA.close(), () => viaB.close());
+    const w1 = spawnWorker("w1", { coordinator: viaA.address, modelDir });
+    const w2 = spawnWorker("w2", { coordinator: viaB.address, modelDir });
+    cleanups.push(() => w1.stop(), () => w2.stop());
+    await Promise.all([w1.connected(), w2.connected()]);
+    expect(viaA.routed).toEqual([replicaA.grpcAddress]);
+
+    // Created on replica A (its ingest), followed on replica B.
+    const apiA = batchApi(replicaA.httpUrl, API_KEY);
+    const apiB = batchApi(replicaB.httpUrl, API_KEY);
+    const file = await apiA.upload(toJsonl(lines));
+    const batch = await apiA.createBatch(file.id, "/v1/chat/completions");
+    const doneAtKill = await waitUntilPartlyDone(apiB, batch.id, 0.25);
+    const leasedOnA = metricValue(await scrape(`${replicaA.httpUrl}/metrics`), "batchgen_coordinator_leases_held");
+    replicaA.process.kill("SIGKILL");
+    const killedAt = Date.now();
+    expect(await replicaA.process.exited).toEqual({ code: null, signal: "SIGKILL" });
+
+    // w1 lost its stream and opened a new session, through the proxy, on replica B.
+    await w1.connected(2, 20_000);
+    expect(viaA.routed.at(-1)).toBe(replicaB.grpcAddress);
+
+    await expectCompleteAndExact(apiB, batch.id);
+    const metricsB = await scrape(`${replicaB.httpUrl}/metrics`);
+    // The dead replica's leases were never released: their locks expired and B's
+    // stalled checker put the shards back.
+    expect(leasedOnA).toBeGreaterThanOrEqual(1);
+    expect(metricValue(metricsB, "batchgen_coordinator_lease_expiries_total")).toBeGreaterThanOrEqual(1);
+    console.log(
+      `replica A killed at ${doneAtKill}/${LINES} lines holding ${leasedOnA} leases; batch complete ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`,
+    );
+  });
+});
+
+afterAll(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
