@@ -67,17 +67,20 @@ do_build() {
   echo "cuBLAS: ${root:-from the CUDA toolkit}"
   cmake -S "$ENGINE" -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
     ${root:+-DBG_CUBLAS_ROOT=$root} || return 1
-  cmake --build "$B" -j16 || return 1
+  limit 600 cmake --build "$B" -j16 || return 1
   [ -x "$B/cuda_ops_test" ] || { echo "the CUDA backend was not built"; return 1; }
 }
 
-do_ops() { "$B/cuda_ops_test"; }
-do_kernels() { "$B/kernel_bench"; }
+# Every program runs under a time limit, so one hang cannot eat the whole run.
+limit() { local s=$1; shift; timeout -k 10 "$s" "$@"; }
+
+do_ops() { limit 420 "$B/cuda_ops_test"; }
+do_kernels() { limit 240 "$B/kernel_bench"; }
 
 bench() { # label, bench_engine args...
   local label=$1; shift
   local line
-  line=$("$B/bench_engine" "$@" | tail -1) || { echo "$label failed"; return 1; }
+  line=$(limit 300 "$B/bench_engine" "$@" | tail -1) || { echo "$label failed"; return 1; }
   echo "$line"
   echo "{\"label\":\"$label\",${line#\{}" >>"$RESULTS"
 }
@@ -98,7 +101,7 @@ do_det() {
 peer() { # label, args...
   local label=$1; shift
   local line
-  line=$(python3 "$ROOT/.carry/peers/hf_transformers.py" "$@" | tail -1) || return 1
+  line=$(limit 300 python3 "$ROOT/.carry/peers/hf_transformers.py" "$@" | tail -1) || return 1
   echo "$line"
   echo "{\"label\":\"$label\",${line#\{}" >>"$RESULTS"
 }
@@ -114,16 +117,16 @@ do_peer() {
 do_reference() {
   local s
   for s in gemma-2b gemma-7b; do
-    "$B/bench_engine" --shape $s --model-dir "$SCRATCH/$s" --write-only || return 1
+    limit 120 "$B/bench_engine" --shape $s --model-dir "$SCRATCH/$s" --write-only || return 1
   done
-  python3 "$ENGINE/tools/gpu_reference.py" --out "$SCRATCH/ref" --device cuda --tiny \
+  limit 480 python3 "$ENGINE/tools/gpu_reference.py" --out "$SCRATCH/ref" --device cuda --tiny \
     --full "gemma-2b=$SCRATCH/gemma-2b" --full "gemma-7b=$SCRATCH/gemma-7b"
 }
-do_models() { "$B/cuda_model_check" --reference "$SCRATCH/ref"; }
+do_models() { limit 300 "$B/cuda_model_check" --reference "$SCRATCH/ref"; }
 do_invariance() {
   local ok=0
-  "$B/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
-  "$B/cuda_model_check" --invariance "$SCRATCH/ref/llama-gqa/model" || ok=1
+  limit 240 "$B/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
+  limit 120 "$B/cuda_model_check" --invariance "$SCRATCH/ref/llama-gqa/model" || ok=1
   return $ok
 }
 
