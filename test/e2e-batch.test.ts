@@ -67,9 +67,15 @@ describe("filesystem store, two worker processes", () => {
     const [chatBatch, completionBatch] = await Promise.all([submit(chat), submit(completion)]);
     const progress: number[] = [];
     const finished = (id: string) =>
-      api.waitForStatus(id, ["completed", "failed", "expired", "cancelled"], 150_000, (seen) => {
-        if (seen.status === "in_progress") progress.push(seen.progress?.lines_done ?? 0);
-      });
+      api.waitUntil(
+        id,
+        "finished",
+        (seen) => {
+          if (seen.status === "in_progress") progress.push(seen.progress?.lines_done ?? 0);
+          return ["completed", "failed", "expired", "cancelled"].includes(seen.status);
+        },
+        150_000,
+      );
     const [chatDone, completionDone] = await Promise.all([finished(chatBatch.id), finished(completionBatch.id)]);
     const seconds = (Date.now() - started) / 1000;
 

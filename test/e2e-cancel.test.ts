@@ -49,14 +49,16 @@ test("cancel mid-run keeps finished lines and marks the rest cancelled, within s
   const file = await api.upload(toJsonl(lines));
   const batch = await api.createBatch(file.id, "/v1/chat/completions");
 
-  let doneAtCancel = 0;
-  await api.waitForStatus(batch.id, ["in_progress"], 30_000);
-  while (doneAtCancel < 40) {
-    const b = await api.getBatch(batch.id);
-    expect(b.status).toBe("in_progress");
-    doneAtCancel = b.progress?.lines_done ?? 0;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const partly = await api.waitUntil(
+    batch.id,
+    "running with 40 lines done",
+    (b) => {
+      if (!["validating", "in_progress"].includes(b.status)) throw new Error(`batch ${b.status} before the cancel`);
+      return (b.progress?.lines_done ?? 0) >= 40;
+    },
+    30_000,
+  );
+  const doneAtCancel = partly.progress?.lines_done ?? 0;
   const running = await Promise.all(workers.map(async (w) => metricValue(await w.metrics(), "batchgen_worker_requests_running")));
   const cancelledAt = Date.now();
   const cancelling = await api.cancelBatch(batch.id);

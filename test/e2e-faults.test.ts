@@ -44,25 +44,19 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Polls the batch until at least `fraction` of its lines are done (and not all). */
+/** Polls the batch until at least `fraction` of its lines are done (and not all); returns how many. */
 async function waitUntilPartlyDone(api: BatchApi, batchId: string, fraction: number): Promise<number> {
-  let doneAtKill = -1;
-  await api
-    .waitForStatus(batchId, ["__never__"], 60_000, (b) => {
-      const done = b.progress?.lines_done ?? 0;
+  const batch = await api.waitUntil(
+    batchId,
+    `${fraction * 100}% done`,
+    (b) => {
       if (FINAL.includes(b.status)) throw new Error(`batch ended (${b.status}) before the fault was injected: make it longer`);
-      if (b.status === "in_progress" && done >= LINES * fraction) {
-        doneAtKill = done;
-        throw new StopPolling();
-      }
-    })
-    .catch((err: unknown) => {
-      if (!(err instanceof StopPolling)) throw err;
-    });
-  return doneAtKill;
+      return b.status === "in_progress" && (b.progress?.lines_done ?? 0) >= LINES * fraction;
+    },
+    60_000,
+  );
+  return batch.progress?.lines_done ?? 0;
 }
-
-class StopPolling extends Error {}
 
 async function expectCompleteAndExact(api: BatchApi, batchId: string): Promise<void> {
   const done = await api.waitForStatus(batchId, FINAL, 90_000);
@@ -110,6 +104,43 @@ describe("kill -9 of a worker process mid-shard", () => {
   });
 });
 
+describe("a worker process frozen mid-shard (SIGSTOP: its connection stays open, it goes silent)", () => {
+  let settings: ClusterSettings;
+
+  test("the coordinator gives up on it after 3 missed heartbeats and the other worker finishes the batch", async () => {
+    settings = clusterSettings();
+    cleanups.push(() => settings.cleanup());
+    const coordinator = await startInProcessCoordinator(coordinatorOptions(settings, { shardLines: 50, lockDurationMs: 2_000 }));
+    cleanups.push(() => coordinator.stop());
+    const frozen = spawnWorker("frozen", { coordinator: coordinator.grpcAddress, modelDir });
+    const survivor = spawnWorker("survivor", { coordinator: coordinator.grpcAddress, modelDir });
+    cleanups.push(
+      () => frozen.process.kill("SIGCONT"),
+      () => frozen.stop(),
+      () => survivor.stop(),
+    );
+    await Promise.all([frozen.connected(), survivor.connected()]);
+
+    const api = batchApi(coordinator.httpUrl, API_KEY);
+    const file = await api.upload(toJsonl(lines));
+    const batch = await api.createBatch(file.id, "/v1/chat/completions");
+    const doneAtFreeze = await waitUntilPartlyDone(api, batch.id, 0.25);
+    frozen.process.kill("SIGSTOP");
+    const frozenAt = Date.now();
+
+    await expectCompleteAndExact(api, batch.id);
+    const seconds = (Date.now() - frozenAt) / 1000;
+    const metrics = await coordinator.coordinator.metrics.registry.metrics();
+    expect(metricValue(metrics, "batchgen_coordinator_shards_retried_total")).toBeGreaterThanOrEqual(1);
+    expect(metricValue(metrics, "batchgen_coordinator_lines_completed_total")).toBe(LINES);
+
+    // Thawed, it finds its session gone and opens a new one.
+    frozen.process.kill("SIGCONT");
+    await frozen.connected(2, 20_000);
+    console.log(`worker frozen at ${doneAtFreeze}/${LINES} lines; batch complete ${seconds.toFixed(1)} s later; it reconnected once thawed`);
+  });
+});
+
 describe("kill -9 of one of two coordinator replicas mid-batch", () => {
   let settings: ClusterSettings;
 
@@ -135,7 +166,11 @@ describe("kill -9 of one of two coordinator replicas mid-batch", () => {
     const file = await apiA.upload(toJsonl(lines));
     const batch = await apiA.createBatch(file.id, "/v1/chat/completions");
     const doneAtKill = await waitUntilPartlyDone(apiB, batch.id, 0.25);
-    const leasedOnA = metricValue(await scrape(`${replicaA.httpUrl}/metrics`), "batchgen_coordinator_leases_held");
+    // Kill it while it holds leases (w1 is between shards only for moments).
+    let leasedOnA = 0;
+    for (let tries = 0; leasedOnA < 1 && tries < 200; tries++) {
+      leasedOnA = metricValue(await scrape(`${replicaA.httpUrl}/metrics`), "batchgen_coordinator_leases_held");
+    }
     replicaA.process.kill("SIGKILL");
     const killedAt = Date.now();
     expect(await replicaA.process.exited).toEqual({ code: null, signal: "SIGKILL" });

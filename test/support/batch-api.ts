@@ -15,8 +15,10 @@ export interface BatchApi {
   cancelBatch(id: string): Promise<Batch>;
   /** The content of a file; fails the test on a null id (a batch without that file). */
   fileContent(id: string | null): Promise<string>;
-  /** Polls until the batch's status is one of `statuses`; throws with the last batch object after timeoutMs. */
-  waitForStatus(id: string, statuses: readonly string[], timeoutMs: number, onPoll?: (batch: Batch) => void | Promise<void>): Promise<Batch>;
+  /** Polls the batch (every 100 ms) until `done` accepts it; throws with the last one seen after timeoutMs. */
+  waitUntil(id: string, what: string, done: (batch: Batch) => boolean, timeoutMs: number): Promise<Batch>;
+  /** waitUntil the batch's status is one of `statuses`. */
+  waitForStatus(id: string, statuses: readonly string[], timeoutMs: number): Promise<Batch>;
 }
 
 export function batchApi(baseUrl: string | (() => string), apiKey: string): BatchApi {
@@ -54,7 +56,7 @@ export function batchApi(baseUrl: string | (() => string), apiKey: string): Batc
       if (id === null) throw new Error("the batch has no such file (its file id is null)");
       return call("GET", `/v1/files/${id}/content`);
     },
-    async waitForStatus(id, statuses, timeoutMs, onPoll) {
+    async waitUntil(id, what, done, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       let last: Batch | string | null = null;
       while (Date.now() < deadline) {
@@ -64,14 +66,13 @@ export function batchApi(baseUrl: string | (() => string), apiKey: string): Batc
           // A replica going away mid-test answers with a refused connection; keep polling.
           last = String(err);
         }
-        if (typeof last !== "string") {
-          if (statuses.includes(last.status)) return last;
-          await onPoll?.(last);
-        }
+        if (typeof last !== "string" && done(last)) return last;
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error(`batch ${id} did not reach ${statuses.join("/")} within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+      throw new Error(`batch ${id}: not ${what} within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
     },
+    waitForStatus: (id, statuses, timeoutMs) =>
+      api.waitUntil(id, `in status ${statuses.join("/")}`, (b) => statuses.includes(b.status), timeoutMs),
   };
   return api;
 }

@@ -151,8 +151,11 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
     LOG_LEVEL: "info",
   });
   let sessions = 0;
+  let metricsPort: number | null = null;
   const waiters: Array<{ session: number; resolve: () => void }> = [];
   proc.onLine((line) => {
+    const ready = logMessage(line, "worker ready");
+    if (ready) metricsPort = Number(ready.metricsPort);
     if (logMessage(line, "connected") === null) return;
     sessions++;
     for (const w of waiters.filter((w) => w.session <= sessions)) w.resolve();
@@ -160,8 +163,8 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
   return {
     process: proc,
     async metrics() {
-      const ready = logMessage(await proc.waitForLine((l) => logMessage(l, "worker ready") !== null, 30_000), "worker ready")!;
-      return scrape(`http://127.0.0.1:${ready.metricsPort}/metrics`);
+      if (metricsPort === null) throw new Error(`${name}: no "worker ready" log line with its metrics port yet\n${proc.tail()}`);
+      return scrape(`http://127.0.0.1:${metricsPort}/metrics`);
     },
     connected(session = 1, timeoutMs = 30_000) {
       if (sessions >= session) return Promise.resolve();

@@ -10,6 +10,7 @@ import { createWorker, type Worker } from "@batchgen/worker";
 import { CliError } from "./cli-error.js";
 import { DEMO_MODEL } from "./defaults.js";
 import { ensureDemoModel } from "./ensure-demo-model.js";
+import { checkRedis } from "./redis-check.js";
 import { startRedisServer, type RedisServer } from "./redis-launcher.js";
 
 export interface LocalStackOptions {
@@ -59,7 +60,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   try {
     let redisUrl = opts.redisUrl;
     let redis: RedisServer | undefined;
-    if (!redisUrl) {
+    if (redisUrl) await checkRedis(redisUrl);
+    else {
       opts.say("starting redis-server (set REDIS_URL to use your own Redis)");
       redis = await startRedisServer(join(dataDir, "redis"));
       redisUrl = redis.url;

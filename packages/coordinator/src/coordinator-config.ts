@@ -46,6 +46,8 @@ export const coordinatorConfigSchema = z.object({
   workerToken: z.string().default(""),
   /** Lines per shard (one BullMQ job each). */
   shardLines: positiveInt.max(100_000).default(256),
+  /** A shard also ends once its lines reach this many bytes, so a lease message stays bounded. */
+  shardMaxBytes: positiveInt.default(32 * 1024 * 1024),
   /** BullMQ lock of a leased shard; extended while the worker's stream lives. */
   lockDurationMs: positiveInt.min(1000).default(30_000),
   /** How often the BullMQ stalled checker looks for shards whose lock expired. */

@@ -69,7 +69,7 @@ export class CoordinatorMetrics {
     });
     this.leaseExpiries = new Counter({
       name: `${PREFIX}lease_expiries_total`,
-      help: "Leases whose lock expired (put back by the stalled checker, or lost while held).",
+      help: "Leases whose lock expired: shards put back in their queue by the stalled checker of this replica.",
       registers,
     });
     this.workersConnected = new Gauge({ name: `${PREFIX}workers_connected`, help: "Worker streams on this replica.", registers });

@@ -56,6 +56,7 @@ export class WorkerSession {
   private welcomed = false;
   private ended = false;
   private draining = false;
+  private closing = false;
   private drainDone: (() => void) | undefined;
   private lastGenerated = 0;
   private lastBeatAt = Date.now();
@@ -115,6 +116,10 @@ export class WorkerSession {
     }
     this.leases.clear();
     if (this.ended) return;
+    // Half-close: nothing may be written after this (a write after end destroys the
+    // stream before the coordinator has read the Releases).
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.deps.stream.end();
     // The coordinator closes its side once it has taken the Releases; do not wait forever.
     const closeTimer = setTimeout(() => this.deps.stream.cancel(), 5_000);
@@ -298,7 +303,7 @@ export class WorkerSession {
   }
 
   private send(msg: MessageInitShape<typeof WorkerMessageSchema>["msg"]): void {
-    if (this.ended) return;
+    if (this.ended || this.closing) return;
     try {
       this.deps.stream.write(create(WorkerMessageSchema, { msg }));
     } catch (err) {

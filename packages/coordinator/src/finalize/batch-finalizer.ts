@@ -137,13 +137,12 @@ export class BatchFinalizer {
   private async merge(batch: BatchRecord, outcome: Outcome, out: UploadSink, err: UploadSink): Promise<void> {
     const { objects } = this.deps;
     if (batch.total === 0 || batch.shards === 0) return;
+    const index = JSON.parse((await objects.getBytes(shardIndexKey(batch.id))).toString("utf8")) as ShardIndex;
     const keys = objects.list(partsPrefix(batch.id))[Symbol.asyncIterator]();
     let next = await keys.next();
-    let index: ShardIndex | null = null;
 
-    for (let shard = 0; shard < batch.shards; shard++) {
-      const firstLine = shard * batch.shardLines;
-      const count = Math.min(batch.shardLines, batch.total - firstLine);
+    for (let shard = 0; shard < index.shards.length; shard++) {
+      const [firstLine, count] = index.shards[shard]!;
       const results = new Map<number, { ok: boolean; json: string }>();
       while (!next.done && shardOfPartKey(batch.id, next.value) <= shard) {
         if (shardOfPartKey(batch.id, next.value) === shard) {
@@ -161,10 +160,7 @@ export class BatchFinalizer {
           await (r.ok ? out : err).writeLine(r.json);
           continue;
         }
-        if (!customIds) {
-          index ??= JSON.parse((await objects.getBytes(shardIndexKey(batch.id))).toString("utf8")) as ShardIndex;
-          customIds = await this.customIdsOf(batch, index, shard);
-        }
+        customIds ??= await this.customIdsOf(batch, index, shard);
         const customId = customIds[line - firstLine] ?? "";
         await err.writeLine(notRunLine(customId, outcome));
       }

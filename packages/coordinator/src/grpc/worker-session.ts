@@ -64,6 +64,8 @@ interface ActiveLease {
   lost: boolean;
   /** Its batch was cancelled or expired. */
   stopped: boolean;
+  /** The worker sent LeaseDone or Release: it holds nothing of it any more. */
+  doneByWorker: boolean;
 }
 
 export class WorkerSession implements LeaseTaker {
@@ -203,6 +205,7 @@ export class WorkerSession implements LeaseTaker {
   private async onLeaseDone(leaseId: string): Promise<void> {
     const lease = this.leases.get(leaseId);
     if (!lease) return;
+    lease.doneByWorker = true;
     await this.flush(lease);
     if (!lease.finished && !lease.lost) {
       const done = await this.deps.store.doneLines(lease.data.batchId, lease.data.firstLine, lease.data.lineCount);
@@ -216,6 +219,7 @@ export class WorkerSession implements LeaseTaker {
   private async onRelease(leaseId: string): Promise<void> {
     const lease = this.leases.get(leaseId);
     if (!lease) return;
+    lease.doneByWorker = true;
     await this.flush(lease);
     if (!lease.finished && !lease.lost) {
       if (lease.stopped) await this.finish(lease);
@@ -263,6 +267,7 @@ export class WorkerSession implements LeaseTaker {
       finished: false,
       lost: false,
       stopped: false,
+      doneByWorker: false,
     };
     await store.putLease(d.batchId, lease.id, Date.now() + config.lockDurationMs);
     if (this.closed) {
@@ -352,6 +357,19 @@ export class WorkerSession implements LeaseTaker {
   private async finish(lease: ActiveLease): Promise<void> {
     lease.finished = true;
     if (await lease.shard.complete()) this.deps.metrics.shardsDone.inc();
+    // The lock was gone: another lease holds (or finished) the shard.
+    else this.loseLease(lease);
+  }
+
+  /** The lease's lock expired while held: stop extending it and tell the worker to drop it. */
+  private loseLease(lease: ActiveLease): void {
+    if (lease.lost) return;
+    // Counted in lease_expiries_total by the stalled checker that put the shard back.
+    lease.lost = true;
+    this.log.warn("lease lost: its lock expired", { lease_id: lease.id, batch_id: lease.data.batchId });
+    if (!this.closed && !lease.doneByWorker && this.leases.has(lease.id)) {
+      this.send({ case: "cancel", value: { batchId: lease.data.batchId, leaseId: lease.id, reason: "lease_lost" } });
+    }
   }
 
   private async requeue(lease: ActiveLease): Promise<void> {
@@ -370,7 +388,7 @@ export class WorkerSession implements LeaseTaker {
 
   /** Extend the locks of held leases, refresh their expiry and the model's registration. */
   private async keepAlive(maxModelLen: number): Promise<void> {
-    const { store, config, metrics } = this.deps;
+    const { store, config } = this.deps;
     if (this.closed) return;
     if (Date.now() - this.lastSeen > config.heartbeatIntervalMs * 3) {
       this.fail(GrpcStatus.DEADLINE_EXCEEDED, "no message from the worker within 3 heartbeat intervals");
@@ -381,13 +399,7 @@ export class WorkerSession implements LeaseTaker {
       if (lease.finished || lease.lost) continue;
       const ok = await lease.shard.extend(config.lockDurationMs);
       if (!ok) {
-        if (lease.finished) continue;
-        lease.lost = true;
-        metrics.leaseExpiries.inc();
-        this.log.warn("lease lost: its lock expired", { lease_id: lease.id, batch_id: lease.data.batchId });
-        if (!this.closed) {
-          this.send({ case: "cancel", value: { batchId: lease.data.batchId, leaseId: lease.id, reason: "lease_lost" } });
-        }
+        if (!lease.finished) this.loseLease(lease);
         continue;
       }
       await store.putLease(lease.data.batchId, lease.id, Date.now() + config.lockDurationMs).catch(() => undefined);

@@ -27,6 +27,7 @@ export function shardIndexKey(batchId: string): string {
 /** The shard index object: [firstLine, lineCount, byteStart, byteEnd] per shard. */
 export interface ShardIndex {
   total: number;
+  /** Most lines a shard holds (a shard may hold fewer: the last one, or one full of bytes). */
   shardLines: number;
   shards: Array<[number, number, number, number]>;
 }
@@ -79,6 +80,7 @@ export class BatchIngest {
     const validator = new InputValidator({
       endpoint: batch.endpoint,
       shardLines: config.shardLines,
+      shardMaxBytes: config.shardMaxBytes,
       maxLineBytes: config.maxLineBytes,
       maxReportedErrors: config.maxReportedErrors,
       lookupModel: (m) => served.get(m) ?? null,

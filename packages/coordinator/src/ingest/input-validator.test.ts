@@ -39,6 +39,29 @@ describe("InputValidator", () => {
     ]);
   });
 
+  it("ends a shard early once it holds shardMaxBytes", () => {
+    const v = new InputValidator({
+      endpoint: "/v1/chat/completions",
+      shardLines: 100,
+      shardMaxBytes: 250,
+      maxLineBytes: 1000,
+      maxReportedErrors: 10,
+      lookupModel: () => ({ maxModelLen: 0 }),
+    });
+    let offset = 0;
+    for (let i = 0; i < 5; i++) {
+      const text = line(`id${i}`); // 130 bytes with its newline
+      v.add({ number: i + 1, start: offset, end: offset + text.length + 1, text, bytes: text.length });
+      offset += text.length + 1;
+    }
+    const r = v.finish();
+    expect(r.shards.map((s) => [s.firstLine, s.lineCount])).toEqual([
+      [0, 2],
+      [2, 2],
+      [4, 1],
+    ]);
+  });
+
   it("reports line-numbered errors of every kind and plans no shards", () => {
     const r = validate([
       line("a"),

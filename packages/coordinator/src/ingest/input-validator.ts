@@ -1,7 +1,8 @@
 // Checks every line of a batch input file as it streams by and plans its shards: lines
 // are validated one by one (core's parseBatchLine) and across lines (unique custom_id,
 // one model per batch, the batch's endpoint, a model the fleet serves, max_tokens within
-// the model's context). Shards are runs of `shardLines` lines as byte ranges.
+// the model's context). Shards are runs of up to `shardLines` lines (and about
+// `shardMaxBytes` bytes) as byte ranges.
 import { BatchErrorCodes, parseBatchLine, type BatchError } from "@batchgen/core";
 import { CustomIdSet } from "./custom-id-set.js";
 import type { SplitLine } from "./split-lines.js";
@@ -20,6 +21,8 @@ export type ModelLookup = (model: string) => { maxModelLen: number } | null;
 export interface InputValidatorOptions {
   endpoint: string;
   shardLines: number;
+  /** A shard ends after the line that brings it to this many bytes (default: no limit). */
+  shardMaxBytes?: number;
   maxLineBytes: number;
   maxReportedErrors: number;
   lookupModel: ModelLookup;
@@ -63,7 +66,8 @@ export class InputValidator {
     }
     this.current.lineCount++;
     this.current.byteEnd = line.end;
-    if (this.current.lineCount === this.opts.shardLines) this.current = null;
+    const full = this.current.byteEnd - this.current.byteStart >= (this.opts.shardMaxBytes ?? Infinity);
+    if (this.current.lineCount === this.opts.shardLines || full) this.current = null;
   }
 
   finish(): ValidationResult {

@@ -44,12 +44,12 @@ export async function startCluster(overrides: CoordinatorOptions = {}, replicas 
     leasePollMs: 100,
     heartbeatIntervalMs: 1_000,
     stopGraceMs: 5_000,
-    logLevel: "error",
+    logLevel: (process.env.BATCHGEN_TEST_LOG_LEVEL ?? "error") as CoordinatorOptions["logLevel"],
     ...overrides,
   };
   const list: Coordinator[] = [];
   const addReplica = async (more: CoordinatorOptions = {}): Promise<Coordinator> => {
-    const c = createCoordinator({ ...base, ...more }, { logger: createLogger("coordinator", { level: "error" }) });
+    const c = createCoordinator({ ...base, ...more }, { logger: createLogger("coordinator", { level: process.env.BATCHGEN_TEST_LOG_LEVEL ?? "error" }) });
     await c.start();
     list.push(c);
     return c;

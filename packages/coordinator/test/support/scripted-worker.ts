@@ -21,6 +21,10 @@ export interface ScriptedWorkerOptions {
   maxResults?: number;
   /** Delay before answering each line. */
   lineDelayMs?: number;
+  /** Send Heartbeats at the interval Welcome gives (default true; false: a silent worker). */
+  heartbeats?: boolean;
+  /** Keep running lines after a Cancel (a worker that ignores it); default false. */
+  ignoreCancel?: boolean;
   /** The response body for a line; default a chat.completion echoing the custom_id. */
   respond?: (line: { lineIndex: number; customId: string; body: Record<string, unknown> }) => { body: unknown } | { error: { code: string; message: string } };
 }
@@ -40,6 +44,7 @@ export class ScriptedWorker {
   private failed!: (e: unknown) => void;
   private readonly cancelledLeases = new Set<string>();
   private stopped = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: ScriptedWorkerOptions) {
     this.client = new Client(opts.address, grpc.credentials.createInsecure(), {
@@ -86,6 +91,9 @@ export class ScriptedWorker {
     switch (msg.case) {
       case "welcome":
         this.welcomed();
+        if (this.opts.heartbeats !== false) {
+          this.heartbeatTimer = setInterval(() => this.heartbeat(), msg.value.heartbeatIntervalMs);
+        }
         if (this.opts.credit) this.credit(this.opts.credit);
         break;
       case "lease":
@@ -97,6 +105,7 @@ export class ScriptedWorker {
         break;
       case "cancel":
         this.cancels.push({ batchId: msg.value.batchId, leaseId: msg.value.leaseId, reason: msg.value.reason });
+        if (this.opts.ignoreCancel) break;
         for (const l of this.leases) {
           if (l.batchId === msg.value.batchId && (msg.value.leaseId === "" || msg.value.leaseId === l.leaseId)) {
             if (!this.cancelledLeases.has(l.leaseId)) {
@@ -155,6 +164,7 @@ export class ScriptedWorker {
   /** Vanish like a killed process: the stream is cut, nothing is released. */
   kill(): void {
     this.stopped = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.call?.cancel();
     this.client.close();
   }
@@ -162,6 +172,7 @@ export class ScriptedWorker {
   /** End the stream politely. */
   close(): void {
     this.stopped = true;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.call?.end();
     this.client.close();
   }

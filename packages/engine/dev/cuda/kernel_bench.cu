@@ -201,11 +201,14 @@ void bench_attention(const char* label, int nq, int nkv, int hd, int S, int q_le
   a.head_dim = hd;
   a.block_size = bs;
   a.scale = 0.0625f;
-  char name[160];
-  std::snprintf(name, sizeof name, "%s attn %d/%d hd%d S=%d q=%d ctx %d-%d", label, nq, nkv, hd, S, q_len, ctx_lo,
-                ctx_hi);
-  const double ms = time_ms([&] { launch_attention(a, nullptr); });
-  row(name, ms, kv_bytes + 4.0 * T * nq * hd, flops);
+  for (int variant : {1, 0}) {  // 1: single-buffered; 0: the engine's choice (double-buffered)
+    a.variant = variant;
+    char name[160];
+    std::snprintf(name, sizeof name, "%s attn v%d %d/%d hd%d S=%d q=%d ctx %d-%d", label, variant ? 1 : 2, nq, nkv,
+                  hd, S, q_len, ctx_lo, ctx_hi);
+    const double ms = time_ms([&] { launch_attention(a, nullptr); });
+    row(name, ms, kv_bytes + 4.0 * T * nq * hd, flops);
+  }
 }
 
 void bench_rowwise(int T, int H, int I) {

@@ -25,22 +25,26 @@ namespace bg {
 namespace cuda {
 namespace {
 
-template <int HD, int KEYS>
+template <int HD, int KEYS, int STAGES>
 struct AttnShape {
   static constexpr int kThreads = 128;
   static constexpr int kRows = kAttnRowsPerItem;  // 4 warps x 16 rows
   static constexpr int kStride = HD + 8;          // +16 B per row: conflict-free ldmatrix
   static constexpr int kChunks = HD / 8;          // 16-byte chunks per row
-  static constexpr size_t kSmem = size_t(kRows + 2 * KEYS) * kStride * sizeof(bf16);
+  static constexpr size_t kSmem = size_t(kRows + 2 * KEYS * STAGES) * kStride * sizeof(bf16);
 };
 
-template <int HD, int KEYS>
+// STAGES = 1 (variant 1): one K and one V buffer; V_j loads during Q*K_j^T and
+//   K_{j+1} during P*V_j, so about one tile is in flight per block.
+// STAGES = 2 (variant 2, the default): K and V double-buffered; tile j+1 loads
+//   while tile j is computed, about two tiles in flight: decode attention is bound
+//   by bytes in flight, and this doubles them (dev/cuda/NOTES.md).
+template <int HD, int KEYS, int STAGES>
 __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float scale_log2) {
-  using S = AttnShape<HD, KEYS>;
+  using S = AttnShape<HD, KEYS, STAGES>;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sq = reinterpret_cast<bf16*>(smem);
-  bf16* sk = sq + S::kRows * S::kStride;
-  bf16* sv = sk + KEYS * S::kStride;
+  bf16* skv = sq + S::kRows * S::kStride;  // stage s: K at 2s, V at 2s + 1 (KEYS rows each)
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int seq = a.work[2 * blockIdx.x], tile = a.work[2 * blockIdx.x + 1];
@@ -72,6 +76,8 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
     }
     cp_async16(sq + r * S::kStride + d, src, ok);
   }
+  auto k_buf = [&](int stage) { return skv + (2 * stage) * KEYS * S::kStride; };
+  auto v_buf = [&](int stage) { return skv + (2 * stage + 1) * KEYS * S::kStride; };
   // One K or V tile: keys [j*KEYS, (j+1)*KEYS), zero past kv_len.
   auto load_tile = [&](bf16* dst, const bf16* cache, int j) {
     for (int c = tid; c < KEYS * S::kChunks; c += S::kThreads) {
@@ -100,95 +106,118 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
 #pragma unroll
   for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float s[KEYS / 8][4];
 
-  load_tile(sk, kc, 0);
-  cp_async_commit();
-  for (int j = 0; j < ntiles; ++j) {
-    cp_async_wait<0>();
-    __syncthreads();  // K_j (and Q) in shared memory
-    load_tile(sv, vc, j);
-    cp_async_commit();
-
-    float s[KEYS / 8][4];
-    if (active) {
+  // S = Q K_j^T, masked, then the online-softmax update; s holds P (f32) after.
+  auto qk_softmax = [&](const bf16* sk, int j) {
 #pragma unroll
-      for (int n = 0; n < KEYS / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    for (int n = 0; n < KEYS / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-      for (int kd = 0; kd < HD / 16; ++kd) {
-        uint32_t qa[4];
-        ldmatrix_x4(qa, sq + (warp * 16 + (lane & 15)) * S::kStride + kd * 16 + (lane >> 4) * 8);
+    for (int kd = 0; kd < HD / 16; ++kd) {
+      uint32_t qa[4];
+      ldmatrix_x4(qa, sq + (warp * 16 + (lane & 15)) * S::kStride + kd * 16 + (lane >> 4) * 8);
 #pragma unroll
-        for (int n2 = 0; n2 < KEYS / 16; ++n2) {
-          uint32_t kb[4];
-          ldmatrix_x4(kb, sk + (n2 * 16 + (lane & 7) + (lane >> 4) * 8) * S::kStride + kd * 16 +
-                              ((lane >> 3) & 1) * 8);
-          mma_bf16_16816(s[2 * n2], qa, kb[0], kb[1]);
-          mma_bf16_16816(s[2 * n2 + 1], qa, kb[2], kb[3]);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < KEYS / 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int key = j * KEYS + n * 8 + 2 * t4 + e;
-            const float v = key <= pos[i] ? s[n][2 * i + e] * scale_log2 : -INFINITY;
-            s[n][2 * i + e] = v;
-            mx = fmaxf(mx, v);
-          }
-        }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m[i], mx);
-        const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-        const float alpha = exp2f(m[i] - m_use);
-        m[i] = m_new;
-        float rs = 0.0f;
-#pragma unroll
-        for (int n = 0; n < KEYS / 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float p = exp2f(s[n][2 * i + e] - m_use);
-            s[n][2 * i + e] = p;
-            rs += p;
-          }
-        }
-        l[i] = l[i] * alpha + rs;
-#pragma unroll
-        for (int d = 0; d < HD / 8; ++d) {
-          o[d][2 * i] *= alpha;
-          o[d][2 * i + 1] *= alpha;
-        }
+      for (int n2 = 0; n2 < KEYS / 16; ++n2) {
+        uint32_t kb[4];
+        ldmatrix_x4(kb, sk + (n2 * 16 + (lane & 7) + (lane >> 4) * 8) * S::kStride + kd * 16 +
+                            ((lane >> 3) & 1) * 8);
+        mma_bf16_16816(s[2 * n2], qa, kb[0], kb[1]);
+        mma_bf16_16816(s[2 * n2 + 1], qa, kb[2], kb[3]);
       }
     }
-
-    cp_async_wait<0>();
-    __syncthreads();  // V_j in shared memory; every warp is done with K_j
-    if (j + 1 < ntiles) load_tile(sk, kc, j + 1);
-    cp_async_commit();
-
-    if (active) {
 #pragma unroll
-      for (int kk = 0; kk < KEYS / 16; ++kk) {
-        uint32_t pa[4];
-        pa[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-        pa[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-        pa[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    for (int i = 0; i < 2; ++i) {
+      float mx = -INFINITY;
 #pragma unroll
-        for (int d2 = 0; d2 < HD / 16; ++d2) {
-          uint32_t vb[4];
-          ldmatrix_x4_trans(vb, sv + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::kStride +
-                                    d2 * 16 + (lane >> 4) * 8);
-          mma_bf16_16816(o[2 * d2], pa, vb[0], vb[1]);
-          mma_bf16_16816(o[2 * d2 + 1], pa, vb[2], vb[3]);
+      for (int n = 0; n < KEYS / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = j * KEYS + n * 8 + 2 * t4 + e;
+          const float v = key <= pos[i] ? s[n][2 * i + e] * scale_log2 : -INFINITY;
+          s[n][2 * i + e] = v;
+          mx = fmaxf(mx, v);
         }
       }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[i], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+      const float alpha = exp2f(m[i] - m_use);
+      m[i] = m_new;
+      float rs = 0.0f;
+#pragma unroll
+      for (int n = 0; n < KEYS / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float p = exp2f(s[n][2 * i + e] - m_use);
+          s[n][2 * i + e] = p;
+          rs += p;
+        }
+      }
+      l[i] = l[i] * alpha + rs;
+#pragma unroll
+      for (int d = 0; d < HD / 8; ++d) {
+        o[d][2 * i] *= alpha;
+        o[d][2 * i + 1] *= alpha;
+      }
     }
-    __syncthreads();  // every warp is done with V_j before it is overwritten
+  };
+  // O += P V_j.
+  auto pv = [&](const bf16* sv) {
+#pragma unroll
+    for (int kk = 0; kk < KEYS / 16; ++kk) {
+      uint32_t pa[4];
+      pa[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+      pa[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+      pa[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int d2 = 0; d2 < HD / 16; ++d2) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, sv + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::kStride + d2 * 16 +
+                                  (lane >> 4) * 8);
+        mma_bf16_16816(o[2 * d2], pa, vb[0], vb[1]);
+        mma_bf16_16816(o[2 * d2 + 1], pa, vb[2], vb[3]);
+      }
+    }
+  };
+
+  if constexpr (STAGES == 1) {
+    load_tile(k_buf(0), kc, 0);
+    cp_async_commit();
+    for (int j = 0; j < ntiles; ++j) {
+      cp_async_wait<0>();
+      __syncthreads();  // K_j (and Q) in shared memory
+      load_tile(v_buf(0), vc, j);
+      cp_async_commit();
+      if (active) qk_softmax(k_buf(0), j);
+      cp_async_wait<0>();
+      __syncthreads();  // V_j in shared memory; every warp is done with K_j
+      if (j + 1 < ntiles) load_tile(k_buf(0), kc, j + 1);
+      cp_async_commit();
+      if (active) pv(v_buf(0));
+      __syncthreads();  // every warp is done with V_j before it is overwritten
+    }
+  } else {
+    load_tile(k_buf(0), kc, 0);
+    load_tile(v_buf(0), vc, 0);
+    cp_async_commit();
+    for (int j = 0; j < ntiles; ++j) {
+      if (j + 1 < ntiles) {  // its buffer was last read in iteration j - 1, before the barrier
+        load_tile(k_buf((j + 1) & 1), kc, j + 1);
+        load_tile(v_buf((j + 1) & 1), vc, j + 1);
+      }
+      cp_async_commit();
+      cp_async_wait<1>();
+      __syncthreads();  // tile j (and Q) in shared memory
+      if (active) {
+        qk_softmax(k_buf(j & 1), j);
+        pv(v_buf(j & 1));
+      }
+      __syncthreads();  // every warp is done with tile j before iteration j + 1 refills it
+    }
   }
+  cp_async_wait<0>();
 
   if (active) {
     bf16* out = static_cast<bf16*>(a.out);
@@ -212,15 +241,32 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
   }
 }
 
-template <int HD, int KEYS>
-void launch_hd(const AttentionArgs& a, cudaStream_t stream) {
-  using S = AttnShape<HD, KEYS>;
-  auto kernel = attention_kernel<HD, KEYS>;
+int max_smem_optin() {
+  int dev = 0, v = 0;
+  BG_CUDA_CHECK(cudaGetDevice(&dev));
+  BG_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  return v;
+}
+
+template <int HD, int KEYS, int STAGES>
+void launch_variant(const AttentionArgs& a, cudaStream_t stream) {
+  using S = AttnShape<HD, KEYS, STAGES>;
+  auto kernel = attention_kernel<HD, KEYS, STAGES>;
   BG_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S::kSmem)));
   const float scale_log2 = a.scale * 1.4426950408889634f;
   dim3 grid(unsigned(a.num_work), unsigned(a.num_kv_heads));
   kernel<<<grid, S::kThreads, S::kSmem, stream>>>(a, scale_log2);
   BG_CUDA_CHECK_LAUNCH("attention");
+}
+
+template <int HD, int KEYS>
+void launch_hd(const AttentionArgs& a, cudaStream_t stream) {
+  // Variant 2 where the device has the shared memory for it (sm_80, sm_89, sm_90 do).
+  if (a.variant != 1 && size_t(max_smem_optin()) >= AttnShape<HD, KEYS, 2>::kSmem) {
+    launch_variant<HD, KEYS, 2>(a, stream);
+  } else {
+    launch_variant<HD, KEYS, 1>(a, stream);
+  }
 }
 
 // Any head_dim up to kAttnMaxHeadDim, any alignment: one block per (query token, q

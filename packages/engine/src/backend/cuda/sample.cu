@@ -27,8 +27,10 @@ namespace {
 constexpr int kThreads = 1024;
 constexpr double kFixedOne = 1099511627776.0;  // 2^40: p <= 1, 256k of them < 2^58
 
+// Order-preserving key of a logit. -0.0 and +0.0 are the same value (the CPU
+// sampler ties them and orders them by id), so they get the same key.
 __device__ __forceinline__ uint32_t order_key(float x) {
-  const uint32_t u = __float_as_uint(x);
+  const uint32_t u = __float_as_uint(x == 0.0f ? 0.0f : x);
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
