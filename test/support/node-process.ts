@@ -6,6 +6,12 @@ import { createInterface } from "node:readline";
 
 const KEEP_LINES = 400;
 
+// Children still running when the test process exits (a failed hook, a timeout) die with it.
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
 export class NodeProcess {
   readonly lines: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -18,7 +24,13 @@ export class NodeProcess {
     env: Record<string, string | undefined> = {},
   ) {
     this.child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
+    live.add(this.child);
+    this.exited = new Promise((resolve) =>
+      this.child.once("exit", (code, signal) => {
+        live.delete(this.child);
+        resolve({ code, signal });
+      }),
+    );
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => {
         this.lines.push(line);

@@ -11,7 +11,10 @@ export type AssignResult = "leased" | "skipped" | "busy";
 export interface LeaseTaker {
   readonly model: string;
   wantsWork(): boolean;
-  /** Take over the shard: lease it, finish it, or put it back. */
+  /**
+   * Take over the shard: lease it, finish it, or put it back. Several may run at once, so
+   * a taker reserves the shard's lines from its credit before its first await.
+   */
   assign(shard: LeasedShard): Promise<AssignResult>;
 }
 
@@ -51,8 +54,12 @@ export class LeaseBroker {
   }
 }
 
+/** Shards being handed over at once per model (each reads its byte range and done bits). */
+const MAX_ASSIGNS_IN_FLIGHT = 4;
+
 class ModelPuller {
   private readonly takers = new Set<LeaseTaker>();
+  private readonly inFlight = new Set<Promise<void>>();
   private loop: Promise<void> | null = null;
   private woken = false;
   private wakeSleeper: (() => void) | null = null;
@@ -112,8 +119,17 @@ class ModelPuller {
   private async run(): Promise<void> {
     const { store, logger, pollMs } = this.opts;
     while (!this.stopped) {
+      if (this.inFlight.size >= MAX_ASSIGNS_IN_FLIGHT) {
+        await Promise.race(this.inFlight);
+        continue;
+      }
       const taker = this.nextTaker();
-      if (!taker) return;
+      if (!taker) {
+        // Assigns under way may hand credit back (a shard with nothing left to run).
+        if (this.inFlight.size === 0) return;
+        await Promise.race(this.inFlight);
+        continue;
+      }
       this.woken = false;
       let shard: LeasedShard | null;
       try {
@@ -127,16 +143,23 @@ class ModelPuller {
         if (!this.woken) await this.sleep(pollMs);
         continue;
       }
-      let result: AssignResult;
-      try {
-        result = await taker.assign(shard);
-      } catch (err) {
-        logger.warn("leasing a shard failed; it goes back to the queue", { model: this.model, err });
-        await shard.release();
-        result = "busy";
-      }
-      if (result === "busy") await this.sleep(Math.min(pollMs, 50));
+      const step = this.assign(taker, shard).finally(() => this.inFlight.delete(step));
+      this.inFlight.add(step);
     }
+    await Promise.allSettled(this.inFlight);
+  }
+
+  /** Hand one shard over; reading it and telling the worker overlap with taking the next. */
+  private async assign(taker: LeaseTaker, shard: LeasedShard): Promise<void> {
+    let result: AssignResult;
+    try {
+      result = await taker.assign(shard);
+    } catch (err) {
+      this.opts.logger.warn("leasing a shard failed; it goes back to the queue", { model: this.model, err });
+      await shard.release();
+      result = "busy";
+    }
+    if (result === "busy") await new Promise((r) => setTimeout(r, Math.min(this.opts.pollMs, 50)));
   }
 
   private sleep(ms: number): Promise<void> {

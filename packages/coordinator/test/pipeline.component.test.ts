@@ -84,4 +84,21 @@ describe("pipeline with a scripted worker (component)", () => {
     expect(metrics).toMatch(/batchgen_coordinator_lease_expiries_total 0/);
     expect(metrics).toMatch(/batchgen_coordinator_process_resident_memory_bytes/);
   });
+
+  it("cuts shards by bytes as well as lines, and still writes every line once in order", async () => {
+    cluster = await startCluster({ shardLines: 256, shardMaxBytes: 1_000 });
+    const url = cluster.url();
+    const w = await worker(cluster);
+    const lines = Array.from({ length: 50 }, (_, i) => chatLine(`b-${i}`, { content: "x".repeat(i * 10) }));
+    const created = await submitBatch(url, lines);
+    const done = await waitForStatus(url, created.id, ["completed", "failed"]);
+    expect(done.request_counts).toEqual({ total: 50, completed: 50, failed: 0 });
+    expect(w.leases.length).toBeGreaterThan(5);
+    for (const l of w.leases) {
+      const bytes = l.lines.reduce((n, x) => n + x.bodyJson.length, 0);
+      expect(l.lines.length === 1 || bytes < 1_000 + 700).toBe(true);
+    }
+    const out = parseJsonl((await api(url, "GET", `/v1/files/${done.output_file_id}/content`)).body as string);
+    expect(out.map((l) => l.custom_id)).toEqual(lines.map((_, i) => `b-${i}`));
+  });
 });

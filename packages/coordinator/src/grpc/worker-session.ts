@@ -231,12 +231,27 @@ export class WorkerSession implements LeaseTaker {
   // ---- leasing
 
   async assign(shard: LeasedShard): Promise<AssignResult> {
-    const { store, objects, config, metrics } = this.deps;
     const d = shard.data;
     if (!this.wantsWork()) {
       await shard.release();
       return "busy";
     }
+    // Reserve the shard's lines now (assigns overlap); what is not sent is given back.
+    this.credit -= d.lineCount;
+    let sent = 0;
+    try {
+      const result = await this.lease(shard);
+      if (result === "leased") sent = this.leases.get(shard.token)?.lines.size ?? 0;
+      return result;
+    } finally {
+      this.credit += d.lineCount - sent;
+      if (this.wantsWork()) this.deps.broker.want(this);
+    }
+  }
+
+  private async lease(shard: LeasedShard): Promise<AssignResult> {
+    const { store, objects, config, metrics } = this.deps;
+    const d = shard.data;
     const batch = await store.getBatch(d.batchId);
     if (batch?.status === "validating") {
       // Queued by an ingest that has not marked the batch in progress yet.
@@ -277,7 +292,6 @@ export class WorkerSession implements LeaseTaker {
     }
     this.leases.set(lease.id, lease);
     metrics.leasesHeld.inc();
-    this.credit -= todo.length;
     this.send({
       case: "lease",
       value: {
