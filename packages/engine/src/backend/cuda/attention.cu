@@ -78,18 +78,35 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
   }
   auto k_buf = [&](int stage) { return skv + (2 * stage) * KEYS * S::kStride; };
   auto v_buf = [&](int stage) { return skv + (2 * stage + 1) * KEYS * S::kStride; };
-  // One K or V tile: keys [j*KEYS, (j+1)*KEYS), zero past kv_len.
+  // One K or V tile: keys [j*KEYS, (j+1)*KEYS), zero past kv_len. Unrolled with
+  // the block-table reads first, so their latencies overlap instead of each
+  // cp.async waiting for its own (variant 3 in dev/cuda/NOTES.md).
+  constexpr int kLoads = KEYS * S::kChunks / S::kThreads;
+  static_assert(KEYS * S::kChunks % S::kThreads == 0, "tile chunks must divide among the threads");
+  const int bs_shift = a.block_size_log2;
   auto load_tile = [&](bf16* dst, const bf16* cache, int j) {
-    for (int c = tid; c < KEYS * S::kChunks; c += S::kThreads) {
-      const int kk = c / S::kChunks, d = (c % S::kChunks) * 8;
-      const int key = j * KEYS + kk;
-      const bool ok = key < kv_len;
-      const bf16* src = cache;
-      if (ok) {
-        const int64_t slot = int64_t(btab[key / a.block_size]) * a.block_size + key % a.block_size;
-        src = cache + slot * a.kv_stride + kvh * HD + d;
+    int64_t slot[kLoads];
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int key = j * KEYS + (tid + i * S::kThreads) / S::kChunks;
+      int blk = 0, off = 0;
+      if (key < kv_len) {
+        if (bs_shift >= 0) {
+          blk = btab[key >> bs_shift];
+          off = key & (a.block_size - 1);
+        } else {
+          blk = btab[key / a.block_size];
+          off = key % a.block_size;
+        }
       }
-      cp_async16(dst + kk * S::kStride + d, src, ok);
+      slot[i] = int64_t(blk) * a.block_size + off;
+    }
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int c = tid + i * S::kThreads;
+      const int kk = c / S::kChunks, d = (c % S::kChunks) * 8;
+      const bool ok = j * KEYS + kk < kv_len;
+      cp_async16(dst + kk * S::kStride + d, ok ? cache + slot[i] * a.kv_stride + kvh * HD + d : cache, ok);
     }
   };
 
@@ -378,8 +395,12 @@ int32_t attention_work_build(const int32_t* cu_seq_q, int32_t num_seqs, int32_t 
   return n;
 }
 
-void launch_attention(const AttentionArgs& a, cudaStream_t stream) {
-  if (a.num_tokens == 0) return;
+void launch_attention(const AttentionArgs& args, cudaStream_t stream) {
+  if (args.num_tokens == 0) return;
+  AttentionArgs a = args;
+  a.block_size_log2 = -1;
+  for (int b = 0; b < 31; ++b)
+    if (a.block_size == (1 << b)) a.block_size_log2 = b;
   if (a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0)
     throw EngineError(ErrorCode::unsupported, "cuda attention: num_heads must be a multiple of num_kv_heads");
   if (a.block_size <= 0) throw EngineError(ErrorCode::internal, "cuda attention: block_size must be positive");

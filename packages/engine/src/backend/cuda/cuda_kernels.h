@@ -72,6 +72,7 @@ struct AttentionArgs {
   const int32_t* work = nullptr; int32_t num_work = 0;
   int32_t num_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;
   float scale = 1.0f;
+  int32_t block_size_log2 = -1;  // log2(block_size) when a power of two, else -1 (set by launch_attention)
   int32_t variant = 0;  // 0: the best for the device; 1: the single-buffered kernel (dev/cuda)
 };
 // Causal attention over the paged cache, flash-attention style (online softmax,
