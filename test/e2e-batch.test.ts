@@ -1,14 +1,15 @@
-// Acceptance (issue 3), end to end: batches across a coordinator and TWO worker
-// processes on the real CPU engine complete; output.jsonl holds every custom_id
-// exactly once, in input order, and every completion equals what the engine alone
-// answers for the same request. Then one batch runs against an S3-compatible server
-// (s3rver) instead of the filesystem store.
+// Acceptance (issue 3), end to end: a 2,000-line batch of chat and completion lines
+// mixed (a batchgen extension: OpenAI's API wants one endpoint per batch) across a
+// coordinator and TWO worker processes on the real CPU engine completes; output.jsonl
+// holds every custom_id exactly once, in input order, and every completion equals what
+// the engine alone answers for the same request. Then one batch runs against an
+// S3-compatible server (s3rver) instead of the filesystem store.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { S3ObjectStore } from "@batchgen/core";
 import { startS3rver, type S3rverHandle } from "../packages/core/test/support/s3rver.js";
 import { batchApi } from "./support/batch-api.js";
 import { expectEveryLineOnce, expectMatchesReference, parseJsonl } from "./support/batch-output.js";
-import { chatLines, completionLines, toJsonl, type RequestLine } from "./support/batch-requests.js";
+import { chatLines, mixedLines, toJsonl } from "./support/batch-requests.js";
 import {
   API_KEY,
   clusterSettings,
@@ -53,56 +54,52 @@ describe("filesystem store, two worker processes", () => {
     settings?.cleanup();
   });
 
-  test("a 2,000-line chat batch and a 2,000-line completion batch, side by side, match the engine alone", async () => {
+  test("a mixed 2,000-line batch (chat and completion lines interleaved) matches the engine alone", async () => {
     const api = batchApi(coordinator.httpUrl, API_KEY);
-    const chat = chatLines(2_000, { model: E2E_MODEL });
-    const completion = completionLines(2_000, { model: E2E_MODEL });
-    const expected = await reference.expected([...chat, ...completion]);
+    const lines = mixedLines(2_000, { model: E2E_MODEL });
+    const kinds = (url: string) => lines.filter((l) => l.url === url).length;
+    expect([kinds("/v1/chat/completions"), kinds("/v1/completions")]).toEqual([1_334, 666]);
+    const expected = await reference.expected(lines);
 
     const started = Date.now();
-    const submit = async (lines: RequestLine[]) => {
-      const file = await api.upload(toJsonl(lines));
-      return api.createBatch(file.id, lines[0]!.url, { metadata: { test: "e2e-batch" } });
-    };
-    const [chatBatch, completionBatch] = await Promise.all([submit(chat), submit(completion)]);
+    const file = await api.upload(toJsonl(lines));
+    // The batch's endpoint is the chat one; a third of its lines name /v1/completions.
+    const batch = await api.createBatch(file.id, "/v1/chat/completions", { metadata: { test: "e2e-batch" } });
     const progress: number[] = [];
-    const finished = (id: string) =>
-      api.waitUntil(
-        id,
-        "finished",
-        (seen) => {
-          if (seen.status === "in_progress") progress.push(seen.progress?.lines_done ?? 0);
-          return ["completed", "failed", "expired", "cancelled"].includes(seen.status);
-        },
-        150_000,
-      );
-    const [chatDone, completionDone] = await Promise.all([finished(chatBatch.id), finished(completionBatch.id)]);
+    const done = await api.waitUntil(
+      batch.id,
+      "finished",
+      (seen) => {
+        if (seen.status === "in_progress") progress.push(seen.progress?.lines_done ?? 0);
+        return ["completed", "failed", "expired", "cancelled"].includes(seen.status);
+      },
+      150_000,
+    );
     const seconds = (Date.now() - started) / 1000;
 
-    for (const [done, lines] of [
-      [chatDone, chat],
-      [completionDone, completion],
-    ] as const) {
-      expect(done.status, JSON.stringify(done.errors)).toBe("completed");
-      expect(done.request_counts).toEqual({ total: 2_000, completed: 2_000, failed: 0 });
-      expect(done.error_file_id).toBeNull();
-      expect(done.metadata).toEqual({ test: "e2e-batch" });
-      const output = parseJsonl(await api.fileContent(done.output_file_id));
-      expect(output).toHaveLength(2_000);
-      expect(output.map((l) => l.custom_id)).toEqual(lines.map((l) => l.custom_id));
-      expectEveryLineOnce(lines, output);
-      expectMatchesReference(lines, output, expected);
-      // Usage in the batch object adds up the lines' usage.
-      const completionTokens = output.reduce((n, l) => n + l.response!.body.usage.completion_tokens, 0);
-      expect(done.usage.output_tokens).toBe(completionTokens);
-    }
+    expect(done.status, JSON.stringify(done.errors)).toBe("completed");
+    expect(done.endpoint).toBe("/v1/chat/completions");
+    expect(done.request_counts).toEqual({ total: 2_000, completed: 2_000, failed: 0 });
+    expect(done.error_file_id).toBeNull();
+    expect(done.metadata).toEqual({ test: "e2e-batch" });
+    const output = parseJsonl(await api.fileContent(done.output_file_id));
+    expect(output).toHaveLength(2_000);
+    expect(output.map((l) => l.custom_id)).toEqual(lines.map((l) => l.custom_id));
+    expectEveryLineOnce(lines, output);
+    // Each body is the object its line's url asks for (chat.completion / text_completion)
+    // and holds the completion the engine alone gives that request.
+    expectMatchesReference(lines, output, expected);
+    expect(output.filter((l) => l.response!.body.object === "text_completion")).toHaveLength(666);
+    // Usage in the batch object adds up the lines' usage.
+    const completionTokens = output.reduce((n, l) => n + l.response!.body.usage.completion_tokens, 0);
+    expect(done.usage.output_tokens).toBe(completionTokens);
     // The batch was observed while it ran (progress lines are reported before the end).
     expect(progress.some((n) => n > 0 && n < 2_000)).toBe(true);
     // Both worker processes did part of the work, and nothing ran twice.
-    const done = await Promise.all(workers.map(async (w) => metricValue(await w.metrics(), "batchgen_worker_lines_done_total")));
-    expect(Math.min(...done), `lines done per worker: ${done.join(", ")}`).toBeGreaterThan(0);
-    expect(done[0]! + done[1]!).toBe(4_000);
-    console.log(`4,000 lines (2 batches) on 2 CPU worker processes in ${seconds.toFixed(1)} s; lines per worker: ${done.join(", ")}`);
+    const perWorker = await Promise.all(workers.map(async (w) => metricValue(await w.metrics(), "batchgen_worker_lines_done_total")));
+    expect(Math.min(...perWorker), `lines done per worker: ${perWorker.join(", ")}`).toBeGreaterThan(0);
+    expect(perWorker[0]! + perWorker[1]!).toBe(2_000);
+    console.log(`2,000 mixed lines on 2 CPU worker processes in ${seconds.toFixed(1)} s; lines per worker: ${perWorker.join(", ")}`);
   });
 });
 

@@ -144,21 +144,23 @@ describe("a worker process frozen mid-shard (SIGSTOP: its connection stays open,
 describe("kill -9 of one of two coordinator replicas mid-batch", () => {
   let settings: ClusterSettings;
 
-  test("workers reconnect to the other replica, which re-leases the dead replica's shards and finishes the batch", async () => {
+  test("workers (one address behind a proxy, or a list of replicas) reconnect to the other replica, which re-leases the dead replica's shards and finishes the batch", async () => {
     settings = clusterSettings();
     cleanups.push(() => settings.cleanup());
     const options = coordinatorOptions(settings, { shardLines: 50, lockDurationMs: 2_000 });
     const [replicaA, replicaB] = await Promise.all([spawnCoordinator("replica-a", options), spawnCoordinator("replica-b", options)]);
     cleanups.push(() => replicaA.stop(), () => replicaB.stop());
-    // One address per worker, as a Service would give; each prefers a different replica.
+    // The two ways a worker finds another replica, both starting on A: w1 dials one
+    // address, as a Service would give (a proxy that prefers A); w2 is given the list of
+    // replicas and dials the next one on each reconnect.
     const viaA = await TcpProxy.start([replicaA.grpcAddress, replicaB.grpcAddress]);
-    const viaB = await TcpProxy.start([replicaB.grpcAddress, replicaA.grpcAddress]);
-    cleanups.push(() => viaA.close(), () => viaB.close());
+    cleanups.push(() => viaA.close());
     const w1 = spawnWorker("w1", { coordinator: viaA.address, modelDir });
-    const w2 = spawnWorker("w2", { coordinator: viaB.address, modelDir });
+    const w2 = spawnWorker("w2", { coordinator: `${replicaA.grpcAddress},${replicaB.grpcAddress}`, modelDir });
     cleanups.push(() => w1.stop(), () => w2.stop());
     await Promise.all([w1.connected(), w2.connected()]);
     expect(viaA.routed).toEqual([replicaA.grpcAddress]);
+    expect(w2.sessionAddresses()).toEqual([replicaA.grpcAddress]);
 
     // Created on replica A (its ingest), followed on replica B.
     const apiA = batchApi(replicaA.httpUrl, API_KEY);
@@ -175,9 +177,11 @@ describe("kill -9 of one of two coordinator replicas mid-batch", () => {
     const killedAt = Date.now();
     expect(await replicaA.process.exited).toEqual({ code: null, signal: "SIGKILL" });
 
-    // w1 lost its stream and opened a new session, through the proxy, on replica B.
-    await w1.connected(2, 20_000);
+    // Both lost their streams and opened new sessions on replica B: w1 through the
+    // proxy, w2 by dialing the next address of its list.
+    await Promise.all([w1.connected(2, 20_000), w2.connected(2, 20_000)]);
     expect(viaA.routed.at(-1)).toBe(replicaB.grpcAddress);
+    expect(w2.sessionAddresses()).toEqual([replicaA.grpcAddress, replicaB.grpcAddress]);
 
     await expectCompleteAndExact(apiB, batch.id);
     const metricsB = await scrape(`${replicaB.httpUrl}/metrics`);

@@ -69,6 +69,19 @@ export function completionLines(count: number, opts: LineOptions): RequestLine[]
   return lines;
 }
 
+/**
+ * A mixed batch (a batchgen extension): chat and completion lines interleaved, two chat
+ * lines then one completion line, so every shard holds both kinds at shifting offsets.
+ */
+export function mixedLines(count: number, opts: LineOptions): RequestLine[] {
+  const completions = Math.floor(count / 3);
+  const chat = chatLines(count - completions, opts);
+  const completion = completionLines(completions, opts);
+  const lines: RequestLine[] = [];
+  for (let i = 0, c = 0, p = 0; i < count; i++) lines.push(i % 3 === 2 && p < completions ? completion[p++]! : chat[c++]!);
+  return lines;
+}
+
 export function toJsonl(lines: readonly RequestLine[]): string {
   return lines.map((l) => JSON.stringify(l)).join("\n") + "\n";
 }

@@ -110,6 +110,7 @@ export async function spawnCoordinator(name: string, options: CoordinatorOptions
 }
 
 export interface WorkerOptions {
+  /** The worker's --coordinator: one address, or a comma-separated list reconnects go round. */
   coordinator: string;
   modelDir: string;
   maxSeqs?: number;
@@ -122,6 +123,8 @@ export interface WorkerProcess {
   process: NodeProcess;
   /** Its /metrics text (Prometheus exposition). */
   metrics(): Promise<string>;
+  /** The coordinator address of each session opened so far (from its "connected" log lines). */
+  sessionAddresses(): string[];
   /** Resolves once the worker's session with a coordinator is open (the n-th session, default the first). */
   connected(session?: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -142,26 +145,30 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
     "--metrics-host", "127.0.0.1",
     "--grace-ms", String(o.graceMs ?? 2_000),
     "--worker-id", name,
+    "--deterministic", // batch-invariant: each line's answer is the engine-alone reference's
   ];
   const args = o.viaCli ? [CLI_MAIN, "worker", ...flags] : [WORKER_MAIN, ...flags];
   const proc = new NodeProcess(name, args, {
-    BATCHGEN_WORKER_DETERMINISTIC: "true",
     BATCHGEN_WORKER_RECONNECT_MIN_MS: "100",
     BATCHGEN_WORKER_RECONNECT_MAX_MS: "1000",
     LOG_LEVEL: "info",
   });
   let sessions = 0;
+  const addresses: string[] = [];
   let metricsPort: number | null = null;
   const waiters: Array<{ session: number; resolve: () => void }> = [];
   proc.onLine((line) => {
     const ready = logMessage(line, "worker ready");
     if (ready) metricsPort = Number(ready.metricsPort);
-    if (logMessage(line, "connected") === null) return;
+    const connected = logMessage(line, "connected");
+    if (connected === null) return;
+    addresses.push(String(connected.address));
     sessions++;
     for (const w of waiters.filter((w) => w.session <= sessions)) w.resolve();
   });
   return {
     process: proc,
+    sessionAddresses: () => [...addresses],
     async metrics() {
       if (metricsPort === null) throw new Error(`${name}: no "worker ready" log line with its metrics port yet\n${proc.tail()}`);
       return scrape(`http://127.0.0.1:${metricsPort}/metrics`);

@@ -58,6 +58,11 @@ export const coordinatorConfigSchema = z.object({
   maxFileBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
   /** Completion windows POST /v1/batches accepts ("24h" is OpenAI's only one). */
   completionWindows: z.array(completionWindow).min(1).default(["24h", "1h", "48h", "7d"]),
+  /**
+   * OpenAI's rule: every input line's url must equal the batch's endpoint (mismatched_endpoint
+   * otherwise). Off (default): a batch may mix /v1/chat/completions and /v1/completions lines.
+   */
+  strictEndpoint: z.boolean().default(false),
   /** Models accepted at ingest even while no worker serving them is connected. */
   models: z.array(z.string().min(1)).default([]),
   /** Results buffered per lease before they are persisted and acked. */

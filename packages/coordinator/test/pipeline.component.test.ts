@@ -6,6 +6,7 @@ import { ScriptedWorker } from "./support/scripted-worker.js";
 import {
   api,
   chatLine,
+  completionLine,
   MODEL,
   parseJsonl,
   startCluster,
@@ -100,5 +101,41 @@ describe("pipeline with a scripted worker (component)", () => {
     }
     const out = parseJsonl((await api(url, "GET", `/v1/files/${done.output_file_id}/content`)).body as string);
     expect(out.map((l) => l.custom_id)).toEqual(lines.map((_, i) => `b-${i}`));
+  });
+
+  it("runs a mixed batch: each lease line carries its url where it differs from the batch endpoint", async () => {
+    cluster = await startCluster({ shardLines: 4 });
+    const url = cluster.url();
+    const w = await worker(cluster, {
+      respond: ({ customId, body }) => ({ body: { object: "prompt" in body ? "text_completion" : "chat.completion", custom_id: customId } }),
+    });
+    const lines = Array.from({ length: 10 }, (_, i) => (i % 3 === 1 ? chatLine(`m-${i}`) : completionLine(`m-${i}`)));
+    const created = await submitBatch(url, lines, { endpoint: "/v1/completions" });
+    expect(created.endpoint).toBe("/v1/completions");
+    const done = await waitForStatus(url, created.id, ["completed", "failed"]);
+    expect(done.errors).toBeNull();
+    expect(done.endpoint).toBe("/v1/completions");
+    expect(done.request_counts).toEqual({ total: 10, completed: 10, failed: 0 });
+    const leased = w.leases.flatMap((l) => {
+      expect(l.endpoint).toBe("/v1/completions");
+      return l.lines.map((x) => [Number(x.lineIndex), x.url]);
+    });
+    expect(leased.sort((a, b) => (a[0] as number) - (b[0] as number))).toEqual(
+      Array.from({ length: 10 }, (_, i) => [i, i % 3 === 1 ? "/v1/chat/completions" : ""]),
+    );
+    const out = parseJsonl((await api(url, "GET", `/v1/files/${done.output_file_id}/content`)).body as string);
+    expect(out.map((l) => [l.custom_id, l.response.body.object])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [`m-${i}`, i % 3 === 1 ? "chat.completion" : "text_completion"]),
+    );
+  });
+
+  it("with strictEndpoint, a mixed file fails validation with mismatched_endpoint, as OpenAI's API does", async () => {
+    cluster = await startCluster({ strictEndpoint: true });
+    const url = cluster.url();
+    await worker(cluster);
+    const created = await submitBatch(url, [chatLine("s-0"), completionLine("s-1"), chatLine("s-2")]);
+    const done = await waitForStatus(url, created.id, ["completed", "failed"]);
+    expect(done.status).toBe("failed");
+    expect(done.errors.data).toEqual([{ code: "mismatched_endpoint", message: expect.any(String), param: "url", line: 2 }]);
   });
 });

@@ -3,8 +3,8 @@
 // bodies, and drains on SIGTERM.
 export { createWorker, WORKER_VERSION, type Worker, type WorkerDeps, type WorkerStats } from "./worker.js";
 export { runWorkerProcess } from "./run-worker.js";
-export { loadWorkerConfig, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
-export { workerFlags, workerFlagHelp } from "./worker-flags.js";
+export { coordinatorAddresses, loadWorkerConfig, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
+export { workerFlags, workerFlagHelp, workerFlagSpec, type WorkerFlag } from "./worker-flags.js";
 export type { EngineDriver } from "./engine-driver.js";
 export { InstantEngineDouble, type InstantEngineDoubleOptions } from "./instant-engine-double.js";
 export { loadWorkerTokenizer, type WorkerTokenizer } from "./worker-tokenizer.js";

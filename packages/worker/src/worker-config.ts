@@ -8,8 +8,16 @@ import { z } from "zod";
 const int = (min: number) => z.number().int().min(min);
 
 export const workerConfigSchema = z.object({
-  /** gRPC address of the coordinator (host:port); replicas may share it. */
-  coordinator: z.string().min(1).default("127.0.0.1:50051"),
+  /**
+   * gRPC address of the coordinator (host:port, or a gRPC target such as dns:///svc:50051;
+   * replicas may share it), or a comma-separated list of them: each reconnect goes to the
+   * next address, round-robin, so a worker outlives a replica without a proxy in front.
+   */
+  coordinator: z
+    .string()
+    .min(1)
+    .default("127.0.0.1:50051")
+    .refine((s) => coordinatorAddresses(s).every((a) => a !== ""), "expected host:port, or a comma-separated list of them with no empty entry"),
   /** The worker token the coordinator expects (sent as `authorization: Bearer <token>`). */
   token: z.string().min(1),
   tls: z.boolean().default(false),
@@ -40,15 +48,29 @@ export const workerConfigSchema = z.object({
 });
 
 export type WorkerConfigInput = z.input<typeof workerConfigSchema>;
-export type WorkerConfig = z.output<typeof workerConfigSchema> & { modelName: string };
+export type WorkerConfig = z.output<typeof workerConfigSchema> & {
+  modelName: string;
+  /** The `coordinator` setting as a list of addresses, in the order they are tried. */
+  coordinators: string[];
+};
+
+/**
+ * The addresses in a `coordinator` setting. gRPC's own ipv4:/ipv6: targets list several
+ * addresses with commas inside one target (one channel balances over them): kept whole.
+ */
+export function coordinatorAddresses(setting: string): string[] {
+  const s = setting.trim();
+  if (/^ipv[46]:/.test(s)) return [s];
+  return s.split(",").map((a) => a.trim());
+}
 
 export function loadWorkerConfig(sources: { env?: Record<string, string | undefined>; flags?: Record<string, unknown> }): WorkerConfig {
   const config = loadConfig(workerConfigSchema, { env: sources.env, envPrefix: "BATCHGEN_WORKER", flags: sources.flags });
   return withDefaults(config);
 }
 
-/** Fills what depends on other settings (model name from the directory). */
+/** Fills what depends on other settings (model name from the directory, the address list). */
 export function withDefaults(config: z.output<typeof workerConfigSchema>): WorkerConfig {
   const modelDir = resolve(config.modelDir);
-  return { ...config, modelDir, modelName: config.modelName ?? basename(modelDir) };
+  return { ...config, modelDir, modelName: config.modelName ?? basename(modelDir), coordinators: coordinatorAddresses(config.coordinator) };
 }

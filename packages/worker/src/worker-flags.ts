@@ -1,7 +1,18 @@
 // The worker's command-line flags (kebab-case of the config keys), shared by
 // batchgen-worker and `batchgen worker`.
-export const workerFlags: Array<{ flag: string; arg: string; help: string }> = [
-  { flag: "coordinator", arg: "host:port", help: "coordinator gRPC address (default 127.0.0.1:50051)" },
+export interface WorkerFlag {
+  flag: string;
+  /** The value's placeholder; "" for a switch (a boolean flag that takes no value). */
+  arg: string;
+  help: string;
+}
+
+export const workerFlags: WorkerFlag[] = [
+  {
+    flag: "coordinator",
+    arg: "host:port",
+    help: "coordinator gRPC address, or a comma-separated list of them that reconnects go round (default 127.0.0.1:50051)",
+  },
   { flag: "token", arg: "token", help: "worker token the coordinator expects" },
   { flag: "model-dir", arg: "dir", help: "Hugging Face model directory" },
   { flag: "model-name", arg: "name", help: "model name requests use (default: the directory's name)" },
@@ -12,6 +23,7 @@ export const workerFlags: Array<{ flag: string; arg: string; help: string }> = [
   { flag: "max-model-len", arg: "n", help: "context length cap" },
   { flag: "kv-cache-blocks", arg: "n", help: "KV cache size in blocks" },
   { flag: "kv-cache-memory-fraction", arg: "f", help: "KV cache size as a fraction of free GPU memory" },
+  { flag: "deterministic", arg: "", help: "batch-invariant engine results: a request's output does not depend on what runs beside it (may cost speed)" },
   { flag: "prefetch", arg: "x", help: "lines held, as a multiple of max-seqs (default 2)" },
   { flag: "metrics-port", arg: "port", help: "/metrics port, 0 = any free (default 9400)" },
   { flag: "metrics-host", arg: "host", help: "/metrics bind address (default 0.0.0.0)" },
@@ -19,10 +31,17 @@ export const workerFlags: Array<{ flag: string; arg: string; help: string }> = [
   { flag: "worker-id", arg: "id", help: "worker id (default host-pid-random)" },
 ];
 
-export const workerFlagOptions: Record<string, { type: "string" }> = Object.fromEntries(workerFlags.map((f) => [f.flag, { type: "string" as const }]));
+/** The flag as an option spec: `--name <arg>`, or `--name` for a switch. */
+export function workerFlagSpec(f: WorkerFlag): string {
+  return f.arg === "" ? `--${f.flag}` : `--${f.flag} <${f.arg}>`;
+}
+
+export const workerFlagOptions: Record<string, { type: "string" | "boolean" }> = Object.fromEntries(
+  workerFlags.map((f) => [f.flag, { type: f.arg === "" ? ("boolean" as const) : ("string" as const) }]),
+);
 
 export function workerFlagHelp(): string {
   return workerFlags
-    .map((f) => `  --${`${f.flag} <${f.arg}>`.padEnd(36)} ${f.help}  [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`)
+    .map((f) => `  ${workerFlagSpec(f).padEnd(38)} ${f.help}  [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`)
     .join("\n");
 }

@@ -22,6 +22,8 @@ export interface HelloInfo {
 
 export interface SessionDeps {
   stream: ConnectStream;
+  /** The coordinator address the stream was opened to (for logs). */
+  address: string;
   hello: HelloInfo;
   runner: LineRunner;
   engine: EngineDriver;
@@ -142,7 +144,7 @@ export class WorkerSession {
         this.sessionId = m.msg.value.sessionId;
         const every = Math.max(100, m.msg.value.heartbeatIntervalMs || 5_000);
         this.heartbeat = setInterval(() => this.beat(), every);
-        this.deps.logger.info("connected", { sessionId: this.sessionId, heartbeatMs: every });
+        this.deps.logger.info("connected", { sessionId: this.sessionId, address: this.deps.address, heartbeatMs: every });
         this.deps.onWelcome?.();
         this.maybeCredit();
         return;
@@ -188,7 +190,9 @@ export class WorkerSession {
       const index = Number(line.lineIndex);
       const engineId = `${lease.leaseId}#${index}`;
       held.running.set(index, engineId);
-      void runner.run(engineId, lease.endpoint, line.bodyJson).then((outcome) => this.onLineDone(held, index, line.customId, outcome));
+      // A mixed batch's line names its own endpoint where it differs from the lease's.
+      const endpoint = line.url || lease.endpoint;
+      void runner.run(engineId, endpoint, line.bodyJson).then((outcome) => this.onLineDone(held, index, line.customId, outcome));
     }
     metrics.leaseTaken(lease.lines.length);
     if (lease.lines.length === 0) this.completeLease(held);

@@ -13,13 +13,22 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(opts: { engine?: InstantEngineDouble; maxSeqs?: number; token?: string; metrics?: boolean } = {}) {
+async function setup(
+  opts: {
+    engine?: InstantEngineDouble;
+    maxSeqs?: number;
+    token?: string;
+    metrics?: boolean;
+    /** The worker's coordinator setting, given the scripted coordinator's address (default: that address). */
+    coordinator?: (address: string) => string;
+  } = {},
+) {
   const coordinator = new FakeCoordinator();
   await coordinator.start();
   const engine = opts.engine ?? new InstantEngineDouble({ maxModelLen: 256, completionTokens: 4 });
   const worker = createWorker(
     {
-      coordinator: coordinator.address,
+      coordinator: opts.coordinator ? opts.coordinator(coordinator.address) : coordinator.address,
       token: opts.token ?? "worker-secret",
       modelDir: "/models/tiny-gemma",
       maxSeqs: opts.maxSeqs ?? 4,
@@ -43,7 +52,7 @@ function welcome(conn: FakeConnection): void {
 }
 
 let leaseSeq = 0;
-function lease(conn: FakeConnection, batchId: string, lines: Array<{ index: number; body: object }>, endpoint = "/v1/completions"): string {
+function lease(conn: FakeConnection, batchId: string, lines: Array<{ index: number; body: object; url?: string }>, endpoint = "/v1/completions"): string {
   const leaseId = `lease_${++leaseSeq}`;
   conn.send({
     case: "lease",
@@ -53,7 +62,7 @@ function lease(conn: FakeConnection, batchId: string, lines: Array<{ index: numb
       shardIndex: 0,
       endpoint,
       totalLines: lines.length,
-      lines: lines.map((l) => ({ lineIndex: BigInt(l.index), customId: `req-${l.index}`, bodyJson: JSON.stringify(l.body) })),
+      lines: lines.map((l) => ({ lineIndex: BigInt(l.index), customId: `req-${l.index}`, bodyJson: JSON.stringify(l.body), url: l.url ?? "" })),
     },
   });
   return leaseId;
@@ -115,6 +124,37 @@ describe("worker session", () => {
       expect(mine.at(-1)).toBe("leaseDone");
       expect(mine.filter((c) => c === "leaseDone")).toHaveLength(1);
     }
+  });
+
+  it("runs each line of a mixed lease as its own url says (chat lines in a completions lease and back)", async () => {
+    const { coordinator, worker } = await setup();
+    await worker.start();
+    const conn = await coordinator.untilConnections(1);
+    welcome(conn);
+    const chat = { model: "tiny-gemma", messages: [{ role: "user", content: "hey" }], max_tokens: 3 };
+    const prompt = { model: "tiny-gemma", prompt: "abc", max_tokens: 3 };
+    lease(conn, "batch_mixed", [
+      { index: 0, body: prompt },
+      { index: 1, body: chat, url: "/v1/chat/completions" },
+      { index: 2, body: prompt, url: "/v1/completions" }, // the same as the lease's: fine too
+    ]);
+    lease(conn, "batch_mixed2", [{ index: 3, body: prompt, url: "/v1/completions" }, { index: 4, body: chat }], "/v1/chat/completions");
+    // A chat body under a completions url is a line error, not a guess.
+    lease(conn, "batch_mixed3", [{ index: 5, body: chat }]);
+    await conn.until(() => conn.of("leaseDone").length === 3);
+    const byLine = new Map(conn.of("result").map((r) => [Number(r.lineIndex), r.outcome]));
+    const object = (i: number) => {
+      const o = byLine.get(i)!;
+      return o.case === "response" ? JSON.parse(o.value.bodyJson).object : `error:${o.value?.code}`;
+    };
+    expect([0, 1, 2, 3, 4, 5].map(object)).toEqual([
+      "text_completion",
+      "chat.completion",
+      "text_completion",
+      "text_completion",
+      "chat.completion",
+      "error:invalid_request",
+    ]);
   });
 
   it("keeps the engine fed across shard boundaries: the next shard comes before the worker runs dry", async () => {
@@ -267,6 +307,38 @@ describe("worker session", () => {
     await second.until(() => second.of("credit").length === 1);
     expect(second.of("credit")[0]!.requests).toBe(8); // a fresh session: the full target again
     expect(worker.stats()).toMatchObject({ sessions: 2, connected: true, heldLines: 0 });
+  });
+
+  it("goes round a list of coordinator addresses, one per reconnect, skipping one that is down", async () => {
+    const down = new FakeCoordinator();
+    await down.start();
+    const downAddress = down.address;
+    down.stop(); // nothing listens there any more
+    const other = new FakeCoordinator();
+    await other.start();
+    cleanups.push(() => other.stop());
+    const { coordinator, worker } = await setup({ coordinator: (own) => `${own},${downAddress},${other.address}` });
+    await worker.start();
+    const first = await coordinator.untilConnections(1);
+    welcome(first);
+    await first.until(() => worker.stats().connected);
+    expect(worker.stats().coordinator).toBe(coordinator.address);
+
+    // This replica goes away: the next address is down, the one after it answers.
+    first.call.emit("error", { code: 14, details: "replica going away" });
+    const second = await other.untilConnections(1);
+    await second.until(() => second.of("hello").length === 1);
+    welcome(second);
+    await second.until(() => worker.stats().connected);
+    expect(worker.stats()).toMatchObject({ coordinator: other.address, sessions: 3 });
+    expect(coordinator.connections).toHaveLength(1);
+
+    // And round again: after the last address comes the first.
+    second.call.emit("error", { code: 14, details: "replica going away" });
+    const third = await coordinator.untilConnections(2);
+    await third.until(() => third.of("hello").length === 1);
+    expect(other.connections).toHaveLength(1);
+    expect(worker.stats().sessions).toBe(4);
   });
 
   it("keeps trying while no coordinator is listening", async () => {

@@ -1,6 +1,7 @@
 // The worker agent: loads the engine and tokenizer, keeps one session with the
-// coordinator open (reconnecting with backoff to whichever replica answers), serves
-// /metrics, and drains on stop (SIGTERM) or when the coordinator asks.
+// coordinator open (reconnecting with backoff to whichever replica answers, and to the
+// next address of its list when it has several), serves /metrics, and drains on stop
+// (SIGTERM) or when the coordinator asks.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { BatchgenError, createLogger, createRegistry, loadConfig, serveMetrics, type Logger } from "@batchgen/core";
@@ -29,6 +30,8 @@ export interface WorkerDeps {
 export interface WorkerStats {
   connected: boolean;
   sessionId: string | null;
+  /** The coordinator address of the open session (null while not connected). */
+  coordinator: string | null;
   leases: number;
   heldLines: number;
   outstandingCredit: number;
@@ -75,6 +78,8 @@ class WorkerAgent implements Worker {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly workerId: string;
+  /** Index into config.coordinators of the address the current (or next) session uses. */
+  private addressIndex = 0;
 
   constructor(
     readonly config: WorkerConfig,
@@ -134,6 +139,7 @@ class WorkerAgent implements Worker {
     return {
       connected: s?.isWelcomed ?? false,
       sessionId: s?.isWelcomed ? s.sessionId : null,
+      coordinator: s?.isWelcomed ? this.config.coordinators[this.addressIndex]! : null,
       leases: s?.leaseCount ?? 0,
       heldLines: s?.heldLines ?? 0,
       outstandingCredit: this.ledger.outstanding,
@@ -167,24 +173,32 @@ class WorkerAgent implements Worker {
     this.resolveClosed();
   }
 
-  /** Session after session until stopped; backoff between attempts. */
+  /** Session after session until stopped; backoff between attempts, the next address each time. */
   private async run(): Promise<void> {
     const backoff = new Backoff(this.config.reconnectMinMs, this.config.reconnectMaxMs);
+    const addresses = this.config.coordinators;
     while (this.state === "running") {
-      const end = await this.openSession();
+      const address = addresses[this.addressIndex]!;
+      const end = await this.openSession(address);
       this.metrics?.setConnected(false);
       this.client?.close();
       this.client = undefined;
       if (end.kind === "refused") {
         throw new BatchgenError(
           end.code === 16 ? "unauthenticated" : "invalid_request",
-          `the coordinator at ${this.config.coordinator} refused this worker: ${end.details}`,
+          `the coordinator at ${address} refused this worker: ${end.details}`,
         );
       }
       if (end.kind === "drained" || this.state !== "running") return;
       if (end.welcomed) backoff.reset();
       const delay = backoff.next();
-      this.logger.warn("lost the coordinator; reconnecting", { inMs: delay, error: end.error?.message });
+      this.addressIndex = (this.addressIndex + 1) % addresses.length;
+      this.logger.warn("lost the coordinator; reconnecting", {
+        address,
+        next: addresses[this.addressIndex],
+        inMs: delay,
+        error: end.error?.message,
+      });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -196,12 +210,13 @@ class WorkerAgent implements Worker {
     }
   }
 
-  private openSession(): Promise<SessionEnd> {
+  private openSession(address: string): Promise<SessionEnd> {
     const engine = this.engine!;
     this.ledger.reset();
-    this.client = new CoordinatorClient({ address: this.config.coordinator, token: this.config.token, tls: this.config.tls });
+    this.client = new CoordinatorClient({ address, token: this.config.token, tls: this.config.tls });
     const session = new WorkerSession({
       stream: this.client.connect(),
+      address,
       hello: {
         workerId: this.workerId,
         model: this.config.modelName,

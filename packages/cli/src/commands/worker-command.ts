@@ -1,12 +1,12 @@
 // batchgen worker [flags]: one worker process (engine + gRPC session). Flags and
 // BATCHGEN_WORKER_<NAME> environment variables; SIGTERM drains.
-import { loadWorkerConfig, runWorkerProcess, workerFlags } from "@batchgen/worker";
+import { loadWorkerConfig, runWorkerProcess, workerFlags, workerFlagSpec } from "@batchgen/worker";
 import { Command } from "commander";
 
 export function workerCommand(): Command {
   const cmd = new Command("worker").description("run one worker: load a model, connect to a coordinator, serve its leases");
   for (const f of workerFlags) {
-    cmd.option(`--${f.flag} <${f.arg}>`, `${f.help} [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`);
+    cmd.option(workerFlagSpec(f), `${f.help} [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`);
   }
   return cmd.action(async (flags: Record<string, unknown>) => {
     await runWorkerProcess(loadWorkerConfig({ env: process.env, flags }));

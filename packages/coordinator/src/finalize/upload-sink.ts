@@ -34,13 +34,23 @@ export class UploadSink {
     const chunk = Buffer.from(this.buffer.join(""), "utf8");
     this.buffer = [];
     this.bufferChars = 0;
-    if (!this.stream.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        this.stream.once("drain", resolve);
-        this.stream.once("close", resolve);
-      });
-    }
+    if (!this.stream.write(chunk)) await this.drained();
     if (this.failure) throw this.failure;
+  }
+
+  /** Waits for "drain" or "close", whichever comes first, and leaves no listener behind. */
+  private drained(): Promise<void> {
+    const stream = this.stream;
+    if (stream.destroyed) return Promise.resolve(); // "close" has fired already, or is on its way
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        stream.off("drain", done);
+        stream.off("close", done);
+        resolve();
+      };
+      stream.on("drain", done);
+      stream.on("close", done);
+    });
   }
 
   /** Finish the upload; rejects if it failed. */

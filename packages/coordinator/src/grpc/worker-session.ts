@@ -301,7 +301,13 @@ export class WorkerSession implements LeaseTaker {
         endpoint: d.endpoint,
         totalLines: d.lineCount,
         priority: d.priority,
-        lines: todo.map((l) => ({ lineIndex: BigInt(l.lineIndex), customId: l.customId, bodyJson: l.bodyJson })),
+        // A line's url travels only where it differs from the lease's endpoint (mixed batches).
+        lines: todo.map((l) => ({
+          lineIndex: BigInt(l.lineIndex),
+          customId: l.customId,
+          bodyJson: l.bodyJson,
+          url: l.url === d.endpoint ? "" : l.url,
+        })),
       },
     });
     return "leased";

@@ -79,6 +79,7 @@ export class BatchIngest {
     for (const m of config.models) if (!served.has(m)) served.set(m, { maxModelLen: 0 });
     const validator = new InputValidator({
       endpoint: batch.endpoint,
+      strictEndpoint: config.strictEndpoint,
       shardLines: config.shardLines,
       shardMaxBytes: config.shardMaxBytes,
       maxLineBytes: config.maxLineBytes,

@@ -6,9 +6,13 @@ import type { SplitLine } from "./split-lines.js";
 const line = (id: string, model = "m", extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model, messages: [{ role: "user", content: "hi" }], ...extra } });
 
-function validate(texts: Array<string | null>, opts: { shardLines?: number; lookup?: ModelLookup; maxErrors?: number } = {}) {
+const completionLine = (id: string, model = "m"): string =>
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/completions", body: { model, prompt: "x" } });
+
+function validate(texts: Array<string | null>, opts: { shardLines?: number; lookup?: ModelLookup; maxErrors?: number; strictEndpoint?: boolean } = {}) {
   const v = new InputValidator({
     endpoint: "/v1/chat/completions",
+    strictEndpoint: opts.strictEndpoint,
     shardLines: opts.shardLines ?? 2,
     maxLineBytes: 1000,
     maxReportedErrors: opts.maxErrors ?? 100,
@@ -68,7 +72,7 @@ describe("InputValidator", () => {
       "{bad",
       line("a"),
       line("b", "other"),
-      JSON.stringify({ custom_id: "u", method: "POST", url: "/v1/completions", body: { model: "m", prompt: "x" } }),
+      JSON.stringify({ custom_id: "u", method: "POST", url: "/v1/embeddings", body: { model: "m", input: "x" } }),
       line("c", "m", { max_tokens: 101 }),
       null,
       line("d"),
@@ -77,9 +81,29 @@ describe("InputValidator", () => {
       [2, "invalid_json_line"],
       [3, "duplicate_custom_id"],
       [4, "mismatched_model"],
-      [5, "mismatched_endpoint"],
+      [5, "invalid_url"],
       [6, "token_limit_exceeded"],
       [7, "line_too_large"],
+    ]);
+    expect(r.shards).toEqual([]);
+  });
+
+  it("accepts chat and completion lines in one batch (mixed batches, an extension)", () => {
+    const r = validate([line("a"), completionLine("b"), line("c"), completionLine("d", "other")]);
+    expect(r.errors.map((e) => [e.line, e.code])).toEqual([[4, "mismatched_model"]]);
+    const ok = validate([completionLine("a"), line("b"), completionLine("c")]);
+    expect(ok.errors).toEqual([]);
+    expect(ok.total).toBe(3);
+    expect(ok.shards.map((s) => s.lineCount)).toEqual([2, 1]);
+    // A completion body under a chat url is still checked against the line's own url.
+    const wrongBody = JSON.stringify({ custom_id: "w", method: "POST", url: "/v1/chat/completions", body: { model: "m", prompt: "x" } });
+    expect(validate([wrongBody]).errors.map((e) => [e.line, e.param])).toEqual([[1, "body.messages"]]);
+  });
+
+  it("with strictEndpoint, rejects a line whose url differs from the batch endpoint, as OpenAI does", () => {
+    const r = validate([line("a"), completionLine("b"), line("c")], { strictEndpoint: true });
+    expect(r.errors).toEqual([
+      { code: "mismatched_endpoint", message: expect.stringContaining('"/v1/completions"'), param: "url", line: 2 },
     ]);
     expect(r.shards).toEqual([]);
   });

@@ -1,8 +1,10 @@
 // Checks every line of a batch input file as it streams by and plans its shards: lines
-// are validated one by one (core's parseBatchLine) and across lines (unique custom_id,
-// one model per batch, the batch's endpoint, a model the fleet serves, max_tokens within
-// the model's context). Shards are runs of up to `shardLines` lines (and about
-// `shardMaxBytes` bytes) as byte ranges.
+// are validated one by one (core's parseBatchLine: a url batchgen serves, a body valid
+// for that url) and across lines (unique custom_id, one model per batch, a model the
+// fleet serves, max_tokens within the model's context). A line's url may differ from the
+// batch's endpoint (a mixed batch, an extension) unless `strictEndpoint` asks for
+// OpenAI's rule. Shards are runs of up to `shardLines` lines (and about `shardMaxBytes`
+// bytes) as byte ranges.
 import { BatchErrorCodes, parseBatchLine, type BatchError } from "@batchgen/core";
 import { CustomIdSet } from "./custom-id-set.js";
 import type { SplitLine } from "./split-lines.js";
@@ -20,6 +22,8 @@ export type ModelLookup = (model: string) => { maxModelLen: number } | null;
 
 export interface InputValidatorOptions {
   endpoint: string;
+  /** OpenAI's rule: every line's url equals `endpoint` (else mismatched_endpoint). Default false. */
+  strictEndpoint?: boolean;
   shardLines: number;
   /** A shard ends after the line that brings it to this many bytes (default: no limit). */
   shardMaxBytes?: number;
@@ -105,7 +109,7 @@ export class InputValidator {
       return;
     }
     const { line: input, request } = parsed;
-    if (input.url !== this.opts.endpoint) {
+    if (this.opts.strictEndpoint && input.url !== this.opts.endpoint) {
       this.fail(
         BatchErrorCodes.mismatchedEndpoint,
         `The url ${JSON.stringify(input.url)} does not match the batch endpoint ${JSON.stringify(this.opts.endpoint)}.`,

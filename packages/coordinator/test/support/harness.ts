@@ -130,14 +130,27 @@ export function jsonl(lines: string[]): string {
 }
 
 /** Upload the lines and create a batch; returns the batch object as created. */
-export async function submitBatch(base: string, lines: string[], opts: { key?: string; window?: string; metadata?: Record<string, string> } = {}): Promise<any> {
+export function completionLine(customId: string, opts: { model?: string; prompt?: string; maxTokens?: number } = {}): string {
+  return JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/completions",
+    body: { model: opts.model ?? MODEL, prompt: opts.prompt ?? `once ${customId}`, max_tokens: opts.maxTokens ?? 8 },
+  });
+}
+
+export async function submitBatch(
+  base: string,
+  lines: string[],
+  opts: { key?: string; window?: string; metadata?: Record<string, string>; endpoint?: string } = {},
+): Promise<any> {
   const file = await uploadFile(base, jsonl(lines), { key: opts.key });
   if (file.status !== 200) throw new Error(`upload failed: ${JSON.stringify(file.body)}`);
   const batch = await api(base, "POST", "/v1/batches", {
     key: opts.key,
     json: {
       input_file_id: file.body.id,
-      endpoint: "/v1/chat/completions",
+      endpoint: opts.endpoint ?? "/v1/chat/completions",
       completion_window: opts.window ?? "24h",
       ...(opts.metadata ? { metadata: opts.metadata } : {}),
     },
