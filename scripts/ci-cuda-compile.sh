@@ -19,7 +19,14 @@ command -v nvcc >/dev/null || { echo "ci-cuda-compile: nvcc not found" >&2; exit
 if [ ! -f "$root/include/cublas_v2.h" ] || [ ! -f "$root/lib/libcublasLt.so.13" ]; then
   echo "ci-cuda-compile: fetching nvidia-cublas==$CUBLAS_WHEEL_VERSION"
   rm -rf "$cache" && mkdir -p "$cache/dl"
-  "$python" -m pip download -q --no-deps "nvidia-cublas==$CUBLAS_WHEEL_VERSION" -d "$cache/dl"
+  # Local package indexes when the machine has them (as .ci/run does): no retries
+  # against a public index it cannot reach.
+  idx=()
+  [ -d /opt/pypi/simple ] && idx+=(--index-url file:///opt/pypi/simple)
+  [ -d /opt/pypi-more/simple ] && idx+=(--extra-index-url file:///opt/pypi-more/simple)
+  [ ${#idx[@]} -eq 1 ] && [ -d /opt/pypi-more/simple ] && idx=(--index-url file:///opt/pypi-more/simple)
+  "$python" -m pip download -q --retries 1 --no-deps ${idx[@]+"${idx[@]}"} \
+    "nvidia-cublas==$CUBLAS_WHEEL_VERSION" -d "$cache/dl"
   "$python" - "$cache" <<'PY'
 import glob, sys, zipfile
 cache = sys.argv[1]

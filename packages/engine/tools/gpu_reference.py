@@ -64,7 +64,9 @@ def build_tiny(name, out_dir):
 
 def make_case(name, model_dir, out_dir, device, candidates, gen):
     os.makedirs(os.path.join(out_dir, name), exist_ok=True)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation="eager",
+        **({"device_map": device} if device == "cuda" else {}))
     model.to(device).eval()
     vocab = model.config.vocab_size
     lo, hi = (1000, 200000) if vocab > 200000 else (3, vocab)

@@ -123,7 +123,9 @@ class TransformerModel final : public Model {
     free_activations();
     const DType act = backend_.act_dtype();
     const int64_t T = max_tokens;
-    act_.residual = backend_.alloc(act, T, config_.hidden_size);
+    // The residual stream is f32 on every backend: kept in bf16, its two roundings
+    // per layer were the largest part of the CUDA engine's logits error (docs/benchmarks.md).
+    act_.residual = backend_.alloc(DType::f32, T, config_.hidden_size);
     act_.normed = backend_.alloc(act, T, config_.hidden_size);
     act_.proj = backend_.alloc(act, T, config_.hidden_size);
     act_.qkv = backend_.alloc(act, T, heads_.qkv_width());

@@ -6,8 +6,8 @@
 // with grouped/multi-query attention the group's heads share every K/V tile read
 // (Gemma-2B: 8 q heads per K/V head) and a decode token of a 1-head group still
 // fills one row. Each of the 4 warps owns 16 rows; K and V tiles of KEYS keys are
-// staged in shared memory by cp.async (K of the next tile loads while P*V runs, V
-// while Q*K^T runs) and shared by the 4 warps.
+// staged in shared memory by cp.async, double-buffered (tile j+1 loads while tile j
+// is computed), and shared by the 4 warps.
 //
 // Numerics: S = Q K^T in f32, online softmax in base 2 with f32 running max/sum,
 // P rounded to bf16 for P*V, f32 accumulation, one rounding of the output.
