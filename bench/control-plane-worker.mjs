@@ -10,8 +10,16 @@ import { createWorker, InstantEngineDouble } from "../packages/worker/dist/index
 
 /** One token a character (code mod 1000), decoded as letters: cheap, deterministic. */
 const characterTokenizerDouble = {
-  encode: (text) => Array.from(text, (c) => c.charCodeAt(0) % 1000),
-  decode: (ids) => ids.map((id) => String.fromCharCode(97 + (id % 26))).join(""),
+  encode: (text) => {
+    const ids = new Array(text.length);
+    for (let i = 0; i < text.length; i++) ids[i] = text.charCodeAt(i) % 1000;
+    return ids;
+  },
+  decode: (ids) => {
+    let text = "";
+    for (const id of ids) text += String.fromCharCode(97 + (id % 26));
+    return text;
+  },
   applyChatTemplate: (messages) => messages.map((m) => `${m.role}: ${typeof m.content === "string" ? m.content : ""}\n`).join(""),
 };
 

@@ -19,7 +19,8 @@ export interface ControlPlaneBenchResult {
   workers: number;
   maxSeqs: number;
   shardLines: number;
-  ackEvery: number;
+  /** The --ack-every given, or "coordinator default". */
+  ackEvery: number | "coordinator default";
   requestCounts: { total: number; completed: number; failed: number };
   outputLines: number;
   uploadSeconds: number;
@@ -30,6 +31,8 @@ export interface ControlPlaneBenchResult {
   resultsPerSecond10to90: number | null;
   coordinatorCpuSeconds: number;
   workerCpuSeconds: number[];
+  /** CPU-seconds of the benchmark's own redis-server while the batch ran; null with an external Redis. */
+  redisCpuSeconds: number | null;
   resultsPerCoordinatorCpuSecond: number;
   coordinatorPeakRssMB: number;
   coordinatorPeakRssSampledMB: number;

@@ -10,11 +10,12 @@
 // progress until every line is done (and over its 10%-90% stretch), the coordinator's
 // peak RSS (VmHWM) over the whole run, upload+ingest and finalize times.
 //
-// CPU-seconds each process spent while the batch ran are reported too: on a shared
-// machine they say what the coordinator costs per result whatever else is running.
+// CPU-seconds each process spent while the batch ran are reported too (the coordinator,
+// each worker, and redis-server when the benchmark started its own): on a shared machine
+// they say what the coordinator costs per result whatever else is running.
 //
 //   node bench/control-plane.mjs [--lines 1000000] [--workers 1] [--max-seqs 1024]
-//                                [--shard-lines 1000] [--ack-every 128] [--json]
+//                                [--shard-lines 1000] [--ack-every N (default: the coordinator's)] [--json]
 //                                [--cpu-prof DIR] [--cpu-prof-worker DIR]   (V8 CPU profiles)
 // Uses REDIS_URL when set, else starts its own redis-server on a free port.
 import { spawn } from "node:child_process";
@@ -45,12 +46,20 @@ export async function runControlPlaneBench(options = {}) {
   const workerCount = options.workers ?? 1;
   const maxSeqs = options.maxSeqs ?? 1024;
   const shardLines = options.shardLines ?? 1000;
-  const ackEvery = options.ackEvery ?? 128;
+  // Unset: the coordinator's own default (ackEvery in packages/coordinator/README.md).
+  const ackEvery = options.ackEvery;
   const log = options.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), "bg-bench-cp-"));
   const cleanups = [() => rmSync(dir, { recursive: true, force: true })];
   try {
-    const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? (await startRedis(dir, cleanups));
+    // A redis-server of its own (pid known, so its CPU is reported) unless one is given.
+    let redisPid = null;
+    const redisUrl =
+      options.redisUrl ??
+      process.env.REDIS_URL ??
+      (await startRedis(dir, cleanups, (pid) => {
+        redisPid = pid;
+      }));
     const input = join(dir, "input.jsonl");
     await writeInput(input, lines);
     log(`input: ${lines} lines, ${(statSync(input).size / 1e6).toFixed(1)} MB`);
@@ -65,7 +74,7 @@ export async function runControlPlaneBench(options = {}) {
       "--api-keys", `${API_KEY}:bench`,
       "--worker-token", WORKER_TOKEN,
       "--shard-lines", String(shardLines),
-      "--ack-every", String(ackEvery),
+      ...(ackEvery === undefined ? [] : ["--ack-every", String(ackEvery)]),
       "--log-level", "info",
     ], (l) => l.includes('"coordinator started"'), options.coordinatorNodeArgs ?? []);
     cleanups.push(() => coordinator.stop());
@@ -103,7 +112,7 @@ export async function runControlPlaneBench(options = {}) {
 
     // Poll progress: when the batch is in progress, when 10% / 90% / all lines are done.
     let tInProgress = 0, t10 = 0, t90 = 0, tAllDone = 0, last = batch, rssMaxSampled = 0;
-    const pids = [coordinator.pid, ...workers.map((w) => w.pid)];
+    const pids = [coordinator.pid, ...workers.map((w) => w.pid), ...(redisPid ? [redisPid] : [])];
     let cpuAtStart = null, cpuAtEnd = null;
     while (!["completed", "failed", "expired", "cancelled"].includes(last.status)) {
       await sleep(200);
@@ -137,7 +146,7 @@ export async function runControlPlaneBench(options = {}) {
       workers: workerCount,
       maxSeqs,
       shardLines,
-      ackEvery,
+      ackEvery: ackEvery ?? "coordinator default",
       requestCounts: counts,
       outputLines,
       uploadSeconds: (tUploaded - t0) / 1000,
@@ -147,7 +156,8 @@ export async function runControlPlaneBench(options = {}) {
       resultsPerSecond: Math.round(lines / runSeconds),
       resultsPerSecond10to90: t90 > t10 ? Math.round((lines * 0.8) / ((t90 - t10) / 1000)) : null,
       coordinatorCpuSeconds: cpu[0],
-      workerCpuSeconds: cpu.slice(1),
+      workerCpuSeconds: cpu.slice(1, 1 + workerCount),
+      redisCpuSeconds: redisPid ? cpu[1 + workerCount] : null,
       resultsPerCoordinatorCpuSecond: Math.round(lines / cpu[0]),
       coordinatorPeakRssMB: Math.round(peakRss / 2 ** 20),
       coordinatorPeakRssSampledMB: Math.round(rssMaxSampled / 2 ** 20),
@@ -265,7 +275,7 @@ function startProcess(name, args, ready, nodeArgs = []) {
   });
 }
 
-async function startRedis(dir, cleanups) {
+async function startRedis(dir, cleanups, onPid) {
   const port = await new Promise((resolve) => {
     const srv = createServer().listen(0, "127.0.0.1", () => {
       const p = srv.address().port;
@@ -280,6 +290,7 @@ async function startRedis(dir, cleanups) {
     process.exit(1);
   });
   cleanups.push(() => child.kill("SIGKILL"));
+  onPid(child.pid);
   const url = `redis://127.0.0.1:${port}`;
   await waitFor(
     () =>
@@ -326,9 +337,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (opts.json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(`${result.name}`);
-    console.log(`  ${result.lines} lines, ${result.workers} worker process(es) x max-seqs ${result.maxSeqs}, shards of ${result.shardLines}`);
+    console.log(`  ${result.lines} lines, ${result.workers} worker process(es) x max-seqs ${result.maxSeqs}, shards of ${result.shardLines}, ack every ${result.ackEvery}`);
     console.log(`  results/s: ${result.resultsPerSecond} (in progress -> all done, ${result.runSeconds.toFixed(1)} s); 10%-90%: ${result.resultsPerSecond10to90}`);
-    console.log(`  coordinator CPU while running: ${result.coordinatorCpuSeconds} s (${result.resultsPerCoordinatorCpuSecond} results per CPU-second); workers: ${result.workerCpuSeconds.join(", ")} s`);
+    console.log(`  coordinator CPU while running: ${result.coordinatorCpuSeconds} s (${result.resultsPerCoordinatorCpuSecond} results per CPU-second); workers: ${result.workerCpuSeconds.join(", ")} s; redis: ${result.redisCpuSeconds ?? "n/a (REDIS_URL)"} s`);
     console.log(`  coordinator peak RSS: ${result.coordinatorPeakRssMB} MB`);
     console.log(`  upload ${result.uploadSeconds.toFixed(1)} s, ingest ${result.ingestSeconds.toFixed(1)} s, finalize ${result.finalizeSeconds.toFixed(1)} s`);
     console.log(`  ${result.hardware}, Node ${result.node}`);

@@ -5,7 +5,7 @@
 // Unlike S3, a key cannot be both an object and a prefix of another ("a" and "a/b").
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
@@ -25,6 +25,7 @@ function byteOrder(a: string, b: string): number {
 export class FsObjectStore implements ObjectStore {
   readonly root: string;
   private readonly fsync: boolean;
+  private tmpDirMade = false;
 
   constructor(root: string, opts: { fsync?: boolean } = {}) {
     this.root = resolve(root);
@@ -39,10 +40,25 @@ export class FsObjectStore implements ObjectStore {
     return join(this.root, ...key.split("/"));
   }
 
+  /** A fresh temp file name; the temp folder is made once (and again if it vanished: see openTmp). */
   private async tmpPath(): Promise<string> {
     const dir = join(this.root, TMP_DIR);
-    await mkdir(dir, { recursive: true });
+    if (!this.tmpDirMade) {
+      await mkdir(dir, { recursive: true });
+      this.tmpDirMade = true;
+    }
     return join(dir, `${Date.now()}-${randomBytes(6).toString("hex")}`);
+  }
+
+  private async openTmp(tmp: string): Promise<FileHandle> {
+    try {
+      return await open(tmp, "w");
+    } catch (err) {
+      if (errno(err) !== "ENOENT") throw err;
+      // The temp folder was removed under this store: make it again.
+      await mkdir(dirname(tmp), { recursive: true });
+      return open(tmp, "w");
+    }
   }
 
   private notFound(key: string, cause?: unknown): BatchgenError {
@@ -53,12 +69,13 @@ export class FsObjectStore implements ObjectStore {
   private async commit(tmp: string, key: string, target: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await mkdir(dirname(target), { recursive: true });
+        // Most puts go to a folder that exists already: rename first, make folders on ENOENT.
+        if (attempt > 0) await mkdir(dirname(target), { recursive: true });
         await rename(tmp, target);
         return;
       } catch (err) {
         const code = errno(err);
-        if (code === "ENOENT" && attempt < 5) continue;
+        if (code === "ENOENT" && attempt < 6) continue;
         await unlink(tmp).catch(() => undefined);
         if (code === "ENOTDIR" || code === "EISDIR" || code === "EEXIST") {
           throw new BatchgenError("conflict", `cannot write ${key}: a key and a prefix of another key collide`, { cause: err });
@@ -71,7 +88,7 @@ export class FsObjectStore implements ObjectStore {
   async put(key: string, body: string | Uint8Array): Promise<void> {
     const target = this.pathOf(key);
     const tmp = await this.tmpPath();
-    const fh = await open(tmp, "w");
+    const fh = await this.openTmp(tmp);
     try {
       await fh.writeFile(body);
       if (this.fsync) await fh.datasync();
@@ -87,6 +104,7 @@ export class FsObjectStore implements ObjectStore {
   async upload(key: string, body: UploadBody): Promise<{ size: number }> {
     const target = this.pathOf(key);
     const tmp = await this.tmpPath();
+    await mkdir(dirname(tmp), { recursive: true }); // uploads are few: no need to rely on the cached folder
     let size = 0;
     const counted = (async function* () {
       for await (const chunk of uploadChunks(body)) {

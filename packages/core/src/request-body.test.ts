@@ -34,6 +34,7 @@ describe("parseRequestBody: chat", () => {
       seed: null,
       stop: [],
       priority: 0,
+      ignoreEos: false,
       n: 1,
     });
   });
@@ -56,6 +57,7 @@ describe("parseRequestBody: chat", () => {
         seed: 1234,
         stop: ["\n", "END"],
         priority: 5,
+        ignore_eos: true,
         n: 1,
         user: "ignored",
         store: false,
@@ -68,7 +70,7 @@ describe("parseRequestBody: chat", () => {
       { role: "user", content: "ab" },
       { role: "assistant", content: "prev" },
     ]);
-    expect(r).toMatchObject({ maxTokens: 10, temperature: 0, topP: 0.5, topK: 40, minP: 0.05, seed: 1234, stop: ["\n", "END"], priority: 5 });
+    expect(r).toMatchObject({ maxTokens: 10, temperature: 0, topP: 0.5, topK: 40, minP: 0.05, seed: 1234, stop: ["\n", "END"], priority: 5, ignoreEos: true });
   });
 
   it("max_completion_tokens wins over max_tokens; null reads as absent", () => {
@@ -113,6 +115,8 @@ describe("parseRequestBody: chat", () => {
     [chat({ stop: [""] }), "stop[0]", "invalid_request"],
     [chat({ stop: 5 }), "stop", "invalid_request"],
     [chat({ priority: 0.5 }), "priority", "invalid_request"],
+    [chat({ ignore_eos: "yes" }), "ignore_eos", "invalid_request"],
+    [chat({ ignore_eos: 1 }), "ignore_eos", "invalid_request"],
     [chat({ n: 2 }), "n", "invalid_request"],
     [chat({ stream: true }), "stream", "invalid_request"],
     [chat({ logprobs: true }), "logprobs", "invalid_request"],
@@ -146,6 +150,13 @@ describe("parseRequestBody: completion", () => {
     expect(ids.prompt).toBeUndefined();
     expect(parseRequestBody(COMPLETION, completion({ prompt: [[4, 5]] })).promptTokenIds).toEqual([4, 5]);
     expect(parseRequestBody(COMPLETION, completion({ best_of: 1, echo: false })).messages).toBeUndefined();
+  });
+
+  it("reads the ignore_eos extension (default false; null reads as absent)", () => {
+    expect(parseRequestBody(COMPLETION, completion({ prompt: [7, 8], ignore_eos: true })).ignoreEos).toBe(true);
+    expect(parseRequestBody(COMPLETION, completion({ ignore_eos: false })).ignoreEos).toBe(false);
+    expect(parseRequestBody(COMPLETION, completion({ ignore_eos: null })).ignoreEos).toBe(false);
+    expect(parseRequestBody(COMPLETION, completion()).ignoreEos).toBe(false);
   });
 
   it.each([

@@ -34,6 +34,8 @@ export interface ParsedRequest {
   stop: string[];
   /** Extension; higher runs first. */
   priority: number;
+  /** Extension (vLLM's `ignore_eos`): generation does not stop at the model's end-of-sequence tokens. */
+  ignoreEos: boolean;
   n: 1;
 }
 
@@ -86,6 +88,9 @@ function integerAtLeast(body: Body, key: string, min: number): number | undefine
   return v;
 }
 
+const UNSUPPORTED_FIELDS = ["top_logprobs", "suffix", "tools", "functions", "tool_choice", "function_call", "audio", "prediction"];
+const PENALTY_FIELDS = ["frequency_penalty", "presence_penalty"];
+
 function rejectUnsupported(body: Body): void {
   const n = opt(body, "n");
   if (n !== undefined && n !== 1) throw invalid("'n' must be 1: one completion per request line is supported.", "n");
@@ -96,10 +101,10 @@ function rejectUnsupported(body: Body): void {
   if (opt(body, "logprobs") !== undefined && opt(body, "logprobs") !== false) {
     throw invalid("'logprobs' is not supported.", "logprobs");
   }
-  for (const key of ["top_logprobs", "suffix", "tools", "functions", "tool_choice", "function_call", "audio", "prediction"]) {
+  for (const key of UNSUPPORTED_FIELDS) {
     if (opt(body, key) !== undefined) throw invalid(`'${key}' is not supported.`, key);
   }
-  for (const key of ["frequency_penalty", "presence_penalty"]) {
+  for (const key of PENALTY_FIELDS) {
     const v = opt(body, key);
     if (v !== undefined && v !== 0) throw invalid(`'${key}' is not supported (only 0).`, key);
   }
@@ -208,6 +213,10 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
   if (priority !== undefined && (typeof priority !== "number" || !Number.isSafeInteger(priority))) {
     throw invalid(`'priority' must be an integer, got ${typeName(priority)}.`, "priority");
   }
+  const ignoreEos = opt(body, "ignore_eos");
+  if (ignoreEos !== undefined && typeof ignoreEos !== "boolean") {
+    throw invalid(`'ignore_eos' must be true or false, got ${typeName(ignoreEos)}.`, "ignore_eos");
+  }
 
   const common = {
     endpoint,
@@ -221,6 +230,7 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
     seed: (seed as number | undefined) ?? null,
     stop: parseStop(body),
     priority: (priority as number | undefined) ?? 0,
+    ignoreEos: ignoreEos === true,
     n: 1 as const,
   };
   if (endpoint === "/v1/chat/completions") {

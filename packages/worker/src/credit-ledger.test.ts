@@ -51,6 +51,19 @@ describe("CreditLedger", () => {
     expect(l.takeGrant()).toBe(60);
   });
 
+  it("below low water, waits for a full grant while the coordinator still holds credit", () => {
+    const l = new CreditLedger({ target: 64 }); // minGrant 8, lowWater 32
+    expect(l.takeGrant()).toBe(64);
+    l.onLease(20); // 20 held, the coordinator still holds 44 of credit
+    for (let i = 0; i < 7; i++) {
+      l.onSettled(1);
+      expect(l.takeGrant()).toBe(0);
+    }
+    l.onSettled(1);
+    expect(l.takeGrant()).toBe(8);
+    expect(l.outstanding).toBe(64 - l.held);
+  });
+
   it("never asks once stopped (drain) and starts fresh after reset (new session)", () => {
     const l = new CreditLedger({ target: 8 });
     l.takeGrant();

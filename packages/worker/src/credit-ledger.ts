@@ -9,7 +9,10 @@
 export interface CreditLedgerOptions {
   /** Lines the worker wants to hold (leased, not yet finished). */
   target: number;
-  /** Below this many held lines any shortfall is asked for at once; default target / 2. */
+  /**
+   * Below this many held lines any shortfall is asked for at once while the coordinator
+   * holds no credit of this worker (it would lease nothing); default target / 2.
+   */
   lowWater?: number;
   /** Above lowWater, shortfalls smaller than this wait (fewer, larger Credits); default target / 8. */
   minGrant?: number;
@@ -59,7 +62,10 @@ export class CreditLedger {
     if (wanted <= 0) return 0;
     const grant = wanted - this.outstandingCredit;
     if (grant <= 0) return 0;
-    if (grant < this.minGrant && this.heldLines >= this.lowWater) return 0;
+    // A small grant waits unless the worker is low and the coordinator holds no credit of
+    // it. While the coordinator's credit is > 0 it leases a whole shard as soon as it has
+    // one, so a Credit per finished line (an instant engine below low water) adds nothing.
+    if (grant < this.minGrant && (this.heldLines >= this.lowWater || this.outstandingCredit > 0)) return 0;
     this.outstandingCredit += grant;
     return grant;
   }

@@ -26,6 +26,8 @@ interface Pending {
   request: GenerateRequest;
   resolve: (r: GenerateResult) => void;
   timer: NodeJS.Timeout | undefined;
+  /** Admitted (counted in `running`), finishing on its timer or with the next ready batch. */
+  running: boolean;
   queuedAt: number;
 }
 
@@ -35,6 +37,9 @@ export class InstantEngineDouble implements EngineDriver {
   private readonly pending = new Map<string, Pending>();
   private readonly waiting: Pending[] = [];
   private running = 0;
+  /** Admitted zero-delay requests, finished together by one setImmediate. */
+  private ready: Pending[] = [];
+  private readyScheduled = false;
   private readonly completionTokens: number;
   private readonly delayMs: number | ((request: GenerateRequest) => number);
   private readonly maxSeqs: number;
@@ -63,7 +68,7 @@ export class InstantEngineDouble implements EngineDriver {
     if (this.pending.has(id)) return Promise.reject(Object.assign(new Error(`duplicate request id ${id}`), { code: "invalid_argument" }));
     if (this.recordRequests) this.requests.push(request);
     return new Promise((resolve) => {
-      const p: Pending = { id, request, resolve, timer: undefined, queuedAt: Date.now() };
+      const p: Pending = { id, request, resolve, timer: undefined, running: false, queuedAt: Date.now() };
       this.pending.set(id, p);
       this.waiting.push(p);
       this.admit();
@@ -74,9 +79,9 @@ export class InstantEngineDouble implements EngineDriver {
     const p = this.pending.get(id);
     if (!p) throw Object.assign(new Error(`no request with id ${id}`), { code: "not_found" });
     this.pending.delete(id);
-    if (p.timer) {
-      clearTimeout(p.timer);
-      this.running--;
+    if (p.running) {
+      if (p.timer) clearTimeout(p.timer);
+      this.running--; // a ready-batch entry is skipped by finish(): no longer pending
     } else this.waiting.splice(this.waiting.indexOf(p), 1);
     p.resolve(this.result(p, [], "abort"));
     this.admit();
@@ -107,24 +112,40 @@ export class InstantEngineDouble implements EngineDriver {
       const p = this.waiting.shift()!;
       const delay = typeof this.delayMs === "function" ? this.delayMs(p.request) : this.delayMs;
       this.running++;
-      p.timer = setTimeout(() => this.finish(p), delay);
+      p.running = true;
+      if (delay > 0) p.timer = setTimeout(() => this.finish(p), delay);
+      else {
+        // No delay: every request admitted meanwhile finishes in one macrotask.
+        this.ready.push(p);
+        if (!this.readyScheduled) {
+          this.readyScheduled = true;
+          setImmediate(() => this.finishReady());
+        }
+      }
     }
+  }
+
+  private finishReady(): void {
+    this.readyScheduled = false;
+    const ready = this.ready.splice(0);
+    for (const p of ready) this.finish(p);
   }
 
   private finish(p: Pending): void {
     if (this.pending.get(p.id) !== p) return;
     this.pending.delete(p.id);
     this.running--;
-    const prompt: number[] = Array.from(p.request.prompt as ArrayLike<number>);
+    const prompt = p.request.prompt as ArrayLike<number>;
     const maxTokens = p.request.maxTokens ?? 16;
     const limit = Math.min(maxTokens, this.completionTokens);
-    const stops = new Set([...(p.request.ignoreEos ? [] : this.model.eosTokenIds), ...(p.request.stopTokenIds ?? [])]);
+    const eos = p.request.ignoreEos ? [] : this.model.eosTokenIds;
+    const stopIds = p.request.stopTokenIds ?? [];
     const tokens: number[] = [];
     let reason: GenerateResult["finishReason"] = "length";
     for (let i = 0; i < limit; i++) {
       const t = prompt[i % prompt.length] ?? 0;
       tokens.push(t);
-      if (stops.has(t)) {
+      if (eos.includes(t) || stopIds.includes(t)) {
         reason = "stop";
         break;
       }

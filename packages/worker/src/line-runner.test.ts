@@ -46,6 +46,19 @@ describe("LineRunner", () => {
     expect(engine.requests[0]!.prompt).toEqual([20, 21, 22]);
   });
 
+  it("runs past the model's EOS when the line asks for ignore_eos", async () => {
+    const { runner } = setup();
+    // The double echoes the prompt; token 1 is its EOS.
+    const line = (extra: Record<string, unknown>) => JSON.stringify({ model: "m", prompt: [20, 1, 22], max_tokens: 5, ...extra });
+    const stopped = await runner.run("l3a", "/v1/completions", line({}));
+    const ignored = await runner.run("l3b", "/v1/completions", line({ ignore_eos: true }));
+    if (stopped.kind !== "response" || ignored.kind !== "response") throw new Error("expected two responses");
+    expect(stopped.completionTokens).toBe(2);
+    expect(JSON.parse(stopped.bodyJson).choices[0].finish_reason).toBe("stop");
+    expect(ignored.completionTokens).toBe(5);
+    expect(JSON.parse(ignored.bodyJson).choices[0].finish_reason).toBe("length");
+  });
+
   it("stops at a multi-token stop string in the text and counts the tokens through it", async () => {
     const { runner } = setup({ completionTokens: 64 });
     // The double echoes the prompt, so the "generated" text is "<bos>one, two, three..." minus <bos>.

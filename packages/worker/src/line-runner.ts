@@ -4,7 +4,7 @@ import { parseRequestBody, type BatchEndpoint, type ParsedRequest } from "@batch
 import type { EngineDriver } from "./engine-driver.js";
 import { LineFailure } from "./line-failure.js";
 import { promptTokens } from "./prompt-tokens.js";
-import { buildResponseBody } from "./response-body.js";
+import { responseBodyJson } from "./response-body.js";
 import { toGenerateRequest } from "./sampling-params.js";
 import { applyStopStrings, planStopStrings } from "./stop-strings.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
@@ -48,7 +48,7 @@ export class LineRunner {
       const cut = applyStopStrings(result.tokens, stops.textStops, decode);
       const finishReason = cut.stopped || result.finishReason === "stop" ? "stop" : "length";
       const completionTokens = cut.stopped ? cut.tokenCount : result.completionTokens;
-      const body = buildResponseBody({
+      const responseJson = responseBodyJson({
         kind: request.kind,
         model: this.opts.modelName,
         text: cut.text,
@@ -58,7 +58,7 @@ export class LineRunner {
       });
       return {
         kind: "response",
-        bodyJson: JSON.stringify(body),
+        bodyJson: responseJson,
         promptTokens: result.promptTokens,
         completionTokens,
         engineMs: result.timings.totalMs,

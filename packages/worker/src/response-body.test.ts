@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildResponseBody } from "./response-body.js";
+import { buildResponseBody, nextResponseIdHex, responseBodyJson } from "./response-body.js";
 
 describe("buildResponseBody", () => {
   it("builds an OpenAI chat.completion with usage", () => {
@@ -29,5 +29,22 @@ describe("buildResponseBody", () => {
   it("gives every body its own id", () => {
     const c = { kind: "chat" as const, model: "m", text: "", finishReason: "stop" as const, promptTokens: 1, completionTokens: 0 };
     expect(buildResponseBody(c).id).not.toBe(buildResponseBody(c).id);
+  });
+
+  it("writes the same JSON text as JSON.stringify of the body, for both kinds", () => {
+    for (const kind of ["chat", "completion"] as const) {
+      const c = { kind, model: 'm "quoted"', text: 'a\nb "c" \u2028 \\', finishReason: "length" as const, promptTokens: 7, completionTokens: 2, id: "x-1", created: 1700000001 };
+      expect(responseBodyJson(c)).toBe(JSON.stringify(buildResponseBody(c)));
+    }
+    const fresh = JSON.parse(responseBodyJson({ kind: "chat", model: "m", text: "", finishReason: "stop", promptTokens: 1, completionTokens: 0 })) as { id: string };
+    expect(fresh.id).toMatch(/^chatcmpl-[0-9a-f]{24}$/);
+  });
+
+  it("gives ids that share a per-process prefix and count up", () => {
+    const a = nextResponseIdHex();
+    const b = nextResponseIdHex();
+    expect(a).toMatch(/^[0-9a-f]{24}$/);
+    expect(b.slice(0, 16)).toBe(a.slice(0, 16));
+    expect(parseInt(b.slice(16), 16)).toBe(parseInt(a.slice(16), 16) + 1);
   });
 });

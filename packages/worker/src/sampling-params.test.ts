@@ -31,6 +31,12 @@ describe("toGenerateRequest", () => {
     expect(toGenerateRequest(chat({ max_tokens: 50, max_completion_tokens: 7 }), ctx(10)).maxTokens).toBe(7);
   });
 
+  it("passes the ignore_eos extension on, and leaves it out by default", () => {
+    expect(toGenerateRequest(chat({ ignore_eos: true }), ctx(10)).ignoreEos).toBe(true);
+    expect("ignoreEos" in toGenerateRequest(chat({ ignore_eos: false }), ctx(10))).toBe(false);
+    expect("ignoreEos" in toGenerateRequest(chat(), ctx(10))).toBe(false);
+  });
+
   it("passes single-token stop strings as stop token ids", () => {
     expect(toGenerateRequest(chat(), { ...ctx(5), stopTokenIds: [42, 43] }).stopTokenIds).toEqual([42, 43]);
   });

@@ -17,7 +17,8 @@ export interface SamplingContext {
  * prompt (OpenAI's default). A prompt that fills the context, or a prompt plus the
  * requested completion that overflows it, is refused as OpenAI refuses it:
  * context_length_exceeded. seed null leaves the seed to the engine (derived from the
- * request id); top_k 0 and min_p 0 are off.
+ * request id); top_k 0 and min_p 0 are off. ignore_eos (extension) keeps the engine
+ * generating past the model's end-of-sequence tokens.
  */
 export function toGenerateRequest(request: ParsedRequest, ctx: SamplingContext): GenerateRequest {
   const promptLen = ctx.promptTokens.length;
@@ -47,6 +48,7 @@ export function toGenerateRequest(request: ParsedRequest, ctx: SamplingContext):
     priority: request.priority,
   };
   if (request.seed !== null) generate.seed = request.seed;
+  if (request.ignoreEos) generate.ignoreEos = true;
   if (ctx.stopTokenIds.length > 0) generate.stopTokenIds = [...ctx.stopTokenIds];
   return generate;
 }

@@ -54,7 +54,8 @@ export interface StoppedText {
  * "the prefix's text holds a stop" only turns from false to true as it grows).
  */
 export function applyStopStrings(tokens: readonly number[], stops: readonly string[], decode: (ids: number[]) => string): StoppedText {
-  const text = decode([...tokens]);
+  const text = decode(tokens.slice());
+  if (stops.length === 0) return { text, stopped: false, tokenCount: tokens.length };
   const at = findFirstStop(text, stops);
   if (at === -1) return { text, stopped: false, tokenCount: tokens.length };
   let lo = 1;

@@ -3,7 +3,7 @@
 // (the coordinator re-leases the shards and skips lines it already persisted) and
 // opens a fresh session.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { create, WorkerMessageSchema, type CoordinatorMessage, type Lease } from "@batchgen/proto";
+import { create, WorkerMessageSchema, type CoordinatorMessage, type Lease, type Result, type WorkerMessage } from "@batchgen/proto";
 import type { Logger } from "@batchgen/core";
 import type { ConnectStream } from "./coordinator-client.js";
 import type { CreditLedger } from "./credit-ledger.js";
@@ -207,27 +207,31 @@ export class WorkerSession {
       // the line has no Result, so the lease goes back to the coordinator with Release.
       held.unfinished.push(index);
     } else {
-      const base = { leaseId: held.lease.leaseId, batchId: held.lease.batchId, lineIndex: BigInt(index), customId };
-      if (outcome.kind === "response") {
-        this.send({
-          case: "result",
-          value: {
-            ...base,
-            outcome: { case: "response", value: { statusCode: 200, bodyJson: outcome.bodyJson } },
-            usage: { promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens },
-            engineMs: outcome.engineMs,
-          },
-        });
-      } else {
-        this.send({
-          case: "result",
-          value: {
-            ...base,
-            outcome: { case: "error", value: { code: outcome.code, message: outcome.message } },
-            usage: { promptTokens: outcome.promptTokens, completionTokens: 0 },
-          },
-        });
-      }
+      // Written as the message itself (not through create()): one Result a line is the hot path.
+      const lease = held.lease;
+      const result: Result =
+        outcome.kind === "response"
+          ? {
+              $typeName: "batchgen.v1.Result",
+              leaseId: lease.leaseId,
+              batchId: lease.batchId,
+              lineIndex: BigInt(index),
+              customId,
+              outcome: { case: "response", value: { $typeName: "batchgen.v1.Response", statusCode: 200, bodyJson: outcome.bodyJson } },
+              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens },
+              engineMs: outcome.engineMs,
+            }
+          : {
+              $typeName: "batchgen.v1.Result",
+              leaseId: lease.leaseId,
+              batchId: lease.batchId,
+              lineIndex: BigInt(index),
+              customId,
+              outcome: { case: "error", value: { $typeName: "batchgen.v1.LineError", code: outcome.code, message: outcome.message } },
+              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: 0 },
+              engineMs: 0,
+            };
+      this.write({ $typeName: "batchgen.v1.WorkerMessage", msg: { case: "result", value: result } });
       held.sent.push(index);
       this.deps.metrics.lineDone(outcome);
     }
@@ -307,9 +311,13 @@ export class WorkerSession {
   }
 
   private send(msg: MessageInitShape<typeof WorkerMessageSchema>["msg"]): void {
+    this.write(create(WorkerMessageSchema, { msg }));
+  }
+
+  private write(message: WorkerMessage): void {
     if (this.ended || this.closing) return;
     try {
-      this.deps.stream.write(create(WorkerMessageSchema, { msg }));
+      this.deps.stream.write(message);
     } catch (err) {
       this.deps.logger.warn("write to coordinator failed", { error: err instanceof Error ? err.message : String(err) });
     }

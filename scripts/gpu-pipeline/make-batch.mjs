@@ -1,0 +1,48 @@
+// A batch input file of completion lines whose prompts are random token ids, as in
+// workload A: exactly promptLen ids each, maxTokens output tokens each (greedy,
+// ignore_eos), so every line produces the same number of tokens.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** xorshift32: a small seeded stream, so the same seed gives the same prompts. */
+function randomIds(seed) {
+  let s = seed >>> 0 || 1;
+  return (lo, hi) => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return lo + (s % (hi - lo));
+  };
+}
+
+/**
+ * Writes `lines` request lines to `out`; ids are drawn from [1000, 200000) (as the
+ * engine benchmark's, bench/bench_engine.cpp), clipped to the vocabulary, so they
+ * avoid the special tokens at its start. Returns what was written.
+ */
+export function makeBatch({ modelDir, model, lines, promptLen, maxTokens, seed, out }) {
+  const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
+  const vocab = Math.min(config.vocab_size, 200_000);
+  if (!(vocab > 1000)) throw new Error(`${modelDir}/config.json: vocab_size ${config.vocab_size} is too small`);
+  const next = randomIds(seed);
+  const rows = [];
+  for (let i = 0; i < lines; i++) {
+    const prompt = Array.from({ length: promptLen }, () => next(1000, vocab));
+    const body = { model, prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true };
+    rows.push(JSON.stringify({ custom_id: `line-${i}`, method: "POST", url: "/v1/completions", body }));
+  }
+  writeFileSync(out, rows.join("\n") + "\n");
+  return { lines, promptLen, maxTokens, bytes: Buffer.byteLength(rows.join("\n")) + 1 };
+}
+
+/** The lines of a batch file as { customId, prompt, maxTokens } (what the engine-alone run replays). */
+export function readBatch(file) {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      const line = JSON.parse(l);
+      return { customId: line.custom_id, prompt: line.body.prompt, maxTokens: line.body.max_tokens };
+    });
+}

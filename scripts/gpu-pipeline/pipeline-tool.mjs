@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+// The steps of scripts/gpu-pipeline.sh that need JavaScript, in one program (bundled
+// into .carry/pipeline, so the GPU machine needs only `node`):
+//
+//   free-ports N                          N free TCP ports on 127.0.0.1, one a line
+//   wait-tcp PORT [--timeout-s S]         until something listens on 127.0.0.1:PORT
+//   wait-worker --url URL [--timeout-s S] until the coordinator has a worker connected
+//   make-batch --model-dir D --model NAME --lines N --prompt-len L --max-tokens M --seed S --out FILE
+//   engine --input FILE [--warmup FILE] --model-dir D --device DEV --max-seqs N [--max-batch-tokens T] [--threads T] --report FILE
+//   submit --url URL --api-key K --input FILE [--expect-tokens M] [--expect-prompt-tokens L] [--report FILE] [--poll-ms 50]
+//   summary --engine FILE --pipeline FILE [--set KEY=VALUE ...]   one JSON line: both speeds and their ratio
+import { readFileSync, writeFileSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { parseArgs } from "node:util";
+import { engineAlone } from "./engine-alone.mjs";
+import { makeBatch } from "./make-batch.mjs";
+import { submitBatch } from "./submit-batch.mjs";
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function int(values, key, dflt) {
+  const v = values[key] ?? dflt;
+  if (v === undefined) throw new Error(`--${key} is required`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${key}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+function str(values, key, dflt) {
+  const v = values[key] ?? dflt;
+  if (v === undefined || v === "") throw new Error(`--${key} is required`);
+  return v;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: "127.0.0.1", port });
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+  });
+}
+
+async function waitFor(what, timeoutS, check) {
+  const deadline = Date.now() + timeoutS * 1000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutS} s waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const commands = {
+  async "free-ports"(args) {
+    const n = Number(args.positionals[0] ?? 1);
+    const ports = new Set();
+    while (ports.size < n) ports.add(await freePort());
+    console.log([...ports].join("\n"));
+  },
+
+  async "wait-tcp"(args) {
+    const port = Number(args.positionals[0]);
+    await waitFor(`127.0.0.1:${port}`, int(args.values, "timeout-s", 60), () => canConnect(port));
+  },
+
+  async "wait-worker"(args) {
+    const url = str(args.values, "url");
+    const connected = async () => {
+      const res = await fetch(`${url}/metrics`).catch(() => null);
+      if (!res?.ok) return false;
+      const m = /^batchgen_coordinator_workers_connected(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/m.exec(await res.text());
+      return m !== null && Number(m[1]) >= 1;
+    };
+    await waitFor("a worker to connect to the coordinator", int(args.values, "timeout-s", 600), connected);
+  },
+
+  async "make-batch"(args) {
+    const v = args.values;
+    const made = makeBatch({
+      modelDir: str(v, "model-dir"),
+      model: str(v, "model"),
+      lines: int(v, "lines"),
+      promptLen: int(v, "prompt-len"),
+      maxTokens: int(v, "max-tokens"),
+      seed: int(v, "seed", "1"),
+      out: str(v, "out"),
+    });
+    log(`make-batch: ${made.lines} lines of ${made.promptLen} prompt ids, max_tokens ${made.maxTokens} (${made.bytes} bytes)`);
+  },
+
+  async engine(args) {
+    const v = args.values;
+    const engineOptions = { modelDir: str(v, "model-dir"), device: str(v, "device"), maxSeqs: int(v, "max-seqs") };
+    if (v["max-batch-tokens"] !== undefined) engineOptions.maxBatchTokens = int(v, "max-batch-tokens");
+    if (v.threads !== undefined) engineOptions.threads = int(v, "threads");
+    const report = await engineAlone({ input: str(v, "input"), warmup: v.warmup, engineOptions, log });
+    writeFileSync(str(v, "report"), JSON.stringify(report) + "\n");
+    log(`engine: ${report.completion_tokens} tokens in ${report.secs.toFixed(2)} s = ${report.out_tok_s.toFixed(1)} tok/s`);
+  },
+
+  async submit(args) {
+    const v = args.values;
+    const report = await submitBatch({
+      url: str(v, "url"),
+      apiKey: str(v, "api-key"),
+      input: str(v, "input"),
+      endpoint: "/v1/completions",
+      pollMs: int(v, "poll-ms", "50"),
+      timeoutS: int(v, "timeout-s", "1800"),
+      expectTokens: v["expect-tokens"] === undefined ? undefined : int(v, "expect-tokens"),
+      expectPromptTokens: v["expect-prompt-tokens"] === undefined ? undefined : int(v, "expect-prompt-tokens"),
+      log,
+    });
+    if (v.report !== undefined) writeFileSync(v.report, JSON.stringify(report) + "\n");
+    log(`submit: ${report.completion_tokens} tokens in ${report.secs.toFixed(2)} s = ${report.out_tok_s.toFixed(1)} tok/s (coordinator: ${report.coordinator_tok_s})`);
+  },
+
+  async summary(args) {
+    const v = args.values;
+    const engine = JSON.parse(readFileSync(str(v, "engine"), "utf8"));
+    const pipeline = JSON.parse(readFileSync(str(v, "pipeline"), "utf8"));
+    const extra = {};
+    for (const kv of v.set ?? []) {
+      const eq = kv.indexOf("=");
+      const value = kv.slice(eq + 1);
+      extra[kv.slice(0, eq)] = /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+    }
+    const round = (x) => Math.round(x * 10) / 10;
+    console.log(
+      JSON.stringify({
+        label: "pipeline-vs-engine",
+        ...extra,
+        device_name: engine.device_name,
+        lines: pipeline.lines,
+        completion_tokens: pipeline.completion_tokens,
+        pipeline_secs: Math.round(pipeline.secs * 1000) / 1000,
+        pipeline_out_tok_s: round(pipeline.out_tok_s),
+        pipeline_coordinator_tok_s: pipeline.coordinator_tok_s,
+        engine_secs: Math.round(engine.secs * 1000) / 1000,
+        engine_out_tok_s: round(engine.out_tok_s),
+        ratio: Math.round((pipeline.out_tok_s / engine.out_tok_s) * 1000) / 1000,
+      }),
+    );
+  },
+};
+
+async function main() {
+  const [name, ...rest] = process.argv.slice(2);
+  const command = commands[name];
+  if (!command) {
+    log(`usage: pipeline-tool ${Object.keys(commands).join("|")} ...`);
+    process.exit(2);
+  }
+  const args = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: Object.fromEntries(
+      ["timeout-s", "warmup", "url", "model-dir", "model", "lines", "prompt-len", "max-tokens", "seed", "out", "input", "device", "max-seqs",
+        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "pipeline"]
+        .map((k) => [k, { type: "string" }])
+        .concat([["set", { type: "string", multiple: true }]]),
+    ),
+  });
+  await command(args);
+}
+
+main().catch((err) => {
+  log(`pipeline-tool: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
