@@ -5,9 +5,9 @@
 // and a few of its lines, then shuts everything down.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const batchgen = join(root, "packages", "cli", "dist", "main.js");
@@ -19,17 +19,6 @@ function fail(message) {
 }
 
 if (!existsSync(batchgen)) fail("batchgen is not built yet: run `pnpm install && pnpm build` first.");
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const port = await freePort();
 console.log(`demo: starting \`batchgen up --port ${port}\` ...`);

@@ -16,7 +16,9 @@ import {
   coordinatorOptions,
   spawnWorker,
   startInProcessCoordinator,
+  startTwoWorkerCluster,
   type ClusterSettings,
+  type TwoWorkerCluster,
   type WorkerProcess,
 } from "./support/e2e-cluster.js";
 import { E2E_MODEL, e2eModelDir } from "./support/e2e-model.js";
@@ -36,25 +38,18 @@ afterAll(async () => {
 });
 
 describe("filesystem store, two worker processes", () => {
-  let settings: ClusterSettings;
-  let coordinator: Awaited<ReturnType<typeof startInProcessCoordinator>>;
-  const workers: WorkerProcess[] = [];
+  let cluster: TwoWorkerCluster | undefined;
 
   beforeAll(async () => {
-    settings = clusterSettings();
-    coordinator = await startInProcessCoordinator(coordinatorOptions(settings));
-    workers.push(spawnWorker("worker-a", { coordinator: coordinator.grpcAddress, modelDir }));
-    workers.push(spawnWorker("worker-b", { coordinator: coordinator.grpcAddress, modelDir }));
-    await Promise.all(workers.map((w) => w.connected()));
+    cluster = await startTwoWorkerCluster(modelDir);
   });
 
   afterAll(async () => {
-    await Promise.all(workers.map((w) => w.stop()));
-    await coordinator?.stop();
-    settings?.cleanup();
+    await cluster?.stop();
   });
 
   test("a mixed 2,000-line batch (chat and completion lines interleaved) matches the engine alone", async () => {
+    const { coordinator, workers } = cluster!;
     const api = batchApi(coordinator.httpUrl, API_KEY);
     const lines = mixedLines(2_000, { model: E2E_MODEL });
     const kinds = (url: string) => lines.filter((l) => l.url === url).length;

@@ -5,15 +5,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { batchApi } from "./support/batch-api.js";
 import { expectEveryLineOnce, expectMatchesReference, parseJsonl } from "./support/batch-output.js";
 import { chatLines, toJsonl } from "./support/batch-requests.js";
-import {
-  API_KEY,
-  clusterSettings,
-  coordinatorOptions,
-  spawnWorker,
-  startInProcessCoordinator,
-  type ClusterSettings,
-  type WorkerProcess,
-} from "./support/e2e-cluster.js";
+import { API_KEY, startTwoWorkerCluster, type TwoWorkerCluster } from "./support/e2e-cluster.js";
 import { E2E_MODEL, e2eModelDir } from "./support/e2e-model.js";
 import { EngineReference } from "./support/engine-reference.js";
 import { metricValue } from "./support/prometheus-text.js";
@@ -21,28 +13,21 @@ import { metricValue } from "./support/prometheus-text.js";
 const LINES = 600;
 
 let modelDir: string;
-let settings: ClusterSettings;
-let coordinator: Awaited<ReturnType<typeof startInProcessCoordinator>>;
-const workers: WorkerProcess[] = [];
+let cluster: TwoWorkerCluster | undefined;
 
 beforeAll(async () => {
   modelDir = await e2eModelDir();
-  settings = clusterSettings();
   // A stop grace far longer than the bound below: the batch can only end that soon
   // because the workers dropped its leases, not because the grace ran out.
-  coordinator = await startInProcessCoordinator(coordinatorOptions(settings, { shardLines: 50, stopGraceMs: 60_000 }));
-  workers.push(spawnWorker("worker-a", { coordinator: coordinator.grpcAddress, modelDir }));
-  workers.push(spawnWorker("worker-b", { coordinator: coordinator.grpcAddress, modelDir }));
-  await Promise.all(workers.map((w) => w.connected()));
+  cluster = await startTwoWorkerCluster(modelDir, { shardLines: 50, stopGraceMs: 60_000 });
 });
 
 afterAll(async () => {
-  await Promise.all(workers.map((w) => w.stop()));
-  await coordinator?.stop();
-  settings?.cleanup();
+  await cluster?.stop();
 });
 
 test("cancel mid-run keeps finished lines and marks the rest cancelled, within seconds", async () => {
+  const { coordinator, workers } = cluster!;
   const api = batchApi(coordinator.httpUrl, API_KEY);
   // Long completions (up to 400 tokens): lines are still running when the cancel comes.
   const lines = chatLines(LINES, { model: E2E_MODEL, prefix: "cancel", minTokens: 300, maxTokens: 400 });

@@ -10,8 +10,9 @@
 //   submit --url URL --api-key K --input FILE [--expect-tokens M] [--expect-prompt-tokens L] [--report FILE] [--poll-ms 50]
 //   summary --engine FILE --pipeline FILE [--set KEY=VALUE ...]   one JSON line: both speeds and their ratio
 import { readFileSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { parseArgs } from "node:util";
+import { freePort } from "../free-port.mjs";
 import { engineAlone } from "./engine-alone.mjs";
 import { makeBatch } from "./make-batch.mjs";
 import { submitBatch } from "./submit-batch.mjs";
@@ -30,17 +31,6 @@ function str(values, key, dflt) {
   const v = values[key] ?? dflt;
   if (v === undefined || v === "") throw new Error(`--${key} is required`);
   return v;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function canConnect(port) {

@@ -193,3 +193,33 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
     stop: () => proc.stop(),
   };
 }
+
+/** An in-process coordinator with two worker processes (worker-a, worker-b) on its own store. */
+export interface TwoWorkerCluster {
+  coordinator: RunningCoordinator & { coordinator: Coordinator };
+  workers: WorkerProcess[];
+  /** Stops the workers, then the coordinator, and removes the store. */
+  stop(): Promise<void>;
+}
+
+/** Starts a TwoWorkerCluster and waits until both workers are connected; on failure, stops what started. */
+export async function startTwoWorkerCluster(modelDir: string, overrides: CoordinatorOptions = {}): Promise<TwoWorkerCluster> {
+  const settings = clusterSettings();
+  let coordinator: (RunningCoordinator & { coordinator: Coordinator }) | undefined;
+  const workers: WorkerProcess[] = [];
+  const stop = async () => {
+    await Promise.all(workers.map((w) => w.stop()));
+    await coordinator?.stop();
+    settings.cleanup();
+  };
+  try {
+    coordinator = await startInProcessCoordinator(coordinatorOptions(settings, overrides));
+    workers.push(spawnWorker("worker-a", { coordinator: coordinator.grpcAddress, modelDir }));
+    workers.push(spawnWorker("worker-b", { coordinator: coordinator.grpcAddress, modelDir }));
+    await Promise.all(workers.map((w) => w.connected()));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { coordinator, workers, stop };
+}

@@ -7,24 +7,19 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { queueNameOf } from "../src/redis/bullmq-shard-queues.js";
 import { RedisJobStore } from "../src/redis/redis-job-store.js";
+import { ScriptedFleet } from "./support/scripted-fleet.js";
 import { ScriptedWorker, type ScriptedWorkerOptions } from "./support/scripted-worker.js";
-import { api, chatLine, MODEL, parseJsonl, startCluster, submitBatch, waitFor, waitForStatus, WORKER_TOKEN, type Cluster } from "./support/harness.js";
+import { api, chatLine, MODEL, parseJsonl, startCluster, submitBatch, waitFor, waitForStatus, type Cluster } from "./support/harness.js";
 
 let cluster: Cluster | null = null;
-const workers: ScriptedWorker[] = [];
+const fleet = new ScriptedFleet();
+const worker = fleet.start.bind(fleet);
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) w.kill();
+  fleet.killAll();
   await cluster?.stop();
   cluster = null;
 });
-
-async function worker(c: Cluster, opts: Partial<ScriptedWorkerOptions> = {}, replica = 0): Promise<ScriptedWorker> {
-  const w = new ScriptedWorker({ address: c.grpc(replica), model: MODEL, token: WORKER_TOKEN, ...opts });
-  workers.push(w);
-  await w.start();
-  return w;
-}
 
 const ids = (n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `c${i + from}`);
 
@@ -191,8 +186,7 @@ describe("lease expiry and re-lease (component test with scripted workers)", () 
 
   it("refuses a worker with a wrong token", async () => {
     cluster = await startCluster();
-    const w = new ScriptedWorker({ address: cluster.grpc(), model: MODEL, token: "wrong" });
-    workers.push(w);
+    const w = fleet.track(new ScriptedWorker({ address: cluster.grpc(), model: MODEL, token: "wrong" }));
     await expect(w.start()).rejects.toThrow();
     expect(w.ended?.code).toBe(16); // UNAUTHENTICATED
   });

@@ -10,7 +10,7 @@ import { Tokenizer } from "@batchgen/engine/tokenizer";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KEY_A, startCluster, waitFor, WORKER_TOKEN, type Cluster } from "./support/harness.js";
-import { tinyGemmaDir } from "./support/tiny-model.js";
+import { tinyGemmaDir } from "../../../test/support/tiny-model.js";
 
 const WORKER_MAIN = fileURLToPath(new URL("../../worker/dist/main.js", import.meta.url));
 const MODEL_NAME = "tiny-gemma";

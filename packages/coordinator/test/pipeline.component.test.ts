@@ -2,35 +2,27 @@
 // sessions, parts, finalizer) on real Redis and a filesystem store, driven by a scripted
 // gRPC worker (a test double of the worker package, named as such).
 import { afterEach, describe, expect, it } from "vitest";
-import { ScriptedWorker } from "./support/scripted-worker.js";
+import { ScriptedFleet } from "./support/scripted-fleet.js";
 import {
   api,
   chatLine,
   completionLine,
-  MODEL,
   parseJsonl,
   startCluster,
   submitBatch,
   waitForStatus,
-  WORKER_TOKEN,
   type Cluster,
 } from "./support/harness.js";
 
 let cluster: Cluster | null = null;
-const workers: ScriptedWorker[] = [];
+const fleet = new ScriptedFleet({ credit: 512 });
+const worker = fleet.start.bind(fleet);
 
 afterEach(async () => {
-  for (const w of workers.splice(0)) w.kill();
+  fleet.killAll();
   await cluster?.stop();
   cluster = null;
 });
-
-async function worker(c: Cluster, opts: Partial<ConstructorParameters<typeof ScriptedWorker>[0]> = {}, replica = 0): Promise<ScriptedWorker> {
-  const w = new ScriptedWorker({ address: c.grpc(replica), model: MODEL, token: WORKER_TOKEN, credit: 512, ...opts });
-  workers.push(w);
-  await w.start();
-  return w;
-}
 
 describe("pipeline with a scripted worker (component)", () => {
   it("runs a 600-line batch over 3 shards: output in input order, each line once, errors to the error file", async () => {

@@ -10,7 +10,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { BatchgenError } from "./errors.js";
-import { checkKey, checkRange, uploadChunks, type ObjectStore, type UploadBody } from "./object-store.js";
+import { checkKey, checkRange, countedUploadChunks, type ObjectStore, type UploadBody } from "./object-store.js";
 
 const TMP_DIR = ".batchgen-tmp";
 
@@ -105,22 +105,16 @@ export class FsObjectStore implements ObjectStore {
     const target = this.pathOf(key);
     const tmp = await this.tmpPath();
     await mkdir(dirname(tmp), { recursive: true }); // uploads are few: no need to rely on the cached folder
-    let size = 0;
-    const counted = (async function* () {
-      for await (const chunk of uploadChunks(body)) {
-        size += chunk.length;
-        yield chunk;
-      }
-    })();
+    const counted = countedUploadChunks(body);
     try {
       const out = createWriteStream(tmp, { flush: this.fsync });
-      await pipeline(Readable.from(counted), out);
+      await pipeline(Readable.from(counted.chunks), out);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
     await this.commit(tmp, key, target);
-    return { size };
+    return { size: counted.size() };
   }
 
   async get(key: string): Promise<NodeJS.ReadableStream> {

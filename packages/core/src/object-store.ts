@@ -52,3 +52,15 @@ export async function* uploadChunks(body: UploadBody): AsyncGenerator<Buffer> {
     else yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
 }
+
+/** uploadChunks(body) that counts its bytes: `size()` is the total once `chunks` is drained. */
+export function countedUploadChunks(body: UploadBody): { chunks: AsyncGenerator<Buffer>; size(): number } {
+  let size = 0;
+  const chunks = (async function* () {
+    for await (const chunk of uploadChunks(body)) {
+      size += chunk.length;
+      yield chunk;
+    }
+  })();
+  return { chunks, size: () => size };
+}

@@ -14,7 +14,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { Readable } from "node:stream";
 import { BatchgenError } from "./errors.js";
-import { checkKey, checkRange, uploadChunks, type ObjectStore, type UploadBody } from "./object-store.js";
+import { checkKey, checkRange, countedUploadChunks, type ObjectStore, type UploadBody } from "./object-store.js";
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -109,17 +109,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async upload(key: string, body: UploadBody): Promise<{ size: number }> {
     const Key = this.full(key);
-    let size = 0;
-    const counted = (async function* () {
-      for await (const chunk of uploadChunks(body)) {
-        size += chunk.length;
-        yield chunk;
-      }
-    })();
+    const counted = countedUploadChunks(body);
     try {
       const upload = new Upload({
         client: this.client,
-        params: { Bucket: this.bucket, Key, Body: Readable.from(counted) },
+        params: { Bucket: this.bucket, Key, Body: Readable.from(counted.chunks) },
         partSize: this.partSize,
         queueSize: this.queueSize,
         leavePartsOnError: false,
@@ -128,7 +122,7 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       throw this.wrap(err, key, "upload");
     }
-    return { size };
+    return { size: counted.size() };
   }
 
   async get(key: string): Promise<NodeJS.ReadableStream> {

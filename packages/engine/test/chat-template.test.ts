@@ -2,31 +2,16 @@
 // tokenizer.apply_chat_template on the same files: Gemma's <start_of_turn> template
 // (from the bundled tokenizer_config.json), a chat_template.jinja that leans on
 // Python's whitespace rules, and named templates.
-import { spawnSync } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { ChatMessage } from "../ts/chat-template.js";
 import { InvalidArgumentError, UnsupportedError } from "../ts/errors.js";
 import { gemmaTokenizerFiles } from "../ts/gemma-tokenizer-files.js";
 import { Tokenizer } from "../ts/tokenizer.js";
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "../../..");
-const PYTHON = process.env.BATCHGEN_PYTHON ?? join(REPO, ".venv/bin/python");
-
-function python(script: string, input: unknown): unknown {
-  const r = spawnSync(PYTHON, ["-c", script], {
-    input: JSON.stringify(input),
-    encoding: "utf8",
-    maxBuffer: 256 * 1024 * 1024,
-    env: { ...process.env, TRANSFORMERS_VERBOSITY: "error", HF_HUB_OFFLINE: "1", TOKENIZERS_PARALLELISM: "false" },
-  });
-  if (r.status !== 0) throw new Error(`${PYTHON} failed (${r.error?.message ?? r.status}):\n${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
+import { runPython } from "./run-python.js";
 
 // Renders each job's conversations both ways (with and without the generation
 // prompt); an error is reported as {error: message}.
@@ -136,7 +121,7 @@ beforeAll(async () => {
     }),
   );
   gemma = await Tokenizer.fromDir(gemmaDir);
-  py = python(RENDER_ALL, [
+  py = runPython(RENDER_ALL, [
     { key: "gemma", dir: gemmaDir, conversations: CONVERSATIONS },
     { key: "strip-ws", dir: stripDir, conversations: STRIP_CONVERSATIONS },
     { key: "named-ws", dir: namedDir, conversations: STRIP_CONVERSATIONS },

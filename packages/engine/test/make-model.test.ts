@@ -16,27 +16,12 @@ import { makeModel, type MadeModel, type MakeModelOptions } from "../ts/make-mod
 import { FLOAT_FIELDS, planModel } from "../ts/model-plan.js";
 import { toPythonJson } from "../ts/python-json.js";
 import { Tokenizer } from "../ts/tokenizer.js";
+import { runPython } from "./run-python.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "../../..");
-const PYTHON = process.env.BATCHGEN_PYTHON ?? join(REPO, ".venv/bin/python");
 const CLI = join(REPO, "packages/engine/dist/make-model-cli.js");
-
-function python(script: string, input: unknown): unknown {
-  const r = spawnSync(PYTHON, ["-c", script], {
-    input: JSON.stringify(input),
-    encoding: "utf8",
-    maxBuffer: 256 * 1024 * 1024,
-    env: {
-      ...process.env,
-      TRANSFORMERS_VERBOSITY: "error",
-      HF_HUB_OFFLINE: "1",
-      TOKENIZERS_PARALLELISM: "false",
-      OMP_NUM_THREADS: "1",
-    },
-  });
-  if (r.status !== 0) throw new Error(`${PYTHON} failed (${r.error?.message ?? r.status}):\n${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
+// These scripts run torch: one thread each.
+const python = (script: string, input: unknown): unknown => runPython(script, input, { OMP_NUM_THREADS: "1" });
 
 interface Header {
   headerBytes: number;

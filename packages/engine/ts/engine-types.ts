@@ -1,4 +1,6 @@
-// The data the Engine takes and gives (its class is in engine.ts).
+// The data the Engine takes and gives (its class is in engine.ts). Stats and
+// model info pass through unchanged, so their shape is the one native.ts declares.
+import type { NativeModelInfo, NativeResult, NativeStats } from "./native.js";
 
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 
@@ -60,7 +62,7 @@ export interface GenerateRequest {
   priority?: number;
 }
 
-export type FinishReason = "stop" | "length" | "abort" | "error";
+export type FinishReason = NativeResult["finishReason"];
 
 export interface GenerateResult {
   id: string;
@@ -77,32 +79,8 @@ export interface GenerateResult {
   timings: { queueMs: number; firstTokenMs: number; totalMs: number };
 }
 
-export interface EngineStats {
-  running: number;
-  waiting: number;
-  kvBlocksTotal: number;
-  kvBlocksUsed: number;
-  kvBlocksFree: number;
-  /** Prompt tokens run through the model, recomputation after preemption included. */
-  promptTokensProcessed: number;
-  generatedTokens: number;
-  steps: number;
-  preemptions: number;
-  lastStepMs: number;
-}
+/** Live counters of the engine, as the native side reports them. */
+export type EngineStats = NativeStats;
 
-export interface ModelInfo {
-  architecture: string;
-  modelType: string;
-  vocabSize: number;
-  hiddenSize: number;
-  numLayers: number;
-  maxModelLen: number;
-  eosTokenIds: number[];
-  bosTokenId: number;
-  device: string;
-  deviceName: string;
-  weightBytes: number;
-  blockSize: number;
-  kvBlocks: number;
-}
+/** The loaded model and its KV cache, as the native side reports them. */
+export type ModelInfo = NativeModelInfo;

@@ -65,6 +65,7 @@ export interface NativeStats {
   kvBlocksTotal: number;
   kvBlocksUsed: number;
   kvBlocksFree: number;
+  /** Prompt tokens run through the model, recomputation after preemption included. */
   promptTokensProcessed: number;
   generatedTokens: number;
   steps: number;

@@ -9,7 +9,7 @@ import { Tokenizer } from "@batchgen/engine/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorker, type Worker } from "../src/worker.js";
 import { fileLines, getBatch, startCoordinator, submitBatch, waitForBatch, type Harness } from "./support/coordinator-harness.js";
-import { tinyGemmaDir } from "./support/tiny-model.js";
+import { tinyGemmaDir } from "../../../test/support/tiny-model.js";
 
 const MAX_MODEL_LEN = 1024;
 let modelDir: string;

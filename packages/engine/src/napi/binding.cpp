@@ -410,6 +410,13 @@ class CloseWorker : public PromiseWorker {
   Napi::ObjectReference owner_;
 };
 
+// A promise already rejected with the exception being handled (call it in a catch block).
+Napi::Promise rejected_promise(Napi::Env env) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(error_from(env, std::current_exception()).Value());
+  return d.Promise();
+}
+
 Napi::Value NativeEngine::prompt_logits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
@@ -418,9 +425,7 @@ Napi::Value NativeEngine::prompt_logits(const Napi::CallbackInfo& info) {
     w->Queue();
     return w->promise();
   } catch (...) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(error_from(env, std::current_exception()).Value());
-    return d.Promise();
+    return rejected_promise(env);
   }
 }
 
@@ -447,9 +452,7 @@ Napi::Value load(const Napi::CallbackInfo& info) {
     w->Queue();
     return w->promise();
   } catch (...) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(error_from(env, std::current_exception()).Value());
-    return d.Promise();
+    return rejected_promise(env);
   }
 }
 

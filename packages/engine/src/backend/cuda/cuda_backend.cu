@@ -61,18 +61,20 @@ void check_cublas(cublasStatus_t s, const char* what) {
 
 std::string mib(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
-// Pinned host memory that grows on demand (contents are not kept).
-class PinnedBuffer {
+// Memory that grows on demand (contents are not kept), allocated and freed by Mem:
+// PinnedHostMemory or DeviceMemory below.
+template <class Mem>
+class GrowingBuffer {
  public:
-  ~PinnedBuffer() {
-    if (p_) cudaFreeHost(p_);
+  ~GrowingBuffer() {
+    if (p_) Mem::free(p_);
   }
   void* ensure(size_t bytes) {
     if (bytes > bytes_) {
-      if (p_) cudaFreeHost(p_);
+      if (p_) Mem::free(p_);
       p_ = nullptr;
       bytes_ = 0;
-      BG_CUDA_CHECK(cudaMallocHost(&p_, bytes));
+      check_cuda(Mem::alloc(&p_, bytes), Mem::alloc_call, __FILE__, __LINE__);
       bytes_ = bytes;
     }
     return p_;
@@ -85,30 +87,23 @@ class PinnedBuffer {
   size_t bytes_ = 0;
 };
 
-// Device memory that grows on demand (contents are not kept). The caller makes
-// sure no queued work still uses the old memory before growing.
-class DeviceBuffer {
- public:
-  ~DeviceBuffer() {
-    if (p_) cudaFree(p_);
-  }
-  void* ensure(size_t bytes) {
-    if (bytes > bytes_) {
-      if (p_) cudaFree(p_);
-      p_ = nullptr;
-      bytes_ = 0;
-      BG_CUDA_CHECK(cudaMalloc(&p_, bytes));
-      bytes_ = bytes;
-    }
-    return p_;
-  }
-  size_t bytes() const { return bytes_; }
-  void* data() const { return p_; }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
+struct PinnedHostMemory {
+  static constexpr const char* alloc_call = "cudaMallocHost(&p_, bytes)";
+  static cudaError_t alloc(void** p, size_t bytes) { return cudaMallocHost(p, bytes); }
+  static void free(void* p) { cudaFreeHost(p); }
 };
+
+struct DeviceMemory {
+  static constexpr const char* alloc_call = "cudaMalloc(&p_, bytes)";
+  static cudaError_t alloc(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+  static void free(void* p) { cudaFree(p); }
+};
+
+// Pinned host memory that grows on demand.
+using PinnedBuffer = GrowingBuffer<PinnedHostMemory>;
+// Device memory that grows on demand. The caller makes sure no queued work still
+// uses the old memory before growing.
+using DeviceBuffer = GrowingBuffer<DeviceMemory>;
 
 Tensor i32_view(void* base, size_t offset_elems, int64_t rows, int64_t cols) {
   Tensor t;
