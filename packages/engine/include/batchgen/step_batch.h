@@ -28,6 +28,27 @@ struct StepBatch {
   int32_t num_seqs() const { return int32_t(context_lens.size()); }
 };
 
+// The consistency checks every backend's upload_step makes before it trusts the
+// batch's indexes: nullptr when consistent, else what is wrong. Header-only so the
+// CUDA library (linked before bg_core) can use it too.
+inline const char* step_batch_problem(const StepBatch& b) {
+  const int32_t T = b.num_tokens(), S = b.num_seqs();
+  if (b.positions.size() != size_t(T) || b.slot_mapping.size() != size_t(T))
+    return "step batch: positions/slot_mapping size differs from token_ids";
+  if (b.cu_seq_q.size() != size_t(S) + 1) return "step batch: cu_seq_q must have num_seqs + 1 entries";
+  if (b.block_tables.size() != size_t(S) * size_t(b.max_blocks_per_seq))
+    return "step batch: block_tables size != num_seqs * max_blocks_per_seq";
+  if (S > 0 && (b.cu_seq_q[0] != 0 || b.cu_seq_q[size_t(S)] != T))
+    return "step batch: cu_seq_q must run from 0 to num_tokens";
+  for (int32_t s = 0; s < S; ++s) {
+    const int32_t q = b.cu_seq_q[size_t(s) + 1] - b.cu_seq_q[size_t(s)];
+    if (q < 0 || q > b.context_lens[size_t(s)]) return "step batch: a sequence has more new tokens than context";
+  }
+  for (int32_t r : b.logit_rows)
+    if (r < 0 || r >= T) return "step batch: logit row outside the batch";
+  return nullptr;
+}
+
 // The same description in backend memory (i32 tensors), made by Backend::upload_step.
 // Scalars stay on the host so kernels can be sized without a read-back.
 struct StepTensors {

@@ -155,18 +155,8 @@ class CpuBackend final : public Backend {
   // until the next upload_step.
   StepTensors upload_step(const StepBatch& b) override {
     const int32_t T = b.num_tokens(), S = b.num_seqs();
-    expect(b.positions.size() == size_t(T) && b.slot_mapping.size() == size_t(T),
-           "step batch: positions/slot_mapping size differs from token_ids");
-    expect(b.cu_seq_q.size() == size_t(S) + 1, "step batch: cu_seq_q must have num_seqs + 1 entries");
-    expect(b.block_tables.size() == size_t(S) * size_t(b.max_blocks_per_seq),
-           "step batch: block_tables size != num_seqs * max_blocks_per_seq");
-    expect(S == 0 || (b.cu_seq_q[0] == 0 && b.cu_seq_q[size_t(S)] == T),
-           "step batch: cu_seq_q must run from 0 to num_tokens");
-    for (int32_t s = 0; s < S; ++s) {
-      const int32_t q = b.cu_seq_q[size_t(s) + 1] - b.cu_seq_q[size_t(s)];
-      expect(q >= 0 && q <= b.context_lens[size_t(s)], "step batch: a sequence has more new tokens than context");
-    }
-    for (int32_t r : b.logit_rows) expect(r >= 0 && r < T, "step batch: logit row outside the batch");
+    const char* problem = step_batch_problem(b);
+    expect(problem == nullptr, problem ? problem : "");
     step_ = b;
     StepTensors st;
     auto view = [](std::vector<int32_t>& v, int64_t rows, int64_t cols) {

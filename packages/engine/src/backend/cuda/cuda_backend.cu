@@ -271,14 +271,8 @@ class CudaBackend final : public Backend {
     expect(heads_.num_heads > 0, "upload_step before reserve_scratch");
     const int32_t T = b.num_tokens(), S = b.num_seqs();
     const int32_t R = int32_t(b.logit_rows.size());
-    expect(b.positions.size() == size_t(T) && b.slot_mapping.size() == size_t(T),
-           "step batch: positions/slot_mapping size differs from token_ids");
-    expect(b.cu_seq_q.size() == size_t(S) + 1, "step batch: cu_seq_q must have num_seqs + 1 entries");
-    expect(b.block_tables.size() == size_t(S) * size_t(b.max_blocks_per_seq),
-           "step batch: block_tables size != num_seqs * max_blocks_per_seq");
-    expect(S == 0 || (b.cu_seq_q[0] == 0 && b.cu_seq_q[size_t(S)] == T),
-           "step batch: cu_seq_q must run from 0 to num_tokens");
-    for (int32_t r : b.logit_rows) expect(r >= 0 && r < T, "step batch: logit row outside the batch");
+    const char* problem = step_batch_problem(b);
+    expect(problem == nullptr, problem ? problem : "");
 
     const int32_t group = heads_.num_heads / heads_.num_kv_heads;
     work_.resize(size_t(2 * cuda::attention_work_bound(T, S, group)));
