@@ -50,15 +50,7 @@ struct Dev {
   Dev(const Dev&) = delete;
 };
 
-Tensor view(void* p, DType d, int64_t rows, int64_t cols) {
-  Tensor t;
-  t.data = p;
-  t.dtype = d;
-  t.rows = rows;
-  t.cols = cols;
-  t.stride = cols;
-  return t;
-}
+Tensor view(void* p, DType d, int64_t rows, int64_t cols) { return tensor_view(p, d, rows, cols); }
 
 Tensor rand_bf16(Dev& d, int64_t rows, int64_t cols, float scale, uint64_t seed) {
   fill_random<<<1024, 256>>>(static_cast<bf16*>(d.p), size_t(rows * cols), seed, scale);

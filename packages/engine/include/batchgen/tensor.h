@@ -53,6 +53,17 @@ struct Tensor {
   }
 };
 
+// A contiguous view: `rows` rows of `cols` elements at `data`.
+inline Tensor tensor_view(void* data, DType dtype, int64_t rows, int64_t cols) {
+  Tensor t;
+  t.data = data;
+  t.dtype = dtype;
+  t.rows = rows;
+  t.cols = cols;
+  t.stride = cols;
+  return t;
+}
+
 // One error type crosses the engine's boundary; `code` is one of a closed set that
 // the binding maps onto TypeScript error classes.
 enum class ErrorCode : uint8_t {

@@ -86,11 +86,7 @@ class CpuBackend final : public Backend {
   // --- memory ---------------------------------------------------------------
   Tensor alloc(DType dtype, int64_t rows, int64_t cols) override {
     expect(rows >= 0 && cols >= 0, "alloc with a negative shape");
-    Tensor t;
-    t.dtype = dtype;
-    t.rows = rows;
-    t.cols = cols;
-    t.stride = cols;
+    Tensor t = tensor_view(nullptr, dtype, rows, cols);
     size_t bytes = size_t(rows) * size_t(cols) * dtype_size(dtype);
     // 64-byte alignment (a cache line) and a non-zero size so free() always has a pointer.
     size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
@@ -160,13 +156,7 @@ class CpuBackend final : public Backend {
     step_ = b;
     StepTensors st;
     auto view = [](std::vector<int32_t>& v, int64_t rows, int64_t cols) {
-      Tensor t;
-      t.data = v.data();
-      t.dtype = DType::i32;
-      t.rows = rows;
-      t.cols = cols;
-      t.stride = cols;
-      return t;
+      return tensor_view(v.data(), DType::i32, rows, cols);
     };
     st.token_ids = view(step_.token_ids, 1, T);
     st.positions = view(step_.positions, 1, T);

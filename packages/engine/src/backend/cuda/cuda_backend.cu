@@ -106,13 +106,7 @@ using PinnedBuffer = GrowingBuffer<PinnedHostMemory>;
 using DeviceBuffer = GrowingBuffer<DeviceMemory>;
 
 Tensor i32_view(void* base, size_t offset_elems, int64_t rows, int64_t cols) {
-  Tensor t;
-  t.data = static_cast<int32_t*>(base) + offset_elems;
-  t.dtype = DType::i32;
-  t.rows = rows;
-  t.cols = cols;
-  t.stride = cols;
-  return t;
+  return tensor_view(static_cast<int32_t*>(base) + offset_elems, DType::i32, rows, cols);
 }
 
 // Host conversion of n elements between storage dtypes (torch's rounding).
@@ -180,11 +174,7 @@ class CudaBackend final : public Backend {
   Tensor alloc(DType dtype, int64_t rows, int64_t cols) override {
     use_device();
     expect(rows >= 0 && cols >= 0, "alloc with a negative shape");
-    Tensor t;
-    t.dtype = dtype;
-    t.rows = rows;
-    t.cols = cols;
-    t.stride = cols;
+    Tensor t = tensor_view(nullptr, dtype, rows, cols);
     const size_t bytes = std::max<size_t>(256, size_t(rows) * size_t(cols) * dtype_size(dtype));
     cudaError_t e = cudaMalloc(&t.data, bytes);
     if (e == cudaErrorMemoryAllocation) {
