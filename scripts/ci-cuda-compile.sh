@@ -5,7 +5,7 @@
 # GPU checks are scripts/gpu-check.sh on a GPU machine.
 #
 # cuBLAS headers and libraries come from the nvidia-cublas wheel (pinned below),
-# fetched once with pip from the configured index into build/cublas-wheel (or
+# fetched once with pip (this machine's pip configuration) into build/cublas-wheel (or
 # $BG_CUBLAS_CACHE); the build lives in build/cuda-compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +19,7 @@ command -v nvcc >/dev/null || { echo "ci-cuda-compile: nvcc not found" >&2; exit
 if [ ! -f "$root/include/cublas_v2.h" ] || [ ! -f "$root/lib/libcublasLt.so.13" ]; then
   echo "ci-cuda-compile: fetching nvidia-cublas==$CUBLAS_WHEEL_VERSION"
   rm -rf "$cache" && mkdir -p "$cache/dl"
-  # Local package indexes when the machine has them (as .ci/run does): no retries
-  # against a public index it cannot reach.
-  idx=()
-  [ -d /opt/pypi/simple ] && idx+=(--index-url file:///opt/pypi/simple)
-  [ -d /opt/pypi-more/simple ] && idx+=(--extra-index-url file:///opt/pypi-more/simple)
-  [ ${#idx[@]} -eq 1 ] && [ -d /opt/pypi-more/simple ] && idx=(--index-url file:///opt/pypi-more/simple)
-  "$python" -m pip download -q --retries 1 --no-deps ${idx[@]+"${idx[@]}"} \
+  "$python" -m pip download -q --retries 2 --no-deps \
     "nvidia-cublas==$CUBLAS_WHEEL_VERSION" -d "$cache/dl"
   "$python" - "$cache" <<'PY'
 import glob, sys, zipfile

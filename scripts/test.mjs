@@ -20,25 +20,13 @@ let failed = 0;
 // in .venv (made here on first use) unless BATCHGEN_PYTHON names an interpreter.
 function ensurePython() {
   if (process.env.BATCHGEN_PYTHON) return;
-  const py = join(root, ".venv/bin/python");
-  const ok = () => existsSync(py) && spawnSync(py, ["-c", "import torch, transformers, safetensors"]).status === 0;
-  if (!ok()) {
-    console.log("creating .venv with torch, transformers and safetensors (the reference for the engine's logits)");
-    const idx = [];
-    if (existsSync("/opt/pypi/simple")) idx.push("--index-url", "file:///opt/pypi/simple");
-    if (existsSync("/opt/pypi-more/simple")) idx.push("--extra-index-url", "file:///opt/pypi-more/simple");
-    const steps = [
-      ["python3", ["-m", "venv", join(root, ".venv")]],
-      [join(root, ".venv/bin/pip"), ["install", "-q", ...idx, "torch", "transformers", "safetensors"]],
-    ];
-    for (const [cmd, a] of steps) {
-      if (spawnSync(cmd, a, { stdio: "inherit" }).status !== 0) {
-        console.error(`failed: ${cmd} ${a.join(" ")}`);
-        process.exit(1);
-      }
-    }
+  const r = spawnSync("bash", [join(root, "scripts/setup-python.sh")], { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error("failed: scripts/setup-python.sh");
+    console.log("\n0 passed, 1 failed");
+    process.exit(1);
   }
-  process.env.BATCHGEN_PYTHON = py;
+  process.env.BATCHGEN_PYTHON = join(root, ".venv/bin/python");
 }
 ensurePython();
 
