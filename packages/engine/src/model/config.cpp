@@ -265,6 +265,14 @@ ModelConfig model_config_load(const std::string& model_dir) {
   const std::string path = model_dir + "/config.json";
   if (!is_file(path)) load_error("missing config.json in " + model_dir);
   const Json top_cfg = read_json_file(path);
+  const std::string gen_path = model_dir + "/generation_config.json";
+  if (!is_file(gen_path)) return model_config_parse(top_cfg, path, nullptr, gen_path);
+  const Json gen = read_json_file(gen_path);
+  return model_config_parse(top_cfg, path, &gen, gen_path);
+}
+
+ModelConfig model_config_parse(const Json& top_cfg, const std::string& path, const Json* gen,
+                               const std::string& gen_path) {
   const Fields top(top_cfg, path);
 
   ModelConfig c;
@@ -387,12 +395,10 @@ ModelConfig model_config_load(const std::string& model_dir) {
 
   // EOS: generation_config.json is what transformers' generate() uses; config.json's
   // ids (top level, then text_config) are added so either file is enough.
-  const std::string gen_path = model_dir + "/generation_config.json";
   std::vector<int32_t> eos;
   int32_t bos = -1;
-  if (is_file(gen_path)) {
-    const Json gen = read_json_file(gen_path);
-    Fields g(gen, gen_path);
+  if (gen) {
+    Fields g(*gen, gen_path);
     eos = g.id_list("eos_token_id");
     std::vector<int32_t> b = g.id_list("bos_token_id");
     if (!b.empty()) bos = b[0];

@@ -447,6 +447,8 @@ std::string gguf_find(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return "";
   if (S_ISREG(st.st_mode)) return ends_with(path, ".gguf") ? path : "";
   if (!S_ISDIR(st.st_mode)) return "";
+  struct stat cfg;
+  if (::stat((path + "/config.json").c_str(), &cfg) == 0) return "";
   DIR* d = ::opendir(path.c_str());
   if (!d) return "";
   std::vector<std::string> found;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "model/model.h"
 #include "model/safetensors.h"
 
 namespace bg {
@@ -103,7 +104,8 @@ class GgufFile {
 };
 
 // The GGUF file `path` names: the path itself when it is a file ending in .gguf,
-// or the single .gguf file in the directory `path`. "" when there is none.
+// or the single .gguf file in the directory `path` when it has no config.json
+// (a Hugging Face directory wins). "" when there is none.
 // Throws EngineError(model_load) for a directory holding several.
 std::string gguf_find(const std::string& path);
 
@@ -112,6 +114,8 @@ std::string gguf_find(const std::string& path);
 // and end-of-turn tokens of the vocabulary. Throws EngineError(unsupported) naming
 // an architecture we do not run.
 std::string gguf_config_json(const GgufFile& file);
+// That config, read by the one config parser (model_config_parse).
+ModelConfig gguf_model_config(const GgufFile& file);
 
 // Every tensor of `file` under its Hugging Face name, dequantized to f32 (F32, F16
 // and BF16 tensors are used in place), with what llama.cpp's converter changed

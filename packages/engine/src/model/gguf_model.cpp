@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "model/gguf.h"
+#include "model/json.h"
 
 namespace bg {
 namespace {
@@ -324,6 +325,17 @@ std::string gguf_config_json(const GgufFile& f) {
   for (size_t i = 0; i < kv.size(); ++i) out << (i ? ",\n " : "\n ") << quoted(kv[i].first) << ": " << kv[i].second;
   out << "\n}\n";
   return out.str();
+}
+
+ModelConfig gguf_model_config(const GgufFile& f) {
+  const std::string where = f.path() + " (GGUF metadata as config.json)";
+  Json cfg;
+  try {
+    cfg = json_parse(gguf_config_json(f));
+  } catch (const std::invalid_argument& e) {
+    throw EngineError(ErrorCode::internal, where + ": " + e.what());
+  }
+  return model_config_parse(cfg, where, nullptr, "");
 }
 
 SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/dtype_convert.h"
+#include "model/gguf.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -321,8 +322,12 @@ class TransformerModel final : public Model {
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backend) {
-  ModelConfig config = model_config_load(model_dir);
-  SafetensorsSet weights = SafetensorsSet::open_dir(model_dir);
+  // A GGUF file (or a directory holding one instead of config.json) yields the
+  // same config and Hugging Face-named tensors (model/gguf.h).
+  const std::string gguf = gguf_find(model_dir);
+  std::shared_ptr<GgufFile> file = gguf.empty() ? nullptr : std::shared_ptr<GgufFile>(GgufFile::open(gguf));
+  ModelConfig config = file ? gguf_model_config(*file) : model_config_load(model_dir);
+  SafetensorsSet weights = file ? gguf_weights(file) : SafetensorsSet::open_dir(model_dir);
   auto model = std::make_unique<TransformerModel>(std::move(config), backend);
   model->load_weights(weights);
   return model;

@@ -85,6 +85,12 @@ struct ModelConfig {
 // Throws EngineError(model_load) for a missing/unreadable file or field,
 // EngineError(unsupported) naming an architecture that is not supported.
 ModelConfig model_config_load(const std::string& model_dir);
+// The same from a parsed config.json (`path` names it in messages) and, when not
+// null, generation_config.json (named `gen_path`): how a GGUF file's metadata,
+// written as a config.json, becomes a ModelConfig (model/gguf.h).
+class Json;
+ModelConfig model_config_parse(const Json& config, const std::string& path, const Json* generation_config,
+                               const std::string& gen_path);
 
 // The rotary embedding of a config: inv_freq computed as transformers computes it
 // (f32, same operation order), including "linear" and "llama3" scaling. `local`
