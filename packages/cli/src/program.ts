@@ -6,6 +6,7 @@ import { CliError } from "./cli-error.js";
 import { cancelCommand } from "./commands/cancel-command.js";
 import { coordinatorCommand } from "./commands/coordinator-command.js";
 import { downloadCommand } from "./commands/download-command.js";
+import { inspectModelCommand } from "./commands/inspect-model-command.js";
 import { listCommand } from "./commands/list-command.js";
 import { makeModelCommand } from "./commands/make-model-command.js";
 import { statusCommand } from "./commands/status-command.js";
@@ -30,6 +31,7 @@ export function buildProgram(out: Output = consoleOutput): Command {
     coordinatorCommand(out),
     workerCommand(),
     makeModelCommand(out),
+    inspectModelCommand(out),
   ]) {
     program.addCommand(cmd.exitOverride());
   }
