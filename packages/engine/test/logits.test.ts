@@ -6,7 +6,8 @@
 // a multimodal Gemma 3 checkpoint (QK-norm, 5 local : 1 global, two rope bases),
 // Qwen3 (QK-norm), Qwen2.5, Llama 3.2 (tied, llama3 rope) and Mistral with a sliding
 // window; windows are 16 tokens, so the longer prompts reach well past them; and
-// loader variants (bf16 and f16 storage, a sharded checkpoint).
+// loader variants (bf16 and f16 storage, a sharded checkpoint, the multimodal Gemma 3
+// with transformers 4.5x's tensor names).
 //
 // Error measure, for each position (logits row) r of a prompt:
 //   relErr(r) = max_i |engine[r,i] - transformers[r,i]| / max_i |transformers[r,i]|
@@ -35,7 +36,7 @@ describe("prompt logits match transformers", () => {
   it("covers every architecture and loader variant", () => {
     expect(cases.map((c) => c.name).sort()).toEqual([
       "gemma-2b-mqa", "gemma-2b-mqa-sharded", "gemma-7b-mha", "gemma2-window", "gemma3-multimodal",
-      "gemma3-window", "llama-gqa", "llama-gqa-bf16", "llama-linear-rope", "llama3.2", "llama31-rope",
+      "gemma3-multimodal-renamed", "gemma3-window", "llama-gqa", "llama-gqa-bf16", "llama-linear-rope", "llama3.2", "llama31-rope",
       "mistral", "mistral-f16", "mistral-window", "qwen2-bias", "qwen2.5", "qwen3",
     ]);
     expect(new Set(cases.map((c) => c.modelType))).toEqual(

@@ -25,6 +25,7 @@ import shutil
 import struct
 import sys
 
+import safetensors.torch
 import torch
 import transformers
 from transformers import (
@@ -144,6 +145,11 @@ CASES = {
     "llama-gqa-bf16": ("llama-gqa", None, None, "bfloat16", {}),
     "mistral-f16": ("mistral", None, None, "float16", {}),
     "gemma-2b-mqa-sharded": ("gemma-2b-mqa", None, None, "float32", {"max_shard_size": "1MB"}),
+    # The multimodal Gemma 3 with its tensors under "model.language_model." as
+    # transformers 4.52-4.x saved them (5.x writes the Hub's "language_model.model.").
+    "gemma3-multimodal-renamed": ("gemma3-multimodal", None, None, "float32", {"rename": [
+        ("language_model.model.", "model.language_model."), ("language_model.lm_head.", "lm_head."),
+        ("vision_tower.", "model.vision_tower."), ("multi_modal_projector.", "model.multi_modal_projector.")]}),
 }
 
 SEEDS = {name: 1000 + i for i, name in enumerate(CASES)}
@@ -198,7 +204,20 @@ def build_model(name, out_dir):
     else:
         model = new_model(name)
     model = model.to(getattr(torch, dtype))
+    save_opts = dict(save_opts)
+    rename = save_opts.pop("rename", None)
     model.save_pretrained(model_dir, **save_opts)
+    if rename:
+        path = os.path.join(model_dir, "model.safetensors")
+        tensors = safetensors.torch.load_file(path)
+        renamed = {}
+        for k, v in tensors.items():
+            for old, new in rename:
+                if k.startswith(old):
+                    k = new + k[len(old):]
+                    break
+            renamed[k] = v
+        safetensors.torch.save_file(renamed, path, metadata={"format": "pt"})
     return model_dir
 
 
