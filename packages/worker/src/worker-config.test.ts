@@ -32,4 +32,10 @@ describe("worker config", () => {
     expect(loadWorkerConfig({ env: { BATCHGEN_WORKER_DETERMINISTIC: "false" }, flags: base }).deterministic).toBe(false);
     expect(workerFlagHelp()).toMatch(/^ {2}--deterministic +batch-invariant/m);
   });
+
+  it("names the model after its directory, or its GGUF file without the extension", () => {
+    expect(loadWorkerConfig({ flags: base }).modelName).toBe("tiny-gemma");
+    expect(loadWorkerConfig({ flags: { ...base, modelDir: "/m/gemma-3-270m-q4_k_m.gguf" } }).modelName).toBe("gemma-3-270m-q4_k_m");
+    expect(loadWorkerConfig({ flags: { ...base, modelName: "x" } }).modelName).toBe("x");
+  });
 });

@@ -72,5 +72,7 @@ export function loadWorkerConfig(sources: { env?: Record<string, string | undefi
 /** Fills what depends on other settings (model name from the directory, the address list). */
 export function withDefaults(config: z.output<typeof workerConfigSchema>): WorkerConfig {
   const modelDir = resolve(config.modelDir);
-  return { ...config, modelDir, modelName: config.modelName ?? basename(modelDir), coordinators: coordinatorAddresses(config.coordinator) };
+  // A GGUF file names its model without the extension.
+  const modelName = config.modelName ?? basename(modelDir).replace(/\.gguf$/, "");
+  return { ...config, modelDir, modelName, coordinators: coordinatorAddresses(config.coordinator) };
 }
