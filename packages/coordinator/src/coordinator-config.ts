@@ -56,6 +56,17 @@ export const coordinatorConfigSchema = z.object({
   maxLineBytes: positiveInt.default(8 * 1024 * 1024),
   /** Largest accepted upload, in bytes. */
   maxFileBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
+  /**
+   * A request must arrive whole within this long (408 otherwise): bounds an upload that
+   * trickles in forever. The default lets a 2 GiB upload arrive at about 0.6 MB/s.
+   */
+  requestTimeoutMs: positiveInt.default(3_600_000),
+  /** A request whose connection sends nothing for this long is answered 408 and closed. */
+  idleTimeoutMs: positiveInt.min(100).default(60_000),
+  /** How often the janitor deletes expired files (one replica at a time). */
+  janitorIntervalMs: positiveInt.min(100).default(60_000),
+  /** Temp files of the store older than this are an interrupted upload's; the janitor removes them. */
+  staleTempMs: positiveInt.default(24 * 3_600_000),
   /** Completion windows POST /v1/batches accepts ("24h" is OpenAI's only one). */
   completionWindows: z.array(completionWindow).min(1).default(["24h", "1h", "48h", "7d"]),
   /**

@@ -18,6 +18,10 @@ export class CoordinatorMetrics {
   readonly leaseExpiries: Counter;
   readonly workersConnected: Gauge;
   readonly leasesHeld: Gauge;
+  readonly swallowedErrors: Counter<"site">;
+  readonly uncaughtErrors: Counter<"kind">;
+  readonly httpRequestsRejected: Counter<"status">;
+  readonly janitorDeleted: Counter<"what">;
 
   constructor(store: JobStore) {
     const registry = createRegistry(PREFIX);
@@ -74,5 +78,29 @@ export class CoordinatorMetrics {
     });
     this.workersConnected = new Gauge({ name: `${PREFIX}workers_connected`, help: "Worker streams on this replica.", registers });
     this.leasesHeld = new Gauge({ name: `${PREFIX}leases_held`, help: "Leases held by workers of this replica.", registers });
+    this.swallowedErrors = new Counter({
+      name: `${PREFIX}swallowed_errors_total`,
+      help: "Errors of best-effort steps (cleanups, lock renewals, notifications) logged and let pass, by site.",
+      labelNames: ["site"],
+      registers,
+    });
+    this.uncaughtErrors = new Counter({
+      name: `${PREFIX}uncaught_errors_total`,
+      help: "Errors that escaped every handler (uncaughtException, unhandledRejection), logged by the process guard.",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.httpRequestsRejected = new Counter({
+      name: `${PREFIX}http_requests_rejected_total`,
+      help: "HTTP requests answered with an error status before or while reading them (408, 413, 400, 405 ...), by status.",
+      labelNames: ["status"],
+      registers,
+    });
+    this.janitorDeleted = new Counter({
+      name: `${PREFIX}janitor_deleted_total`,
+      help: "What the janitor removed: expired files, trashed objects, stale temp files.",
+      labelNames: ["what"],
+      registers,
+    });
   }
 }

@@ -12,7 +12,22 @@ export interface FileRecord {
   purpose: string;
   /** Where the bytes are in object storage. */
   key: string;
+  /** When the janitor deletes the file (its `expires_after`); null: kept until deleted. */
+  expiresAtMs: number | null;
 }
+
+export interface FileListQuery {
+  purpose: string | null;
+  /** A file id: list the files after it in this order (exclusive). */
+  after: string | null;
+  limit: number;
+  order: "asc" | "desc";
+}
+
+export type DeleteFileResult =
+  | { deleted: true; /** Objects (keys, "prefix/" folders) now in the trash, to delete from storage. */ trash: string[] }
+  | { deleted: false; /** A batch not yet final that reads the file. */ readBy: string }
+  | null;
 
 export type StopReason = "cancelled" | "expired";
 
@@ -44,6 +59,8 @@ export interface BatchRecord {
   total: number;
   shards: number;
   shardLines: number;
+  /** `output_expires_after.seconds`: output and error files expire this long after they are made. */
+  outputExpiresAfterS: number | null;
   /** Lines persisted with a response / with a line error (exact once final). */
   completed: number;
   failed: number;
@@ -109,6 +126,21 @@ export interface JobStore {
   // Files
   createFile(file: FileRecord): Promise<void>;
   getFile(id: string): Promise<FileRecord | null>;
+  getFiles(ids: readonly string[]): Promise<Array<FileRecord | null>>;
+  /** A tenant's file ids by creation time, optionally of one purpose. */
+  listFileIds(tenant: string, query: FileListQuery): Promise<{ ids: string[]; hasMore: boolean }>;
+  /**
+   * Delete the file's record unless a batch not yet final reads it (createBatch records
+   * readers); its object and the storage of the batches that read it go to the trash.
+   * null: no such file.
+   */
+  deleteFile(id: string, nowMs: number): Promise<DeleteFileResult>;
+  /** Ids of files whose expiry is at or before nowMs, oldest first. */
+  expiredFileIds(nowMs: number, limit: number): Promise<string[]>;
+  /** Trash entries put there before `beforeMs` (object keys, or folders ending in "/"). */
+  trash(beforeMs: number, limit: number): Promise<string[]>;
+  /** Forget trash entries whose objects are gone from storage. */
+  clearTrash(entries: readonly string[]): Promise<void>;
 
   // Batches
   createBatch(batch: BatchRecord): Promise<void>;

@@ -21,6 +21,12 @@ export interface ObjectStore {
   /** No error if absent. */
   delete(key: string): Promise<void>;
   deletePrefix(prefix: string): Promise<void>;
+  /**
+   * Remove temp files of writes that never finished (a crash mid-upload) last modified
+   * before `beforeMs`; returns how many. Optional: where the store keeps none (S3 drops
+   * unfinished multipart uploads itself by a bucket lifecycle rule), it is absent.
+   */
+  removeStaleTemp?(beforeMs: number): Promise<number>;
   /** Release connections (S3); optional, a no-op where there is nothing to release. */
   close?(): Promise<void>;
 }

@@ -3,9 +3,10 @@
 // one BullMQ job per shard (status in_progress). One replica ingests a batch at a time (a
 // lock); a replica that dies mid-ingest leaves the lock to expire and the monitor of any
 // replica runs the ingest again (queuing a shard twice is a no-op).
-import { BatchErrorCodes, type Logger, type ObjectStore } from "@batchgen/core";
+import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { JobStore, ShardJobData } from "../job-store.js";
+import type { SwallowedErrors } from "../swallowed-errors.js";
 import { InputValidator, type ShardRange } from "./input-validator.js";
 import { splitLines } from "./split-lines.js";
 
@@ -16,6 +17,7 @@ export interface IngestDeps {
   logger: Logger;
   /** Unique per replica: owner of the locks it takes. */
   replicaId: string;
+  swallowed: SwallowedErrors;
 }
 
 const LOCK_TTL_MS = 30_000;
@@ -57,17 +59,19 @@ export class BatchIngest {
   }
 
   private async runLocked(batchId: string): Promise<void> {
-    const { store, replicaId, logger } = this.deps;
+    const { store, replicaId, logger, swallowed } = this.deps;
     const lock = ingestLockName(batchId);
     if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return;
-    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+    // A failed renewal is retried at the next interval; a lock lost for good lets another replica ingest again (idempotent).
+    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("ingest.renew_lock")), LOCK_TTL_MS / 3);
     try {
       await this.ingest(batchId);
     } catch (err) {
       if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, err });
     } finally {
       clearInterval(renew);
-      await store.releaseLock(lock, replicaId).catch(() => undefined);
+      // Not released, the lock expires after its TTL and the monitor retries.
+      await store.releaseLock(lock, replicaId).catch(swallowed.at("ingest.release_lock"));
     }
   }
 
@@ -90,7 +94,9 @@ export class BatchIngest {
     let source: NodeJS.ReadableStream;
     try {
       source = await objects.get(batch.inputKey);
-    } catch {
+    } catch (err) {
+      // Only a missing object fails the batch; a store that fails now is retried (by the monitor).
+      if (!isBatchgenError(err) || err.code !== "not_found") throw err;
       await this.fail(batchId, [
         { code: BatchErrorCodes.invalidRequest, message: "The input file's content is missing.", param: "input_file_id", line: null },
       ]);
@@ -139,7 +145,8 @@ export class BatchIngest {
     const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });
     if (!started) {
       // Cancelled (or expired) while validating: nothing of it may run.
-      await store.removeShards(result.model, batchId, jobs.length).catch(() => undefined);
+      // Left queued, a shard of a stopped batch is dropped when leased.
+      await store.removeShards(result.model, batchId, jobs.length).catch(this.deps.swallowed.at("ingest.remove_shards"));
       return;
     }
     logger.info("batch in progress", { batch_id: batchId, lines: result.total, shards: jobs.length, model: result.model });

@@ -141,3 +141,21 @@ describe("CustomIdSet", () => {
     expect(s.size).toBe(3);
   });
 });
+
+describe("InputValidator, encodings", () => {
+  it("reports a line that is not valid UTF-8 as invalid_utf8 with its line number", () => {
+    const v = new InputValidator({
+      endpoint: "/v1/chat/completions",
+      shardLines: 10,
+      maxLineBytes: 1000,
+      maxReportedErrors: 10,
+      lookupModel: () => ({ maxModelLen: 0 }),
+    });
+    const text = line("a");
+    v.add({ number: 1, start: 0, end: text.length + 1, text, bytes: text.length });
+    v.add({ number: 2, start: text.length + 1, end: text.length + 20, text: null, bytes: 18, invalidUtf8: true });
+    const r = v.finish();
+    expect(r.errors).toEqual([expect.objectContaining({ code: "invalid_utf8", line: 2 })]);
+    expect(r.shards).toEqual([]);
+  });
+});

@@ -94,6 +94,10 @@ export class InputValidator {
 
   private check(line: SplitLine): void {
     const n = line.number;
+    if (line.invalidUtf8) {
+      this.fail(BatchErrorCodes.invalidUtf8, "This line is not valid UTF-8; input files must be UTF-8 encoded.", null, n);
+      return;
+    }
     if (line.text === null) {
       this.fail(
         BatchErrorCodes.lineTooLarge,

@@ -138,6 +138,7 @@ export class BullmqShardQueues {
     const all = await Promise.allSettled([...this.models.values()]);
     for (const r of all) {
       if (r.status !== "fulfilled") continue;
+      // Shutting down: a connection that fails to close cleanly is dropped with the process.
       await r.value.worker.close(true).catch(() => undefined);
       await r.value.queue.close().catch(() => undefined);
     }

@@ -6,6 +6,8 @@ import { Redis } from "ioredis";
 import type {
   BatchFields,
   BatchRecord,
+  DeleteFileResult,
+  FileListQuery,
   FileRecord,
   JobStore,
   LeasedShard,
@@ -52,18 +54,24 @@ export class RedisJobStore implements JobStore {
   // ---- files
 
   async createFile(file: FileRecord): Promise<void> {
-    await this.redis.hset(this.key("file", file.id), {
-      tenant: file.tenant,
-      bytes: String(file.bytes),
-      created_at_ms: String(file.createdAtMs),
-      filename: file.filename,
-      purpose: file.purpose,
-      key: file.key,
-    });
+    const m = this.redis
+      .multi()
+      .hset(this.key("file", file.id), {
+        tenant: file.tenant,
+        bytes: String(file.bytes),
+        created_at_ms: String(file.createdAtMs),
+        filename: file.filename,
+        purpose: file.purpose,
+        key: file.key,
+        ...(file.expiresAtMs === null ? {} : { expires_at_ms: String(file.expiresAtMs) }),
+      })
+      .zadd(this.key("tenant", file.tenant, "files"), file.createdAtMs, file.id)
+      .zadd(this.key("tenant", file.tenant, "files", file.purpose), file.createdAtMs, file.id);
+    if (file.expiresAtMs !== null) m.zadd(this.key("file-expiry"), file.expiresAtMs, file.id);
+    await m.exec();
   }
 
-  async getFile(id: string): Promise<FileRecord | null> {
-    const h = await this.redis.hgetall(this.key("file", id));
+  private decodeFile(id: string, h: Record<string, string>): FileRecord | null {
     if (!h.key) return null;
     return {
       id,
@@ -73,7 +81,79 @@ export class RedisJobStore implements JobStore {
       filename: h.filename ?? "",
       purpose: h.purpose ?? "",
       key: h.key,
+      expiresAtMs: h.expires_at_ms ? Number(h.expires_at_ms) : null,
     };
+  }
+
+  async getFile(id: string): Promise<FileRecord | null> {
+    return this.decodeFile(id, await this.redis.hgetall(this.key("file", id)));
+  }
+
+  async getFiles(ids: readonly string[]): Promise<Array<FileRecord | null>> {
+    return (await this.hashes("file", ids)).map((h, i) => this.decodeFile(ids[i]!, h));
+  }
+
+  async listFileIds(tenant: string, q: FileListQuery): Promise<{ ids: string[]; hasMore: boolean }> {
+    const key = q.purpose === null ? this.key("tenant", tenant, "files") : this.key("tenant", tenant, "files", q.purpose);
+    return this.page(key, q.after, q.limit, q.order);
+  }
+
+  async deleteFile(id: string, nowMs: number): Promise<DeleteFileResult> {
+    const file = await this.getFile(id);
+    if (!file) return null;
+    const res = (await runScript(
+      this.redis,
+      "deleteFile",
+      [
+        this.key("file", id),
+        this.key("file", id, "readers"),
+        this.key("tenant", file.tenant, "files"),
+        this.key("tenant", file.tenant, "files", file.purpose),
+        this.key("file-expiry"),
+        this.key("trash"),
+      ],
+      [this.key("batch") + ":", id, nowMs],
+    )) as Array<number | string>;
+    if (res[0] === -1) return null;
+    if (res[0] === 0) return { deleted: false, readBy: String(res[1]) };
+    return { deleted: true, trash: res.slice(1).map(String) };
+  }
+
+  async expiredFileIds(nowMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key("file-expiry"), "-inf", nowMs, "LIMIT", 0, limit);
+  }
+
+  async trash(beforeMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key("trash"), "-inf", `(${beforeMs}`, "LIMIT", 0, limit);
+  }
+
+  async clearTrash(entries: readonly string[]): Promise<void> {
+    if (entries.length > 0) await this.redis.zrem(this.key("trash"), ...entries);
+  }
+
+  /** Hashes of `kind` ids in one round trip. */
+  private async hashes(kind: string, ids: readonly string[]): Promise<Array<Record<string, string>>> {
+    if (ids.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const id of ids) p.hgetall(this.key(kind, id));
+    const res = (await p.exec()) ?? [];
+    return ids.map((_, i) => {
+      const [err, h] = res[i] ?? [null, {}];
+      if (err) throw err;
+      return h as Record<string, string>;
+    });
+  }
+
+  /** A page of a zset ordered by score, after the member `after` (exclusive). */
+  private async page(key: string, after: string | null, limit: number, order: "asc" | "desc"): Promise<{ ids: string[]; hasMore: boolean }> {
+    let start = 0;
+    if (after) {
+      const rank = order === "desc" ? await this.redis.zrevrank(key, after) : await this.redis.zrank(key, after);
+      if (rank === null) return { ids: [], hasMore: false };
+      start = rank + 1;
+    }
+    const ids = order === "desc" ? await this.redis.zrevrange(key, start, start + limit) : await this.redis.zrange(key, String(start), String(start + limit));
+    return { ids: ids.slice(0, limit), hasMore: ids.length > limit };
   }
 
   // ---- batches
@@ -86,6 +166,8 @@ export class RedisJobStore implements JobStore {
       .hset(this.key("batch", id), "status", status, ...pairs.flat())
       .zadd(this.key("tenant", batch.tenant, "batches"), batch.createdAtMs, id)
       .sadd(this.key("active"), id)
+      // Readers of the input file: deleteFile refuses while one of them is not final.
+      .sadd(this.key("file", batch.inputFileId, "readers"), id)
       .hincrby(this.key("status-counts"), status, 1)
       .exec();
   }
@@ -95,27 +177,11 @@ export class RedisJobStore implements JobStore {
   }
 
   async getBatches(ids: readonly string[]): Promise<Array<BatchRecord | null>> {
-    if (ids.length === 0) return [];
-    const p = this.redis.pipeline();
-    for (const id of ids) p.hgetall(this.key("batch", id));
-    const res = (await p.exec()) ?? [];
-    return ids.map((id, i) => {
-      const [err, h] = res[i] ?? [null, {}];
-      if (err) throw err;
-      return decodeBatch(id, h as Record<string, string>);
-    });
+    return (await this.hashes("batch", ids)).map((h, i) => decodeBatch(ids[i]!, h));
   }
 
   async listBatchIds(tenant: string, after: string | null, limit: number): Promise<{ ids: string[]; hasMore: boolean }> {
-    const key = this.key("tenant", tenant, "batches");
-    let start = 0;
-    if (after) {
-      const rank = await this.redis.zrevrank(key, after);
-      if (rank === null) return { ids: [], hasMore: false };
-      start = rank + 1;
-    }
-    const ids = await this.redis.zrevrange(key, start, start + limit);
-    return { ids: ids.slice(0, limit), hasMore: ids.length > limit };
+    return this.page(this.key("tenant", tenant, "batches"), after, limit, "desc");
   }
 
   async transitionBatch(id: string, from: readonly BatchStatus[], to: BatchStatus, fields: BatchFields = {}): Promise<boolean> {
