@@ -63,6 +63,11 @@ export const coordinatorConfigSchema = z.object({
   requestTimeoutMs: positiveInt.default(3_600_000),
   /** A request whose connection sends nothing for this long is answered 408 and closed. */
   idleTimeoutMs: positiveInt.min(100).default(60_000),
+  /**
+   * Expiry of an uploaded purpose=batch file that sets no `expires_after` (OpenAI's default:
+   * 30 days); 0 keeps such files until deleted.
+   */
+  batchFileExpirySeconds: z.number().int().min(0).default(30 * 86_400),
   /** How often the janitor deletes expired files (one replica at a time). */
   janitorIntervalMs: positiveInt.min(100).default(60_000),
   /** Temp files of the store older than this are an interrupted upload's; the janitor removes them. */

@@ -77,7 +77,14 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     },
   });
   const deleter = new FileDeleter({ store, objects });
-  const files = new FilesApi({ store, objects, deleter, swallowed, maxFileBytes: config.maxFileBytes });
+  const files = new FilesApi({
+    store,
+    objects,
+    deleter,
+    swallowed,
+    maxFileBytes: config.maxFileBytes,
+    defaultExpirySeconds: config.batchFileExpirySeconds,
+  });
   const batches = new BatchesApi({
     store,
     files,

@@ -20,6 +20,8 @@ export interface FilesApiDeps {
   deleter: FileDeleter;
   swallowed: SwallowedErrors;
   maxFileBytes: number;
+  /** Expiry of an upload without expires_after; 0: none. */
+  defaultExpirySeconds: number;
 }
 
 /** Bytes a form may hold beyond its file: fields, part headers, boundaries. */
@@ -92,6 +94,7 @@ export class FilesApi {
     } catch (err) {
       return rejectStored(err as BatchgenError);
     }
+    expiresAfterS ??= this.deps.defaultExpirySeconds > 0 ? this.deps.defaultExpirySeconds : null;
     const now = Date.now();
     const file: FileRecord = {
       id,
