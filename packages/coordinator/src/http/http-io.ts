@@ -1,6 +1,6 @@
 // Small helpers of the HTTP API: JSON in and out, OpenAI-shaped errors.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BatchgenError, httpStatusOf, toBatchgenError, toOpenAIErrorBody } from "@batchgen/core";
+import { BatchgenError, httpStatusOf, isBatchgenError, toBatchgenError, toOpenAIErrorBody } from "@batchgen/core";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -20,10 +20,16 @@ export function sendError(res: ServerResponse, err: unknown): void {
 export async function readJson(req: IncomingMessage, limitBytes: number): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limitBytes) throw new BatchgenError("payload_too_large", `The request body exceeds ${limitBytes} bytes.`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limitBytes) throw new BatchgenError("payload_too_large", `The request body exceeds ${limitBytes} bytes.`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (isBatchgenError(err)) throw err;
+    // The client went away (or a timeout closed the connection) mid-body: no server error.
+    throw new BatchgenError("cancelled", "The request was aborted before its body arrived.", { cause: err });
   }
   const text = Buffer.concat(chunks).toString("utf8");
   if (text.trim() === "") return {};

@@ -61,4 +61,11 @@ describe("splitLines", () => {
     ]);
     expect(lines[0]!.bytes).toBe(bad.length - 1);
   });
+
+  it("strips a BOM split across chunks, and keeps a file shorter than a BOM", async () => {
+    const lines = await collect([Buffer.from([0xef]), Buffer.from([0xbb]), Buffer.from([0xbf, 0x61, 0x0a])]);
+    expect(lines).toEqual([{ number: 1, start: 3, end: 5, text: "a", bytes: 1 }]);
+    expect((await collect([Buffer.from("x")])).map((l) => l.text)).toEqual(["x"]);
+    expect((await collect([Buffer.from([0xef, 0xbb])])).map((l) => l.invalidUtf8)).toEqual([true]);
+  });
 });

@@ -75,8 +75,25 @@ export async function* splitLines(
     pieces.push(chunk.subarray(from, to));
   };
 
-  for await (const raw of source) {
-    let chunk = typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+  // The first bytes are held until there are 3 of them: a BOM may arrive split across chunks.
+  let head: Buffer | null = Buffer.alloc(0);
+  const chunks = async function* (): AsyncGenerator<Buffer> {
+    for await (const raw of source) {
+      const chunk = typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+      if (head === null) {
+        yield chunk;
+        continue;
+      }
+      head = Buffer.concat([head, chunk]);
+      if (head.length < BOM.length) continue;
+      const whole: Buffer = head;
+      head = null;
+      yield whole;
+    }
+    if (head !== null && head.length > 0) yield head;
+  };
+
+  for await (let chunk of chunks()) {
     if (first && chunk.length > 0) {
       first = false;
       if (chunk.subarray(0, 3).equals(BOM)) {

@@ -116,8 +116,16 @@ export class BullmqShardQueues {
     for (let i = 0; i < shards; i += CHUNK) {
       const ids = [];
       for (let s = i; s < Math.min(shards, i + CHUNK); s++) ids.push(shardJobId(batchId, s));
-      // A locked (leased) job is not removed; its lease completes it.
-      await Promise.all(ids.map((id) => queue.remove(id).catch(() => 0)));
+      // A locked (leased) job is not removed (BullMQ refuses: "... locked ..."); its lease
+      // completes it. Any other failure (Redis) reaches the caller.
+      await Promise.all(
+        ids.map((id) =>
+          queue.remove(id).catch((err: unknown) => {
+            if (!/locked/i.test(String((err as Error | undefined)?.message))) throw err;
+            return 0;
+          }),
+        ),
+      );
     }
   }
 
