@@ -159,9 +159,14 @@ describe("line parser (in process)", () => {
         const requestLines = got.filter((l) => l.text === null || l.text.trim() !== "");
         expect(r.total).toBe(requestLines.length);
         if (r.errors.length === 0) {
-          // Shards tile the accepted lines in order.
+          // Shards cover the request lines in order: each byte range holds exactly its lines
+          // (a blank line between two shards may fall in neither).
           expect(r.shards.reduce((n, s) => n + s.lineCount, 0)).toBe(r.total);
-          for (let i = 1; i < r.shards.length; i++) expect(r.shards[i]!.byteStart).toBe(r.shards[i - 1]!.byteEnd);
+          for (let i = 1; i < r.shards.length; i++) expect(r.shards[i]!.byteStart).toBeGreaterThanOrEqual(r.shards[i - 1]!.byteEnd);
+          for (const s of r.shards) {
+            const inside = requestLines.filter((l) => l.start >= s.byteStart && l.end <= s.byteEnd);
+            expect(inside.length).toBe(s.lineCount);
+          }
         } else {
           expect(r.shards).toEqual([]);
         }
