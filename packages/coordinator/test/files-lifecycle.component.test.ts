@@ -3,7 +3,6 @@
 // reads the file), expires_after on upload and output_expires_after on batches, and the
 // janitor deleting expired files with their objects, shard indexes and Redis records, and
 // stale temp files. Real Redis, a filesystem store, a scripted gRPC worker (test double).
-/* eslint-disable @typescript-eslint/no-explicit-any -- API response bodies are untyped JSON */
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";

@@ -9,7 +9,6 @@
 // OpenAI's JSON envelope, and nothing escapes to the process guard.
 // Counts: LINE_RUNS + BODY_RUNS in-process, HTTP_RUNS over HTTP (>= 10,000 in all).
 // A failure prints fast-check's seed; FUZZ_SEED=<seed> replays it.
-/* eslint-disable @typescript-eslint/no-explicit-any -- API response bodies are untyped JSON */
 import { isUtf8 } from "node:buffer";
 import { BatchErrorCodes, inRange, parseBatchLine, REQUEST_LIMITS } from "@batchgen/core";
 import fc from "fast-check";

@@ -104,7 +104,8 @@ export class ApiServer {
       }
       const [status, reason, code, message] = clientErrorAnswer(err.code);
       const body = JSON.stringify({ error: { message, type: "invalid_request_error", param: null, code } });
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const head = `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}`;
+      socket.end(`${head}\r\nconnection: close\r\n\r\n${body}`);
       this.deps.rejected.inc({ status: String(status) });
     });
   }

@@ -152,7 +152,10 @@ export class RedisJobStore implements JobStore {
       if (rank === null) return { ids: [], hasMore: false };
       start = rank + 1;
     }
-    const ids = order === "desc" ? await this.redis.zrevrange(key, start, start + limit) : await this.redis.zrange(key, String(start), String(start + limit));
+    const ids =
+      order === "desc"
+        ? await this.redis.zrevrange(key, start, start + limit)
+        : await this.redis.zrange(key, String(start), String(start + limit));
     return { ids: ids.slice(0, limit), hasMore: ids.length > limit };
   }
 
