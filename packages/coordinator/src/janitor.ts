@@ -24,6 +24,8 @@ export interface JanitorDeps {
 
 const LOCK = "janitor";
 const BATCH = 100;
+/** Pages of expired files one sweep works through (the next sweep goes on). */
+const MAX_PAGES = 20;
 /** Trash entries younger than this are still being emptied by the request that made them. */
 const TRASH_GRACE_MS = 60_000;
 
@@ -69,12 +71,21 @@ export class Janitor {
 
   private async expireFiles(nowMs: number): Promise<void> {
     const { store, deleter, metrics, logger, swallowed } = this.deps;
-    for (const id of await store.expiredFileIds(nowMs, BATCH)) {
-      const r = await deleter.delete(id, nowMs, swallowed.at("janitor.delete_objects"));
-      if (r?.deleted) {
-        metrics.janitorDeleted.inc({ what: "expired_file" });
-        logger.info("expired file deleted", { file_id: id });
+    // Files a running batch still reads stay in the expiry index: step past them, so they
+    // never hold back the expired files behind them.
+    let kept = 0;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const ids = await store.expiredFileIds(nowMs, BATCH, kept);
+      for (const id of ids) {
+        const r = await deleter.delete(id, nowMs, swallowed.at("janitor.delete_objects"));
+        if (r?.deleted) {
+          metrics.janitorDeleted.inc({ what: "expired_file" });
+          logger.info("expired file deleted", { file_id: id });
+        } else if (r) {
+          kept++;
+        }
       }
+      if (ids.length < BATCH) return;
     }
   }
 

@@ -135,8 +135,8 @@ export interface JobStore {
    * null: no such file.
    */
   deleteFile(id: string, nowMs: number): Promise<DeleteFileResult>;
-  /** Ids of files whose expiry is at or before nowMs, oldest first. */
-  expiredFileIds(nowMs: number, limit: number): Promise<string[]>;
+  /** Ids of files whose expiry is at or before nowMs, oldest first, from the `offset`-th on. */
+  expiredFileIds(nowMs: number, limit: number, offset?: number): Promise<string[]>;
   /** Trash entries put there before `beforeMs` (object keys, or folders ending in "/"). */
   trash(beforeMs: number, limit: number): Promise<string[]>;
   /** Forget trash entries whose objects are gone from storage. */

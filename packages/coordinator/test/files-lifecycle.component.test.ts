@@ -124,6 +124,33 @@ describe("expiry and the janitor", () => {
     expect(metrics).toMatch(/batchgen_coordinator_janitor_deleted_total\{what="expired_file"\} [1-9]/);
   });
 
+  it("keeps an expired file a running batch reads until the batch ends; other expired files go meanwhile", async () => {
+    const holder = new ScriptedWorker({ address: cluster.grpc(), model: "held-exp", token: WORKER_TOKEN, credit: 8, answer: false });
+    await holder.start();
+    try {
+      const lines = [chatLine("h1", { model: "held-exp" })];
+      const read = await client.files.create({
+        file: await toFile(Buffer.from(jsonl(lines)), "read.jsonl"),
+        purpose: "batch",
+        expires_after: { anchor: "created_at", seconds: HOUR },
+      });
+      const other = await upload("other-exp", { expires_after: { anchor: "created_at", seconds: HOUR } });
+      const b = await client.batches.create({ input_file_id: read.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await waitForStatus(cluster.url(), b.id, ["in_progress"]);
+      const later = Date.now() + HOUR * 1000 + 1000;
+      await cluster.replicas[0]!.sweep(later);
+      expect(stored(read.id)).toBe(true);
+      expect(stored(other.id)).toBe(false);
+      await client.batches.cancel(b.id);
+      await waitForStatus(cluster.url(), b.id, ["cancelled"]);
+      await cluster.replicas[0]!.sweep(later);
+      expect(stored(read.id)).toBe(false);
+      await expect(client.files.retrieve(read.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    } finally {
+      holder.kill();
+    }
+  });
+
   it("rejects an expires_after outside OpenAI's range or with another anchor", async () => {
     await expect(upload("short", { expires_after: { anchor: "created_at", seconds: 60 } })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expect(upload("anchor", { expires_after: { anchor: "last_active_at" as "created_at", seconds: HOUR } })).rejects.toThrow(

@@ -100,7 +100,11 @@ export class RedisJobStore implements JobStore {
 
   async deleteFile(id: string, nowMs: number): Promise<DeleteFileResult> {
     const file = await this.getFile(id);
-    if (!file) return null;
+    if (!file) {
+      // No record: an expiry entry left for it would be looked at by every sweep.
+      await this.redis.zrem(this.key("file-expiry"), id);
+      return null;
+    }
     const res = (await runScript(
       this.redis,
       "deleteFile",
@@ -119,8 +123,8 @@ export class RedisJobStore implements JobStore {
     return { deleted: true, trash: res.slice(1).map(String) };
   }
 
-  async expiredFileIds(nowMs: number, limit: number): Promise<string[]> {
-    return this.redis.zrangebyscore(this.key("file-expiry"), "-inf", nowMs, "LIMIT", 0, limit);
+  async expiredFileIds(nowMs: number, limit: number, offset = 0): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key("file-expiry"), "-inf", nowMs, "LIMIT", offset, limit);
   }
 
   async trash(beforeMs: number, limit: number): Promise<string[]> {
