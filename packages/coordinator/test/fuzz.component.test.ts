@@ -253,21 +253,50 @@ const requestArb = fc.record({
   method: fc.constantFrom("GET", "POST", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"),
   path: pathArb,
   auth: fc.constantFrom(`Bearer ${KEY_A}`, `Bearer ${KEY_A}`, "Bearer sk-wrong", "Basic abc", undefined),
-  kind: fc.constantFrom("form", "form", "json", "bytes", "none"),
+  kind: fc.constantFrom("form", "form", "json", "bytes", "none", "big"),
+  // Sizes around the 256 KiB file limit of this cluster.
+  bigSize: fc.integer({ min: 1_000, max: 400_000 }),
   contentType: fc.constantFrom("right", "right", "multipart-no-boundary", "json", "text", "garbage", "none"),
-  framing: fc.constantFrom("length", "length", "length", "short-length", "chunked", "bad-chunked", "long-length"),
+  framing: fc.constantFrom("length", "length", "length", "short-length", "chunked", "bad-chunked", "long-length", "huge-length"),
   form: formArb,
   json: jsonBodyArb,
   bytes: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-  extraHeader: fc.option(fc.tuple(fc.stringMatching(/^[a-z-]{1,12}$/), fc.string({ unit: "binary-ascii", maxLength: 20 })), { nil: undefined }),
+  extraHeader: fc.option(
+    fc.oneof(
+      fc.tuple(fc.stringMatching(/^[a-z-]{1,12}$/), fc.string({ unit: "binary-ascii", maxLength: 20 })),
+      fc.constantFrom<[string, string]>(
+        ["content-encoding", "gzip"],
+        ["content-encoding", "br, identity"],
+        ["expect", "100-continue"],
+        ["content-type", "multipart/mixed; boundary=B0undary"],
+        ["accept-charset", "iso-8859-1"],
+        ["x-forwarded-for", "::1"],
+      ),
+    ),
+    { nil: undefined },
+  ),
 });
 
 function encode(r: typeof requestArb extends fc.Arbitrary<infer T> ? T : never): Buffer {
-  const body = r.kind === "form" ? r.form.body : r.kind === "json" ? Buffer.from(r.json) : r.kind === "bytes" ? r.bytes : Buffer.alloc(0);
+  const bodies: Record<string, () => Buffer> = {
+    form: () => r.form.body,
+    json: () => Buffer.from(r.json),
+    bytes: () => r.bytes,
+    none: () => Buffer.alloc(0),
+    big: () => {
+      const line = chatLine("big") + "\n";
+      const content = line.repeat(Math.ceil(r.bigSize / line.length)).slice(0, r.bigSize);
+      return multipart(r.form.boundary, [
+        { disposition: 'form-data; name="purpose"', body: "batch" },
+        { disposition: 'form-data; name="file"; filename="big.jsonl"', body: content },
+      ]);
+    },
+  };
+  const body = bodies[r.kind]!();
   const headers: Record<string, string | number> = { connection: "close" };
   if (r.auth) headers.authorization = r.auth;
   const types: Record<string, string | undefined> = {
-    right: r.kind === "form" ? `multipart/form-data; boundary=${r.form.boundary}` : "application/json",
+    right: r.kind === "form" || r.kind === "big" ? `multipart/form-data; boundary=${r.form.boundary}` : "application/json",
     "multipart-no-boundary": "multipart/form-data",
     json: "application/json",
     text: "text/plain; charset=latin1",
@@ -284,6 +313,9 @@ function encode(r: typeof requestArb extends fc.Arbitrary<infer T> ? T : never):
     payload = Buffer.concat([chunk(body.subarray(0, half)), chunk(body.subarray(half)), Buffer.from(r.framing === "chunked" ? "0\r\n\r\n" : "zz\r\n")]);
   } else if (r.framing === "short-length") {
     headers["content-length"] = Math.floor(body.length / 2);
+  } else if (r.framing === "huge-length") {
+    // A declared size past every limit: 413 before a byte is read (routes without a body included).
+    headers["content-length"] = 10 * 1024 ** 3;
   } else if (r.framing === "long-length") {
     // Declares more than it sends: answered by the idle timeout (408) or, past the limit, at once (413).
     headers["content-length"] = body.length + 10;

@@ -100,6 +100,17 @@ describe("never crash on input", () => {
     expect(tempFiles(cluster.storeDir)).toEqual([]);
   });
 
+  it("answers a form cut short inside a file part of another name (ignored) with 400", async () => {
+    const form = multipart(BOUNDARY, [
+      { disposition: 'form-data; name="purpose"', body: "batch" },
+      { disposition: 'form-data; name="attachment"; filename="b.jsonl"', body: "x".repeat(100) },
+    ]);
+    const cut = form.subarray(0, form.length - 30);
+    expectJsonError(await rawRequest(port, post("/v1/files", cut)), 400);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).not.toMatch(/batchgen_coordinator_uncaught_errors_total\{[^}]*\} [1-9]/);
+  });
+
   it("answers a multipart type without a boundary with 400, not 500", async () => {
     const body = Buffer.from("--x\r\n\r\n");
     const r = await rawRequest(port, Buffer.concat([requestHead("POST", "/v1/files", { ...auth, "content-type": "multipart/form-data", "content-length": body.length }), body]));

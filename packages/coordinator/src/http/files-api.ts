@@ -156,6 +156,9 @@ export class FilesApi {
       });
       bb.on("file", (name: string, stream: Readable, info: { filename: string | undefined }) => {
         if (name !== "file" || fileStream) {
+          // Read and dropped. A form cut short inside this part errors its stream too; the
+          // form's own "error" reports it, so this one needs a listener but no answer.
+          stream.on("error", () => undefined);
           stream.resume();
           return;
         }
