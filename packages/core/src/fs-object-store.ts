@@ -101,10 +101,10 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async upload(key: string, body: UploadBody): Promise<{ size: number }> {
+    const counted = countedUploadChunks(body);
     const target = this.pathOf(key);
     const tmp = await this.tmpPath();
     await mkdir(dirname(tmp), { recursive: true }); // uploads are few: no need to rely on the cached folder
-    const counted = countedUploadChunks(body);
     // The temp file exists before any byte is read, so a body that fails at once leaves
     // nothing behind (a write stream opening lazily could create it after the unlink).
     const fh = await this.openTmp(tmp);

@@ -59,8 +59,14 @@ export async function* uploadChunks(body: UploadBody): AsyncGenerator<Buffer> {
   }
 }
 
-/** uploadChunks(body) that counts its bytes: `size()` is the total once `chunks` is drained. */
+/**
+ * uploadChunks(body) that counts its bytes: `size()` is the total once `chunks` is drained.
+ * Called when an upload starts: from then on the upload owns the body, and an error of a
+ * stream body (even one before the upload reads it) rejects the upload instead of being
+ * an unhandled "error" event.
+ */
 export function countedUploadChunks(body: UploadBody): { chunks: AsyncGenerator<Buffer>; size(): number } {
+  if (typeof (body as NodeJS.ReadableStream).on === "function") (body as NodeJS.ReadableStream).on("error", () => undefined);
   let size = 0;
   const chunks = (async function* () {
     for await (const chunk of uploadChunks(body)) {
