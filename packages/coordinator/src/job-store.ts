@@ -143,7 +143,8 @@ export interface JobStore {
   clearTrash(entries: readonly string[]): Promise<void>;
 
   // Batches
-  createBatch(batch: BatchRecord): Promise<void>;
+  /** Create the batch as a reader of its input file; false (nothing created) when that file is gone. */
+  createBatch(batch: BatchRecord): Promise<boolean>;
   getBatch(id: string): Promise<BatchRecord | null>;
   getBatches(ids: readonly string[]): Promise<Array<BatchRecord | null>>;
   /** A tenant's batch ids, newest first, after the batch `after` (exclusive). */

@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BatchRecord } from "../src/job-store.js";
+import { RedisJobStore } from "../src/redis/redis-job-store.js";
 import { tempFiles } from "./support/raw-http.js";
 import { ScriptedWorker } from "./support/scripted-worker.js";
 import { api, chatLine, jsonl, KEY_A, KEY_B, MODEL, startCluster, waitForStatus, WORKER_TOKEN, type Cluster } from "./support/harness.js";
@@ -101,6 +103,58 @@ describe("listing, retrieving and deleting files with the openai SDK", () => {
       expect((await client.batches.retrieve(b.id)).status).toBe("cancelled");
     } finally {
       holder.kill();
+    }
+  });
+});
+
+describe("deleting a file and creating a batch of it at once", () => {
+  it("the store creates a batch only while its input file exists, so a deleted file is never read", async () => {
+    const store = new RedisJobStore({ redisUrl: process.env.REDIS_URL!, prefix: cluster.prefix, lockDurationMs: 2000, stalledIntervalMs: 500 });
+    try {
+      const f = await upload("race");
+      const batch = (id: string): BatchRecord => ({
+        id,
+        tenant: "tenant-a",
+        status: "validating",
+        endpoint: "/v1/chat/completions",
+        inputFileId: f.id,
+        inputKey: `files/${f.id}`,
+        completionWindow: "24h",
+        metadata: null,
+        priority: 0,
+        createdAtMs: Date.now(),
+        expiresAtMs: Date.now() + 86_400_000,
+        inProgressAtMs: null,
+        finalizingAtMs: null,
+        completedAtMs: null,
+        failedAtMs: null,
+        expiredAtMs: null,
+        cancellingAtMs: null,
+        cancelledAtMs: null,
+        outputFileId: null,
+        errorFileId: null,
+        errors: null,
+        model: null,
+        total: 0,
+        shards: 0,
+        shardLines: 0,
+        completed: 0,
+        failed: 0,
+        promptTokens: 0,
+        completionTokens: 0,
+        stopReason: null,
+        outputExpiresAfterS: null,
+      });
+      // A reader not yet final: the delete is refused.
+      expect(await store.createBatch(batch("batch_000000000001aaaaaaaaaaaaaaaaaaaa"))).toBe(true);
+      expect(await store.deleteFile(f.id, Date.now())).toEqual({ deleted: false, readBy: "batch_000000000001aaaaaaaaaaaaaaaaaaaa" });
+      await store.transitionBatch("batch_000000000001aaaaaaaaaaaaaaaaaaaa", ["validating"], "failed", { failedAtMs: Date.now() });
+      expect((await store.deleteFile(f.id, Date.now()))?.deleted).toBe(true);
+      // Deleted first: a batch of it is not created at all.
+      expect(await store.createBatch(batch("batch_000000000002aaaaaaaaaaaaaaaaaaaa"))).toBe(false);
+      expect(await store.getBatch("batch_000000000002aaaaaaaaaaaaaaaaaaaa")).toBeNull();
+    } finally {
+      await store.close();
     }
   });
 });

@@ -114,7 +114,10 @@ export class BatchesApi {
       stopReason: null,
       outputExpiresAfterS,
     };
-    await this.deps.store.createBatch(batch);
+    if (!(await this.deps.store.createBatch(batch))) {
+      // Deleted since it was looked up above.
+      throw new BatchgenError("not_found", `No file found with id '${file.id}'.`, { param: "input_file_id" });
+    }
     this.deps.onCreated(batch.id);
     sendJson(res, 200, batchView(batch, now));
   }

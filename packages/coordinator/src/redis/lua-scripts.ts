@@ -11,6 +11,7 @@ const SCRIPTS = {
   releaseLock: { file: "release-lock.lua", keys: 1 },
   renewLock: { file: "renew-lock.lua", keys: 1 },
   deleteFile: { file: "delete-file.lua", keys: 6 },
+  createBatch: { file: "create-batch.lua", keys: 6 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -165,18 +165,23 @@ export class RedisJobStore implements JobStore {
 
   // ---- batches
 
-  async createBatch(batch: BatchRecord): Promise<void> {
+  async createBatch(batch: BatchRecord): Promise<boolean> {
     const { id, status, ...fields } = batch;
     const pairs = encodeBatchFields(fields).filter(([, v]) => v !== "");
-    await this.redis
-      .multi()
-      .hset(this.key("batch", id), "status", status, ...pairs.flat())
-      .zadd(this.key("tenant", batch.tenant, "batches"), batch.createdAtMs, id)
-      .sadd(this.key("active"), id)
-      // Readers of the input file: deleteFile refuses while one of them is not final.
-      .sadd(this.key("file", batch.inputFileId, "readers"), id)
-      .hincrby(this.key("status-counts"), status, 1)
-      .exec();
+    const res = await runScript(
+      this.redis,
+      "createBatch",
+      [
+        this.key("file", batch.inputFileId),
+        this.key("file", batch.inputFileId, "readers"),
+        this.key("batch", id),
+        this.key("tenant", batch.tenant, "batches"),
+        this.key("active"),
+        this.key("status-counts"),
+      ],
+      [id, batch.createdAtMs, status, ...pairs.flat()],
+    );
+    return res === 1;
   }
 
   async getBatch(id: string): Promise<BatchRecord | null> {
