@@ -161,7 +161,8 @@ export interface JobStore {
   watchModel(model: string): Promise<void>;
   /** watchModel for every model queue any replica ever used. */
   watchKnownModels(): Promise<void>;
-  shardCounts(): Promise<{ queued: number; leased: number }>;
+  /** Shards queued (waiting for a worker) and leased (held by one), per model. */
+  shardCounts(): Promise<Map<string, { queued: number; leased: number }>>;
   /** Called when a stalled checker put a shard whose lock expired back in its queue. */
   onLeaseExpired(handler: (jobId: string) => void): void;
 

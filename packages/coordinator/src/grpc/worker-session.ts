@@ -151,7 +151,7 @@ export class WorkerSession implements LeaseTaker {
     await store.watchModel(h.model);
     if (this.closed) return;
     this.welcomed = true;
-    metrics.workersConnected.inc();
+    metrics.workersConnected.inc({ model: h.model });
     this.log.info("worker connected", { worker_id: this.workerId, model: h.model, engine: h.engine });
     this.send({
       case: "welcome",
@@ -454,7 +454,7 @@ export class WorkerSession implements LeaseTaker {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.deps.broker.forget(this);
-    if (this.welcomed) this.deps.metrics.workersConnected.dec();
+    if (this.welcomed) this.deps.metrics.workersConnected.dec({ model: this.model });
     this.log.info("worker disconnected", { worker_id: this.workerId, reason, leases: this.leases.size });
     await this.chain;
     for (const lease of [...this.leases.values()]) {

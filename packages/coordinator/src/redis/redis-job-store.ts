@@ -302,7 +302,7 @@ export class RedisJobStore implements JobStore {
     for (const model of await this.redis.smembers(this.key("queues"))) await this.queues.watch(model);
   }
 
-  shardCounts(): Promise<{ queued: number; leased: number }> {
+  shardCounts(): Promise<Map<string, { queued: number; leased: number }>> {
     return this.queues.counts();
   }
 
