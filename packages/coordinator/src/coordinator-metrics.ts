@@ -18,6 +18,7 @@ export class CoordinatorMetrics {
   readonly leaseExpiries: Counter;
   readonly workersConnected: Gauge<"model">;
   readonly leasesHeld: Gauge;
+  readonly webhookDeliveries: Counter<"outcome">;
 
   constructor(store: JobStore) {
     const registry = createRegistry(PREFIX);
@@ -99,6 +100,12 @@ export class CoordinatorMetrics {
       registers,
     });
     this.leasesHeld = new Gauge({ name: `${PREFIX}leases_held`, help: "Leases held by workers of this replica.", registers });
+    this.webhookDeliveries = new Counter({
+      name: `${PREFIX}webhook_deliveries_total`,
+      help: "Webhook delivery attempts by outcome (delivered, retry, failed).",
+      labelNames: ["outcome"],
+      registers,
+    });
   }
 }
 

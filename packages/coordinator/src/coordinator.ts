@@ -16,6 +16,7 @@ import type { JobStore, StoreEvent } from "./job-store.js";
 import { LeaseBroker } from "./lease-broker.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
 import { TenantAuth } from "./tenant-auth.js";
+import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
 
 export interface Coordinator {
   start(): Promise<void>;
@@ -77,6 +78,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
   });
   const api = new ApiServer({ auth: new TenantAuth(config.apiKeys), files, batches, registry: metrics.registry, logger });
   const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
+  const webhooks = new WebhookDispatcher({ store, outbox: redisStore.webhookOutbox(), config, logger, deliveries: metrics.webhookDeliveries });
   store.onLeaseExpired((jobId) => {
     metrics.leaseExpiries.inc();
     metrics.shardsRetried.inc();
@@ -108,12 +110,14 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
       grpcPort = await workers.listen(config.grpcHost, config.grpcPort);
       httpPort = await api.listen(config.httpHost, config.httpPort);
       monitor.start();
+      webhooks.start();
       logger.info("coordinator started", { http_port: httpPort, grpc_port: grpcPort, replica: replicaId });
     },
     async stop() {
       if (!started) return;
       started = false;
       await monitor.stop();
+      await webhooks.stop();
       await api.close();
       await broker.stop();
       await workers.stop();

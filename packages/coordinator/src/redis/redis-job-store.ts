@@ -17,6 +17,7 @@ import type {
 import { decodeBatch, encodeBatchFields } from "./batch-codec.js";
 import { BullmqShardQueues } from "./bullmq-shard-queues.js";
 import { defineScripts, runScript } from "./lua-scripts.js";
+import { RedisWebhookOutbox } from "./redis-webhook-outbox.js";
 
 export interface RedisJobStoreOptions {
   redisUrl: string;
@@ -43,6 +44,11 @@ export class RedisJobStore implements JobStore {
       lockDurationMs: opts.lockDurationMs,
       stalledIntervalMs: opts.stalledIntervalMs,
     });
+  }
+
+  /** The outbox of batch webhook events (the same connection and key prefix). */
+  webhookOutbox(): RedisWebhookOutbox {
+    return new RedisWebhookOutbox(this.redis, this.key("webhooks"));
   }
 
   private key(...parts: Array<string | number>): string {
@@ -124,7 +130,7 @@ export class RedisJobStore implements JobStore {
     const res = await runScript(
       this.redis,
       "transitionBatch",
-      [this.key("batch", id), this.key("status-counts"), this.key("active")],
+      [this.key("batch", id), this.key("status-counts"), this.key("active"), this.key("webhooks", "due")],
       [id, from.join(","), to, terminal, ...pairs],
     );
     return res === 1;
