@@ -267,8 +267,7 @@ export class WorkerSession implements LeaseTaker {
       if (await shard.complete()) metrics.shardsDone.inc();
       return "skipped";
     }
-    const all = await readShardLines(objects, d);
-    const todo = all.filter((l) => !done[l.lineIndex - d.firstLine]);
+    const todo = await readShardLines(objects, d, (i) => done[i - d.firstLine] === true);
     const lease: ActiveLease = {
       id: shard.token,
       data: d,
