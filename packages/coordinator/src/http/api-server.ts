@@ -7,6 +7,8 @@ import { BatchgenError, toBatchgenError, type Logger } from "@batchgen/core";
 import type { Registry } from "prom-client";
 import type { TenantAuth } from "../tenant-auth.js";
 import type { BatchesApi } from "./batches-api.js";
+import { isConsolePath, serveConsole } from "./console-routes.js";
+import type { FleetApi } from "./fleet-api.js";
 import type { FilesApi } from "./files-api.js";
 import { readJson, sendError } from "./http-io.js";
 
@@ -14,6 +16,7 @@ export interface ApiServerDeps {
   auth: TenantAuth;
   files: FilesApi;
   batches: BatchesApi;
+  fleet: FleetApi;
   registry: Registry;
   logger: Logger;
 }
@@ -27,7 +30,7 @@ export class ApiServer {
   private readonly routes: Array<{ method: string; pattern: RegExp; handler: Handler }>;
 
   constructor(private readonly deps: ApiServerDeps) {
-    const { files, batches } = deps;
+    const { files, batches, fleet } = deps;
     const id = "([A-Za-z0-9_-]+)";
     this.routes = [
       { method: "POST", pattern: /^\/v1\/files$/, handler: (req, res, t) => files.create(req, res, t) },
@@ -45,6 +48,7 @@ export class ApiServer {
         pattern: new RegExp(`^/v1/batches/${id}/cancel$`),
         handler: (_q, res, t, [bid]) => batches.cancel(res, t, bid!),
       },
+      { method: "GET", pattern: /^\/v1\/fleet$/, handler: (_q, res) => fleet.list(res) },
     ];
     this.server = createServer((req, res) => void this.handle(req, res));
     // Uploads can be large and slow; rely on the client to finish or abort.
@@ -77,6 +81,7 @@ export class ApiServer {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
         return;
       }
+      if (req.method === "GET" && isConsolePath(path) && (await serveConsole(path, res))) return;
       if (req.method === "GET" && path === "/metrics") {
         const text = await this.deps.registry.metrics();
         res.writeHead(200, { "content-type": this.deps.registry.contentType }).end(text);

@@ -7,6 +7,7 @@ import type {
   BatchFields,
   BatchRecord,
   FileRecord,
+  FleetWorker,
   JobStore,
   LeasedShard,
   LineOutcome,
@@ -314,6 +315,30 @@ export class RedisJobStore implements JobStore {
 
   onLeaseExpired(handler: (jobId: string) => void): void {
     this.queues.onExpired(handler);
+  }
+
+  // ---- fleet: one hash field per worker session, JSON with its expiry
+
+  async putWorker(worker: FleetWorker, ttlMs: number): Promise<void> {
+    await this.redis.hset(this.key("fleet"), worker.sessionId, JSON.stringify({ ...worker, expiresAtMs: Date.now() + ttlMs }));
+  }
+
+  async removeWorker(sessionId: string): Promise<void> {
+    await this.redis.hdel(this.key("fleet"), sessionId);
+  }
+
+  async fleet(nowMs: number): Promise<FleetWorker[]> {
+    const all = await this.redis.hgetall(this.key("fleet"));
+    const out: FleetWorker[] = [];
+    const gone: string[] = [];
+    for (const [session, json] of Object.entries(all)) {
+      const { expiresAtMs, ...w } = JSON.parse(json) as FleetWorker & { expiresAtMs: number };
+      if (expiresAtMs < nowMs) gone.push(session);
+      else out.push(w);
+    }
+    // A replica that died left its sessions behind: forget them once they expired.
+    if (gone.length > 0) await this.redis.hdel(this.key("fleet"), ...gone);
+    return out.sort((a, b) => a.workerId.localeCompare(b.workerId));
   }
 
   async close(): Promise<void> {
