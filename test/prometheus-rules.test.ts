@@ -30,6 +30,12 @@ describe("alert rules", () => {
     expect(r.code).toBe(0);
   });
 
+  it("promtool checks deploy/prometheus/prometheus.yml, which loads the alert rules", () => {
+    const r = promtool("check", "config", join(ROOT, "deploy/prometheus/prometheus.yml"));
+    expect(r.out).toMatch(/SUCCESS: 4 rules found/);
+    expect(r.code, r.out).toBe(0);
+  });
+
   it("promtool test rules: every alert has a firing and a quiet case, and all pass", () => {
     const tests = parse(readFileSync(RULE_TESTS, "utf8")) as Obj;
     for (const alert of ALERTS) {
