@@ -129,6 +129,7 @@ describe("the installed batchgen, outside the checkout", () => {
     // The README's client commands against the same coordinator.
     const url = /API\s+(http:\/\/\S+)\/v1/.exec(banner)![1]!;
     // The web console ships in the package too.
+    expect(banner).toContain(`console  ${url}/console`);
     const page = await fetch(`${url}/console`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("<title>batchgen console</title>");

@@ -58,6 +58,7 @@ export function upCommand(out: Output): Command {
           "batchgen is up",
           `  API      ${stack.url}/v1`,
           `  API key  ${stack.apiKey}`,
+          `  console  ${stack.url}/console`,
           `  model    ${stack.modelName} (${stack.modelDir})`,
           `  data     ${stack.dataDir}`,
           `  redis    ${stack.redisUrl}${stack.ownRedis ? " (started here)" : ""}`,
