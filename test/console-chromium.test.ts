@@ -72,6 +72,13 @@ describe("the web console in headless Chromium", () => {
     await expect.poll(() => row.textContent()).toContain(E2E_SLOW_MODEL);
     expect(await row.textContent()).toMatch(/cpu/i);
     expect(await row.getByTestId("last-heartbeat").textContent()).toMatch(/^\d+ s ago$/);
+    // What the page shows is the public GET /v1/fleet.
+    const fleet = (await (await fetch(`${coordinator.httpUrl}/v1/fleet`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { data: Array<Record<string, unknown>> };
+    expect(fleet.data).toEqual([
+      expect.objectContaining({ object: "fleet.worker", id: "console-worker", model: E2E_SLOW_MODEL, device: expect.stringMatching(/^cpu/), leases: expect.any(Number), kv_blocks_total: 1024 }),
+    ]);
+    expect(Date.now() / 1000 - (fleet.data[0]!.last_heartbeat_at as number)).toBeLessThan(10);
+    expect((await fetch(`${coordinator.httpUrl}/v1/fleet`)).status, "the fleet needs an API key").toBe(401);
     await page.screenshot({ path: join(SHOTS, "01-fleet.png"), fullPage: true });
   });
 
