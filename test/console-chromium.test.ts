@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { batchApi, type BatchApi } from "./support/batch-api.js";
 import { chatLines, toJsonl } from "./support/batch-requests.js";
@@ -56,7 +56,7 @@ async function submit(lines: number, maxTokens: number, prefix: string): Promise
   return (await api.createBatch(file.id, "/v1/chat/completions")).id;
 }
 
-const doneCount = async (p: Page, testid = "progress-text"): Promise<number> => Number((await p.getByTestId(testid).first().textContent())!.split("/")[0]);
+const doneCount = async (p: Page | Locator, testid = "progress-text"): Promise<number> => Number((await p.getByTestId(testid).first().textContent())!.split("/")[0]);
 
 describe("the web console in headless Chromium", () => {
   it("asks for the API key, then lists batches and the fleet", async () => {
