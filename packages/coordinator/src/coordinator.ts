@@ -12,6 +12,7 @@ import { ApiServer } from "./http/api-server.js";
 import { BatchesApi } from "./http/batches-api.js";
 import { FilesApi } from "./http/files-api.js";
 import { FileDeleter } from "./file-deleter.js";
+import { FleetApi } from "./http/fleet-api.js";
 import { BatchIngest } from "./ingest/batch-ingest.js";
 import { Janitor } from "./janitor.js";
 import type { JobStore, StoreEvent } from "./job-store.js";
@@ -20,6 +21,7 @@ import { ProcessGuard } from "./process-guard.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
 import { SwallowedErrors } from "./swallowed-errors.js";
 import { TenantAuth } from "./tenant-auth.js";
+import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
 
 export interface Coordinator {
   start(): Promise<void>;
@@ -100,6 +102,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     auth: new TenantAuth(config.apiKeys),
     files,
     batches,
+    fleet: new FleetApi(store),
     registry: metrics.registry,
     logger,
     maxFileBytes: config.maxFileBytes,
@@ -120,6 +123,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
   });
   const guard = extras.processGuard === false ? null : new ProcessGuard(logger, metrics.uncaughtErrors);
   const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
+  const webhooks = new WebhookDispatcher({ store, outbox: redisStore.webhookOutbox(), config, logger, deliveries: metrics.webhookDeliveries });
   store.onLeaseExpired((jobId) => {
     metrics.leaseExpiries.inc();
     metrics.shardsRetried.inc();
@@ -154,6 +158,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
       httpPort = await api.listen(config.httpHost, config.httpPort);
       monitor.start();
       janitor.start();
+      webhooks.start();
       logger.info("coordinator started", { http_port: httpPort, grpc_port: grpcPort, replica: replicaId });
     },
     async stop() {
@@ -161,6 +166,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
       started = false;
       await monitor.stop();
       await janitor.stop();
+      await webhooks.stop();
       await api.close();
       await broker.stop();
       await workers.stop();

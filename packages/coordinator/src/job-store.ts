@@ -120,6 +120,23 @@ export type StoreEvent =
   /** Shards were queued (or put back) for this model. */
   | { type: "work"; model: string };
 
+/** One connected worker as its session last reported it (Hello + heartbeats), for the fleet view. */
+export interface FleetWorker {
+  sessionId: string;
+  workerId: string;
+  model: string;
+  /** The engine string of its Hello: version, device and card. */
+  engine: string;
+  tokensPerSecond: number;
+  running: number;
+  waiting: number;
+  kvBlocksUsed: number;
+  kvBlocksTotal: number;
+  leases: number;
+  connectedAtMs: number;
+  lastHeartbeatAtMs: number;
+}
+
 export type BatchFields = Partial<Omit<BatchRecord, "id" | "status">>;
 
 export interface JobStore {
@@ -174,6 +191,12 @@ export interface JobStore {
   registerModel(model: string, maxModelLen: number, ttlMs: number): Promise<void>;
   servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number }>>;
 
+  // The fleet (workers connected to any replica, from their sessions' heartbeats)
+  /** Record a session's worker; it drops out of fleet() after ttlMs without another put. */
+  putWorker(worker: FleetWorker, ttlMs: number): Promise<void>;
+  removeWorker(sessionId: string): Promise<void>;
+  fleet(nowMs: number): Promise<FleetWorker[]>;
+
   // Locks (one owner at a time, with a time to live)
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   renewLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
@@ -194,7 +217,8 @@ export interface JobStore {
   watchModel(model: string): Promise<void>;
   /** watchModel for every model queue any replica ever used. */
   watchKnownModels(): Promise<void>;
-  shardCounts(): Promise<{ queued: number; leased: number }>;
+  /** Shards queued (waiting for a worker) and leased (held by one), per model. */
+  shardCounts(): Promise<Map<string, { queued: number; leased: number }>>;
   /** Called when a stalled checker put a shard whose lock expired back in its queue. */
   onLeaseExpired(handler: (jobId: string) => void): void;
 

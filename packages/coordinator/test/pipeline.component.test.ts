@@ -72,9 +72,9 @@ describe("pipeline with a scripted worker (component)", () => {
     expect(metrics).toMatch(/batchgen_coordinator_lines_completed_total\{outcome="response"\} 594/);
     expect(metrics).toMatch(/batchgen_coordinator_lines_completed_total\{outcome="error"\} 6/);
     expect(metrics).toMatch(/batchgen_coordinator_tokens_completed_total\{kind="completion"\} 1188/);
-    expect(metrics).toMatch(/batchgen_coordinator_shards\{state="queued"\} 0/);
-    expect(metrics).toMatch(/batchgen_coordinator_shards\{state="leased"\} 0/);
-    expect(metrics).toMatch(/batchgen_coordinator_workers_connected 1/);
+    expect(metrics).toMatch(/batchgen_coordinator_shards\{model="[^"]+",state="queued"\} 0/);
+    expect(metrics).toMatch(/batchgen_coordinator_shards\{model="[^"]+",state="leased"\} 0/);
+    expect(metrics).toMatch(/batchgen_coordinator_workers_connected\{model="[^"]+"\} 1/);
     expect(metrics).toMatch(/batchgen_coordinator_lease_expiries_total 0/);
     expect(metrics).toMatch(/batchgen_coordinator_process_resident_memory_bytes/);
   });

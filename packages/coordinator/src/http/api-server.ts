@@ -13,6 +13,8 @@ import { BatchgenError, httpStatusOf, toBatchgenError, type Logger } from "@batc
 import type { Counter, Registry } from "prom-client";
 import type { TenantAuth } from "../tenant-auth.js";
 import type { BatchesApi } from "./batches-api.js";
+import { isConsolePath, serveConsole } from "./console-routes.js";
+import type { FleetApi } from "./fleet-api.js";
 import { FORM_OVERHEAD_BYTES, type FilesApi } from "./files-api.js";
 import { readJson, sendError } from "./http-io.js";
 
@@ -20,6 +22,7 @@ export interface ApiServerDeps {
   auth: TenantAuth;
   files: FilesApi;
   batches: BatchesApi;
+  fleet: FleetApi;
   registry: Registry;
   logger: Logger;
   maxFileBytes: number;
@@ -59,7 +62,7 @@ export class ApiServer {
   private readonly current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
 
   constructor(private readonly deps: ApiServerDeps) {
-    const { files, batches } = deps;
+    const { files, batches, fleet } = deps;
     const id = "([A-Za-z0-9_-]+)";
     const upload = deps.maxFileBytes + FORM_OVERHEAD_BYTES;
     const route = (method: string, pattern: RegExp, handler: Handler, maxBody = NO_BODY_LIMIT, auth = true): Route => ({
@@ -90,6 +93,7 @@ export class ApiServer {
       route("GET", /^\/v1\/batches$/, (_q, res, t, _p, query) => batches.list(res, t, query)),
       route("GET", new RegExp(`^/v1/batches/${id}$`), (_q, res, t, [bid]) => batches.retrieve(res, t, bid!)),
       route("POST", new RegExp(`^/v1/batches/${id}/cancel$`), (_q, res, t, [bid]) => batches.cancel(res, t, bid!), JSON_LIMIT),
+      route("GET", /^\/v1\/fleet$/, (_q, res) => fleet.list(res)),
     ];
     this.server = createServer((req, res) => void this.handle(req, res));
     // Node's own request timeout answers 408 without a JSON body: the deadline is kept here instead.
@@ -160,6 +164,7 @@ export class ApiServer {
     try {
       const url = new URL(req.url ?? "/", "http://localhost");
       path = url.pathname.replace(/\/+$/, "") || "/";
+      if (req.method === "GET" && isConsolePath(path) && (await serveConsole(path, res))) return;
       const allowed: string[] = [];
       for (const route of this.routes) {
         const m = route.pattern.exec(path);

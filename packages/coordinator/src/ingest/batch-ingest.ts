@@ -7,7 +7,8 @@ import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore } from 
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { JobStore, ShardJobData } from "../job-store.js";
 import type { SwallowedErrors } from "../swallowed-errors.js";
-import { InputValidator, type ShardRange } from "./input-validator.js";
+import { encodePart, invalidLineError, partKey } from "../result-part.js";
+import { InputValidator, type InvalidLine, type ShardRange } from "./input-validator.js";
 import { splitLines } from "./split-lines.js";
 
 export interface IngestDeps {
@@ -33,6 +34,9 @@ export interface ShardIndex {
   shardLines: number;
   shards: Array<[number, number, number, number]>;
 }
+
+/** The batch metadata key of the extension that runs the valid lines of a file with invalid ones. */
+export const SKIP_INVALID_LINES = "skip_invalid_lines";
 
 export function ingestLockName(batchId: string): string {
   return `ingest:${batchId}`;
@@ -89,6 +93,7 @@ export class BatchIngest {
       maxLineBytes: config.maxLineBytes,
       maxReportedErrors: config.maxReportedErrors,
       lookupModel: (m) => served.get(m) ?? null,
+      skipInvalidLines: batch.metadata?.[SKIP_INVALID_LINES] === "true",
     });
 
     let source: NodeJS.ReadableStream;
@@ -112,7 +117,7 @@ export class BatchIngest {
       (source as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
     }
     const result = validator.finish();
-    if (result.errors.length > 0 || !result.model) {
+    if (result.shards.length === 0 || !result.model) {
       logger.info("batch failed validation", { batch_id: batchId, errors: result.errorCount });
       await this.fail(batchId, result.errors);
       return;
@@ -130,6 +135,10 @@ export class BatchIngest {
       shards: result.shards.length,
       shardLines: config.shardLines,
     });
+    if (result.invalid.length > 0) {
+      await this.writeInvalidLines(batchId, result.shards, result.invalid);
+      logger.info("invalid lines skipped", { batch_id: batchId, lines: result.invalid.length });
+    }
     const jobs = result.shards.map((s: ShardRange): ShardJobData => ({
       batchId,
       shard: s.shard,
@@ -151,6 +160,26 @@ export class BatchIngest {
     }
     logger.info("batch in progress", { batch_id: batchId, lines: result.total, shards: jobs.length, model: result.model });
     await store.publish({ type: "work", model: result.model });
+  }
+
+  /**
+   * The lines left out go to the error file as line errors: persisted as result parts and
+   * marked done like any result, before the shards are queued, so no worker gets them
+   * (a lease skips done lines). A second ingest run marks nothing twice.
+   */
+  private async writeInvalidLines(batchId: string, shards: readonly ShardRange[], invalid: readonly InvalidLine[]): Promise<void> {
+    const { store, objects } = this.deps;
+    let i = 0;
+    for (const s of shards) {
+      const lines: InvalidLine[] = [];
+      while (i < invalid.length && invalid[i]!.lineIndex < s.firstLine + s.lineCount) lines.push(invalid[i++]!);
+      for (let at = 0; at < lines.length; at += 1000) {
+        const chunk = lines.slice(at, at + 1000);
+        const part = chunk.map((l) => ({ line: l.lineIndex, ok: false, json: invalidLineError(l.customId, l.code, l.message, l.param, l.lineNumber) }));
+        await objects.put(partKey(batchId, s.shard, "ingest_invalid", at / 1000), encodePart(part));
+        await store.markLinesDone(batchId, s.shard, chunk.map((l) => ({ line: l.lineIndex, ok: false, promptTokens: 0, completionTokens: 0 })));
+      }
+    }
   }
 
   private async fail(batchId: string, errors: Array<{ code: string; message: string; param: string | null; line: number | null }>): Promise<void> {

@@ -129,16 +129,15 @@ export class BullmqShardQueues {
     }
   }
 
-  async counts(): Promise<{ queued: number; leased: number }> {
-    let queued = 0;
-    let leased = 0;
-    for (const q of this.models.values()) {
+  /** Shards queued (waiting, prioritized, delayed) and leased (active), per model queue this replica knows. */
+  async counts(): Promise<Map<string, { queued: number; leased: number }>> {
+    const out = new Map<string, { queued: number; leased: number }>();
+    for (const [model, q] of this.models) {
       const { queue } = await q;
       const c = await queue.getJobCounts("waiting", "prioritized", "active", "delayed");
-      queued += (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
-      leased += c.active ?? 0;
+      out.set(model, { queued: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), leased: c.active ?? 0 });
     }
-    return { queued, leased };
+    return out;
   }
 
   async close(): Promise<void> {

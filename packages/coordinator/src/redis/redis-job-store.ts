@@ -9,6 +9,7 @@ import type {
   DeleteFileResult,
   FileListQuery,
   FileRecord,
+  FleetWorker,
   JobStore,
   LeasedShard,
   LineOutcome,
@@ -19,6 +20,7 @@ import type {
 import { decodeBatch, encodeBatchFields } from "./batch-codec.js";
 import { BullmqShardQueues } from "./bullmq-shard-queues.js";
 import { defineScripts, runScript } from "./lua-scripts.js";
+import { RedisWebhookOutbox } from "./redis-webhook-outbox.js";
 
 export interface RedisJobStoreOptions {
   redisUrl: string;
@@ -45,6 +47,11 @@ export class RedisJobStore implements JobStore {
       lockDurationMs: opts.lockDurationMs,
       stalledIntervalMs: opts.stalledIntervalMs,
     });
+  }
+
+  /** The outbox of batch webhook events (the same connection and key prefix). */
+  webhookOutbox(): RedisWebhookOutbox {
+    return new RedisWebhookOutbox(this.redis, this.key("webhooks"));
   }
 
   private key(...parts: Array<string | number>): string {
@@ -202,7 +209,7 @@ export class RedisJobStore implements JobStore {
     const res = await runScript(
       this.redis,
       "transitionBatch",
-      [this.key("batch", id), this.key("status-counts"), this.key("active")],
+      [this.key("batch", id), this.key("status-counts"), this.key("active"), this.key("webhooks", "due")],
       [id, from.join(","), to, terminal, ...pairs],
     );
     return res === 1;
@@ -380,12 +387,36 @@ export class RedisJobStore implements JobStore {
     for (const model of await this.redis.smembers(this.key("queues"))) await this.queues.watch(model);
   }
 
-  shardCounts(): Promise<{ queued: number; leased: number }> {
+  shardCounts(): Promise<Map<string, { queued: number; leased: number }>> {
     return this.queues.counts();
   }
 
   onLeaseExpired(handler: (jobId: string) => void): void {
     this.queues.onExpired(handler);
+  }
+
+  // ---- fleet: one hash field per worker session, JSON with its expiry
+
+  async putWorker(worker: FleetWorker, ttlMs: number): Promise<void> {
+    await this.redis.hset(this.key("fleet"), worker.sessionId, JSON.stringify({ ...worker, expiresAtMs: Date.now() + ttlMs }));
+  }
+
+  async removeWorker(sessionId: string): Promise<void> {
+    await this.redis.hdel(this.key("fleet"), sessionId);
+  }
+
+  async fleet(nowMs: number): Promise<FleetWorker[]> {
+    const all = await this.redis.hgetall(this.key("fleet"));
+    const out: FleetWorker[] = [];
+    const gone: string[] = [];
+    for (const [session, json] of Object.entries(all)) {
+      const { expiresAtMs, ...w } = JSON.parse(json) as FleetWorker & { expiresAtMs: number };
+      if (expiresAtMs < nowMs) gone.push(session);
+      else out.push(w);
+    }
+    // A replica that died left its sessions behind: forget them once they expired.
+    if (gone.length > 0) await this.redis.hdel(this.key("fleet"), ...gone);
+    return out.sort((a, b) => a.workerId.localeCompare(b.workerId));
   }
 
   async close(): Promise<void> {
