@@ -95,7 +95,7 @@ export async function runControlPlaneBench(options = {}) {
     // The worker's Hello registers the model; wait until the fleet serves it.
     await waitFor(async () => {
       const text = await fetch(`${http}/metrics`).then((r) => r.text());
-      return Number(/^batchgen_coordinator_workers_connected (\d+)/m.exec(text)?.[1] ?? 0) >= workerCount;
+      return Number(/^batchgen_coordinator_workers_connected(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0) >= workerCount;
     }, 15_000);
 
     const t0 = Date.now();

@@ -35,7 +35,7 @@ command -v redis-server >/dev/null || { echo "gpu-pipeline-prepare: redis-server
 
 if [ $build = 1 ]; then
   # TypeScript only: the native addon is built on the GPU machine.
-  for p in proto core engine coordinator worker; do
+  for p in proto core engine coordinator console worker; do
     if [ $p = engine ]; then pnpm --filter @batchgen/engine run build:ts >/dev/null; else pnpm --filter @batchgen/$p build >/dev/null; fi
     echo "gpu-pipeline-prepare: built @batchgen/$p"
   done

@@ -1,5 +1,6 @@
-// Acceptance (issue 3), fault injection: `kill -9` of a worker process mid-shard, and
-// `kill -9` of one of two coordinator replicas mid-batch. Either way the batch
+// Acceptance (issue 3), fault injection: `kill -9` of a worker process mid-shard, a
+// worker frozen (SIGSTOP), a worker drained by SIGTERM under load, and `kill -9` of one
+// of two coordinator replicas mid-batch. Either way the batch
 // completes with 0 lines lost and 0 doubled, and every completion is still the engine's
 // own answer. Locks of 2 s and a 0.5 s stalled checker make recovery take seconds.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
@@ -101,6 +102,44 @@ describe("kill -9 of a worker process mid-shard", () => {
     console.log(
       `worker killed at ${doneAtKill}/${LINES} lines (it had finished ${victimLines}); batch complete ${((Date.now() - killedAt) / 1000).toFixed(1)} s later`,
     );
+  });
+});
+
+describe("SIGTERM of a worker process under load (drain)", () => {
+  let settings: ClusterSettings;
+
+  test("it finishes what fits in its grace period, hands the rest back and exits 0; the batch completes with 0 lines lost, 0 doubled", async () => {
+    settings = clusterSettings();
+    cleanups.push(() => settings.cleanup());
+    const coordinator = await startInProcessCoordinator(coordinatorOptions(settings, { shardLines: 50 }));
+    cleanups.push(() => coordinator.stop());
+    // A grace period far shorter than a shard, so the draining worker hands lines back unfinished.
+    const drained = spawnWorker("drained", { coordinator: coordinator.grpcAddress, modelDir, graceMs: 50 });
+    const survivor = spawnWorker("survivor", { coordinator: coordinator.grpcAddress, modelDir });
+    cleanups.push(() => drained.stop(), () => survivor.stop());
+    await Promise.all([drained.connected(), survivor.connected()]);
+
+    const api = batchApi(coordinator.httpUrl, API_KEY);
+    const file = await api.upload(toJsonl(lines));
+    const batch = await api.createBatch(file.id, "/v1/chat/completions");
+    const doneAtTerm = await waitUntilPartlyDone(api, batch.id, 0.25);
+    const running = metricValue(await drained.metrics(), "batchgen_worker_requests_running");
+    expect(running, "the worker is busy when told to stop").toBeGreaterThan(0);
+    drained.process.kill("SIGTERM");
+    const sentAt = Date.now();
+    expect(await drained.process.exited).toEqual({ code: 0, signal: null });
+    const drainSeconds = (Date.now() - sentAt) / 1000;
+    expect(drainSeconds).toBeLessThan(10);
+    const released = drained.process.lines.filter((l) => l.includes('"released lease"'));
+    expect(released.length, "it handed leases back").toBeGreaterThan(0);
+
+    await expectCompleteAndExact(api, batch.id);
+    const metrics = await coordinator.coordinator.metrics.registry.metrics();
+    // Handed back, not expired: its shards went back to the queue through the release, no lock ran out.
+    expect(metricValue(metrics, "batchgen_coordinator_shards_retried_total")).toBeGreaterThanOrEqual(1);
+    expect(metricValue(metrics, "batchgen_coordinator_lease_expiries_total")).toBe(0);
+    expect(metricValue(metrics, "batchgen_coordinator_lines_completed_total")).toBe(LINES);
+    console.log(`SIGTERM at ${doneAtTerm}/${LINES} lines with ${running} requests running; drained in ${drainSeconds.toFixed(1)} s`);
   });
 });
 

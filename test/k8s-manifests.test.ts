@@ -29,6 +29,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { createObjectStore, FsObjectStore, S3ObjectStore } from "@batchgen/core";
 import { coordinatorConfigSchema, loadCoordinatorConfig } from "../packages/coordinator/src/coordinator-config.js";
 import { loadWorkerConfig } from "../packages/worker/src/worker-config.js";
@@ -251,6 +252,7 @@ const MODELS: Record<string, { validate(): void } & (new (data: Obj) => { valida
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy as never,
   "keda.sh/v1alpha1/ScaledObject": ScaledObject as never,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor as never,
+  "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule as never,
 };
 
 function schemaErrors(o: Obj): string | null {
@@ -319,7 +321,7 @@ describe("k8s/ manifests", () => {
     const kinds = (kind: string) => objs.filter((o) => o.kind === kind);
 
     it("renders the expected objects, each valid against its OpenAPI schema", () => {
-      for (const kind of ["Deployment", "StatefulSet", "Service", "ConfigMap", "ScaledObject", "ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"]) {
+      for (const kind of ["Deployment", "StatefulSet", "Service", "ConfigMap", "ScaledObject", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy"]) {
         expect(kinds(kind).length, `${name} has a ${kind}`).toBeGreaterThan(0);
       }
       const errors = objs.map(schemaErrors).filter(Boolean);

@@ -119,6 +119,8 @@ export interface WorkerOptions {
   /** Run it as `batchgen worker` (packages/cli) instead of batchgen-worker. */
   viaCli?: boolean;
   graceMs?: number;
+  /** Its /metrics port; default any free one (read from its "worker ready" line). */
+  metricsPort?: number;
 }
 
 export interface WorkerProcess {
@@ -143,7 +145,7 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
     "--max-seqs", String(o.maxSeqs ?? 16),
     "--max-model-len", String(E2E_MAX_MODEL_LEN),
     "--kv-cache-blocks", "1024",
-    "--metrics-port", "0",
+    "--metrics-port", String(o.metricsPort ?? 0),
     "--metrics-host", "127.0.0.1",
     "--grace-ms", String(o.graceMs ?? 2_000),
     "--worker-id", name,

@@ -22,3 +22,31 @@ export function e2eModelDir(): Promise<string> {
     await writeByteLevelTokenizer(dir);
   });
 }
+
+/**
+ * The same architecture and tokenizer, ~100x the compute per token (hidden 256, 8
+ * layers): for tests that must watch a job for seconds (metrics scraped while shards
+ * wait and run) without thousands of lines.
+ */
+export const E2E_SLOW_MODEL = "e2e-llama-slow-v1";
+
+export function e2eSlowModelDir(): Promise<string> {
+  return sharedModelDir(E2E_SLOW_MODEL, async (dir) => {
+    await makeModel({
+      dir,
+      preset: "tiny-llama",
+      seed: 11,
+      overrides: {
+        vocab_size: BYTE_LEVEL_VOCAB_SIZE,
+        max_position_embeddings: E2E_MAX_MODEL_LEN,
+        hidden_size: 256,
+        intermediate_size: 1024,
+        num_hidden_layers: 8,
+        num_attention_heads: 8,
+        num_key_value_heads: 4,
+        head_dim: 32,
+      },
+    });
+    await writeByteLevelTokenizer(dir);
+  });
+}

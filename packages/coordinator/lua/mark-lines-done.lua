@@ -1,6 +1,8 @@
 --[[
   Mark result lines of one shard done, once each: the first mark of a (batch, line) wins,
-  so a result delivered twice (after a re-lease) is counted once.
+  so a result delivered twice (after a re-lease) is counted once. Tokens count only for
+  lines with a response: a line error (a prompt over the context, say) did not run, so
+  its prompt tokens are not the batch's usage.
 
   KEYS[1]  done bitmap of the batch (bit = 0-based line index)
   KEYS[2]  per-shard done counts of the batch (hash: shard -> lines done)
@@ -23,9 +25,13 @@ local newly, ok, err, prompt, completion = 0, 0, 0, 0, 0
 for i = 2, #ARGV, 4 do
   if redis.call("SETBIT", KEYS[1], ARGV[i], 1) == 0 then
     newly = newly + 1
-    if ARGV[i + 1] == "1" then ok = ok + 1 else err = err + 1 end
-    prompt = prompt + tonumber(ARGV[i + 2])
-    completion = completion + tonumber(ARGV[i + 3])
+    if ARGV[i + 1] == "1" then
+      ok = ok + 1
+      prompt = prompt + tonumber(ARGV[i + 2])
+      completion = completion + tonumber(ARGV[i + 3])
+    else
+      err = err + 1
+    end
   end
 end
 local shardDone

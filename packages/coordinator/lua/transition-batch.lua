@@ -5,6 +5,9 @@
   KEYS[1]  the batch hash
   KEYS[2]  status counts (hash: status -> batches)
   KEYS[3]  active batches (set of ids of batches not in a terminal status)
+  KEYS[4]  webhook outbox (sorted set: batch id -> ms its terminal event is due); a batch
+           entering a terminal status is added in the same step, so its event survives
+           any crash after the move (webhooks/webhook-dispatcher.ts delivers it)
 
   ARGV[1]  batch id
   ARGV[2]  allowed current statuses, comma-separated
@@ -35,5 +38,7 @@ if current ~= ARGV[3] then
 end
 if ARGV[4] == "1" then
   redis.call("SREM", KEYS[3], ARGV[1])
+  local t = redis.call("TIME")
+  redis.call("ZADD", KEYS[4], "NX", tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
 end
 return 1

@@ -70,6 +70,6 @@ export function fileView(f: FileRecord): FileObject {
     filename: f.filename,
     purpose: f.purpose,
     status: "processed",
-    expires_at: null,
+    expires_at: sec(f.expiresAtMs),
   };
 }

@@ -22,6 +22,20 @@ describe("coordinator config", () => {
     ]);
   });
 
+  it("reads per-tenant webhooks as tenant:whsec_...:url, and refuses a bad secret or url naming the setting", () => {
+    const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const c = loadCoordinatorConfig({}, { BATCHGEN_WEBHOOKS: `acme:${secret}:https://hooks.acme.test/batchgen?x=1, bob:${secret}:http://127.0.0.1:9/h` });
+    expect(c.webhooks).toEqual([
+      { tenant: "acme", secret, url: "https://hooks.acme.test/batchgen?x=1" },
+      { tenant: "bob", secret, url: "http://127.0.0.1:9/h" },
+    ]);
+    expect(coordinatorConfigSchema.parse(c).webhooks).toEqual(c.webhooks);
+    expect(() => loadCoordinatorConfig({}, { BATCHGEN_WEBHOOKS: "acme:whsec_c2hvcnQ=:https://x.test/h" })).toThrow(/BATCHGEN_WEBHOOKS.*at least 16/s);
+    expect(() => loadCoordinatorConfig({}, { BATCHGEN_WEBHOOKS: `acme:${secret}` })).toThrow(/BATCHGEN_WEBHOOKS/);
+    // The secret never appears in the message.
+    expect(() => loadCoordinatorConfig({}, { BATCHGEN_WEBHOOKS: `acme:${secret}:ftp://x` })).toThrow(/expected "tenant:whsec_...:https:\/\/host\/path", got "acme:whsec_\*\*\*:ftp:\/\/x"/);
+  });
+
   it("accepts its own output again (a parsed config passed to createCoordinator)", () => {
     const c = loadCoordinatorConfig({ apiKeys: "k1:alice" }, {});
     expect(coordinatorConfigSchema.parse(c)).toEqual(c);

@@ -3,6 +3,7 @@
 // loadConfig); `node dist/main.js --help` lists them.
 import { loadConfig } from "@batchgen/core";
 import { z } from "zod";
+import { webhookSecretKey } from "./webhooks/webhook-signature.js";
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -26,6 +27,26 @@ export const apiKeyEntry = z.union([
       return { key, tenant };
     }),
 ]);
+
+const webhookObject = z.object({ tenant: z.string().min(1), secret: z.string(), url: z.string().url() });
+
+/** "tenant:whsec_...:https://receiver/path" (or already-parsed objects): where a tenant's batch events go. */
+export const webhookEntry = z
+  .union([webhookObject, z.string()])
+  .transform((entry, ctx) => {
+    if (typeof entry !== "string") return entry;
+    const m = /^([^:]+):(whsec_[^:]*):(https?:\/\/.+)$/.exec(entry.trim());
+    if (!m) {
+      const shown = JSON.stringify(entry.replace(/whsec_[^:]*/, "whsec_***"));
+      ctx.addIssue({ code: "custom", message: `expected "tenant:whsec_...:https://host/path", got ${shown}` });
+      return z.NEVER;
+    }
+    return { tenant: m[1]!.trim(), secret: m[2]!, url: m[3]! };
+  })
+  .pipe(webhookObject)
+  .refine((w) => webhookSecretKey(w.secret) !== null, {
+    message: 'a webhook secret is "whsec_" and the base64 of at least 16 random bytes',
+  });
 
 const completionWindow = z.string().regex(/^\d+[smhd]$/, 'a window is a number and a unit, e.g. "24h", "90m"');
 
@@ -56,6 +77,22 @@ export const coordinatorConfigSchema = z.object({
   maxLineBytes: positiveInt.default(8 * 1024 * 1024),
   /** Largest accepted upload, in bytes. */
   maxFileBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
+  /**
+   * A request must arrive whole within this long (408 otherwise): bounds an upload that
+   * trickles in forever. The default lets a 2 GiB upload arrive at about 0.6 MB/s.
+   */
+  requestTimeoutMs: positiveInt.default(3_600_000),
+  /** A request whose connection sends nothing for this long is answered 408 and closed. */
+  idleTimeoutMs: positiveInt.min(100).default(60_000),
+  /**
+   * Expiry of an uploaded purpose=batch file that sets no `expires_after` (OpenAI's default:
+   * 30 days); 0 keeps such files until deleted.
+   */
+  batchFileExpirySeconds: z.number().int().min(0).default(30 * 86_400),
+  /** How often the janitor deletes expired files (one replica at a time). */
+  janitorIntervalMs: positiveInt.min(100).default(60_000),
+  /** Temp files of the store older than this are an interrupted upload's; the janitor removes them. */
+  staleTempMs: positiveInt.default(24 * 3_600_000),
   /** Completion windows POST /v1/batches accepts ("24h" is OpenAI's only one). */
   completionWindows: z.array(completionWindow).min(1).default(["24h", "1h", "48h", "7d"]),
   /**
@@ -82,6 +119,20 @@ export const coordinatorConfigSchema = z.object({
   stopGraceMs: positiveInt.default(15_000),
   /** Line errors reported in a failed batch's errors.data. */
   maxReportedErrors: positiveInt.default(100),
+  /**
+   * Per tenant, where its batch events (batch.completed, .failed, .expired, .cancelled)
+   * are POSTed, signed with its secret (Standard Webhooks, as OpenAI signs them).
+   */
+  webhooks: z.array(webhookEntry).default([]),
+  /** Attempts per event before it is recorded failed; retries back off from min to max. */
+  webhookMaxAttempts: positiveInt.default(15),
+  webhookRetryMinMs: positiveInt.default(1_000),
+  webhookRetryMaxMs: positiveInt.default(3_600_000),
+  /** A receiver that has not answered 2xx in this long counts as failed for that attempt. */
+  webhookTimeoutMs: positiveInt.default(10_000),
+  /** How long a replica holds a claimed event; one that dies meanwhile leaves it to be delivered again after. */
+  webhookClaimMs: positiveInt.min(1000).default(60_000),
+  webhookPollMs: positiveInt.default(1_000),
   logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 

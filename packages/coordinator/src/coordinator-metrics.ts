@@ -2,9 +2,9 @@
 // this replica did (Prometheus sums replicas); the batch and shard gauges read the
 // shared state in Redis when scraped.
 import { createRegistry } from "@batchgen/core";
-import { BATCH_STATUSES } from "@batchgen/core";
+import { BATCH_STATUSES, isTerminalBatchStatus, type BatchStatus } from "@batchgen/core";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { JobStore } from "./job-store.js";
+import type { BatchRecord, JobStore } from "./job-store.js";
 
 const PREFIX = "batchgen_coordinator_";
 
@@ -16,8 +16,13 @@ export class CoordinatorMetrics {
   readonly tokensCompleted: Counter<"kind">;
   readonly results: Counter;
   readonly leaseExpiries: Counter;
-  readonly workersConnected: Gauge;
+  readonly workersConnected: Gauge<"model">;
   readonly leasesHeld: Gauge;
+  readonly swallowedErrors: Counter<"site">;
+  readonly uncaughtErrors: Counter<"kind">;
+  readonly httpRequestsRejected: Counter<"status">;
+  readonly janitorDeleted: Counter<"what">;
+  readonly webhookDeliveries: Counter<"outcome">;
 
   constructor(store: JobStore) {
     const registry = createRegistry(PREFIX);
@@ -35,13 +40,33 @@ export class CoordinatorMetrics {
     });
     new Gauge({
       name: `${PREFIX}shards`,
-      help: "Shards queued (waiting for a worker) and leased (held by a worker), all replicas.",
-      labelNames: ["state"],
+      help: "Shards queued (waiting for a worker) and leased (held by a worker) per model, all replicas.",
+      labelNames: ["model", "state"],
       registers,
       async collect() {
-        const c = await store.shardCounts();
-        this.set({ state: "queued" }, c.queued);
-        this.set({ state: "leased" }, c.leased);
+        const byModel = await store.shardCounts();
+        this.reset();
+        for (const [model, c] of byModel) {
+          this.set({ model, state: "queued" }, c.queued);
+          this.set({ model, state: "leased" }, c.leased);
+        }
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}batch_oldest_seconds`,
+      help: "Seconds the oldest batch in each non-terminal status has been in it (0: none), all replicas.",
+      labelNames: ["status"],
+      registers,
+      async collect() {
+        const batches = await store.getBatches(await store.activeBatchIds());
+        const now = Date.now();
+        const oldest = new Map<BatchStatus, number>();
+        for (const b of batches) {
+          if (!b || isTerminalBatchStatus(b.status)) continue;
+          const age = Math.max(0, (now - statusSinceMs(b)) / 1000);
+          oldest.set(b.status, Math.max(oldest.get(b.status) ?? 0, age));
+        }
+        for (const s of BATCH_STATUSES) if (!isTerminalBatchStatus(s)) this.set({ status: s }, oldest.get(s) ?? 0);
       },
     });
     this.shardsDone = new Counter({ name: `${PREFIX}shards_done_total`, help: "Shards completed.", registers });
@@ -72,7 +97,52 @@ export class CoordinatorMetrics {
       help: "Leases whose lock expired: shards put back in their queue by the stalled checker of this replica.",
       registers,
     });
-    this.workersConnected = new Gauge({ name: `${PREFIX}workers_connected`, help: "Worker streams on this replica.", registers });
+    this.workersConnected = new Gauge({
+      name: `${PREFIX}workers_connected`,
+      help: "Worker streams on this replica, by the model they serve.",
+      labelNames: ["model"],
+      registers,
+    });
     this.leasesHeld = new Gauge({ name: `${PREFIX}leases_held`, help: "Leases held by workers of this replica.", registers });
+    this.swallowedErrors = new Counter({
+      name: `${PREFIX}swallowed_errors_total`,
+      help: "Errors of best-effort steps (cleanups, lock renewals, notifications) logged and let pass, by site.",
+      labelNames: ["site"],
+      registers,
+    });
+    this.uncaughtErrors = new Counter({
+      name: `${PREFIX}uncaught_errors_total`,
+      help: "Errors that escaped every handler (uncaughtException, unhandledRejection), logged by the process guard.",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.httpRequestsRejected = new Counter({
+      name: `${PREFIX}http_requests_rejected_total`,
+      help: "HTTP requests answered with an error status before or while reading them (408, 413, 400, 405 ...), by status.",
+      labelNames: ["status"],
+      registers,
+    });
+    this.janitorDeleted = new Counter({
+      name: `${PREFIX}janitor_deleted_total`,
+      help: "What the janitor removed: expired files, trashed objects, stale temp files.",
+      labelNames: ["what"],
+      registers,
+    });
+    this.webhookDeliveries = new Counter({
+      name: `${PREFIX}webhook_deliveries_total`,
+      help: "Webhook delivery attempts by outcome (delivered, retry, failed).",
+      labelNames: ["outcome"],
+      registers,
+    });
+  }
+}
+
+/** When the batch entered its current status. */
+function statusSinceMs(b: BatchRecord): number {
+  switch (b.status) {
+    case "in_progress": return b.inProgressAtMs ?? b.createdAtMs;
+    case "finalizing": return b.finalizingAtMs ?? b.createdAtMs;
+    case "cancelling": return b.cancellingAtMs ?? b.createdAtMs;
+    default: return b.createdAtMs;
   }
 }

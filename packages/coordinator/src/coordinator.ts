@@ -11,11 +11,17 @@ import { WorkerService } from "./grpc/worker-service.js";
 import { ApiServer } from "./http/api-server.js";
 import { BatchesApi } from "./http/batches-api.js";
 import { FilesApi } from "./http/files-api.js";
+import { FileDeleter } from "./file-deleter.js";
+import { FleetApi } from "./http/fleet-api.js";
 import { BatchIngest } from "./ingest/batch-ingest.js";
+import { Janitor } from "./janitor.js";
 import type { JobStore, StoreEvent } from "./job-store.js";
 import { LeaseBroker } from "./lease-broker.js";
+import { ProcessGuard } from "./process-guard.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
+import { SwallowedErrors } from "./swallowed-errors.js";
 import { TenantAuth } from "./tenant-auth.js";
+import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
 
 export interface Coordinator {
   start(): Promise<void>;
@@ -25,12 +31,19 @@ export interface Coordinator {
   readonly grpcPort: number;
   readonly config: CoordinatorConfig;
   readonly metrics: CoordinatorMetrics;
+  /** Run one janitor sweep now (as of `nowMs`): expired files, the trash, stale temp files. */
+  sweep(nowMs?: number): Promise<void>;
 }
 
 export interface CoordinatorExtras {
   logger?: Logger;
   /** Object storage to use instead of config.storeUrl. */
   objects?: ObjectStore;
+  /**
+   * Log and count errors that escape every handler (uncaughtException,
+   * unhandledRejection) instead of letting them end the process. Default true.
+   */
+  processGuard?: boolean;
 }
 
 /** A coordinator replica from validated config (or options validated here). */
@@ -47,8 +60,9 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
   });
   const store: JobStore = redisStore;
   const metrics = new CoordinatorMetrics(store);
-  const ingest = new BatchIngest({ store, objects, config, logger, replicaId });
-  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId });
+  const swallowed = new SwallowedErrors(logger, metrics.swallowedErrors);
+  const ingest = new BatchIngest({ store, objects, config, logger, replicaId, swallowed });
+  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId, swallowed });
   const broker = new LeaseBroker({ store, logger, pollMs: config.leasePollMs });
   const workers = new WorkerService({
     store,
@@ -61,10 +75,18 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     onBatchDone: (batchId) => void finalizer.finalize(batchId),
     onShardRequeued: (model) => {
       broker.wake(model);
-      void store.publish({ type: "work", model }).catch(() => undefined);
+      void store.publish({ type: "work", model }).catch(swallowed.at("requeue.publish"));
     },
   });
-  const files = new FilesApi({ store, objects, maxFileBytes: config.maxFileBytes });
+  const deleter = new FileDeleter({ store, objects });
+  const files = new FilesApi({
+    store,
+    objects,
+    deleter,
+    swallowed,
+    maxFileBytes: config.maxFileBytes,
+    defaultExpirySeconds: config.batchFileExpirySeconds,
+  });
   const batches = new BatchesApi({
     store,
     files,
@@ -72,11 +94,36 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     onCreated: (batchId) => void ingest.run(batchId),
     onCancelled: async (batch) => {
       await store.publish({ type: "cancel", batchId: batch.id, reason: "cancelled" });
-      if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(() => undefined);
+      // Best effort: a shard left queued is leased, finds the batch stopped and is dropped.
+      if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(swallowed.at("cancel.remove_shards"));
     },
   });
-  const api = new ApiServer({ auth: new TenantAuth(config.apiKeys), files, batches, registry: metrics.registry, logger });
+  const api = new ApiServer({
+    auth: new TenantAuth(config.apiKeys),
+    files,
+    batches,
+    fleet: new FleetApi(store),
+    registry: metrics.registry,
+    logger,
+    maxFileBytes: config.maxFileBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    rejected: metrics.httpRequestsRejected,
+  });
+  const janitor = new Janitor({
+    store,
+    objects,
+    deleter,
+    logger,
+    metrics,
+    swallowed,
+    replicaId,
+    intervalMs: config.janitorIntervalMs,
+    staleTempMs: config.staleTempMs,
+  });
+  const guard = extras.processGuard === false ? null : new ProcessGuard(logger, metrics.uncaughtErrors);
   const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
+  const webhooks = new WebhookDispatcher({ store, outbox: redisStore.webhookOutbox(), config, logger, deliveries: metrics.webhookDeliveries });
   store.onLeaseExpired((jobId) => {
     metrics.leaseExpiries.inc();
     metrics.shardsRetried.inc();
@@ -100,26 +147,33 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     get grpcPort() {
       return grpcPort;
     },
+    sweep: (nowMs?: number) => janitor.sweep(nowMs),
     async start() {
       if (started) return;
       started = true;
+      guard?.install();
       await store.subscribe(onEvent);
       await store.watchKnownModels();
       grpcPort = await workers.listen(config.grpcHost, config.grpcPort);
       httpPort = await api.listen(config.httpHost, config.httpPort);
       monitor.start();
+      janitor.start();
+      webhooks.start();
       logger.info("coordinator started", { http_port: httpPort, grpc_port: grpcPort, replica: replicaId });
     },
     async stop() {
       if (!started) return;
       started = false;
       await monitor.stop();
+      await janitor.stop();
+      await webhooks.stop();
       await api.close();
       await broker.stop();
       await workers.stop();
       await ingest.stop();
       await finalizer.stop();
       await store.close();
+      guard?.uninstall();
       if (!extras.objects) await (objects as ObjectStore & { close?: () => Promise<void> }).close?.();
       logger.info("coordinator stopped", { replica: replicaId });
     },

@@ -12,7 +12,22 @@ export interface FileRecord {
   purpose: string;
   /** Where the bytes are in object storage. */
   key: string;
+  /** When the janitor deletes the file (its `expires_after`); null: kept until deleted. */
+  expiresAtMs: number | null;
 }
+
+export interface FileListQuery {
+  purpose: string | null;
+  /** A file id: list the files after it in this order (exclusive). */
+  after: string | null;
+  limit: number;
+  order: "asc" | "desc";
+}
+
+export type DeleteFileResult =
+  | { deleted: true; /** Objects (keys, "prefix/" folders) now in the trash, to delete from storage. */ trash: string[] }
+  | { deleted: false; /** A batch not yet final that reads the file. */ readBy: string }
+  | null;
 
 export type StopReason = "cancelled" | "expired";
 
@@ -44,6 +59,8 @@ export interface BatchRecord {
   total: number;
   shards: number;
   shardLines: number;
+  /** `output_expires_after.seconds`: output and error files expire this long after they are made. */
+  outputExpiresAfterS: number | null;
   /** Lines persisted with a response / with a line error (exact once final). */
   completed: number;
   failed: number;
@@ -103,15 +120,48 @@ export type StoreEvent =
   /** Shards were queued (or put back) for this model. */
   | { type: "work"; model: string };
 
+/** One connected worker as its session last reported it (Hello + heartbeats), for the fleet view. */
+export interface FleetWorker {
+  sessionId: string;
+  workerId: string;
+  model: string;
+  /** The engine string of its Hello: version, device and card. */
+  engine: string;
+  tokensPerSecond: number;
+  running: number;
+  waiting: number;
+  kvBlocksUsed: number;
+  kvBlocksTotal: number;
+  leases: number;
+  connectedAtMs: number;
+  lastHeartbeatAtMs: number;
+}
+
 export type BatchFields = Partial<Omit<BatchRecord, "id" | "status">>;
 
 export interface JobStore {
   // Files
   createFile(file: FileRecord): Promise<void>;
   getFile(id: string): Promise<FileRecord | null>;
+  getFiles(ids: readonly string[]): Promise<Array<FileRecord | null>>;
+  /** A tenant's file ids by creation time, optionally of one purpose. */
+  listFileIds(tenant: string, query: FileListQuery): Promise<{ ids: string[]; hasMore: boolean }>;
+  /**
+   * Delete the file's record unless a batch not yet final reads it (createBatch records
+   * readers); its object and the storage of the batches that read it go to the trash.
+   * null: no such file.
+   */
+  deleteFile(id: string, nowMs: number): Promise<DeleteFileResult>;
+  /** Ids of files whose expiry is at or before nowMs, oldest first, from the `offset`-th on. */
+  expiredFileIds(nowMs: number, limit: number, offset?: number): Promise<string[]>;
+  /** Trash entries put there before `beforeMs` (object keys, or folders ending in "/"). */
+  trash(beforeMs: number, limit: number): Promise<string[]>;
+  /** Forget trash entries whose objects are gone from storage. */
+  clearTrash(entries: readonly string[]): Promise<void>;
 
   // Batches
-  createBatch(batch: BatchRecord): Promise<void>;
+  /** Create the batch as a reader of its input file; false (nothing created) when that file is gone. */
+  createBatch(batch: BatchRecord): Promise<boolean>;
   getBatch(id: string): Promise<BatchRecord | null>;
   getBatches(ids: readonly string[]): Promise<Array<BatchRecord | null>>;
   /** A tenant's batch ids, newest first, after the batch `after` (exclusive). */
@@ -141,6 +191,12 @@ export interface JobStore {
   registerModel(model: string, maxModelLen: number, ttlMs: number): Promise<void>;
   servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number }>>;
 
+  // The fleet (workers connected to any replica, from their sessions' heartbeats)
+  /** Record a session's worker; it drops out of fleet() after ttlMs without another put. */
+  putWorker(worker: FleetWorker, ttlMs: number): Promise<void>;
+  removeWorker(sessionId: string): Promise<void>;
+  fleet(nowMs: number): Promise<FleetWorker[]>;
+
   // Locks (one owner at a time, with a time to live)
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   renewLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
@@ -161,7 +217,8 @@ export interface JobStore {
   watchModel(model: string): Promise<void>;
   /** watchModel for every model queue any replica ever used. */
   watchKnownModels(): Promise<void>;
-  shardCounts(): Promise<{ queued: number; leased: number }>;
+  /** Shards queued (waiting for a worker) and leased (held by one), per model. */
+  shardCounts(): Promise<Map<string, { queued: number; leased: number }>>;
   /** Called when a stalled checker put a shard whose lock expired back in its queue. */
   onLeaseExpired(handler: (jobId: string) => void): void;
 

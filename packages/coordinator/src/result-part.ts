@@ -54,6 +54,12 @@ export function errorLine(ids: { id: string; requestId: string } | null, customI
   return JSON.stringify({ id, custom_id: customId, response: null, error: { code, message } });
 }
 
+/** The error-file line of an input line left out of the run (skip_invalid_lines), with its line number. */
+export function invalidLineError(customId: string | null, code: string, message: string, param: string | null, line: number): string {
+  const id = "batch_req_" + newId("req").slice("req_".length);
+  return JSON.stringify({ id, custom_id: customId, response: null, error: { code, message, param, line } });
+}
+
 export function encodePart(lines: readonly PartLine[]): string {
   let out = "";
   for (const l of lines) out += `${l.line}\t${l.ok ? 1 : 0}\t${l.json}\n`;

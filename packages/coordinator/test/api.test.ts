@@ -24,7 +24,8 @@ let url: string;
 let worker: ScriptedWorker;
 
 beforeAll(async () => {
-  cluster = await startCluster({ maxLineBytes: 1024 * 1024, completionWindows: ["24h", "1h"] });
+  // models: MODEL stays accepted at ingest even if the worker's registration (3 s TTL) lapses on a loaded box.
+  cluster = await startCluster({ maxLineBytes: 1024 * 1024, completionWindows: ["24h", "1h"], models: [MODEL] });
   url = cluster.url();
   // Registers MODEL as served, with a context of 512 tokens; it takes no work.
   worker = new ScriptedWorker({ address: cluster.grpc(), model: MODEL, token: WORKER_TOKEN, maxModelLen: 512 });

@@ -35,7 +35,7 @@ beforeAll(async () => {
   // Batches need a worker of their model: wait for its Hello.
   await waitFor(
     `the worker to connect (worker log: ${workerLog})`,
-    async () => /batchgen_coordinator_workers_connected 1/.test(await fetch(`${cluster.url()}/metrics`).then((r) => r.text())),
+    async () => /batchgen_coordinator_workers_connected\{model="[^"]+"\} 1/.test(await fetch(`${cluster.url()}/metrics`).then((r) => r.text())),
     60_000,
     200,
   );

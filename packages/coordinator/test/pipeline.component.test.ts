@@ -45,7 +45,8 @@ describe("pipeline with a scripted worker (component)", () => {
     for (const k of ["created_at", "in_progress_at", "finalizing_at", "completed_at", "expires_at"]) {
       expect(Number.isInteger(done[k]), k).toBe(true);
     }
-    expect(done.progress).toMatchObject({ lines_done: 600, prompt_tokens: 1800, completion_tokens: 1200 });
+    // Usage counts lines that ran: the 6 line errors carry no tokens (594 x 3 prompt, 594 x 2 completion).
+    expect(done.progress).toMatchObject({ lines_done: 600, prompt_tokens: 1782, completion_tokens: 1188 });
 
     const out = await api(url, "GET", `/v1/files/${done.output_file_id}/content`);
     expect(out.status).toBe(200);
@@ -70,10 +71,10 @@ describe("pipeline with a scripted worker (component)", () => {
     expect(metrics).toMatch(/batchgen_coordinator_shards_done_total 3/);
     expect(metrics).toMatch(/batchgen_coordinator_lines_completed_total\{outcome="response"\} 594/);
     expect(metrics).toMatch(/batchgen_coordinator_lines_completed_total\{outcome="error"\} 6/);
-    expect(metrics).toMatch(/batchgen_coordinator_tokens_completed_total\{kind="completion"\} 1200/);
-    expect(metrics).toMatch(/batchgen_coordinator_shards\{state="queued"\} 0/);
-    expect(metrics).toMatch(/batchgen_coordinator_shards\{state="leased"\} 0/);
-    expect(metrics).toMatch(/batchgen_coordinator_workers_connected 1/);
+    expect(metrics).toMatch(/batchgen_coordinator_tokens_completed_total\{kind="completion"\} 1188/);
+    expect(metrics).toMatch(/batchgen_coordinator_shards\{model="[^"]+",state="queued"\} 0/);
+    expect(metrics).toMatch(/batchgen_coordinator_shards\{model="[^"]+",state="leased"\} 0/);
+    expect(metrics).toMatch(/batchgen_coordinator_workers_connected\{model="[^"]+"\} 1/);
     expect(metrics).toMatch(/batchgen_coordinator_lease_expiries_total 0/);
     expect(metrics).toMatch(/batchgen_coordinator_process_resident_memory_bytes/);
   });

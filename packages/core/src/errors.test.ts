@@ -57,6 +57,9 @@ describe("status mappings", () => {
     unavailable: 503,
     cancelled: 499,
     deadline_exceeded: 504,
+    payload_too_large: 413,
+    request_timeout: 408,
+    method_not_allowed: 405,
     internal: 500,
   };
   const grpc: Record<ErrorCode, number> = {
@@ -70,13 +73,22 @@ describe("status mappings", () => {
     unavailable: 14,
     cancelled: 1,
     deadline_exceeded: 4,
+    payload_too_large: 8,
+    request_timeout: 4,
+    method_not_allowed: 12,
     internal: 13,
+  };
+  // HTTP-only codes share the gRPC status of a nearer code and come back as that one.
+  const back: Partial<Record<ErrorCode, ErrorCode>> = {
+    payload_too_large: "resource_exhausted",
+    request_timeout: "deadline_exceeded",
+    method_not_allowed: "internal",
   };
 
   it.each(ERROR_CODES)("%s maps to its HTTP and gRPC status and back", (code) => {
     expect(httpStatusOf(code)).toBe(http[code]);
     expect(grpcStatusOf(code)).toBe(grpc[code]);
-    expect(errorCodeFromGrpc(grpcStatusOf(code))).toBe(code);
+    expect(errorCodeFromGrpc(grpcStatusOf(code))).toBe(back[code] ?? code);
   });
 
   it("gRPC statuses with no code of their own map to the nearest one", () => {

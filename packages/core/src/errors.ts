@@ -14,6 +14,10 @@ export type ErrorCode =
   | "unavailable"
   | "cancelled"
   | "deadline_exceeded"
+  // HTTP-only (no gRPC status of their own): 413, 408, 405.
+  | "payload_too_large"
+  | "request_timeout"
+  | "method_not_allowed"
   | "internal";
 
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -27,6 +31,9 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "unavailable",
   "cancelled",
   "deadline_exceeded",
+  "payload_too_large",
+  "request_timeout",
+  "method_not_allowed",
   "internal",
 ];
 
@@ -82,6 +89,10 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   // 499 "client closed request" (nginx, Connect): the caller gave up or cancelled.
   cancelled: 499,
   deadline_exceeded: 504,
+  payload_too_large: 413,
+  // The client sent its request too slowly (idle or past the request deadline).
+  request_timeout: 408,
+  method_not_allowed: 405,
   internal: 500,
 };
 
@@ -117,6 +128,9 @@ const GRPC_STATUS: Record<ErrorCode, number> = {
   unavailable: GrpcStatus.UNAVAILABLE,
   cancelled: GrpcStatus.CANCELLED,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  payload_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
+  request_timeout: GrpcStatus.DEADLINE_EXCEEDED,
+  method_not_allowed: GrpcStatus.UNIMPLEMENTED,
   internal: GrpcStatus.INTERNAL,
 };
 
@@ -159,6 +173,9 @@ const OPENAI_TYPE: Record<ErrorCode, string> = {
   unavailable: "server_error",
   cancelled: "invalid_request_error",
   deadline_exceeded: "server_error",
+  payload_too_large: "invalid_request_error",
+  request_timeout: "invalid_request_error",
+  method_not_allowed: "invalid_request_error",
   internal: "server_error",
 };
 

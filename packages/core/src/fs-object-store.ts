@@ -4,7 +4,6 @@
 // is also flushed to disk before the rename (durable across power loss, slower).
 // Unlike S3, a key cannot be both an object and a prefix of another ("a" and "a/b").
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -102,14 +101,19 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async upload(key: string, body: UploadBody): Promise<{ size: number }> {
+    const counted = countedUploadChunks(body);
     const target = this.pathOf(key);
     const tmp = await this.tmpPath();
     await mkdir(dirname(tmp), { recursive: true }); // uploads are few: no need to rely on the cached folder
-    const counted = countedUploadChunks(body);
+    // The temp file exists before any byte is read, so a body that fails at once leaves
+    // nothing behind (a write stream opening lazily could create it after the unlink).
+    const fh = await this.openTmp(tmp);
+    const out = fh.createWriteStream({ flush: this.fsync });
     try {
-      const out = createWriteStream(tmp, { flush: this.fsync });
       await pipeline(Readable.from(counted.chunks), out);
     } catch (err) {
+      // The handle closes with the stream; an unlink of an already-missing file is fine.
+      await new Promise<void>((resolve) => (out.closed ? resolve() : out.once("close", () => resolve())));
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
@@ -203,6 +207,30 @@ export class FsObjectStore implements ObjectStore {
       if (e.dir) yield* this.walk(e.key, prefix);
       else yield e.key;
     }
+  }
+
+  async removeStaleTemp(beforeMs: number): Promise<number> {
+    const dir = join(this.root, TMP_DIR);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (errno(err) === "ENOENT") return 0;
+      throw err;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const path = join(dir, name);
+      try {
+        if ((await stat(path)).mtimeMs >= beforeMs) continue;
+        await unlink(path);
+        removed++;
+      } catch (err) {
+        // Renamed into place or removed by its own writer meanwhile: nothing left to do.
+        if (errno(err) !== "ENOENT") throw err;
+      }
+    }
+    return removed;
   }
 
   async delete(key: string): Promise<void> {

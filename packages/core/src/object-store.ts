@@ -21,6 +21,12 @@ export interface ObjectStore {
   /** No error if absent. */
   delete(key: string): Promise<void>;
   deletePrefix(prefix: string): Promise<void>;
+  /**
+   * Remove temp files of writes that never finished (a crash mid-upload) last modified
+   * before `beforeMs`; returns how many. Optional: where the store keeps none (S3 drops
+   * unfinished multipart uploads itself by a bucket lifecycle rule), it is absent.
+   */
+  removeStaleTemp?(beforeMs: number): Promise<number>;
   /** Release connections (S3); optional, a no-op where there is nothing to release. */
   close?(): Promise<void>;
 }
@@ -53,8 +59,14 @@ export async function* uploadChunks(body: UploadBody): AsyncGenerator<Buffer> {
   }
 }
 
-/** uploadChunks(body) that counts its bytes: `size()` is the total once `chunks` is drained. */
+/**
+ * uploadChunks(body) that counts its bytes: `size()` is the total once `chunks` is drained.
+ * Called when an upload starts: from then on the upload owns the body, and an error of a
+ * stream body (even one before the upload reads it) rejects the upload instead of being
+ * an unhandled "error" event.
+ */
 export function countedUploadChunks(body: UploadBody): { chunks: AsyncGenerator<Buffer>; size(): number } {
+  if (typeof (body as NodeJS.ReadableStream).on === "function") (body as NodeJS.ReadableStream).on("error", () => undefined);
   let size = 0;
   const chunks = (async function* () {
     for await (const chunk of uploadChunks(body)) {

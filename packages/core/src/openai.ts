@@ -116,6 +116,8 @@ export interface Usage {
  */
 export const BatchErrorCodes = {
   invalidJsonLine: "invalid_json_line",
+  /** A line whose bytes are not valid UTF-8 (never decoded with replacement characters). */
+  invalidUtf8: "invalid_utf8",
   missingRequiredParameter: "missing_required_parameter",
   invalidUrl: "invalid_url",
   invalidMethod: "invalid_method",

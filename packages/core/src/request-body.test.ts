@@ -182,3 +182,36 @@ describe("parseRequestBody: completion", () => {
     expect(rejection(CHAT, completion()).param).toBe("messages");
   });
 });
+
+describe("numeric ranges (REQUEST_LIMITS, shared with what the engine accepts)", () => {
+  const INT32_MAX = 2 ** 31 - 1;
+  it.each([
+    ["top_k", 2 ** 31],
+    ["top_k", -2],
+    ["priority", 2 ** 31],
+    ["priority", -(2 ** 31) - 1],
+    ["max_tokens", 2 ** 31],
+    ["max_tokens", 0],
+    ["max_completion_tokens", 2 ** 40],
+    ["temperature", 2.5],
+    ["temperature", -0.1],
+    ["top_p", 0],
+    ["top_p", 1.01],
+    ["min_p", -0.5],
+    ["min_p", 1.5],
+    ["top_k", 1.5],
+    ["priority", 0.5],
+  ])("rejects %s = %d, naming the range", (key, value) => {
+    const err = rejection(CHAT, chat({ [key]: value }));
+    expect(err.param).toBe(key);
+    expect(err.message).toContain(`'${key}' must be`);
+  });
+
+  it("accepts the ends of every range", () => {
+    const r = parseRequestBody(CHAT, chat({ top_k: INT32_MAX, priority: -(2 ** 31), max_tokens: INT32_MAX, temperature: 2, top_p: 1, min_p: 1 }));
+    expect(r).toMatchObject({ topK: INT32_MAX, priority: -(2 ** 31), maxTokens: INT32_MAX, temperature: 2, topP: 1, minP: 1 });
+    expect(parseRequestBody(CHAT, chat({ top_k: -1, priority: INT32_MAX, temperature: 0, min_p: 0 }))).toMatchObject({ topK: 0, priority: INT32_MAX });
+    expect(rejection(COMPLETION, completion({ prompt: [1, 2 ** 31] })).param).toBe("prompt[1]");
+    expect(parseRequestBody(COMPLETION, completion({ prompt: [0, INT32_MAX] })).promptTokenIds).toEqual([0, INT32_MAX]);
+  });
+});

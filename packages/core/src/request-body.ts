@@ -6,6 +6,7 @@
 // (n > 1, tools, logprobs, penalties, ...) are rejected rather than silently dropped.
 import { BatchgenError } from "./errors.js";
 import type { BatchEndpoint } from "./openai.js";
+import { describeRange, inRange, REQUEST_LIMITS, type NumberRange } from "./request-limits.js";
 
 export interface ChatMessage {
   role: string;
@@ -64,27 +65,17 @@ function opt(body: Body, key: string): unknown {
   return v === null ? undefined : v;
 }
 
-function numberIn(body: Body, key: string, min: number, max: number, dflt: number, opts: { minExclusive?: boolean } = {}): number {
+/** A numeric field checked against its range (REQUEST_LIMITS); `dflt` when absent. */
+function ranged(body: Body, key: string, range: NumberRange, dflt: number): number;
+function ranged(body: Body, key: string, range: NumberRange): number | undefined;
+function ranged(body: Body, key: string, range: NumberRange, dflt?: number): number | undefined {
   const v = opt(body, key);
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw invalid(`'${key}' must be a number, got ${typeName(v)}.`, key);
+  if (typeof v !== "number" || !Number.isFinite(v) || (range.integer && !Number.isSafeInteger(v))) {
+    const got = typeof v === "number" ? String(v) : typeName(v);
+    throw invalid(`'${key}' must be ${range.integer ? "an integer" : "a number"}, got ${got}.`, key);
   }
-  const low = opts.minExclusive ? v <= min : v < min;
-  if (low || v > max) {
-    const range = `${opts.minExclusive ? "greater than" : "at least"} ${min} and at most ${max}`;
-    throw invalid(`'${key}' must be ${range}, got ${v}.`, key);
-  }
-  return v;
-}
-
-function integerAtLeast(body: Body, key: string, min: number): number | undefined {
-  const v = opt(body, key);
-  if (v === undefined) return undefined;
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) {
-    throw invalid(`'${key}' must be an integer, got ${typeName(v) === "number" ? String(v) : typeName(v)}.`, key);
-  }
-  if (v < min) throw invalid(`'${key}' must be at least ${min}, got ${v}.`, key);
+  if (!inRange(v, range)) throw invalid(`'${key}' must be ${describeRange(range)}, got ${v}.`, key);
   return v;
 }
 
@@ -184,7 +175,9 @@ function parsePrompt(body: Body): { prompt?: string; promptTokenIds?: number[] }
   if (typeof v === "string") return { prompt: v };
   if (isTokenIds(v)) {
     v.forEach((t, i) => {
-      if (!Number.isSafeInteger(t) || t < 0) throw invalid("token ids in 'prompt' must be non-negative integers.", `prompt[${i}]`);
+      if (!inRange(t, REQUEST_LIMITS.prompt_token_id)) {
+        throw invalid(`token ids in 'prompt' must be ${describeRange(REQUEST_LIMITS.prompt_token_id)}.`, `prompt[${i}]`);
+      }
     });
     return { promptTokenIds: v };
   }
@@ -202,17 +195,14 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
   if (typeof model !== "string" || model.trim() === "") throw invalid("'model' must be a non-empty string.", "model");
   rejectUnsupported(body);
 
-  const maxCompletion = integerAtLeast(body, "max_completion_tokens", 1);
-  const maxTokens = integerAtLeast(body, "max_tokens", 1);
-  const topK = integerAtLeast(body, "top_k", -1);
+  const maxCompletion = ranged(body, "max_completion_tokens", REQUEST_LIMITS.max_tokens);
+  const maxTokens = ranged(body, "max_tokens", REQUEST_LIMITS.max_tokens);
+  const topK = ranged(body, "top_k", REQUEST_LIMITS.top_k);
   const seed = opt(body, "seed");
   if (seed !== undefined && (typeof seed !== "number" || !Number.isSafeInteger(seed))) {
     throw invalid(`'seed' must be an integer, got ${typeName(seed)}.`, "seed");
   }
-  const priority = opt(body, "priority");
-  if (priority !== undefined && (typeof priority !== "number" || !Number.isSafeInteger(priority))) {
-    throw invalid(`'priority' must be an integer, got ${typeName(priority)}.`, "priority");
-  }
+  const priority = ranged(body, "priority", REQUEST_LIMITS.priority, 0);
   const ignoreEos = opt(body, "ignore_eos");
   if (ignoreEos !== undefined && typeof ignoreEos !== "boolean") {
     throw invalid(`'ignore_eos' must be true or false, got ${typeName(ignoreEos)}.`, "ignore_eos");
@@ -222,14 +212,14 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
     endpoint,
     model,
     maxTokens: maxCompletion ?? maxTokens ?? null,
-    temperature: numberIn(body, "temperature", 0, 2, 1),
-    topP: numberIn(body, "top_p", 0, 1, 1, { minExclusive: true }),
+    temperature: ranged(body, "temperature", REQUEST_LIMITS.temperature, 1),
+    topP: ranged(body, "top_p", REQUEST_LIMITS.top_p, 1),
     // vLLM's -1 means "off" as 0 does here.
     topK: topK === undefined || topK === -1 ? 0 : topK,
-    minP: numberIn(body, "min_p", 0, 1, 0),
+    minP: ranged(body, "min_p", REQUEST_LIMITS.min_p, 0),
     seed: (seed as number | undefined) ?? null,
     stop: parseStop(body),
-    priority: (priority as number | undefined) ?? 0,
+    priority,
     ignoreEos: ignoreEos === true,
     n: 1 as const,
   };

@@ -1,9 +1,10 @@
 // One contract, run against both implementations: the filesystem store in a temp folder
 // and the S3 store on a real S3-compatible server (s3rver) on a loopback port.
 import { createHash, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatchgenError } from "../src/errors.js";
 import { createObjectStore } from "../src/create-object-store.js";
@@ -170,6 +171,15 @@ function objectStoreContract(name: string, makeStore: () => Promise<ObjectStore>
       expect((await store.getBytes("copy")).toString()).toBe("copied through a stream");
     });
 
+    it("a stream body that errors before the upload reads it rejects the upload (no unhandled error) and stores nothing", async () => {
+      const store = await makeStore();
+      const body = new PassThrough();
+      const up = store.upload("early", body);
+      body.destroy(new Error("client went away"));
+      await expect(up).rejects.toThrow();
+      expect(await store.head("early")).toBeNull();
+    });
+
     it("a failing upload body leaves no object behind and keeps the previous one", async () => {
       const store = await makeStore();
       await store.put("keep", "old");
@@ -204,6 +214,39 @@ objectStoreContract("FsObjectStore", async () => {
   const root = mkdtempSync(join(tmpdir(), "bg-fs-store-"));
   fsRoots.push(root);
   return new FsObjectStore(root);
+});
+
+describe("FsObjectStore specifics", () => {
+  const fresh = (): { root: string; store: FsObjectStore } => {
+    const root = mkdtempSync(join(tmpdir(), "bg-fs-store-"));
+    fsRoots.push(root);
+    return { root, store: new FsObjectStore(root) };
+  };
+  const temps = (root: string): string[] => (existsSync(join(root, ".batchgen-tmp")) ? readdirSync(join(root, ".batchgen-tmp")) : []);
+
+  it("an upload whose body fails at once leaves no temp file (50 times)", async () => {
+    const { root, store } = fresh();
+    for (let i = 0; i < 50; i++) {
+      const body = new PassThrough();
+      const up = store.upload(`k/${i}`, body);
+      body.destroy(new Error("client went away"));
+      await expect(up).rejects.toThrow("client went away");
+    }
+    expect(temps(root)).toEqual([]);
+    expect(await store.head("k/0")).toBeNull();
+  });
+
+  it("removeStaleTemp removes temp files older than the cut-off, and only those", async () => {
+    const { root, store } = fresh();
+    await store.put("warm", "x"); // makes the temp folder
+    writeFileSync(join(root, ".batchgen-tmp", "old"), "partial");
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(join(root, ".batchgen-tmp", "old"), old, old);
+    writeFileSync(join(root, ".batchgen-tmp", "new"), "partial");
+    expect(await store.removeStaleTemp(Date.now() - 60_000)).toBe(1);
+    expect(temps(root)).toEqual(["new"]);
+    expect(await new FsObjectStore(mkdtempSync(join(tmpdir(), "bg-fs-empty-"))).removeStaleTemp(Date.now())).toBe(0);
+  });
 });
 
 // --- S3 on s3rver -----------------------------------------------------------------------

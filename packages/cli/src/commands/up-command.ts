@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { CliError } from "../cli-error.js";
 import { DEFAULT_API_KEY, defaultCacheDir, defaultDataDir } from "../defaults.js";
 import { startLocalStack } from "../local-stack.js";
+import { writeSampleBatch } from "../sample-batch.js";
 import type { Output } from "../output.js";
 
 interface UpFlags {
@@ -54,18 +55,20 @@ export function upCommand(out: Output): Command {
         ...(flags.verbose ? { logStream: process.stderr } : {}),
         say: (line) => out.info(line),
       });
+      const sample = await writeSampleBatch(stack.dataDir, stack.modelName);
       out.result(
         [
           "batchgen is up",
           `  API      ${stack.url}/v1`,
           `  API key  ${stack.apiKey}`,
+          `  console  ${stack.url}/console`,
           `  model    ${stack.modelName} (${stack.modelNote}; ${stack.modelDir})`,
           `  data     ${stack.dataDir}`,
           `  redis    ${stack.redisUrl}${stack.ownRedis ? " (started here)" : ""}`,
           `  metrics  ${stack.url}/metrics, http://127.0.0.1:${stack.workerMetricsPort}/metrics`,
           ...(stack.logFile ? [`  logs     ${stack.logFile}`] : []),
           "",
-          `Submit a batch:  BATCHGEN_URL=${stack.url} BATCHGEN_API_KEY=${stack.apiKey} batchgen submit examples/questions.jsonl --model ${stack.modelName} --wait`,
+          `Submit a batch:  BATCHGEN_URL=${stack.url} BATCHGEN_API_KEY=${stack.apiKey} batchgen submit ${shellWord(sample)} --wait`,
           "Stop with Ctrl-C.",
         ].join("\n"),
       );
@@ -85,6 +88,11 @@ export function upCommand(out: Output): Command {
       });
       out.info("batchgen stopped");
     });
+}
+
+/** A path as one shell word (quoted when it holds anything but safe characters). */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }
 
 function int(value: string, flag: string, min: number): number {

@@ -8,6 +8,7 @@ import { newId, type BatchStatus, type Logger, type ObjectStore } from "@batchge
 import type { JobStore, BatchRecord } from "../job-store.js";
 import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
 import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
+import type { SwallowedErrors } from "../swallowed-errors.js";
 import { UploadSink } from "./upload-sink.js";
 
 export interface FinalizerDeps {
@@ -15,6 +16,7 @@ export interface FinalizerDeps {
   objects: ObjectStore;
   logger: Logger;
   replicaId: string;
+  swallowed: SwallowedErrors;
 }
 
 const LOCK_TTL_MS = 30_000;
@@ -57,16 +59,18 @@ export class BatchFinalizer {
   }
 
   private async finalizeLocked(batchId: string): Promise<boolean> {
-    const { store, replicaId, logger } = this.deps;
+    const { store, replicaId, logger, swallowed } = this.deps;
     const lock = `finalize:${batchId}`;
     try {
       if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return false;
-      const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+      // A failed renewal is retried at the next interval; finalizing twice is idempotent (reserved file ids).
+      const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("finalize.renew_lock")), LOCK_TTL_MS / 3);
       try {
         return await this.run(batchId);
       } finally {
         clearInterval(renew);
-        await store.releaseLock(lock, replicaId).catch(() => undefined);
+        // Not released, the lock expires after its TTL.
+        await store.releaseLock(lock, replicaId).catch(swallowed.at("finalize.release_lock"));
       }
     } catch (err) {
       logger.error("finalize failed; it will be retried", { batch_id: batchId, err });
@@ -111,6 +115,7 @@ export class BatchFinalizer {
         filename: `${batchId}_${kind}.jsonl`,
         purpose: "batch_output",
         key: outputFileKey(id),
+        expiresAtMs: batch.outputExpiresAfterS === null ? null : nowMs + batch.outputExpiresAfterS * 1000,
       });
       return id;
     };
@@ -128,8 +133,10 @@ export class BatchFinalizer {
     });
     if (!moved) return false;
     logger.info("batch finalized", { batch_id: batchId, status: outcome, completed: out.lines, failed: err.lines });
-    await objects.deletePrefix(partsPrefix(batchId)).catch(() => undefined);
-    await store.dropLineState(batchId).catch(() => undefined);
+    // The batch is final; leftovers of these two only cost space (the parts folder is also
+    // trashed with the input file).
+    await objects.deletePrefix(partsPrefix(batchId)).catch(this.deps.swallowed.at("finalize.delete_parts"));
+    await store.dropLineState(batchId).catch(this.deps.swallowed.at("finalize.drop_line_state"));
     return true;
   }
 

@@ -63,6 +63,8 @@ export class UploadSink {
   /** Give up: end the stream and swallow the upload's outcome. */
   abort(): void {
     this.stream.destroy();
+    // The caller is already failing with the error that made it give up; the upload's own
+    // rejection (caused by this destroy) adds nothing.
     this.uploaded.catch(() => undefined);
   }
 }

@@ -16,7 +16,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { CoordinatorMetrics } from "../coordinator-metrics.js";
-import type { JobStore, LeasedShard, ShardJobData, StopReason } from "../job-store.js";
+import type { FleetWorker, JobStore, LeasedShard, ShardJobData, StopReason } from "../job-store.js";
 import type { AssignResult, LeaseBroker, LeaseTaker } from "../lease-broker.js";
 import { encodePart, errorLine, lineIds, partKey, responseLine } from "../result-part.js";
 import { readShardLines } from "../shard-lines.js";
@@ -80,6 +80,7 @@ export class WorkerSession implements LeaseTaker {
   private readonly timers: NodeJS.Timeout[] = [];
   private chain: Promise<void> = Promise.resolve();
   private readonly log: Logger;
+  private fleet: FleetWorker | null = null;
 
   constructor(
     private readonly call: WorkerCall,
@@ -118,6 +119,7 @@ export class WorkerSession implements LeaseTaker {
         this.onResult(msg.value);
         break;
       case "heartbeat":
+        this.onHeartbeat(msg.value);
         break;
       case "leaseDone":
         this.serialize(() => this.onLeaseDone(msg.value.leaseId));
@@ -151,7 +153,22 @@ export class WorkerSession implements LeaseTaker {
     await store.watchModel(h.model);
     if (this.closed) return;
     this.welcomed = true;
-    metrics.workersConnected.inc();
+    metrics.workersConnected.inc({ model: h.model });
+    this.fleet = {
+      sessionId: this.sessionId,
+      workerId: this.workerId,
+      model: h.model,
+      engine: h.engine,
+      tokensPerSecond: 0,
+      running: 0,
+      waiting: 0,
+      kvBlocksUsed: 0,
+      kvBlocksTotal: 0,
+      leases: 0,
+      connectedAtMs: Date.now(),
+      lastHeartbeatAtMs: Date.now(),
+    };
+    void this.reportFleet();
     this.log.info("worker connected", { worker_id: this.workerId, model: h.model, engine: h.engine });
     this.send({
       case: "welcome",
@@ -161,6 +178,26 @@ export class WorkerSession implements LeaseTaker {
     const keepAliveMs = Math.min(config.heartbeatIntervalMs, Math.floor(config.lockDurationMs / 3));
     this.timers.push(setInterval(() => void this.keepAlive(h.maxModelLen), keepAliveMs));
     if (this.wantsWork()) this.deps.broker.want(this);
+  }
+
+  /** The worker's own numbers, kept for the fleet view (GET /v1/fleet). */
+  private onHeartbeat(hb: { running: number; waiting: number; kvBlocksUsed: bigint; kvBlocksTotal: bigint; tokensPerSecond: number }): void {
+    if (!this.fleet) return;
+    Object.assign(this.fleet, {
+      running: hb.running,
+      waiting: hb.waiting,
+      kvBlocksUsed: Number(hb.kvBlocksUsed),
+      kvBlocksTotal: Number(hb.kvBlocksTotal),
+      tokensPerSecond: hb.tokensPerSecond,
+      lastHeartbeatAtMs: Date.now(),
+    });
+    void this.reportFleet();
+  }
+
+  private async reportFleet(): Promise<void> {
+    if (!this.fleet || this.closed) return;
+    this.fleet.leases = this.leases.size;
+    await this.deps.store.putWorker(this.fleet, this.modelTtlMs()).catch(() => undefined);
   }
 
   private modelTtlMs(): number {
@@ -267,8 +304,7 @@ export class WorkerSession implements LeaseTaker {
       if (await shard.complete()) metrics.shardsDone.inc();
       return "skipped";
     }
-    const all = await readShardLines(objects, d);
-    const todo = all.filter((l) => !done[l.lineIndex - d.firstLine]);
+    const todo = await readShardLines(objects, d, (i) => done[i - d.firstLine] === true);
     const lease: ActiveLease = {
       id: shard.token,
       data: d,
@@ -454,7 +490,8 @@ export class WorkerSession implements LeaseTaker {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.deps.broker.forget(this);
-    if (this.welcomed) this.deps.metrics.workersConnected.dec();
+    if (this.welcomed) this.deps.metrics.workersConnected.dec({ model: this.model });
+    if (this.fleet) void this.deps.store.removeWorker(this.sessionId).catch(() => undefined);
     this.log.info("worker disconnected", { worker_id: this.workerId, reason, leases: this.leases.size });
     await this.chain;
     for (const lease of [...this.leases.values()]) {

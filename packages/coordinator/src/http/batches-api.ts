@@ -1,12 +1,12 @@
 // POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches?after=&limit=,
 // POST /v1/batches/{id}/cancel — the OpenAI Batch API over the JobStore.
 import type { ServerResponse } from "node:http";
-import { BatchgenError, isBatchEndpoint, newId, BATCH_ENDPOINTS } from "@batchgen/core";
+import { BatchgenError, isBatchEndpoint, isBatchgenError, newId, BATCH_ENDPOINTS } from "@batchgen/core";
 import { batchView } from "../batch-view.js";
 import { windowMs } from "../coordinator-config.js";
 import type { BatchRecord, JobStore } from "../job-store.js";
 import type { FilesApi } from "./files-api.js";
-import { notFound, sendJson } from "./http-io.js";
+import { invalid, notFound, parseExpiresAfter, sendJson } from "./http-io.js";
 
 export interface BatchesApiDeps {
   store: JobStore;
@@ -18,7 +18,6 @@ export interface BatchesApiDeps {
   onCancelled(batch: BatchRecord): Promise<void>;
 }
 
-const invalid = (message: string, param: string): BatchgenError => new BatchgenError("invalid_request", message, { param });
 
 function parseMetadata(v: unknown): Record<string, string> | null {
   if (v === undefined || v === null) return null;
@@ -69,10 +68,13 @@ export class BatchesApi {
     if (typeof priority !== "number" || !Number.isSafeInteger(priority) || priority < -1000 || priority > 1000) {
       throw invalid("'priority' (extension) must be an integer from -1000 to 1000; higher runs first.", "priority");
     }
+    const outputExpiresAfterS = parseExpiresAfter(b.output_expires_after, "output_expires_after");
     let file;
     try {
       file = await this.deps.files.getOwned(tenant, b.input_file_id);
-    } catch {
+    } catch (err) {
+      // Only "no such file" names the parameter; a store failure stays what it is.
+      if (!isBatchgenError(err) || err.code !== "not_found") throw err;
       throw new BatchgenError("not_found", `No file found with id '${b.input_file_id}'.`, { param: "input_file_id" });
     }
     if (file.purpose !== "batch") {
@@ -110,8 +112,12 @@ export class BatchesApi {
       promptTokens: 0,
       completionTokens: 0,
       stopReason: null,
+      outputExpiresAfterS,
     };
-    await this.deps.store.createBatch(batch);
+    if (!(await this.deps.store.createBatch(batch))) {
+      // Deleted since it was looked up above.
+      throw new BatchgenError("not_found", `No file found with id '${file.id}'.`, { param: "input_file_id" });
+    }
     this.deps.onCreated(batch.id);
     sendJson(res, 200, batchView(batch, now));
   }

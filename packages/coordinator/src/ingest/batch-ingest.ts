@@ -3,10 +3,12 @@
 // one BullMQ job per shard (status in_progress). One replica ingests a batch at a time (a
 // lock); a replica that dies mid-ingest leaves the lock to expire and the monitor of any
 // replica runs the ingest again (queuing a shard twice is a no-op).
-import { BatchErrorCodes, type Logger, type ObjectStore } from "@batchgen/core";
+import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { JobStore, ShardJobData } from "../job-store.js";
-import { InputValidator, type ShardRange } from "./input-validator.js";
+import type { SwallowedErrors } from "../swallowed-errors.js";
+import { encodePart, invalidLineError, partKey } from "../result-part.js";
+import { InputValidator, type InvalidLine, type ShardRange } from "./input-validator.js";
 import { splitLines } from "./split-lines.js";
 
 export interface IngestDeps {
@@ -16,6 +18,7 @@ export interface IngestDeps {
   logger: Logger;
   /** Unique per replica: owner of the locks it takes. */
   replicaId: string;
+  swallowed: SwallowedErrors;
 }
 
 const LOCK_TTL_MS = 30_000;
@@ -31,6 +34,9 @@ export interface ShardIndex {
   shardLines: number;
   shards: Array<[number, number, number, number]>;
 }
+
+/** The batch metadata key of the extension that runs the valid lines of a file with invalid ones. */
+export const SKIP_INVALID_LINES = "skip_invalid_lines";
 
 export function ingestLockName(batchId: string): string {
   return `ingest:${batchId}`;
@@ -57,17 +63,19 @@ export class BatchIngest {
   }
 
   private async runLocked(batchId: string): Promise<void> {
-    const { store, replicaId, logger } = this.deps;
+    const { store, replicaId, logger, swallowed } = this.deps;
     const lock = ingestLockName(batchId);
     if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return;
-    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+    // A failed renewal is retried at the next interval; a lock lost for good lets another replica ingest again (idempotent).
+    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("ingest.renew_lock")), LOCK_TTL_MS / 3);
     try {
       await this.ingest(batchId);
     } catch (err) {
       if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, err });
     } finally {
       clearInterval(renew);
-      await store.releaseLock(lock, replicaId).catch(() => undefined);
+      // Not released, the lock expires after its TTL and the monitor retries.
+      await store.releaseLock(lock, replicaId).catch(swallowed.at("ingest.release_lock"));
     }
   }
 
@@ -85,12 +93,15 @@ export class BatchIngest {
       maxLineBytes: config.maxLineBytes,
       maxReportedErrors: config.maxReportedErrors,
       lookupModel: (m) => served.get(m) ?? null,
+      skipInvalidLines: batch.metadata?.[SKIP_INVALID_LINES] === "true",
     });
 
     let source: NodeJS.ReadableStream;
     try {
       source = await objects.get(batch.inputKey);
-    } catch {
+    } catch (err) {
+      // Only a missing object fails the batch; a store that fails now is retried (by the monitor).
+      if (!isBatchgenError(err) || err.code !== "not_found") throw err;
       await this.fail(batchId, [
         { code: BatchErrorCodes.invalidRequest, message: "The input file's content is missing.", param: "input_file_id", line: null },
       ]);
@@ -106,7 +117,7 @@ export class BatchIngest {
       (source as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
     }
     const result = validator.finish();
-    if (result.errors.length > 0 || !result.model) {
+    if (result.shards.length === 0 || !result.model) {
       logger.info("batch failed validation", { batch_id: batchId, errors: result.errorCount });
       await this.fail(batchId, result.errors);
       return;
@@ -124,6 +135,10 @@ export class BatchIngest {
       shards: result.shards.length,
       shardLines: config.shardLines,
     });
+    if (result.invalid.length > 0) {
+      await this.writeInvalidLines(batchId, result.shards, result.invalid);
+      logger.info("invalid lines skipped", { batch_id: batchId, lines: result.invalid.length });
+    }
     const jobs = result.shards.map((s: ShardRange): ShardJobData => ({
       batchId,
       shard: s.shard,
@@ -139,11 +154,32 @@ export class BatchIngest {
     const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });
     if (!started) {
       // Cancelled (or expired) while validating: nothing of it may run.
-      await store.removeShards(result.model, batchId, jobs.length).catch(() => undefined);
+      // Left queued, a shard of a stopped batch is dropped when leased.
+      await store.removeShards(result.model, batchId, jobs.length).catch(this.deps.swallowed.at("ingest.remove_shards"));
       return;
     }
     logger.info("batch in progress", { batch_id: batchId, lines: result.total, shards: jobs.length, model: result.model });
     await store.publish({ type: "work", model: result.model });
+  }
+
+  /**
+   * The lines left out go to the error file as line errors: persisted as result parts and
+   * marked done like any result, before the shards are queued, so no worker gets them
+   * (a lease skips done lines). A second ingest run marks nothing twice.
+   */
+  private async writeInvalidLines(batchId: string, shards: readonly ShardRange[], invalid: readonly InvalidLine[]): Promise<void> {
+    const { store, objects } = this.deps;
+    let i = 0;
+    for (const s of shards) {
+      const lines: InvalidLine[] = [];
+      while (i < invalid.length && invalid[i]!.lineIndex < s.firstLine + s.lineCount) lines.push(invalid[i++]!);
+      for (let at = 0; at < lines.length; at += 1000) {
+        const chunk = lines.slice(at, at + 1000);
+        const part = chunk.map((l) => ({ line: l.lineIndex, ok: false, json: invalidLineError(l.customId, l.code, l.message, l.param, l.lineNumber) }));
+        await objects.put(partKey(batchId, s.shard, "ingest_invalid", at / 1000), encodePart(part));
+        await store.markLinesDone(batchId, s.shard, chunk.map((l) => ({ line: l.lineIndex, ok: false, promptTokens: 0, completionTokens: 0 })));
+      }
+    }
   }
 
   private async fail(batchId: string, errors: Array<{ code: string; message: string; param: string | null; line: number | null }>): Promise<void> {

@@ -9,8 +9,9 @@ const line = (id: string, model = "m", extra: Record<string, unknown> = {}): str
 const completionLine = (id: string, model = "m"): string =>
   JSON.stringify({ custom_id: id, method: "POST", url: "/v1/completions", body: { model, prompt: "x" } });
 
-function validate(texts: Array<string | null>, opts: { shardLines?: number; lookup?: ModelLookup; maxErrors?: number; strictEndpoint?: boolean } = {}) {
+function validate(texts: Array<string | null>, opts: { shardLines?: number; lookup?: ModelLookup; maxErrors?: number; strictEndpoint?: boolean; skip?: boolean } = {}) {
   const v = new InputValidator({
+    skipInvalidLines: opts.skip,
     endpoint: "/v1/chat/completions",
     strictEndpoint: opts.strictEndpoint,
     shardLines: opts.shardLines ?? 2,
@@ -139,5 +140,59 @@ describe("CustomIdSet", () => {
     expect(s.add(long)).toBe(false);
     expect(s.add(long + "!")).toBe(true);
     expect(s.size).toBe(3);
+  });
+
+  describe("skipInvalidLines (metadata skip_invalid_lines)", () => {
+    it("keeps invalid lines in their shards and reports each with its index, line number, custom_id and code", () => {
+      const texts = [line("a"), "{not json", line("b"), "", line("a"), line("c", "other"), line("d", "m", { max_tokens: 500 }), null, line("e")];
+      const r = validate(texts, { skip: true, shardLines: 3, maxErrors: 2 });
+      expect(r.total).toBe(8);
+      expect(r.model).toBe("m");
+      expect(r.shards.map((s) => [s.firstLine, s.lineCount])).toEqual([[0, 3], [3, 3], [6, 2]]);
+      expect(r.invalid.map((l) => [l.lineIndex, l.lineNumber, l.customId, l.code])).toEqual([
+        [1, 2, null, "invalid_json_line"],
+        [3, 5, "a", "duplicate_custom_id"],
+        [4, 6, "c", "mismatched_model"],
+        [5, 7, "d", "token_limit_exceeded"],
+        [6, 8, null, "line_too_large"],
+      ]);
+      // Every invalid line is kept even past maxReportedErrors.
+      expect(r.errors).toHaveLength(2);
+    });
+
+    it("takes the first served model; a file with no valid line still fails", () => {
+      const r = validate([line("a", "nope"), line("b"), line("c", "nope")], { skip: true });
+      expect(r.model).toBe("m");
+      expect(r.invalid.map((l) => [l.lineIndex, l.code])).toEqual([[0, "model_not_found"], [2, "mismatched_model"]]);
+      expect(r.shards.length).toBeGreaterThan(0);
+      const none = validate(["{", line("x", "nope")], { skip: true });
+      expect(none.shards).toEqual([]);
+      expect(none.errors.at(-1)?.message).toMatch(/no line of the file is valid/);
+    });
+
+    it("is off by default: one invalid line fails the batch (OpenAI's rule)", () => {
+      const r = validate([line("a"), "{not json", line("b")]);
+      expect(r.shards).toEqual([]);
+      expect(r.invalid).toEqual([]);
+      expect(r.errors.map((e) => e.line)).toEqual([2]);
+    });
+  });
+});
+
+describe("InputValidator, encodings", () => {
+  it("reports a line that is not valid UTF-8 as invalid_utf8 with its line number", () => {
+    const v = new InputValidator({
+      endpoint: "/v1/chat/completions",
+      shardLines: 10,
+      maxLineBytes: 1000,
+      maxReportedErrors: 10,
+      lookupModel: () => ({ maxModelLen: 0 }),
+    });
+    const text = line("a");
+    v.add({ number: 1, start: 0, end: text.length + 1, text, bytes: text.length });
+    v.add({ number: 2, start: text.length + 1, end: text.length + 20, text: null, bytes: 18, invalidUtf8: true });
+    const r = v.finish();
+    expect(r.errors).toEqual([expect.objectContaining({ code: "invalid_utf8", line: 2 })]);
+    expect(r.shards).toEqual([]);
   });
 });

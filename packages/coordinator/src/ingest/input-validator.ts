@@ -4,7 +4,9 @@
 // fleet serves, max_tokens within the model's context). A line's url may differ from the
 // batch's endpoint (a mixed batch, an extension) unless `strictEndpoint` asks for
 // OpenAI's rule. Shards are runs of up to `shardLines` lines (and about `shardMaxBytes`
-// bytes) as byte ranges.
+// bytes) as byte ranges. With `skipInvalidLines` (an extension, the batch's
+// metadata skip_invalid_lines: "true") an invalid line does not fail the batch: it stays
+// in its shard's byte range and is reported in `invalid`, to go to the error file.
 import { BatchErrorCodes, parseBatchLine, type BatchError } from "@batchgen/core";
 import { CustomIdSet } from "./custom-id-set.js";
 import type { SplitLine } from "./split-lines.js";
@@ -30,6 +32,21 @@ export interface InputValidatorOptions {
   maxLineBytes: number;
   maxReportedErrors: number;
   lookupModel: ModelLookup;
+  /** Keep going past invalid lines (reported in `invalid`) instead of failing the batch. */
+  skipInvalidLines?: boolean;
+}
+
+/** A line left out of the run (skipInvalidLines): it gets a line error in the error file. */
+export interface InvalidLine {
+  /** 0-based request line index (as results are indexed). */
+  lineIndex: number;
+  /** 1-based line number in the file. */
+  lineNumber: number;
+  /** The line's custom_id when it has a readable one. */
+  customId: string | null;
+  code: string;
+  message: string;
+  param: string | null;
 }
 
 export interface ValidationResult {
@@ -39,6 +56,8 @@ export interface ValidationResult {
   total: number;
   model: string | null;
   shards: ShardRange[];
+  /** skipInvalidLines: the lines left out (every one, in file order). */
+  invalid: InvalidLine[];
 }
 
 export class InputValidator {
@@ -50,20 +69,25 @@ export class InputValidator {
   private maxModelLen = 0;
   private readonly shards: ShardRange[] = [];
   private current: ShardRange | null = null;
+  private readonly invalid: InvalidLine[] = [];
+  private lineIndex = -1;
+  private lineText: string | null = null;
 
   constructor(private readonly opts: InputValidatorOptions) {}
 
   /** True once enough errors are known that reading further changes nothing. */
   get saturated(): boolean {
-    return this.errorCount >= this.opts.maxReportedErrors;
+    return !this.opts.skipInvalidLines && this.errorCount >= this.opts.maxReportedErrors;
   }
 
   add(line: SplitLine): void {
     // Blank lines (a trailing empty line, say) are not requests: they get no line index.
     if (line.text !== null && line.text.trim() === "") return;
     const lineIndex = this.total++;
+    this.lineIndex = lineIndex;
+    this.lineText = line.text;
     this.check(line);
-    if (this.errorCount > 0) return; // a failed batch needs no shards
+    if (this.errorCount > 0 && !this.opts.skipInvalidLines) return; // a failed batch needs no shards
     if (!this.current) {
       this.current = { shard: this.shards.length, firstLine: lineIndex, lineCount: 0, byteStart: line.start, byteEnd: line.end };
       this.shards.push(this.current);
@@ -75,25 +99,38 @@ export class InputValidator {
   }
 
   finish(): ValidationResult {
+    this.lineIndex = -1;
     if (this.total === 0) {
       this.fail(BatchErrorCodes.emptyFile, "The input file is empty: it has no request lines.", null, null);
+    } else if (this.opts.skipInvalidLines && this.invalid.length === this.total) {
+      this.fail(BatchErrorCodes.invalidRequest, "skip_invalid_lines: no line of the file is valid; nothing to run.", null, null);
     }
+    // Skipping invalid lines, only file-level errors fail the batch.
+    const failed = this.opts.skipInvalidLines ? this.errorCount > this.invalid.length : this.errorCount > 0;
     return {
       errors: this.errors,
       errorCount: this.errorCount,
       total: this.total,
       model: this.model,
-      shards: this.errorCount > 0 ? [] : this.shards,
+      shards: failed ? [] : this.shards,
+      invalid: this.invalid,
     };
   }
 
   private fail(code: string, message: string, param: string | null, line: number | null): void {
     this.errorCount++;
     if (this.errors.length < this.opts.maxReportedErrors) this.errors.push({ code, message, param, line });
+    if (this.opts.skipInvalidLines && line !== null && this.lineIndex >= 0) {
+      this.invalid.push({ lineIndex: this.lineIndex, lineNumber: line, customId: readableCustomId(this.lineText), code, message, param });
+    }
   }
 
   private check(line: SplitLine): void {
     const n = line.number;
+    if (line.invalidUtf8) {
+      this.fail(BatchErrorCodes.invalidUtf8, "This line is not valid UTF-8; input files must be UTF-8 encoded.", null, n);
+      return;
+    }
     if (line.text === null) {
       this.fail(
         BatchErrorCodes.lineTooLarge,
@@ -128,8 +165,9 @@ export class InputValidator {
       return;
     }
     if (this.model === null) {
-      this.model = request.model;
       const served = this.opts.lookupModel(request.model);
+      // Skipping invalid lines, the batch's model is the first one served.
+      if (served || !this.opts.skipInvalidLines) this.model = request.model;
       if (!served) {
         this.fail(
           BatchErrorCodes.modelNotFound,
@@ -157,5 +195,16 @@ export class InputValidator {
         n,
       );
     }
+  }
+}
+
+/** The custom_id of a line that may not be valid JSON (or not an object), when it has a string one. */
+function readableCustomId(text: string | null): string | null {
+  if (text === null) return null;
+  try {
+    const v = (JSON.parse(text) as { custom_id?: unknown } | null)?.custom_id;
+    return typeof v === "string" ? v : null;
+  } catch {
+    return null;
   }
 }

@@ -48,4 +48,24 @@ describe("splitLines", () => {
     expect(await collect([])).toEqual([]);
     expect(await collect(["\n"])).toEqual([{ number: 1, start: 0, end: 1, text: "", bytes: 0 }]);
   });
+
+  it("gives a line that is not valid UTF-8 as invalidUtf8 with no text, even split across chunks", async () => {
+    const bad = Buffer.from('{"custom_id":"a\xff"}\n', "latin1");
+    const euro = Buffer.from("\u20ac\n"); // 3 bytes, split between chunks below
+    const lines = await collect([bad, euro.subarray(0, 1), euro.subarray(1), Buffer.from([0xc3, 0x28, 0x0a]), "ok"]);
+    expect(lines.map((l) => [l.text, l.invalidUtf8 ?? false])).toEqual([
+      [null, true],
+      ["\u20ac", false],
+      [null, true],
+      ["ok", false],
+    ]);
+    expect(lines[0]!.bytes).toBe(bad.length - 1);
+  });
+
+  it("strips a BOM split across chunks, and keeps a file shorter than a BOM", async () => {
+    const lines = await collect([Buffer.from([0xef]), Buffer.from([0xbb]), Buffer.from([0xbf, 0x61, 0x0a])]);
+    expect(lines).toEqual([{ number: 1, start: 3, end: 5, text: "a", bytes: 1 }]);
+    expect((await collect([Buffer.from("x")])).map((l) => l.text)).toEqual(["x"]);
+    expect((await collect([Buffer.from([0xef, 0xbb])])).map((l) => l.invalidUtf8)).toEqual([true]);
+  });
 });

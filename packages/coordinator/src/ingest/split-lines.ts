@@ -1,6 +1,9 @@
 // Lines of a byte stream with their byte ranges, without ever holding more than one line
 // (of at most maxLineBytes) in memory: a longer line is skipped to its end and reported
-// as too long.
+// as too long. Lines must be valid UTF-8: one that is not is given with text null and
+// invalidUtf8 set (never decoded with replacement characters, which could change a
+// custom_id without anyone noticing).
+import { isUtf8 } from "node:buffer";
 
 export interface SplitLine {
   /** 1-based line number. */
@@ -9,8 +12,10 @@ export interface SplitLine {
   start: number;
   /** Byte offset just past the line's "\n" (or the end of the stream). */
   end: number;
-  /** The line without "\n" / "\r\n"; null when it is longer than maxLineBytes. */
+  /** The line without "\n" / "\r\n"; null when it is longer than maxLineBytes or not valid UTF-8. */
   text: string | null;
+  /** Set (true) when the line's bytes are not valid UTF-8. */
+  invalidUtf8?: true;
   /** Length of the line in bytes without its line break. */
   bytes: number;
 }
@@ -34,14 +39,19 @@ export async function* splitLines(
   const finish = (end: number, lineBytes: number): SplitLine => {
     number++;
     let text: string | null = null;
+    let invalid = false;
     let bytes = lineBytes;
     if (!tooLong) {
       let buf = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, pieceBytes);
       if (buf.length > 0 && buf[buf.length - 1] === CR) buf = buf.subarray(0, buf.length - 1);
       bytes = buf.length;
-      text = bytes > maxLineBytes ? null : buf.toString("utf8");
+      if (bytes <= maxLineBytes) {
+        if (isUtf8(buf)) text = buf.toString("utf8");
+        else invalid = true;
+      }
     }
     const line: SplitLine = { number, start: lineStart, end, text, bytes };
+    if (invalid) line.invalidUtf8 = true;
     pieces = [];
     pieceBytes = 0;
     tooLong = false;
@@ -65,8 +75,25 @@ export async function* splitLines(
     pieces.push(chunk.subarray(from, to));
   };
 
-  for await (const raw of source) {
-    let chunk = typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+  // The first bytes are held until there are 3 of them: a BOM may arrive split across chunks.
+  let head: Buffer | null = Buffer.alloc(0);
+  const chunks = async function* (): AsyncGenerator<Buffer> {
+    for await (const raw of source) {
+      const chunk = typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.isBuffer(raw) ? raw : Buffer.from(raw);
+      if (head === null) {
+        yield chunk;
+        continue;
+      }
+      head = Buffer.concat([head, chunk]);
+      if (head.length < BOM.length) continue;
+      const whole: Buffer = head;
+      head = null;
+      yield whole;
+    }
+    if (head !== null && head.length > 0) yield head;
+  };
+
+  for await (let chunk of chunks()) {
     if (first && chunk.length > 0) {
       first = false;
       if (chunk.subarray(0, 3).equals(BOM)) {

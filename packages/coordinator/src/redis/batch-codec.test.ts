@@ -34,6 +34,7 @@ const record: BatchRecord = {
   promptTokens: 7,
   completionTokens: 9,
   stopReason: null,
+  outputExpiresAfterS: null,
 };
 
 describe("batch codec", () => {

@@ -36,6 +36,7 @@ const FIELDS: Record<keyof Omit<BatchRecord, "id">, [hashField: string, kind: Ki
   promptTokens: ["prompt_tokens", "number"],
   completionTokens: ["completion_tokens", "number"],
   stopReason: ["stop_reason", "string"],
+  outputExpiresAfterS: ["output_expires_after_s", "number"],
 };
 
 const COUNTERS = new Set(["total", "shards", "shardLines", "completed", "failed", "promptTokens", "completionTokens", "priority"]);

@@ -116,21 +116,28 @@ export class BullmqShardQueues {
     for (let i = 0; i < shards; i += CHUNK) {
       const ids = [];
       for (let s = i; s < Math.min(shards, i + CHUNK); s++) ids.push(shardJobId(batchId, s));
-      // A locked (leased) job is not removed; its lease completes it.
-      await Promise.all(ids.map((id) => queue.remove(id).catch(() => 0)));
+      // A locked (leased) job is not removed (BullMQ refuses: "... locked ..."); its lease
+      // completes it. Any other failure (Redis) reaches the caller.
+      await Promise.all(
+        ids.map((id) =>
+          queue.remove(id).catch((err: unknown) => {
+            if (!/locked/i.test(String((err as Error | undefined)?.message))) throw err;
+            return 0;
+          }),
+        ),
+      );
     }
   }
 
-  async counts(): Promise<{ queued: number; leased: number }> {
-    let queued = 0;
-    let leased = 0;
-    for (const q of this.models.values()) {
+  /** Shards queued (waiting, prioritized, delayed) and leased (active), per model queue this replica knows. */
+  async counts(): Promise<Map<string, { queued: number; leased: number }>> {
+    const out = new Map<string, { queued: number; leased: number }>();
+    for (const [model, q] of this.models) {
       const { queue } = await q;
       const c = await queue.getJobCounts("waiting", "prioritized", "active", "delayed");
-      queued += (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
-      leased += c.active ?? 0;
+      out.set(model, { queued: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), leased: c.active ?? 0 });
     }
-    return { queued, leased };
+    return out;
   }
 
   async close(): Promise<void> {
@@ -138,6 +145,7 @@ export class BullmqShardQueues {
     const all = await Promise.allSettled([...this.models.values()]);
     for (const r of all) {
       if (r.status !== "fulfilled") continue;
+      // Shutting down: a connection that fails to close cleanly is dropped with the process.
       await r.value.worker.close(true).catch(() => undefined);
       await r.value.queue.close().catch(() => undefined);
     }

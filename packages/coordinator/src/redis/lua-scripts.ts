@@ -7,9 +7,12 @@ const LUA_DIR = new URL("../../lua/", import.meta.url);
 
 const SCRIPTS = {
   markLinesDone: { file: "mark-lines-done.lua", keys: 3 },
-  transitionBatch: { file: "transition-batch.lua", keys: 3 },
+  transitionBatch: { file: "transition-batch.lua", keys: 4 },
   releaseLock: { file: "release-lock.lua", keys: 1 },
   renewLock: { file: "renew-lock.lua", keys: 1 },
+  deleteFile: { file: "delete-file.lua", keys: 6 },
+  createBatch: { file: "create-batch.lua", keys: 6 },
+  claimWebhooks: { file: "claim-webhooks.lua", keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

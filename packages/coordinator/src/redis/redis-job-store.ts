@@ -6,7 +6,10 @@ import { Redis } from "ioredis";
 import type {
   BatchFields,
   BatchRecord,
+  DeleteFileResult,
+  FileListQuery,
   FileRecord,
+  FleetWorker,
   JobStore,
   LeasedShard,
   LineOutcome,
@@ -17,6 +20,7 @@ import type {
 import { decodeBatch, encodeBatchFields } from "./batch-codec.js";
 import { BullmqShardQueues } from "./bullmq-shard-queues.js";
 import { defineScripts, runScript } from "./lua-scripts.js";
+import { RedisWebhookOutbox } from "./redis-webhook-outbox.js";
 
 export interface RedisJobStoreOptions {
   redisUrl: string;
@@ -45,6 +49,11 @@ export class RedisJobStore implements JobStore {
     });
   }
 
+  /** The outbox of batch webhook events (the same connection and key prefix). */
+  webhookOutbox(): RedisWebhookOutbox {
+    return new RedisWebhookOutbox(this.redis, this.key("webhooks"));
+  }
+
   private key(...parts: Array<string | number>): string {
     return [this.k, ...parts].join(":");
   }
@@ -52,18 +61,24 @@ export class RedisJobStore implements JobStore {
   // ---- files
 
   async createFile(file: FileRecord): Promise<void> {
-    await this.redis.hset(this.key("file", file.id), {
-      tenant: file.tenant,
-      bytes: String(file.bytes),
-      created_at_ms: String(file.createdAtMs),
-      filename: file.filename,
-      purpose: file.purpose,
-      key: file.key,
-    });
+    const m = this.redis
+      .multi()
+      .hset(this.key("file", file.id), {
+        tenant: file.tenant,
+        bytes: String(file.bytes),
+        created_at_ms: String(file.createdAtMs),
+        filename: file.filename,
+        purpose: file.purpose,
+        key: file.key,
+        ...(file.expiresAtMs === null ? {} : { expires_at_ms: String(file.expiresAtMs) }),
+      })
+      .zadd(this.key("tenant", file.tenant, "files"), file.createdAtMs, file.id)
+      .zadd(this.key("tenant", file.tenant, "files", file.purpose), file.createdAtMs, file.id);
+    if (file.expiresAtMs !== null) m.zadd(this.key("file-expiry"), file.expiresAtMs, file.id);
+    await m.exec();
   }
 
-  async getFile(id: string): Promise<FileRecord | null> {
-    const h = await this.redis.hgetall(this.key("file", id));
+  private decodeFile(id: string, h: Record<string, string>): FileRecord | null {
     if (!h.key) return null;
     return {
       id,
@@ -73,21 +88,107 @@ export class RedisJobStore implements JobStore {
       filename: h.filename ?? "",
       purpose: h.purpose ?? "",
       key: h.key,
+      expiresAtMs: h.expires_at_ms ? Number(h.expires_at_ms) : null,
     };
+  }
+
+  async getFile(id: string): Promise<FileRecord | null> {
+    return this.decodeFile(id, await this.redis.hgetall(this.key("file", id)));
+  }
+
+  async getFiles(ids: readonly string[]): Promise<Array<FileRecord | null>> {
+    return (await this.hashes("file", ids)).map((h, i) => this.decodeFile(ids[i]!, h));
+  }
+
+  async listFileIds(tenant: string, q: FileListQuery): Promise<{ ids: string[]; hasMore: boolean }> {
+    const key = q.purpose === null ? this.key("tenant", tenant, "files") : this.key("tenant", tenant, "files", q.purpose);
+    return this.page(key, q.after, q.limit, q.order);
+  }
+
+  async deleteFile(id: string, nowMs: number): Promise<DeleteFileResult> {
+    const file = await this.getFile(id);
+    if (!file) {
+      // No record: an expiry entry left for it would be looked at by every sweep.
+      await this.redis.zrem(this.key("file-expiry"), id);
+      return null;
+    }
+    const res = (await runScript(
+      this.redis,
+      "deleteFile",
+      [
+        this.key("file", id),
+        this.key("file", id, "readers"),
+        this.key("tenant", file.tenant, "files"),
+        this.key("tenant", file.tenant, "files", file.purpose),
+        this.key("file-expiry"),
+        this.key("trash"),
+      ],
+      [this.key("batch") + ":", id, nowMs],
+    )) as Array<number | string>;
+    if (res[0] === -1) return null;
+    if (res[0] === 0) return { deleted: false, readBy: String(res[1]) };
+    return { deleted: true, trash: res.slice(1).map(String) };
+  }
+
+  async expiredFileIds(nowMs: number, limit: number, offset = 0): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key("file-expiry"), "-inf", nowMs, "LIMIT", offset, limit);
+  }
+
+  async trash(beforeMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key("trash"), "-inf", `(${beforeMs}`, "LIMIT", 0, limit);
+  }
+
+  async clearTrash(entries: readonly string[]): Promise<void> {
+    if (entries.length > 0) await this.redis.zrem(this.key("trash"), ...entries);
+  }
+
+  /** Hashes of `kind` ids in one round trip. */
+  private async hashes(kind: string, ids: readonly string[]): Promise<Array<Record<string, string>>> {
+    if (ids.length === 0) return [];
+    const p = this.redis.pipeline();
+    for (const id of ids) p.hgetall(this.key(kind, id));
+    const res = (await p.exec()) ?? [];
+    return ids.map((_, i) => {
+      const [err, h] = res[i] ?? [null, {}];
+      if (err) throw err;
+      return h as Record<string, string>;
+    });
+  }
+
+  /** A page of a zset ordered by score, after the member `after` (exclusive). */
+  private async page(key: string, after: string | null, limit: number, order: "asc" | "desc"): Promise<{ ids: string[]; hasMore: boolean }> {
+    let start = 0;
+    if (after) {
+      const rank = order === "desc" ? await this.redis.zrevrank(key, after) : await this.redis.zrank(key, after);
+      if (rank === null) return { ids: [], hasMore: false };
+      start = rank + 1;
+    }
+    const ids =
+      order === "desc"
+        ? await this.redis.zrevrange(key, start, start + limit)
+        : await this.redis.zrange(key, String(start), String(start + limit));
+    return { ids: ids.slice(0, limit), hasMore: ids.length > limit };
   }
 
   // ---- batches
 
-  async createBatch(batch: BatchRecord): Promise<void> {
+  async createBatch(batch: BatchRecord): Promise<boolean> {
     const { id, status, ...fields } = batch;
     const pairs = encodeBatchFields(fields).filter(([, v]) => v !== "");
-    await this.redis
-      .multi()
-      .hset(this.key("batch", id), "status", status, ...pairs.flat())
-      .zadd(this.key("tenant", batch.tenant, "batches"), batch.createdAtMs, id)
-      .sadd(this.key("active"), id)
-      .hincrby(this.key("status-counts"), status, 1)
-      .exec();
+    const res = await runScript(
+      this.redis,
+      "createBatch",
+      [
+        this.key("file", batch.inputFileId),
+        this.key("file", batch.inputFileId, "readers"),
+        this.key("batch", id),
+        this.key("tenant", batch.tenant, "batches"),
+        this.key("active"),
+        this.key("status-counts"),
+      ],
+      [id, batch.createdAtMs, status, ...pairs.flat()],
+    );
+    return res === 1;
   }
 
   async getBatch(id: string): Promise<BatchRecord | null> {
@@ -95,27 +196,11 @@ export class RedisJobStore implements JobStore {
   }
 
   async getBatches(ids: readonly string[]): Promise<Array<BatchRecord | null>> {
-    if (ids.length === 0) return [];
-    const p = this.redis.pipeline();
-    for (const id of ids) p.hgetall(this.key("batch", id));
-    const res = (await p.exec()) ?? [];
-    return ids.map((id, i) => {
-      const [err, h] = res[i] ?? [null, {}];
-      if (err) throw err;
-      return decodeBatch(id, h as Record<string, string>);
-    });
+    return (await this.hashes("batch", ids)).map((h, i) => decodeBatch(ids[i]!, h));
   }
 
   async listBatchIds(tenant: string, after: string | null, limit: number): Promise<{ ids: string[]; hasMore: boolean }> {
-    const key = this.key("tenant", tenant, "batches");
-    let start = 0;
-    if (after) {
-      const rank = await this.redis.zrevrank(key, after);
-      if (rank === null) return { ids: [], hasMore: false };
-      start = rank + 1;
-    }
-    const ids = await this.redis.zrevrange(key, start, start + limit);
-    return { ids: ids.slice(0, limit), hasMore: ids.length > limit };
+    return this.page(this.key("tenant", tenant, "batches"), after, limit, "desc");
   }
 
   async transitionBatch(id: string, from: readonly BatchStatus[], to: BatchStatus, fields: BatchFields = {}): Promise<boolean> {
@@ -124,7 +209,7 @@ export class RedisJobStore implements JobStore {
     const res = await runScript(
       this.redis,
       "transitionBatch",
-      [this.key("batch", id), this.key("status-counts"), this.key("active")],
+      [this.key("batch", id), this.key("status-counts"), this.key("active"), this.key("webhooks", "due")],
       [id, from.join(","), to, terminal, ...pairs],
     );
     return res === 1;
@@ -302,12 +387,36 @@ export class RedisJobStore implements JobStore {
     for (const model of await this.redis.smembers(this.key("queues"))) await this.queues.watch(model);
   }
 
-  shardCounts(): Promise<{ queued: number; leased: number }> {
+  shardCounts(): Promise<Map<string, { queued: number; leased: number }>> {
     return this.queues.counts();
   }
 
   onLeaseExpired(handler: (jobId: string) => void): void {
     this.queues.onExpired(handler);
+  }
+
+  // ---- fleet: one hash field per worker session, JSON with its expiry
+
+  async putWorker(worker: FleetWorker, ttlMs: number): Promise<void> {
+    await this.redis.hset(this.key("fleet"), worker.sessionId, JSON.stringify({ ...worker, expiresAtMs: Date.now() + ttlMs }));
+  }
+
+  async removeWorker(sessionId: string): Promise<void> {
+    await this.redis.hdel(this.key("fleet"), sessionId);
+  }
+
+  async fleet(nowMs: number): Promise<FleetWorker[]> {
+    const all = await this.redis.hgetall(this.key("fleet"));
+    const out: FleetWorker[] = [];
+    const gone: string[] = [];
+    for (const [session, json] of Object.entries(all)) {
+      const { expiresAtMs, ...w } = JSON.parse(json) as FleetWorker & { expiresAtMs: number };
+      if (expiresAtMs < nowMs) gone.push(session);
+      else out.push(w);
+    }
+    // A replica that died left its sessions behind: forget them once they expired.
+    if (gone.length > 0) await this.redis.hdel(this.key("fleet"), ...gone);
+    return out.sort((a, b) => a.workerId.localeCompare(b.workerId));
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,8 @@ constexpr ArchInfo kArchs[] = {
     {"Qwen3ForCausalLM", "qwen3"},
 };
 
+constexpr int32_t kMaxLayers = 4096;
+
 std::string supported_list() {
   std::string s;
   for (const ArchInfo& a : kArchs) s += (s.empty() ? "" : ", ") + std::string(a.architecture);
@@ -330,6 +332,11 @@ ModelConfig model_config_parse(const Json& top_cfg, const std::string& path, con
   c.hidden_size = shape_field("hidden_size", &ShapeDefaults::hidden);
   c.intermediate_size = shape_field("intermediate_size", &ShapeDefaults::inter);
   c.num_layers = shape_field("num_hidden_layers", &ShapeDefaults::layers);
+  // Per-layer settings are sized by the layer count before any weight is read; the
+  // deepest published models have about 130 layers.
+  if (c.num_layers > kMaxLayers)
+    load_error(cpath + ": num_hidden_layers = " + std::to_string(c.num_layers) + " is more than the " +
+               std::to_string(kMaxLayers) + " layers this engine takes");
   c.num_heads = shape_field("num_attention_heads", &ShapeDefaults::heads);
   c.num_kv_heads = int32_t(f.integer("num_key_value_heads", d ? d->kv_heads : int64_t(c.num_heads)));
   if (cfg.find_value("head_dim") || d) {
