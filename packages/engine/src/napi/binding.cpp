@@ -162,6 +162,7 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("steps", double(s.steps));
   o.Set("preemptions", double(s.preemptions));
   o.Set("lastStepMs", s.last_step_ms);
+  o.Set("grammarMasks", double(s.grammar_masks));
   return o;
 }
 
