@@ -16,6 +16,9 @@
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
 #   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#   extras      bench_engine on Gemma-2B, sampling at T=1: every line under a 10-field
+#               json_schema vs none, top_logprobs 5 vs none, n=4 (256 prompts x 4
+#               choices) vs 1024 separate lines (issue 13; the n=4 gain needs prefix caching)
 #
 # Output under $OUT (default build/gpu-check): gpu-check.log (everything),
 # results.jsonl (one JSON line per benchmark), summary.txt (the table printed last).
@@ -35,7 +38,7 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det extras)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -130,15 +133,25 @@ do_invariance() {
   return $ok
 }
 
+do_extras() {
+  local ok=0 common=(--shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024
+    --max-batch-tokens 8192 --temperature 1)
+  bench ours-2b-t1 "${common[@]}" || ok=1
+  bench ours-2b-t1-schema10 "${common[@]}" --json-schema 10 || ok=1
+  bench ours-2b-t1-logprobs5 "${common[@]}" --top-logprobs 5 || ok=1
+  bench ours-2b-t1-n4 "${common[@]}" --n-choices 4 || ok=1
+  return $ok
+}
+
 main() {
-for p in build ops kernels bench peer reference models invariance det; do
+for p in build ops kernels bench peer reference models invariance det extras; do
   want $p && run_phase $p do_$p
 done
 
 {
   echo
   echo "GPU check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
-  for p in build ops kernels bench peer reference models invariance det; do
+  for p in build ops kernels bench peer reference models invariance det extras; do
     want $p && printf '  %-11s %-7s %5s s\n' "$p" "${status[$p]:-?}" "${seconds[$p]:-?}"
   done
   python3 - "$RESULTS" <<'PY'
