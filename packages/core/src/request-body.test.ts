@@ -244,7 +244,8 @@ describe("parseRequestBody: choices, logprobs, penalties, response formats", () 
 
   it.each([
     [{ type: "string", format: "email" }, "#: keyword 'format'"],
-    [{ type: "object", properties: { a: { type: "integer", minimum: 0 } } }, "#/properties/a: keyword 'minimum'"],
+    [{ type: "object", properties: { a: { type: "integer", minimum: 5 } } }, "#/properties/a: minimum is supported only"],
+    [{ type: "object", properties: { a: { type: "string", minimum: 0 } } }, "#/properties/a: keyword 'minimum' does not apply"],
     [{ type: "object", properties: { a: { oneOf: [{ type: "string" }] } } }, "#/properties/a: keyword 'oneOf'"],
     [{ type: "array", items: { $ref: "#/$defs/x" } }, "#/items: $ref '#/$defs/x' points at nothing"],
     [{ type: "object", properties: {}, required: ["z"] }, "'z'"],

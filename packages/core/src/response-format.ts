@@ -5,7 +5,9 @@
 // accepts exactly this subset:
 //   type (a name or a list of them), properties, required, additionalProperties,
 //   items, minItems, maxItems, enum, const, anyOf, $ref (local: "#", "#/$defs/.."),
-//   $defs / definitions, and the annotations title, description, default,
+//   $defs / definitions, minimum / maximum on numbers where they do not cut into
+//   what the grammar writes (minimum 0 or <= -1e15, maximum >= 1e15: numbers of at
+//   most 15 integer digits), and the annotations title, description, default,
 //   examples, $schema, $id, $comment, strict.
 import { BatchgenError } from "./errors.js";
 
@@ -14,12 +16,14 @@ export type ResponseFormat =
   | { type: "json_object" }
   | { type: "json_schema"; name: string; strict: boolean; schema: Record<string, unknown> };
 
-const KEYWORDS = new Set(["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "$ref"]);
+const KEYWORDS = new Set(["type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "$ref", "minimum", "maximum"]);
 const ANNOTATIONS = new Set(["title", "description", "default", "examples", "$schema", "$id", "$comment", "strict", "$defs", "definitions"]);
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
 const BY_TYPE: Record<string, string[]> = {
   object: ["properties", "required", "additionalProperties"],
   array: ["items", "minItems", "maxItems"],
+  number: ["minimum", "maximum"],
+  integer: ["minimum", "maximum"],
 };
 const MAX_DEPTH = 64;
 
@@ -115,6 +119,12 @@ export function checkStrictSchema(schema: unknown, param: string): void {
         for (const r of o.required as string[]) if (!names.has(r)) fail(where, `required names '${r}', which is not in properties`);
       }
       for (const [k, v] of Object.entries((props as Obj | undefined) ?? {})) walk(v, `${where}/properties/${k}`, depth + 1);
+    }
+    if (o.minimum !== undefined && !(o.minimum === 0 || (typeof o.minimum === "number" && o.minimum <= -1e15))) {
+      fail(where, `minimum is supported only as 0 or <= -1e15 (got ${JSON.stringify(o.minimum)})`);
+    }
+    if (o.maximum !== undefined && !(typeof o.maximum === "number" && o.maximum >= 1e15)) {
+      fail(where, "maximum is supported only as >= 1e15 (the grammar's numbers have at most 15 integer digits)");
     }
     if (types.includes("array")) {
       for (const k of ["minItems", "maxItems"]) {

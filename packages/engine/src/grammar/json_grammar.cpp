@@ -99,7 +99,7 @@ const std::set<std::string>& annotations() {
 const std::set<std::string>& supported() {
   static const std::set<std::string> s = {"type", "properties", "required", "additionalProperties",
                                           "items", "minItems", "maxItems", "enum", "const", "anyOf",
-                                          "$ref"};
+                                          "$ref", "minimum", "maximum"};
   return s;
 }
 
@@ -304,10 +304,25 @@ class Compiler {
       g_.nodes[size_t(id)].item = item;
       return id;
     }
+    if (type == "number" || type == "integer") {
+      only(s, {"minimum", "maximum"}, type, where);
+      n.kind = type == "number" ? NodeKind::number : NodeKind::integer;
+      if (const Json* lo = s.find_value("minimum")) {
+        if (!lo->is_number()) fail(where, "minimum must be a number");
+        if (lo->as_double() == 0) n.non_negative = true;
+        else if (!(lo->as_double() <= -1e15)) fail(where, "minimum is supported only as 0 or <= -1e15 (got " + json_write(*lo) + ")");
+        n.no_exponent = true;
+      }
+      if (const Json* hi = s.find_value("maximum")) {
+        if (!hi->is_number() || !(hi->as_double() >= 1e15)) {
+          fail(where, "maximum is supported only as >= 1e15 (the grammar's numbers have at most 15 integer digits)");
+        }
+        n.no_exponent = true;
+      }
+      return add(std::move(n));
+    }
     only(s, {}, type, where);
     if (type == "string") n.kind = NodeKind::string;
-    else if (type == "number") n.kind = NodeKind::number;
-    else if (type == "integer") n.kind = NodeKind::integer;
     else if (type == "boolean") return add_literals({"true", "false"});
     else if (type == "null") return add_literals({"null"});
     else fail(where, "type '" + type + "' is not a JSON Schema type");

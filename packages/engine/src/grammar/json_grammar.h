@@ -6,6 +6,9 @@
 //   type (a name or a list of names: object, array, string, number, integer,
 //   boolean, null), properties, required, additionalProperties, items, minItems,
 //   maxItems, enum, const, anyOf, $ref ("#", "#/$defs/..", "#/definitions/.."),
+//   minimum / maximum on numbers where they do not cut into what the grammar
+//   writes (minimum 0: no minus sign; minimum <= -1e15 and maximum >= 1e15: no
+//   bound for numbers of at most 15 integer digits, and no exponent),
 //   $defs / definitions, and the annotations title, description, default,
 //   examples, $schema, $id, $comment, strict.
 //
@@ -61,6 +64,9 @@ struct Node {
   // any_of
   std::vector<int32_t> alts;
   int32_t min_len = 0;               // bytes of the shortest value
+  // number / integer
+  bool non_negative = false;         // minimum 0: no minus sign
+  bool no_exponent = false;          // bounded: no exponent
 };
 
 struct Grammar {

@@ -121,11 +121,13 @@ void JsonMatcher::feed(Thread t, uint8_t b, std::vector<Thread>& out) const {
       out.push_back(t);
       return;
     case F_NUMBER: {
-      const bool integer = f.node >= 0 && g_->nodes[size_t(f.node)].kind == NodeKind::integer;
+      const Node* nn = f.node >= 0 ? &g_->nodes[size_t(f.node)] : nullptr;
+      const bool integer = nn && nn->kind == NodeKind::integer;
+      const bool exponent = !integer && !(nn && nn->no_exponent);
       bool took = true;
       switch (f.phase) {
         case N_START:
-          if (b == '-') f.phase = N_MINUS;
+          if (b == '-' && !(nn && nn->non_negative)) f.phase = N_MINUS;
           else if (b == '0') f.phase = N_ZERO;
           else if (is_digit(b)) { f.phase = N_INT; f.count = 1; }
           else took = false;
@@ -139,7 +141,7 @@ void JsonMatcher::feed(Thread t, uint8_t b, std::vector<Thread>& out) const {
         case N_INT:
           if (f.phase == N_INT && is_digit(b) && f.count < kMaxIntDigits) ++f.count;
           else if (!integer && b == '.') f.phase = N_DOT;
-          else if (!integer && (b == 'e' || b == 'E')) f.phase = N_E;
+          else if (exponent && (b == 'e' || b == 'E')) f.phase = N_E;
           else took = false;
           break;
         case N_DOT:
@@ -148,7 +150,7 @@ void JsonMatcher::feed(Thread t, uint8_t b, std::vector<Thread>& out) const {
           break;
         case N_FRAC:
           if (is_digit(b) && f.count < kMaxFracDigits) ++f.count;
-          else if (b == 'e' || b == 'E') f.phase = N_E;
+          else if (exponent && (b == 'e' || b == 'E')) f.phase = N_E;
           else took = false;
           break;
         case N_E:

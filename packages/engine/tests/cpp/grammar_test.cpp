@@ -73,6 +73,8 @@ TEST_CASE(schema_outside_the_subset_names_the_keyword) {
   // A recursion with no way out.
   CHECK(compile_error(R"({"$defs":{"n":{"type":"object","properties":{"next":{"$ref":"#/$defs/n"}},"required":["next"]}},"$ref":"#/$defs/n"})")
             .find("no finite instance") != std::string::npos);
+  CHECK(compile_error(R"({"type":"integer","minimum":3})").find("minimum") != std::string::npos);
+  CHECK(compile_error(R"({"type":"number","maximum":10})").find("maximum") != std::string::npos);
   CHECK_EQ(compile_error(kSchema), std::string());
 }
 
@@ -86,6 +88,10 @@ TEST_CASE(matcher_accepts_the_schema_language_and_nothing_else) {
   CHECK(!matches(g, R"({"name":"","age":01,"score":null,"color":"red","tags":[],"ok":false})"));    // leading 0
   CHECK(!matches(g, R"({"name":"","age":1,"score":null,"color":"red","tags":[{"k":""},{"k":""},{"k":""},{"k":""}],"ok":false})"));
   CHECK(!matches(g, R"({"name":"a)" "\n" R"(","age":1,"score":null,"color":"red","tags":[],"ok":false})"));
+  Grammar bounded = grammar_from_json_schema(R"({"type":"array","items":{"type":"number","minimum":0,"maximum":1e300}})");
+  CHECK(matches(bounded, "[0,1.5,12]"));
+  CHECK(!matches(bounded, "[-1]"));
+  CHECK(!matches(bounded, "[1e5]"));
   Grammar any = grammar_json_object();
   CHECK(matches(any, R"({"a":[1,{"b":null},"x",-0.5e-3],"c":{}})"));
   CHECK(!matches(any, R"([1])"));
