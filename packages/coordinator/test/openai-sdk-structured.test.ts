@@ -2,7 +2,8 @@
 // zodResponseFormat, and json_object), logprobs / top_logprobs and n > 1 run through
 // the coordinator and the real worker (CPU engine, random-weight tiny-gemma), and the
 // official `openai` SDK parses the output lines with its own types and helpers:
-// parseChatCompletion validates every choice's content against the zod schema.
+// parseChatCompletion validates every choice's content against the zod schema. A
+// line with n = 4 gives the choices four n = 1 lines with seeds seed..seed+3 give.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import OpenAI, { toFile } from "openai";
@@ -63,7 +64,7 @@ describe("official openai SDK: structured outputs, logprobs and n", () => {
     const client = new OpenAI({ apiKey: KEY_A, baseURL: `${cluster.url()}/v1`, maxRetries: 0 });
     const responseFormat = zodResponseFormat(Person, "person");
     const messages = (i: number) => [{ role: "user" as const, content: `Extract the person from line ${i}.` }];
-    const requests = Array.from({ length: 8 }, (_, i) => ({
+    const structured = Array.from({ length: 8 }, (_, i) => ({
       custom_id: `s-${i}`,
       method: "POST" as const,
       url: "/v1/chat/completions" as const,
@@ -72,6 +73,14 @@ describe("official openai SDK: structured outputs, logprobs and n", () => {
           ? { model: MODEL_NAME, messages: messages(i), max_tokens: 120, seed: i, logprobs: true, top_logprobs: 3, n: 2, response_format: responseFormat }
           : { model: MODEL_NAME, messages: messages(i), max_tokens: 60, seed: i, logprobs: true, response_format: { type: "json_object" as const } },
     }));
+    // n = 4 with seed 100, and the same request four times alone with seeds 100..103.
+    const sampled = (id: string, n: number, seed: number) => ({
+      custom_id: id,
+      method: "POST" as const,
+      url: "/v1/chat/completions" as const,
+      body: { model: MODEL_NAME, messages: messages(99), max_tokens: 12, temperature: 1, seed, n },
+    });
+    const requests = [...structured, sampled("n4", 4, 100), ...[0, 1, 2, 3].map((i) => sampled(`alone-${i}`, 1, 100 + i))];
     const jsonl = requests.map((r) => JSON.stringify(r)).join("\n") + "\n";
     const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), "requests.jsonl"), purpose: "batch" });
     let batch = await client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
@@ -82,12 +91,19 @@ describe("official openai SDK: structured outputs, logprobs and n", () => {
       batch = await client.batches.retrieve(batch.id);
     }
     expect(batch.status, `${JSON.stringify(batch.errors)} ${workerLog}`).toBe("completed");
-    expect(batch.request_counts).toEqual({ total: 8, completed: 8, failed: 0 });
+    expect(batch.request_counts).toEqual({ total: 13, completed: 13, failed: 0 });
 
     const text = await (await client.files.content(batch.output_file_id!)).text();
     const lines = text.trim().split("\n").map((l) => JSON.parse(l) as { custom_id: string; response: { body: ChatCompletion } });
     expect(lines.map((l) => l.custom_id)).toEqual(requests.map((r) => r.custom_id));
-    for (const [i, line] of lines.entries()) {
+    const n4 = lines[8]!.response.body;
+    const alone = lines.slice(9).map((l) => l.response.body);
+    expect(n4.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(n4.choices.map((c) => c.message.content)).toEqual(alone.map((b) => b.choices[0]!.message.content));
+    expect(new Set(n4.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
+    expect(n4.usage!.completion_tokens).toBe(alone.reduce((s, b) => s + b.usage!.completion_tokens, 0));
+    expect(n4.usage!.prompt_tokens).toBe(alone[0]!.usage!.prompt_tokens);
+    for (const [i, line] of lines.slice(0, 8).entries()) {
       const completion: ChatCompletion = line.response.body;
       if (i < 6) {
         const parsed = parseChatCompletion(completion, { model: MODEL_NAME, messages: messages(i), response_format: responseFormat });

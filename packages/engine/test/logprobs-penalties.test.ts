@@ -106,21 +106,29 @@ describe("penalties and logit bias", () => {
   it("greedy tokens match a torch implementation of vLLM's definitions", async () => {
     const c = cases.find((x) => x.name === "llama-gqa")!;
     const engine = await open(c);
+    // The random model's greedy output never repeats a token; a bias that makes token
+    // 5 win the first step by 0.5 (from transformers' logits of that step) gives the
+    // positive penalties a repeat to push against.
+    const ref = c.prompts[1]!;
+    const last = ref.logits.subarray((ref.ids.length - 1) * c.vocabSize, ref.ids.length * c.vocabSize);
+    const edge = Math.max(...last) - last[5]! + 0.5;
+    const b = (...pairs: Array<[number, number]>) => pairs;
     const settings = [
-      { presence: 1.5, frequency: 0, repetition: 1, bias: [] as Array<[number, number]> },
-      { presence: 0, frequency: 1.2, repetition: 1, bias: [] as Array<[number, number]> },
-      { presence: 0, frequency: 0, repetition: 1.8, bias: [] as Array<[number, number]> },
-      { presence: 0.4, frequency: 0.6, repetition: 1.3, bias: [[5, 30], [9, -100]] as Array<[number, number]> },
-      { presence: -0.5, frequency: 0, repetition: 0.7, bias: [] as Array<[number, number]> },
+      { presence: 2, frequency: 0, repetition: 1, bias: b([5, edge]) },
+      { presence: 0, frequency: 2, repetition: 1, bias: b([5, edge]) },
+      { presence: 0, frequency: 0, repetition: 3, bias: b([5, edge]) },
+      { presence: 0.4, frequency: 0.6, repetition: 1.3, bias: b([5, 30], [9, -100]) },
+      { presence: -2, frequency: 1.5, repetition: 0.5, bias: b() },
+      { presence: 0, frequency: 0, repetition: 1, bias: b([5, edge]) },
     ];
     const prompt = c.prompts[1]!.ids;
-    const plain = await engine.generate({ prompt, temperature: 0, maxTokens: 16, ignoreEos: true });
+    const plain = await engine.generate({ prompt, temperature: 0, maxTokens: 24, ignoreEos: true });
     const got = await Promise.all(
       settings.map((s) =>
         engine.generate({
           prompt,
           temperature: 0,
-          maxTokens: 16,
+          maxTokens: 24,
           ignoreEos: true,
           presencePenalty: s.presence,
           frequencyPenalty: s.frequency,
@@ -131,11 +139,13 @@ describe("penalties and logit bias", () => {
     );
     const want = runPython(SCRIPT, {
       model_dir: c.modelDir,
-      cases: settings.map((s) => ({ mode: "penalized", prompt, n: 16, params: s })),
+      cases: settings.map((s) => ({ mode: "penalized", prompt, n: 24, params: s })),
     }) as number[][];
     got.forEach((g, i) => expect(g.tokens, JSON.stringify(settings[i])).toEqual(want[i]));
-    // The penalties change what greedy decoding gives.
-    expect(got.filter((g) => g.tokens.join() !== plain.tokens.join()).length).toBeGreaterThanOrEqual(4);
+    // Each penalty changes what greedy decoding gives under the same bias.
+    const control = got[5]!.tokens.join();
+    for (const i of [0, 1, 2]) expect(got[i]!.tokens.join(), JSON.stringify(settings[i])).not.toBe(control);
+    expect(got[4]!.tokens.join()).not.toBe(plain.tokens.join());
     // Bias +30 on token 5 makes it the first token.
     expect(got[3]!.tokens[0]).toBe(5);
   });
