@@ -1,4 +1,6 @@
-// A model's tokenizer, from the files of its Hugging Face directory: tokenizer.json
+// A model's tokenizer, from a GGUF file's tokenizer.ggml.* metadata and
+// tokenizer.chat_template (gguf-tokenizer.ts turns them into the two files below),
+// or from the files of its Hugging Face directory: tokenizer.json
 // (run by @huggingface/tokenizers), tokenizer_config.json (special tokens, chat
 // template), and where present chat_template.jinja, special_tokens_map.json and
 // generation_config.json (end-of-sequence ids). Pure TypeScript: the coordinator
@@ -13,6 +15,8 @@ import { join } from "node:path";
 
 import { ChatTemplate, type ChatMessage } from "./chat-template.js";
 import { InvalidArgumentError, ModelLoadError, UnsupportedError } from "./errors.js";
+import { GgufFile, findGgufFile } from "./gguf-file.js";
+import { ggufTokenizerParts } from "./gguf-tokenizer.js";
 
 export type { ChatMessage } from "./chat-template.js";
 
@@ -44,6 +48,23 @@ export class Tokenizer {
     readonly vocabSize: number,
   ) {}
 
+  /**
+   * Loads the tokenizer of a model: a GGUF file, a directory holding one (and no
+   * config.json), or a Hugging Face directory. Throws ModelLoadError naming the file at fault.
+   */
+  static async load(path: string): Promise<Tokenizer> {
+    const gguf = await findGgufFile(path);
+    return gguf ? Tokenizer.fromGguf(gguf) : Tokenizer.fromDir(path);
+  }
+
+  /** Loads the tokenizer and chat template a GGUF file carries. */
+  static async fromGguf(path: string): Promise<Tokenizer> {
+    const parts = ggufTokenizerParts(await GgufFile.open(path));
+    const template = parts.config.chat_template;
+    return Tokenizer.build(`${path} (GGUF tokenizer)`, parts.tokenizerJson, parts.config, {}, parts.eosTokenIds,
+      compileTemplate(`${path} tokenizer.chat_template`, null, template));
+  }
+
   /** Loads the tokenizer of a model directory. Throws ModelLoadError naming the file at fault. */
   static async fromDir(modelDir: string): Promise<Tokenizer> {
     const tokenizerJson = await readJson(modelDir, "tokenizer.json", true);
@@ -51,12 +72,26 @@ export class Tokenizer {
     const specialTokensMap = (await readJson(modelDir, "special_tokens_map.json", false)) ?? {};
     const generationConfig = await readJson(modelDir, "generation_config.json", false);
     const templateFile = await readFile(join(modelDir, "chat_template.jinja"), "utf8").catch(() => null);
+    const eos = ([] as unknown[]).concat(generationConfig?.eos_token_id ?? []).filter((id) => typeof id === "number");
+    const template = templateFile !== null
+      ? compileTemplate(join(modelDir, "chat_template.jinja"), templateFile, null)
+      : compileTemplate(`${join(modelDir, "tokenizer_config.json")} chat_template`, null, config.chat_template);
+    return Tokenizer.build(join(modelDir, "tokenizer.json"), tokenizerJson as Json, config, specialTokensMap, eos, template);
+  }
 
+  private static build(
+    where: string,
+    tokenizerJson: Json,
+    config: Json,
+    specialTokensMap: Json,
+    extraEos: number[],
+    { template, problem }: { template: ChatTemplate | null; problem: string | null },
+  ): Tokenizer {
     let hf: HfTokenizer;
     try {
       hf = new HfTokenizer(tokenizerJson as object, config);
     } catch (err) {
-      throw new ModelLoadError(`${join(modelDir, "tokenizer.json")}: cannot build the tokenizer: ${message(err)}`);
+      throw new ModelLoadError(`${where}: cannot build the tokenizer: ${message(err)}`);
     }
 
     const specialTokens = collectSpecialTokens(config, specialTokensMap); // the map wins, as in transformers
@@ -65,13 +100,10 @@ export class Tokenizer {
     const eos = new Set<number>();
     const configEos = idOf(specialTokens.eos_token);
     if (configEos !== null) eos.add(configEos);
-    for (const id of ([] as unknown[]).concat(generationConfig?.eos_token_id ?? [])) {
-      if (typeof id === "number") eos.add(id);
-    }
+    for (const id of extraEos) eos.add(id);
     let maxId = -1;
     for (const id of hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
 
-    const { template, problem } = compileTemplate(modelDir, templateFile, config.chat_template);
     return new Tokenizer(
       hf,
       template,
@@ -163,18 +195,14 @@ function collectSpecialTokens(...sources: Json[]): Record<string, string> {
   return out;
 }
 
-/** transformers' choice of template: chat_template.jinja, else the config's (a string, or named ones with "default"). */
+/** A template source (chat_template.jinja's text, else the config's: a string, or named ones with "default"), compiled. */
 function compileTemplate(
-  dir: string,
+  where: string,
   file: string | null,
   fromConfig: unknown,
 ): { template: ChatTemplate | null; problem: string | null } {
-  let source: string | null = null;
-  let where = join(dir, "chat_template.jinja");
-  if (file !== null) {
-    source = file;
-  } else {
-    where = `${join(dir, "tokenizer_config.json")} chat_template`;
+  let source: string | null = file;
+  if (source === null) {
     if (typeof fromConfig === "string") {
       source = fromConfig;
     } else if (Array.isArray(fromConfig)) {

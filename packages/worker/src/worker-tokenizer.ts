@@ -14,7 +14,8 @@ export interface WorkerTokenizer {
 // A specifier in a variable: bundlers and vitest leave the import to run time.
 const TOKENIZER_MODULE = "@batchgen/engine/tokenizer";
 
+/** The tokenizer of a Hugging Face model directory or a GGUF file (or a directory holding one). */
 export async function loadWorkerTokenizer(modelDir: string): Promise<WorkerTokenizer> {
   const { Tokenizer } = (await import(TOKENIZER_MODULE)) as typeof import("@batchgen/engine/tokenizer");
-  return Tokenizer.fromDir(modelDir);
+  return Tokenizer.load(modelDir);
 }

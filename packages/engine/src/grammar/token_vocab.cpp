@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "batchgen/tensor.h"
+#include "model/gguf.h"
 #include "model/json.h"
 
 namespace bg {
@@ -57,6 +58,33 @@ int hex_value(char c) {
   return -1;
 }
 
+// One vocabulary piece as bytes: byte-level (GPT-2 table) or SentencePiece style.
+std::string piece_bytes(const std::string& piece, bool byte_level, const std::map<uint32_t, uint8_t>& table) {
+  if (byte_level) {
+    std::string b;
+    for (uint32_t cp : code_points(piece)) {
+      auto it = table.find(cp);
+      if (it == table.end()) return piece;  // not a byte-level string: take it as written
+      b += char(it->second);
+    }
+    return b;
+  }
+  if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>') {
+    const int hi = hex_value(piece[3]), lo = hex_value(piece[4]);
+    if (hi >= 0 && lo >= 0) return std::string(1, char(hi * 16 + lo));
+  }
+  std::string b;
+  for (size_t i = 0; i < piece.size();) {
+    if (piece.compare(i, 3, "\xE2\x96\x81") == 0) {
+      b += ' ';
+      i += 3;
+    } else {
+      b += piece[i++];
+    }
+  }
+  return b;
+}
+
 }  // namespace
 
 TokenVocab token_vocab_make(std::vector<std::string> bytes) {
@@ -92,31 +120,7 @@ std::vector<std::string> token_bytes_from_tokenizer_json(const std::string& path
   const auto table = byte_level ? byte_level_table() : std::map<uint32_t, uint8_t>{};
 
   std::vector<std::string> out(static_cast<size_t>(vocab_size));
-  auto decode = [&](const std::string& piece) -> std::string {
-    if (byte_level) {
-      std::string b;
-      for (uint32_t cp : code_points(piece)) {
-        auto it = table.find(cp);
-        if (it == table.end()) return piece;  // not a byte-level string: take it as written
-        b += char(it->second);
-      }
-      return b;
-    }
-    if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>') {
-      const int hi = hex_value(piece[3]), lo = hex_value(piece[4]);
-      if (hi >= 0 && lo >= 0) return std::string(1, char(hi * 16 + lo));
-    }
-    std::string b;
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, 3, "\xE2\x96\x81") == 0) {
-        b += ' ';
-        i += 3;
-      } else {
-        b += piece[i++];
-      }
-    }
-    return b;
-  };
+  auto decode = [&](const std::string& piece) { return piece_bytes(piece, byte_level, table); };
   auto put = [&](int64_t id, const std::string& piece) {
     if (id >= 0 && id < vocab_size) out[size_t(id)] = decode(piece);
   };
@@ -139,6 +143,30 @@ std::vector<std::string> token_bytes_from_tokenizer_json(const std::string& path
       if (special && special->is_bool() && special->as_bool()) out[size_t(id->as_int())].clear();
       else if (content && content->is_string()) out[size_t(id->as_int())] = content->as_string();
     }
+  }
+  return out;
+}
+
+}  // namespace grammar
+}  // namespace bg
+
+namespace bg {
+namespace grammar {
+
+std::vector<std::string> token_bytes_from_gguf(const std::string& path, int32_t vocab_size) {
+  std::unique_ptr<GgufFile> file = GgufFile::open(path);
+  const GgufValue* tokens = file->find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->strings.empty()) unsupported(path + ": no tokenizer.ggml.tokens; structured output needs the vocabulary");
+  const GgufValue* model = file->find("tokenizer.ggml.model");
+  const bool byte_level = model && model->s == "gpt2";
+  const auto table = byte_level ? byte_level_table() : std::map<uint32_t, uint8_t>{};
+  const GgufValue* types = file->find("tokenizer.ggml.token_type");
+  std::vector<std::string> out(static_cast<size_t>(vocab_size));
+  for (size_t id = 0; id < tokens->strings.size() && id < size_t(vocab_size); ++id) {
+    // llama.cpp token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    const int type = types && id < types->numbers.size() ? int(types->numbers[id]) : 1;
+    if (type == 2 || type == 3 || type == 5) continue;
+    out[id] = type == 4 ? tokens->strings[id] : piece_bytes(tokens->strings[id], byte_level, table);
   }
   return out;
 }

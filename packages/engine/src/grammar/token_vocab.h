@@ -26,9 +26,14 @@ struct TokenVocab {
 // Builds the indexes; `bytes` has one entry per token id (vocab_size of the model).
 TokenVocab token_vocab_make(std::vector<std::string> bytes);
 
-// Reads <model_dir>/tokenizer.json. Throws EngineError(unsupported) when there is
+// Reads a tokenizer.json. Throws EngineError(unsupported) when there is
 // none or its model type is not BPE / Unigram.
 std::vector<std::string> token_bytes_from_tokenizer_json(const std::string& path, int32_t vocab_size);
+
+// The same from a GGUF file's tokenizer.ggml.tokens (tokenizer.ggml.model "gpt2" is
+// byte-level, otherwise SentencePiece style); control, unknown and unused tokens
+// have no bytes, user-defined ones are their text.
+std::vector<std::string> token_bytes_from_gguf(const std::string& path, int32_t vocab_size);
 
 }  // namespace grammar
 }  // namespace bg

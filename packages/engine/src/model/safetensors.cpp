@@ -274,6 +274,20 @@ SafetensorsSet SafetensorsSet::open_dir(const std::string& model_dir) {
   return set;
 }
 
+SafetensorsSet SafetensorsSet::from_tensors(const std::string& where, std::vector<SafetensorsTensor> tensors,
+                                            std::shared_ptr<const void> keep_alive) {
+  SafetensorsSet set;
+  set.dir_ = where;
+  auto own = std::make_shared<const std::vector<SafetensorsTensor>>(std::move(tensors));
+  for (const SafetensorsTensor& t : *own) {
+    if (!set.by_name_.emplace(t.name, &t).second) load_error(where + ": tensor '" + t.name + "' appears twice");
+  }
+  set.file_paths_.push_back(where);
+  set.own_tensors_ = std::move(own);
+  set.keep_alive_ = std::move(keep_alive);
+  return set;
+}
+
 const SafetensorsTensor* SafetensorsSet::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;

@@ -65,6 +65,11 @@ class SafetensorsSet {
   // Throws EngineError(model_load) when there are none or any is invalid, and when
   // a tensor name appears twice or the index names a tensor its shard lacks.
   static SafetensorsSet open_dir(const std::string& model_dir);
+  // A set over tensors that live elsewhere (a GGUF loader's dequantized buffers):
+  // `keep_alive` owns the memory their data points into. `where` names the source
+  // in messages. Throws EngineError(model_load) when a name appears twice.
+  static SafetensorsSet from_tensors(const std::string& where, std::vector<SafetensorsTensor> tensors,
+                                     std::shared_ptr<const void> keep_alive);
 
   // The tensor, or nullptr.
   const SafetensorsTensor* find(const std::string& name) const;
@@ -78,6 +83,8 @@ class SafetensorsSet {
   std::vector<std::string> file_paths_;
   std::map<std::string, const SafetensorsTensor*> by_name_;
   std::string dir_;
+  std::shared_ptr<const std::vector<SafetensorsTensor>> own_tensors_;  // from_tensors
+  std::shared_ptr<const void> keep_alive_;
 };
 
 }  // namespace bg

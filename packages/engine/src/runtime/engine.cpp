@@ -20,6 +20,7 @@
 #include "model/model.h"
 #include "runtime/step_input.h"
 #include "grammar/token_mask.h"
+#include "model/gguf.h"
 #include "sample/request_extras.h"
 #include "sample/sampler.h"
 #include "sched/scheduler.h"
@@ -471,7 +472,9 @@ class EngineImpl final : public Engine {
     if (!vocab_) {
       std::vector<std::string> bytes = options_.token_bytes;
       if (bytes.empty()) {
-        bytes = grammar::token_bytes_from_tokenizer_json(options_.model_dir + "/tokenizer.json", info_.vocab_size);
+        const std::string gguf = gguf_find(options_.model_dir);
+        bytes = gguf.empty() ? grammar::token_bytes_from_tokenizer_json(options_.model_dir + "/tokenizer.json", info_.vocab_size)
+                             : grammar::token_bytes_from_gguf(gguf, info_.vocab_size);
       }
       bytes.resize(size_t(info_.vocab_size));
       vocab_ = std::make_shared<const grammar::TokenVocab>(grammar::token_vocab_make(std::move(bytes)));

@@ -1,0 +1,28 @@
+// Texts the tokenizer tests encode with ours and with transformers: whitespace
+// runs, scripts, emoji, special-token spellings, control characters, code.
+export const TEXTS = [
+  "Hello world",
+  "  leading, trailing and  double  spaces  ",
+  "tabs\tand\nnewlines\r\nand CRLF\n\n\n",
+  "héllo wörld ñ ç ß Ω",
+  "日本語のテキスト、中文，한국어",
+  "مرحبا بالعالم",
+  "नमस्ते दुनिया",
+  "emoji 🤗🎉, a family 👨‍👩‍👧 and a flag 🇫🇷",
+  "e\u0301 combining accent",
+  "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n",
+  "<bos><eos><pad><unk> <mask> <unused5>",
+  "text<end_of_turn>more text",
+  "<start_of_turn no closing",
+  "\u0000\u0001\u001f control characters",
+  "\ufeffa byte-order mark",
+  "x\u0085y",
+  "12345 3.14159 1e-6 0x1F",
+  "def f(x):\n    return x ** 2  # comment\n",
+  "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and \u{10FFFF} private use",
+  "Ｆｕｌｌｗｉｄｔｈ",
+  "https://example.com/a?b=c&d=e#f",
+  "",
+  " ",
+  "The quick brown fox jumps over the lazy dog. ".repeat(100),
+];
