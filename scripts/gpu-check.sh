@@ -19,6 +19,14 @@
 #   extras      bench_engine on Gemma-2B, sampling at T=1: every line under a 10-field
 #               json_schema vs none, top_logprobs 5 vs none, n=4 (256 prompts x 4
 #               choices) vs 1024 separate lines (issue 13; the n=4 gain needs prefix caching)
+#   archs       full-size shapes of the newer architectures, one model at a time
+#               (write, transformers reference, logits + greedy check, workload A,
+#               delete): the models named in $BG_ARCH_MODELS (default all seven:
+#               gemma2-2b gemma2-9b gemma3-1b gemma3-4b gemma3-12b qwen3-8b
+#               llama3.2-3b). Not in the default phase list: it takes about 2-4 min a
+#               model on an H200, so split it over calls, e.g.
+#                 BG_ARCH_MODELS="gemma3-1b gemma2-2b llama3.2-3b gemma3-4b" scripts/gpu-check.sh build archs
+#                 BG_ARCH_MODELS="qwen3-8b gemma2-9b gemma3-12b" scripts/gpu-check.sh build archs
 #
 # Output under $OUT (default build/gpu-check): gpu-check.log (everything),
 # results.jsonl (one JSON line per benchmark), summary.txt (the table printed last).
@@ -39,6 +47,7 @@ export PYTHONUNBUFFERED=1
 
 phases=("$@")
 [ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det extras)
+ALL_PHASES=(build ops kernels bench peer reference models invariance det extras archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -143,15 +152,42 @@ do_extras() {
   return $ok
 }
 
+# Workload A's prompt count and sequence cap per shape: the 9B/12B KV caches hold
+# about 300 full sequences beside their weights on an H200; more would only preempt.
+arch_bench_args() {
+  case $1 in
+    gemma2-9b) echo "--n 512 --max-seqs 320" ;;
+    gemma3-12b) echo "--n 512 --max-seqs 288" ;;
+    gemma3-4b|qwen3-8b) echo "--n 512 --max-seqs 512" ;;
+    *) echo "--n 1024 --max-seqs 1024" ;;
+  esac
+}
+do_archs() {
+  local ok=0 m dir ref t0
+  for m in ${BG_ARCH_MODELS:-gemma2-2b gemma2-9b gemma3-1b gemma3-4b gemma3-12b qwen3-8b llama3.2-3b}; do
+    dir=$SCRATCH/$m ref=$SCRATCH/ref-$m t0=$SECONDS
+    echo "--- $m"
+    limit 120 "$B/bench_engine" --shape "$m" --model-dir "$dir" --write-only || { ok=1; continue; }
+    # One model's reference: transformers float32 on its bf16 weights.
+    limit 300 python3 "$ENGINE/tools/gpu_reference.py" --out "$ref" --device cuda --full "$m=$dir" || ok=1
+    limit 180 "$B/cuda_model_check" --reference "$ref" || ok=1
+    # shellcheck disable=SC2046
+    bench "ours-$m" --shape "$m" --model-dir "$dir" --max-batch-tokens 8192 $(arch_bench_args "$m") || ok=1
+    rm -rf "$dir" "$ref"  # /dev/shm holds one model at a time
+    echo "--- $m done in $((SECONDS - t0)) s"
+  done
+  return $ok
+}
+
 main() {
-for p in build ops kernels bench peer reference models invariance det extras; do
+for p in "${ALL_PHASES[@]}"; do
   want $p && run_phase $p do_$p
 done
 
 {
   echo
   echo "GPU check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
-  for p in build ops kernels bench peer reference models invariance det extras; do
+  for p in "${ALL_PHASES[@]}"; do
     want $p && printf '  %-11s %-7s %5s s\n' "$p" "${status[$p]:-?}" "${seconds[$p]:-?}"
   done
   python3 - "$RESULTS" <<'PY'

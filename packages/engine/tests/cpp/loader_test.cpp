@@ -436,6 +436,9 @@ TEST_CASE(config_gemma2_gemma3_qwen3_switches) {
   CHECK(q3.qk_norm && !q3.sandwich_norms && !q3.attention_bias && q3.norm_weight_offset == 0.0f);
   CHECK(q3.layer_windows == std::vector<int32_t>({0, 16, 16}));
 
+  write_file(dir.file("config.json"), R"({"architectures":["Gemma3ForConditionalGeneration"],"model_type":"gemma3"})");
+  CHECK_THROWS_WITH(model_config_load(dir.path), EngineError, "needs a \"text_config\" object");
+
   // Layer types we do not run are named.
   write_file(dir.file("config.json"),
              R"({"architectures":["Qwen3ForCausalLM"],"vocab_size":100,"hidden_size":64,"intermediate_size":128,)"
