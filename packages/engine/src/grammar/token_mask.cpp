@@ -7,7 +7,8 @@ namespace bg {
 namespace grammar {
 namespace {
 
-constexpr size_t kMaxCachedStates = 1 << 14;  // a grammar's cache is cleared past this
+// A grammar's cache is cleared past 64 MiB of masks (2048 states of a 262k vocabulary).
+constexpr size_t kMaxCacheBytes = size_t(64) << 20;
 
 void set_bit(uint32_t* w, int32_t id) { w[id >> 5] |= 1u << (id & 31); }
 void clear_bit(uint32_t* w, int32_t id) { w[id >> 5] &= ~(1u << (id & 31)); }
@@ -71,7 +72,7 @@ std::shared_ptr<const MaskEntry> CompiledGrammar::entry(const MatchState& s) con
   }
   std::shared_ptr<const MaskEntry> e = compute(s);  // outside the lock: other rows go on
   std::lock_guard<std::mutex> lock(mu_);
-  if (cache_.size() >= kMaxCachedStates) cache_.clear();
+  if (cache_.size() * e->allowed.size() * 4 >= kMaxCacheBytes) cache_.clear();
   cache_.emplace(key, e);
   return e;
 }

@@ -230,8 +230,7 @@ class EngineImpl final : public Engine {
           xb.add_row(p, e, q.prompt, q.output);
         }
         if (xb.any()) {
-          end_ids_scratch_ = info_.eos_token_ids;
-          xb.fill_masks(end_ids_for_masks(out), mask_threads_);
+          xb.fill_masks(info_.eos_token_ids, mask_threads_);
           grammar_masks_ += xb.masks();
           SampleLogprobs lp;
           if (xb.extras().has_logprobs()) {
@@ -411,16 +410,6 @@ class EngineImpl final : public Engine {
     return g;
   }
 
-  // Ids that end a line under a grammar: the model's EOS ids and each row's stop
-  // ids (one list for the step: a stop id of another row is no token of the grammar).
-  const std::vector<int32_t>& end_ids_for_masks(const ScheduleOutput& out) {
-    for (const ScheduledSeq& s : out.seqs) {
-      if (!s.samples || s.request->sampling.format == SamplingParams::Format::text) continue;
-      for (int32_t id : s.request->sampling.stop_token_ids) end_ids_scratch_.push_back(id);
-    }
-    return end_ids_scratch_;
-  }
-
   // After sampling: logprobs gathered, grammar states advanced by the sampled tokens.
   void record_extras(const ScheduleOutput& out, const std::vector<int32_t>& sampled,
                      const std::vector<RequestExtras*>& row_extras, const std::vector<float>& lp_sampled,
@@ -504,7 +493,6 @@ class EngineImpl final : public Engine {
   double last_step_ms_ = 0;
   std::unordered_map<std::string, std::unique_ptr<RequestExtras>> extras_;
   std::vector<std::string> sampling_ids_;     // ids of the last step's sampling rows
-  std::vector<int32_t> end_ids_scratch_;
   int64_t grammar_masks_ = 0;
   int mask_threads_ = int(std::max(1u, std::min(8u, std::thread::hardware_concurrency())));
   mutable std::mutex grammar_mu_;

@@ -65,10 +65,11 @@ void SampleExtrasBuilder::add_row(const SamplingParams& p, RequestExtras* e, con
     x_.mask_row[r] = int32_t(mask_states_.size());
     mask_states_.push_back(e->grammar.get());
     mask_rows_.push_back(int32_t(r));
+    mask_stops_.push_back(&p.stop_token_ids);
   }
 }
 
-void SampleExtrasBuilder::fill_masks(const std::vector<int32_t>& end_ids, int threads) {
+void SampleExtrasBuilder::fill_masks(const std::vector<int32_t>& eos_ids, int threads) {
   // Rows added after the last list began have offsets still 0: carry the ends forward.
   for (size_t r = 1; r < x_.pen_offsets.size(); ++r) x_.pen_offsets[r] = std::max(x_.pen_offsets[r], x_.pen_offsets[r - 1]);
   for (size_t r = 1; r < x_.bias_offsets.size(); ++r) x_.bias_offsets[r] = std::max(x_.bias_offsets[r], x_.bias_offsets[r - 1]);
@@ -77,7 +78,10 @@ void SampleExtrasBuilder::fill_masks(const std::vector<int32_t>& end_ids, int th
   const size_t words = size_t(x_.mask_words);
   x_.masks.assign(n * words, 0);
   auto work = [&](size_t lo, size_t hi) {
+    std::vector<int32_t> end_ids;
     for (size_t i = lo; i < hi; ++i) {
+      end_ids = eos_ids;
+      end_ids.insert(end_ids.end(), mask_stops_[i]->begin(), mask_stops_[i]->end());
       const grammar::GrammarState* g = mask_states_[i];
       g->grammar().fill_mask(g->state(), budgets_[size_t(mask_rows_[i])], end_ids, x_.masks.data() + i * words);
     }

@@ -35,13 +35,14 @@ struct RequestExtras {
 class SampleExtrasBuilder {
  public:
   SampleExtrasBuilder(int32_t rows, int32_t vocab, int32_t mask_words);
-  // Row r of the step; extras null for a request with none. budget: tokens the
-  // request may still produce, this one included. end_ids: ids that end it.
+  // Row r of the step; extras null for a request with none. The row's stop ids
+  // (p.stop_token_ids) end it under a grammar, beside the model's EOS ids.
   void add_row(const SamplingParams& p, RequestExtras* extras, const std::vector<int32_t>& prompt,
                const std::vector<int32_t>& output);
   // Computes the grammar masks of the rows added with one (budget per row), on up
-  // to `threads` threads.
-  void fill_masks(const std::vector<int32_t>& end_ids, int threads);
+  // to `threads` threads; eos_ids and each row's stop ids are allowed once its
+  // value can end.
+  void fill_masks(const std::vector<int32_t>& eos_ids, int threads);
   void set_budget(int32_t row, int32_t budget) { budgets_[size_t(row)] = budget; }
   SampleExtras& extras() { return x_; }
   bool any() const { return any_; }
@@ -54,6 +55,7 @@ class SampleExtrasBuilder {
   std::vector<int32_t> budgets_;
   std::vector<const grammar::GrammarState*> mask_states_;   // per mask slot
   std::vector<int32_t> mask_rows_;                         // row of each mask slot
+  std::vector<const std::vector<int32_t>*> mask_stops_;    // stop ids of each mask slot
 };
 
 // Appends a result's logprobs (k alternatives per token) from its extras.
