@@ -16,6 +16,9 @@
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
 #   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#   extras      bench_engine on Gemma-2B, sampling at T=1: every line under a 10-field
+#               json_schema vs none, top_logprobs 5 vs none, n=4 (256 prompts x 4
+#               choices) vs 1024 separate lines (issue 13; the n=4 gain needs prefix caching)
 #   archs       full-size shapes of the newer architectures, one model at a time
 #               (write, transformers reference, logits + greedy check, workload A,
 #               delete): the models named in $BG_ARCH_MODELS (default all seven:
@@ -43,8 +46,8 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det)
-ALL_PHASES=(build ops kernels bench peer reference models invariance det archs)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det extras)
+ALL_PHASES=(build ops kernels bench peer reference models invariance det extras archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -136,6 +139,16 @@ do_invariance() {
   local ok=0
   limit 240 "$B/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
   limit 120 "$B/cuda_model_check" --invariance "$SCRATCH/ref/llama-gqa/model" || ok=1
+  return $ok
+}
+
+do_extras() {
+  local ok=0 common=(--shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024
+    --max-batch-tokens 8192 --temperature 1)
+  bench ours-2b-t1 "${common[@]}" || ok=1
+  bench ours-2b-t1-schema10 "${common[@]}" --json-schema 10 || ok=1
+  bench ours-2b-t1-logprobs5 "${common[@]}" --top-logprobs 5 || ok=1
+  bench ours-2b-t1-n4 "${common[@]}" --n-choices 4 || ok=1
   return $ok
 }
 

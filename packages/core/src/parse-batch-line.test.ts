@@ -46,7 +46,13 @@ describe("parseBatchLine", () => {
     ["no messages", line({ ...good, body: { model: "m" } }), "missing_required_parameter", "body.messages"],
     ["bad temperature", line({ ...good, body: { ...good.body, temperature: 9 } }), "invalid_request", "body.temperature"],
     ["bad message role", line({ ...good, body: { ...good.body, messages: [{ role: "x", content: "y" }] } }), "invalid_request", "body.messages[0].role"],
-    ["n > 1", line({ ...good, body: { ...good.body, n: 3 } }), "invalid_request", "body.n"],
+    ["n above 128", line({ ...good, body: { ...good.body, n: 200 } }), "invalid_request", "body.n"],
+    [
+      "schema outside the strict subset",
+      line({ ...good, body: { ...good.body, response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } } } }),
+      "invalid_request",
+      "body.response_format.json_schema.schema",
+    ],
   ])("%s -> %s", (_name, text, code, param) => {
     const r = parseBatchLine(text, 17);
     expect(r.ok).toBe(false);

@@ -36,6 +36,12 @@ describe("parseRequestBody: chat", () => {
       priority: 0,
       ignoreEos: false,
       n: 1,
+      logprobs: null,
+      presencePenalty: 0,
+      frequencyPenalty: 0,
+      repetitionPenalty: 1,
+      logitBias: new Map(),
+      responseFormat: { type: "text" },
     });
   });
 
@@ -117,17 +123,26 @@ describe("parseRequestBody: chat", () => {
     [chat({ priority: 0.5 }), "priority", "invalid_request"],
     [chat({ ignore_eos: "yes" }), "ignore_eos", "invalid_request"],
     [chat({ ignore_eos: 1 }), "ignore_eos", "invalid_request"],
-    [chat({ n: 2 }), "n", "invalid_request"],
+    [chat({ n: 0 }), "n", "invalid_request"],
+    [chat({ n: 129 }), "n", "invalid_request"],
+    [chat({ logprobs: 1 }), "logprobs", "invalid_request"],
+    [chat({ logprobs: true, top_logprobs: 21 }), "top_logprobs", "invalid_request"],
+    [chat({ frequency_penalty: 2.5 }), "frequency_penalty", "invalid_request"],
+    [chat({ presence_penalty: -3 }), "presence_penalty", "invalid_request"],
+    [chat({ repetition_penalty: 0 }), "repetition_penalty", "invalid_request"],
+    [chat({ logit_bias: { "50256": -101 } }), "logit_bias.50256", "invalid_request"],
+    [chat({ logit_bias: { abc: 1 } }), "logit_bias.abc", "invalid_request"],
+    [chat({ logit_bias: [1] }), "logit_bias", "invalid_request"],
+    [chat({ response_format: { type: "xml" } }), "response_format.type", "invalid_request"],
+    [chat({ response_format: { type: "json_schema" } }), "response_format.json_schema", "invalid_request"],
+    [chat({ response_format: { type: "json_schema", json_schema: { name: "a b", schema: {} } } }), "response_format.json_schema.name", "invalid_request"],
+    [chat({ response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "a" } } } }), "response_format.json_schema.schema", "invalid_request"],
+    [chat({ response_format: { type: "json_object" }, ignore_eos: true }), "ignore_eos", "invalid_request"],
     [chat({ stream: true }), "stream", "invalid_request"],
-    [chat({ logprobs: true }), "logprobs", "invalid_request"],
     [chat({ top_logprobs: 2 }), "top_logprobs", "invalid_request"],
     [chat({ tools: [] }), "tools", "invalid_request"],
     [chat({ tool_choice: "auto" }), "tool_choice", "invalid_request"],
     [chat({ functions: [] }), "functions", "invalid_request"],
-    [chat({ frequency_penalty: 0.5 }), "frequency_penalty", "invalid_request"],
-    [chat({ presence_penalty: 1 }), "presence_penalty", "invalid_request"],
-    [chat({ logit_bias: { "50256": -100 } }), "logit_bias", "invalid_request"],
-    [chat({ response_format: { type: "json_object" } }), "response_format", "invalid_request"],
   ])("rejects %j at param %s (%s)", (body, param, reason) => {
     const err = rejection(CHAT, body);
     expect(err.param).toBe(param);
@@ -170,7 +185,8 @@ describe("parseRequestBody: completion", () => {
     [completion({ best_of: 3 }), "best_of", "invalid_request"],
     [completion({ echo: true }), "echo", "invalid_request"],
     [completion({ suffix: "end" }), "suffix", "invalid_request"],
-    [completion({ logprobs: 5 }), "logprobs", "invalid_request"],
+    [completion({ logprobs: 21 }), "logprobs", "invalid_request"],
+    [completion({ logprobs: true }), "logprobs", "invalid_request"],
   ])("rejects %j at param %s (%s)", (body, param, reason) => {
     const err = rejection(COMPLETION, body);
     expect(err.param).toBe(param);
@@ -213,5 +229,64 @@ describe("numeric ranges (REQUEST_LIMITS, shared with what the engine accepts)",
     expect(parseRequestBody(CHAT, chat({ top_k: -1, priority: INT32_MAX, temperature: 0, min_p: 0 }))).toMatchObject({ topK: 0, priority: INT32_MAX });
     expect(rejection(COMPLETION, completion({ prompt: [1, 2 ** 31] })).param).toBe("prompt[1]");
     expect(parseRequestBody(COMPLETION, completion({ prompt: [0, INT32_MAX] })).promptTokenIds).toEqual([0, INT32_MAX]);
+  });
+});
+
+describe("parseRequestBody: choices, logprobs, penalties, response formats", () => {
+  const schema = {
+    type: "object",
+    properties: { name: { type: "string" }, tags: { type: "array", items: { $ref: "#/$defs/tag" } } },
+    required: ["name", "tags"],
+    additionalProperties: false,
+    $defs: { tag: { enum: ["a", "b"] } },
+  };
+
+  it("reads them on a chat line", () => {
+    const r = parseRequestBody(
+      CHAT,
+      chat({
+        n: 4,
+        logprobs: true,
+        top_logprobs: 5,
+        presence_penalty: 0.5,
+        frequency_penalty: -1,
+        repetition_penalty: 1.2,
+        logit_bias: { "12": -100, "7": 3.5 },
+        response_format: { type: "json_schema", json_schema: { name: "person", strict: true, schema } },
+      }),
+    );
+    expect(r).toMatchObject({ n: 4, logprobs: 5, presencePenalty: 0.5, frequencyPenalty: -1, repetitionPenalty: 1.2 });
+    expect([...r.logitBias]).toEqual([[7, 3.5], [12, -100]]);
+    expect(r.responseFormat).toEqual({ type: "json_schema", name: "person", strict: true, schema });
+  });
+
+  it("defaults: one choice, no logprobs, no penalties, text", () => {
+    const r = parseRequestBody(CHAT, chat({ logprobs: false }));
+    expect(r).toMatchObject({ n: 1, logprobs: null, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1 });
+    expect(r.logitBias.size).toBe(0);
+    expect(r.responseFormat).toEqual({ type: "text" });
+    expect(parseRequestBody(CHAT, chat({ logprobs: true })).logprobs).toBe(0);
+  });
+
+  it("completions take logprobs as a count and response_format as an extension", () => {
+    const r = parseRequestBody(COMPLETION, completion({ logprobs: 3, response_format: { type: "json_object" } }));
+    expect(r.logprobs).toBe(3);
+    expect(r.responseFormat).toEqual({ type: "json_object" });
+    expect(parseRequestBody(COMPLETION, completion({ logprobs: 0 })).logprobs).toBe(0);
+  });
+
+  it.each([
+    [{ type: "string", format: "email" }, "#: keyword 'format'"],
+    [{ type: "object", properties: { a: { type: "integer", minimum: 5 } } }, "#/properties/a: minimum is supported only"],
+    [{ type: "object", properties: { a: { type: "string", minimum: 0 } } }, "#/properties/a: keyword 'minimum' does not apply"],
+    [{ type: "object", properties: { a: { oneOf: [{ type: "string" }] } } }, "#/properties/a: keyword 'oneOf'"],
+    [{ type: "array", items: { $ref: "#/$defs/x" } }, "#/items: $ref '#/$defs/x' points at nothing"],
+    [{ type: "object", properties: {}, required: ["z"] }, "'z'"],
+    [{ type: "array", items: [{ type: "string" }] }, "tuple"],
+    [{ type: "strin" }, "'strin'"],
+  ])("a schema outside the strict subset (%j) names what is wrong", (bad, what) => {
+    const err = rejection(CHAT, chat({ response_format: { type: "json_schema", json_schema: { name: "x", schema: bad } } }));
+    expect(err.param).toBe("response_format.json_schema.schema");
+    expect(err.message).toContain(what);
   });
 });

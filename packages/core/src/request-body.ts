@@ -3,10 +3,13 @@
 //
 // Unknown fields are ignored (the SDKs add harmless ones such as `user`, `store`,
 // `metadata`); fields that would change the output in a way the engine cannot honour
-// (n > 1, tools, logprobs, penalties, ...) are rejected rather than silently dropped.
+// (tools, audio, echo, best_of > 1, ...) are rejected rather than silently dropped.
 import { BatchgenError } from "./errors.js";
 import type { BatchEndpoint } from "./openai.js";
 import { describeRange, inRange, REQUEST_LIMITS, type NumberRange } from "./request-limits.js";
+import { parseResponseFormat, type ResponseFormat } from "./response-format.js";
+
+export type { ResponseFormat } from "./response-format.js";
 
 export interface ChatMessage {
   role: string;
@@ -37,8 +40,25 @@ export interface ParsedRequest {
   priority: number;
   /** Extension (vLLM's `ignore_eos`): generation does not stop at the model's end-of-sequence tokens. */
   ignoreEos: boolean;
-  n: 1;
+  /** Choices per line (1..128); choice i runs with seed + i (see the worker's sampling-params). */
+  n: number;
+  /**
+   * Logprobs: null = off; else alternatives per token. Chat: `logprobs: true` with
+   * `top_logprobs` (0..20); completions: `logprobs` (0..20; OpenAI allows 5).
+   */
+  logprobs: number | null;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** Extension (vLLM's `repetition_penalty`): 1 = off. */
+  repetitionPenalty: number;
+  /** Token id -> bias in [-100, 100]. */
+  logitBias: Map<number, number>;
+  /** Chat: OpenAI's `response_format`; completions: the same field as an extension. */
+  responseFormat: ResponseFormat;
 }
+
+export const MAX_CHOICES = REQUEST_LIMITS.n.max;
+export const MAX_TOP_LOGPROBS = 20;
 
 export const MAX_STOP_SEQUENCES = 4;
 export const CHAT_ROLES = ["system", "developer", "user", "assistant"] as const;
@@ -79,34 +99,53 @@ function ranged(body: Body, key: string, range: NumberRange, dflt?: number): num
   return v;
 }
 
-const UNSUPPORTED_FIELDS = ["top_logprobs", "suffix", "tools", "functions", "tool_choice", "function_call", "audio", "prediction"];
-const PENALTY_FIELDS = ["frequency_penalty", "presence_penalty"];
+const UNSUPPORTED_FIELDS = ["suffix", "tools", "functions", "tool_choice", "function_call", "audio", "prediction"];
 
 function rejectUnsupported(body: Body): void {
-  const n = opt(body, "n");
-  if (n !== undefined && n !== 1) throw invalid("'n' must be 1: one completion per request line is supported.", "n");
   const bestOf = opt(body, "best_of");
   if (bestOf !== undefined && bestOf !== 1) throw invalid("'best_of' is not supported.", "best_of");
   if (opt(body, "stream") === true) throw invalid("'stream' is not supported in a batch.", "stream");
   if (opt(body, "echo") === true) throw invalid("'echo' is not supported.", "echo");
-  if (opt(body, "logprobs") !== undefined && opt(body, "logprobs") !== false) {
-    throw invalid("'logprobs' is not supported.", "logprobs");
-  }
   for (const key of UNSUPPORTED_FIELDS) {
     if (opt(body, key) !== undefined) throw invalid(`'${key}' is not supported.`, key);
   }
-  for (const key of PENALTY_FIELDS) {
-    const v = opt(body, key);
-    if (v !== undefined && v !== 0) throw invalid(`'${key}' is not supported (only 0).`, key);
+}
+
+function parseLogprobs(endpoint: BatchEndpoint, body: Body): number | null {
+  const lp = opt(body, "logprobs");
+  if (endpoint === "/v1/completions") {
+    if (lp === undefined || lp === false) return null;
+    if (typeof lp !== "number" || !Number.isInteger(lp) || lp < 0 || lp > MAX_TOP_LOGPROBS) {
+      throw invalid(`'logprobs' must be an integer from 0 to ${MAX_TOP_LOGPROBS}, got ${JSON.stringify(lp)}.`, "logprobs");
+    }
+    return lp;
   }
-  const bias = opt(body, "logit_bias");
-  if (bias !== undefined && !(isObject(bias) && Object.keys(bias).length === 0)) {
-    throw invalid("'logit_bias' is not supported.", "logit_bias");
+  if (lp !== undefined && typeof lp !== "boolean") throw invalid(`'logprobs' must be true or false, got ${typeName(lp)}.`, "logprobs");
+  const top = opt(body, "top_logprobs");
+  if (top !== undefined) {
+    if (typeof top !== "number" || !Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS) {
+      throw invalid(`'top_logprobs' must be an integer from 0 to ${MAX_TOP_LOGPROBS}, got ${JSON.stringify(top)}.`, "top_logprobs");
+    }
+    if (lp !== true) throw invalid("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs");
   }
-  const format = opt(body, "response_format");
-  if (format !== undefined && !(isObject(format) && format.type === "text")) {
-    throw invalid("'response_format' other than {\"type\": \"text\"} is not supported.", "response_format");
+  return lp === true ? ((top as number | undefined) ?? 0) : null;
+}
+
+function parseLogitBias(body: Body): Map<number, number> {
+  const v = opt(body, "logit_bias");
+  const out = new Map<number, number>();
+  if (v === undefined) return out;
+  if (!isObject(v)) throw invalid(`'logit_bias' must be an object of token id -> bias, got ${typeName(v)}.`, "logit_bias");
+  for (const [key, bias] of Object.entries(v)) {
+    if (!/^\d+$/.test(key) || !Number.isSafeInteger(Number(key))) {
+      throw invalid(`'logit_bias' keys must be token ids, got ${JSON.stringify(key)}.`, `logit_bias.${key}`);
+    }
+    if (typeof bias !== "number" || !(bias >= -100 && bias <= 100)) {
+      throw invalid(`'logit_bias' values must be numbers from -100 to 100, got ${JSON.stringify(bias)}.`, `logit_bias.${key}`);
+    }
+    out.set(Number(key), bias);
   }
+  return out;
 }
 
 function parseStop(body: Body): string[] {
@@ -221,8 +260,17 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
     stop: parseStop(body),
     priority,
     ignoreEos: ignoreEos === true,
-    n: 1 as const,
+    n: ranged(body, "n", REQUEST_LIMITS.n, 1),
+    logprobs: parseLogprobs(endpoint, body),
+    presencePenalty: ranged(body, "presence_penalty", REQUEST_LIMITS.presence_penalty, 0),
+    frequencyPenalty: ranged(body, "frequency_penalty", REQUEST_LIMITS.frequency_penalty, 0),
+    repetitionPenalty: ranged(body, "repetition_penalty", REQUEST_LIMITS.repetition_penalty, 1),
+    logitBias: parseLogitBias(body),
+    responseFormat: parseResponseFormat(opt(body, "response_format")),
   };
+  if (common.responseFormat.type !== "text" && common.ignoreEos) {
+    throw invalid("'ignore_eos' cannot be combined with a JSON 'response_format': the line ends on an end-of-sequence token.", "ignore_eos");
+  }
   if (endpoint === "/v1/chat/completions") {
     return { ...common, kind: "chat", messages: parseMessages(body) };
   }

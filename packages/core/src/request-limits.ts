@@ -27,6 +27,13 @@ export const REQUEST_LIMITS = {
   min_p: { min: 0, max: 1, integer: false },
   /** Line-level priority (extension): the engine's priority is an int32. */
   priority: { min: INT32_MIN, max: INT32_MAX, integer: true },
+  /** Choices per line (n): each runs as its own engine request. */
+  n: { min: 1, max: 128, integer: true },
+  /** OpenAI's ranges; the engine applies them over the tokens a sequence produced. */
+  presence_penalty: { min: -2, max: 2, integer: false },
+  frequency_penalty: { min: -2, max: 2, integer: false },
+  /** vLLM's repetition_penalty (extension): > 0, 1 = off. */
+  repetition_penalty: { min: 0, max: 10, minExclusive: true, integer: false },
   /** Token ids of a completion prompt given as ids: int32 >= 0 (the worker checks the vocabulary). */
   prompt_token_id: { min: 0, max: INT32_MAX, integer: true },
 } as const satisfies Record<string, NumberRange>;

@@ -7,6 +7,21 @@
 //   bench_engine --shape gemma-2b --model-dir /dev/shm/bg-gemma-2b [--device cuda]
 //                [--n 1024] [--inp 512] [--out 256] [--max-seqs 1024]
 //                [--max-batch-tokens 8192] [--deterministic] [--seed 1] [--write-only]
+//                [--temperature 0] [--json-schema FIELDS] [--top-logprobs K] [--n-choices C]
+//
+// Sampling extras (issue 13), each on every line:
+//   --json-schema F    response format json_schema with an F-field object (string,
+//                      integer and boolean fields in turn); lines end when the JSON
+//                      closes (EOS), so out_tok_s counts the tokens actually made
+//   --top-logprobs K   logprobs with K alternatives per token
+//   --n-choices C      n/C distinct prompts, each submitted C times with seeds
+//                      seed..seed+C-1 (what the worker does for a line with n = C);
+//                      compare with the same --n of distinct prompts
+//   --temperature T    sampling temperature (default 0 = greedy; the n-choices
+//                      comparison needs T > 0)
+// Without a tokenizer.json in the model directory, the grammar runs over a
+// synthetic vocabulary: ids 3..258 are the 256 bytes, the rest printable pieces of
+// 1-8 bytes, some with JSON punctuation.
 //
 // The model directory (config.json + model.safetensors) is written there first when
 // it does not hold one yet (random bf16 weights scaled for O(1) activations: the
@@ -246,6 +261,36 @@ void write_model(const std::string& dir, const std::string& shape_name, const Sh
   std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", dir.c_str(), total / 1e9);
 }
 
+// An object schema of `fields` required properties: string, integer, boolean in turn.
+std::string schema_of(int fields) {
+  static const char* types[] = {"string", "integer", "boolean"};
+  std::string props, req;
+  for (int i = 0; i < fields; ++i) {
+    const std::string name = "field_" + std::to_string(i);
+    props += (i ? "," : "") + ("\"" + name + "\":{\"type\":\"") + types[i % 3] + "\"}";
+    req += (i ? "," : "") + ("\"" + name + "\"");
+  }
+  return "{\"type\":\"object\",\"properties\":{" + props + "},\"required\":[" + req +
+         "],\"additionalProperties\":false}";
+}
+
+// Token bytes for a model without a tokenizer: 0..2 special (pad, eos, bos), then
+// the 256 bytes, then printable pieces (a fixed stream).
+std::vector<std::string> synthetic_vocab(int vocab) {
+  std::vector<std::string> bytes(static_cast<size_t>(vocab));
+  for (int b = 0; b < 256 && 3 + b < vocab; ++b) bytes[size_t(3 + b)] = std::string(1, char(b));
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;\"{}[]-_";
+  uint64_t x = 0x5EED;
+  for (int id = 259; id < vocab; ++id) {
+    x = rng_mix(x);
+    const int len = 1 + int(x % 8);
+    std::string piece;
+    for (int k = 0; k < len; ++k) piece += alphabet[rng_mix(x + uint64_t(k)) % (sizeof(alphabet) - 1)];
+    bytes[size_t(id)] = piece;
+  }
+  return bytes;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -253,6 +298,8 @@ int main(int argc, char** argv) {
   int n = -1, inp = 512, out = 256, max_seqs = -1, max_batch_tokens = 8192, block_size = 16;
   uint64_t seed = 1;
   bool deterministic = false, write_only = false;
+  int json_fields = 0, top_logprobs = -1, n_choices = 1;
+  float temperature = 0.0f;
   double kv_fraction = 0.9;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -273,6 +320,10 @@ int main(int argc, char** argv) {
     else if (a == "--seed") seed = std::stoull(val());
     else if (a == "--deterministic") deterministic = true;
     else if (a == "--write-only") write_only = true;
+    else if (a == "--json-schema") json_fields = std::stoi(val());
+    else if (a == "--top-logprobs") top_logprobs = std::stoi(val());
+    else if (a == "--n-choices") n_choices = std::stoi(val());
+    else if (a == "--temperature") temperature = std::stof(val());
     else usage("unknown option " + a);
   }
   auto it = kShapes.find(shape);
@@ -298,6 +349,7 @@ int main(int argc, char** argv) {
     o.kv_cache_memory_fraction = kv_fraction;
     o.max_model_len = std::max(inp + out + 1, 1024);
     o.deterministic = deterministic;
+    if (json_fields > 0 && !file_exists(model_dir + "/tokenizer.json")) o.token_bytes = synthetic_vocab(it->second.vocab);
     const auto t_load = std::chrono::steady_clock::now();
     std::unique_ptr<Engine> engine = Engine::load(o);
     const double load_s =
@@ -309,13 +361,21 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(seed);
     const int lo = vocab > 200000 ? 1000 : 3, hi = std::min(vocab, 200000);
     std::uniform_int_distribution<int> tok(lo, hi - 1);
+    const std::string schema = json_fields > 0 ? schema_of(json_fields) : "";
     auto request = [&](const std::string& id, int len, int max_tokens) {
       GenerateRequest r;
       r.id = id;
       for (int i = 0; i < len; ++i) r.prompt.push_back(tok(rng));
-      r.sampling.temperature = 0.0f;
+      r.sampling.temperature = temperature;
       r.sampling.max_tokens = max_tokens;
-      r.sampling.ignore_eos = true;
+      r.sampling.ignore_eos = json_fields == 0;
+      r.sampling.logprobs = top_logprobs;
+      r.has_seed = true;
+      r.sampling.seed = seed;
+      if (json_fields > 0) {
+        r.sampling.format = SamplingParams::Format::json_schema;
+        r.sampling.json_schema = schema;
+      }
       return r;
     };
     // Warm-up: library handles, kernel first launches.
@@ -323,7 +383,16 @@ int main(int argc, char** argv) {
     while (engine->has_work()) engine->step();
 
     std::vector<GenerateRequest> reqs;
-    for (int i = 0; i < n; ++i) reqs.push_back(request("r" + std::to_string(i), inp, out));
+    for (int i = 0; i < n; ++i) {
+      if (n_choices > 1 && i % n_choices != 0) {  // choice c of a prompt: the same prompt, seed + c
+        GenerateRequest c = reqs[size_t(i - i % n_choices)];
+        c.id = "r" + std::to_string(i);
+        c.sampling.seed = seed + uint64_t(i % n_choices);
+        reqs.push_back(c);
+      } else {
+        reqs.push_back(request("r" + std::to_string(i), inp, out));
+      }
+    }
     const EngineStats before = engine->stats();
     const auto t0 = std::chrono::steady_clock::now();
     for (const GenerateRequest& r : reqs) engine->submit(r);
@@ -331,7 +400,8 @@ int main(int argc, char** argv) {
     while (engine->has_work()) {
       for (const GenerateResult& r : engine->step()) {
         tokens += int64_t(r.tokens.size());
-        if (int(r.tokens.size()) != out || r.finish_reason != FinishReason::length) ++wrong;
+        const bool ended_early = json_fields > 0 && r.finish_reason == FinishReason::stop;
+        if (r.finish_reason == FinishReason::error || (!ended_early && int(r.tokens.size()) != out)) ++wrong;
       }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -341,11 +411,13 @@ int main(int argc, char** argv) {
         "{\"engine\":\"batchgen\",\"device\":\"%s\",\"gpu\":\"%s\",\"shape\":\"%s\",\"n\":%d,\"inp\":%d,"
         "\"out\":%d,\"secs\":%.2f,\"out_tok_s\":%.1f,\"total_tok_s\":%.1f,\"deterministic\":%s,"
         "\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,\"block_size\":%d,\"steps\":%lld,"
-        "\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld}\n",
+        "\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,\"temperature\":%g,\"json_schema_fields\":%d,"
+        "\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld}\n",
         info.device.c_str(), info.device_name.c_str(), shape.c_str(), n, inp, out, secs, tokens / secs,
         (tokens + int64_t(n) * inp) / secs, deterministic ? "true" : "false", max_seqs, max_batch_tokens,
         (long long)info.kv_blocks, block_size, (long long)(after.steps - before.steps),
-        (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong);
+        (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong, temperature, json_fields,
+        top_logprobs, n_choices, (long long)(after.grammar_masks - before.grammar_masks));
     return wrong ? 1 : 0;
   } catch (const EngineError& e) {
     std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());

@@ -60,6 +60,27 @@ export interface GenerateRequest {
   ignoreEos?: boolean;
   /** Lower runs first; FIFO within a priority. Default 0. */
   priority?: number;
+  /** OpenAI's presence_penalty, in [-2, 2], over generated tokens; default 0. */
+  presencePenalty?: number;
+  /** OpenAI's frequency_penalty, in [-2, 2], over generated tokens; default 0. */
+  frequencyPenalty?: number;
+  /** vLLM's repetition_penalty, in (0, 10], over prompt and generated tokens; default 1 = off. */
+  repetitionPenalty?: number;
+  /** Token id -> value in [-100, 100] added to its logit. */
+  logitBias?: Record<number, number> | Map<number, number>;
+  /**
+   * Logprobs of each generated token and this many alternatives (0..20); default off.
+   * Values are log_softmax of the model's raw logits (before bias, penalties, grammar, temperature).
+   */
+  logprobs?: number;
+  /** Structured output: any JSON object, or JSON that matches a schema (the strict-mode subset). */
+  responseFormat?: { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown };
+}
+
+/** One generated token's logprob and its best alternatives (when asked for). */
+export interface TokenLogprob {
+  logprob: number;
+  top: Array<{ id: number; logprob: number }>;
 }
 
 export type FinishReason = NativeResult["finishReason"];
@@ -77,6 +98,8 @@ export interface GenerateResult {
   preemptions: number;
   /** Milliseconds from generate() reaching the engine: to first scheduled, to first token, to finished. */
   timings: { queueMs: number; firstTokenMs: number; totalMs: number };
+  /** Per generated token, when the request asked for logprobs. */
+  logprobs?: TokenLogprob[];
 }
 
 /** Live counters of the engine, as the native side reports them. */

@@ -124,6 +124,13 @@ function toResult(r: NativeResult): GenerateResult {
     timings: { queueMs: r.queueMs, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs },
   };
   if (r.finishReason === "error") result.error = r.error;
+  if (r.logprobs.length > 0 || r.topLogprobsK > 0) {
+    const k = r.topLogprobsK;
+    result.logprobs = Array.from(r.logprobs, (logprob, i) => ({
+      logprob,
+      top: Array.from({ length: k }, (_, j) => ({ id: r.topLogprobIds[i * k + j]!, logprob: r.topLogprobs[i * k + j]! })),
+    }));
+  }
   return result;
 }
 
@@ -212,5 +219,36 @@ function nativeRequest(r: GenerateRequest): NativeRequest {
     stopTokenIds: tokenIds(r.stopTokenIds ?? [], "stopTokenIds"),
     ignoreEos: r.ignoreEos ?? false,
     priority: integer(r.priority, "priority", INT32_MIN, INT32_MAX, 0),
+    presencePenalty: number(r.presencePenalty, "presencePenalty", (x) => x >= -2 && x <= 2, "[-2, 2]", 0),
+    frequencyPenalty: number(r.frequencyPenalty, "frequencyPenalty", (x) => x >= -2 && x <= 2, "[-2, 2]", 0),
+    repetitionPenalty: number(r.repetitionPenalty, "repetitionPenalty", (x) => x > 0 && x <= 10, "(0, 10]", 1),
+    ...logitBias(r.logitBias),
+    logprobs: integer(r.logprobs, "logprobs", 0, 20, -1),
+    ...responseFormat(r.responseFormat),
   };
+}
+
+function logitBias(bias: GenerateRequest["logitBias"]): { logitBiasIds: Int32Array; logitBiasValues: Float32Array } {
+  const entries: Array<[number, number]> =
+    bias === undefined ? [] : bias instanceof Map ? [...bias] : Object.entries(bias).map(([k, v]) => [Number(k), v]);
+  const ids = new Int32Array(entries.length);
+  const values = new Float32Array(entries.length);
+  entries.forEach(([id, v], i) => {
+    if (!Number.isInteger(id) || id < 0 || id > INT32_MAX) fail(`logitBias: key ${String(id)} is not a token id`);
+    if (typeof v !== "number" || !(v >= -100 && v <= 100)) fail(`logitBias[${id}]: must be a number in [-100, 100], got ${String(v)}`);
+    ids[i] = id;
+    values[i] = v;
+  });
+  return { logitBiasIds: ids, logitBiasValues: values };
+}
+
+function responseFormat(f: GenerateRequest["responseFormat"]): Pick<NativeRequest, "responseFormat" | "jsonSchema"> {
+  if (f === undefined || f.type === "text") return { responseFormat: "text", jsonSchema: "" };
+  if (f.type === "json_object") return { responseFormat: "json_object", jsonSchema: "" };
+  if (f.type === "json_schema") {
+    const text = typeof f.schema === "string" ? f.schema : JSON.stringify(f.schema);
+    if (typeof text !== "string") fail("responseFormat.schema: must be a JSON schema object");
+    return { responseFormat: "json_schema", jsonSchema: text };
+  }
+  fail(`responseFormat.type: must be "text", "json_object" or "json_schema", got ${String((f as { type?: unknown }).type)}`);
 }

@@ -10,6 +10,7 @@ export type {
   GenerateRequest,
   GenerateResult,
   ModelInfo,
+  TokenLogprob,
 } from "./engine-types.js";
 export {
   DeviceError,

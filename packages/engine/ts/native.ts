@@ -44,6 +44,17 @@ export interface NativeRequest {
   stopTokenIds: Int32Array;
   ignoreEos: boolean;
   priority: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  repetitionPenalty: number;
+  /** logit_bias as parallel arrays (ids, added values). */
+  logitBiasIds: Int32Array;
+  logitBiasValues: Float32Array;
+  /** -1 = off; else alternatives per token (0..20). */
+  logprobs: number;
+  responseFormat: "text" | "json_object" | "json_schema";
+  /** The JSON Schema's text when responseFormat is "json_schema", else "". */
+  jsonSchema: string;
 }
 
 export interface NativeResult {
@@ -57,6 +68,12 @@ export interface NativeResult {
   queueMs: number;
   firstTokenMs: number;
   totalMs: number;
+  /** Per generated token: its logprob (empty unless the request asked for logprobs). */
+  logprobs: Float32Array;
+  /** Alternatives per token in topLogprobIds / topLogprobs ([tokens * k], best first). */
+  topLogprobsK: number;
+  topLogprobIds: Int32Array;
+  topLogprobs: Float32Array;
 }
 
 export interface NativeStats {
@@ -71,6 +88,8 @@ export interface NativeStats {
   steps: number;
   preemptions: number;
   lastStepMs: number;
+  /** Grammar token masks applied so far (one per structured-output row and step). */
+  grammarMasks: number;
 }
 
 export interface NativeModelInfo {

@@ -99,6 +99,7 @@ export class InstantEngineDouble implements EngineDriver {
       steps: 0,
       preemptions: 0,
       lastStepMs: 0,
+      grammarMasks: 0,
     };
   }
 

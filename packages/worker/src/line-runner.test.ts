@@ -46,6 +46,19 @@ describe("LineRunner", () => {
     expect(engine.requests[0]!.prompt).toEqual([20, 21, 22]);
   });
 
+  it("runs n choices as n engine requests with seeds seed + i and counts every choice in usage", async () => {
+    const { engine, runner } = setup({ completionTokens: 3 });
+    const body = { model: "m", prompt: [20, 21, 22, 23], max_tokens: 3, seed: 40, n: 3, presence_penalty: 0.5, logit_bias: { "9": 2 } };
+    const out = await runner.run("l9", "/v1/completions", JSON.stringify(body));
+    expect(engine.requests.map((r) => [r.id, r.seed])).toEqual([["l9", 40], ["l9/1", 41n], ["l9/2", 42n]]);
+    expect(engine.requests[2]).toMatchObject({ presencePenalty: 0.5, logitBias: new Map([[9, 2]]) });
+    if (out.kind !== "response") throw new Error("expected a response");
+    const parsed = JSON.parse(out.bodyJson) as { choices: Array<{ index: number }>; usage: { completion_tokens: number } };
+    expect(parsed.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(out.completionTokens).toBe(9);
+    expect(parsed.usage.completion_tokens).toBe(9);
+  });
+
   it("runs past the model's EOS when the line asks for ignore_eos", async () => {
     const { runner } = setup();
     // The double echoes the prompt; token 1 is its EOS.
@@ -89,7 +102,7 @@ describe("LineRunner", () => {
   it("fails a body it cannot parse, or a chat the template rejects, as invalid_request", async () => {
     const { runner } = setup();
     expect(await runner.run("a", "/v1/completions", "{not json")).toMatchObject({ kind: "error", code: "invalid_request" });
-    expect(await runner.run("b", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", n: 3 }))).toMatchObject({ kind: "error", code: "invalid_request" });
+    expect(await runner.run("b", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", n: 500 }))).toMatchObject({ kind: "error", code: "invalid_request" });
     const out = await runner.run("c", "/v1/chat/completions", JSON.stringify({ model: "m", messages: [{ role: "assistant", content: "x" }] }));
     expect(out).toMatchObject({ kind: "error", code: "invalid_request" });
     expect(out.kind === "error" && out.message).toMatch(/chat template rejected the messages: conversation must start/);

@@ -1,10 +1,10 @@
 // One leased line, start to finish: parse the body, build the prompt, run the engine,
 // cut at stop strings, build the OpenAI response body.
 import { parseRequestBody, type BatchEndpoint, type ParsedRequest } from "@batchgen/core";
-import type { EngineDriver } from "./engine-driver.js";
+import type { EngineDriver, GenerateResult } from "./engine-driver.js";
 import { LineFailure } from "./line-failure.js";
 import { promptTokens } from "./prompt-tokens.js";
-import { responseBodyJson } from "./response-body.js";
+import { responseBodyJson, type Choice, type Completion, type TokenLogprobInfo } from "./response-body.js";
 import { toGenerateRequest } from "./sampling-params.js";
 import { applyStopStrings, planStopStrings } from "./stop-strings.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
@@ -22,7 +22,22 @@ export interface LineRunnerOptions {
 }
 
 export class LineRunner {
+  /** Engine ids of the extra choices of running n > 1 lines, by the line's engine id. */
+  readonly #choiceIds = new Map<string, string[]>();
+
   constructor(private readonly opts: LineRunnerOptions) {}
+
+  /** Aborts a running line in the engine, every choice of it; throws like EngineDriver.abort for choice 0. */
+  abort(engineId: string): void {
+    for (const id of this.#choiceIds.get(engineId) ?? []) {
+      try {
+        this.opts.engine.abort(id);
+      } catch {
+        // That choice finished already.
+      }
+    }
+    this.opts.engine.abort(engineId);
+  }
 
   /** Never rejects: every failure of the line becomes an "error" outcome. */
   async run(engineId: string, endpoint: string, bodyJson: string): Promise<LineOutcome> {
@@ -33,35 +48,49 @@ export class LineRunner {
       const prompt = promptTokens(request, tokenizer);
       promptLen = prompt.length;
       const stops = planStopStrings(request.stop, tokenizer);
-      const generate = toGenerateRequest(request, {
-        id: engineId,
-        promptTokens: prompt,
-        maxModelLen: engine.model.maxModelLen,
-        stopTokenIds: stops.stopTokenIds,
-      });
-      const result = await engine.generate(generate);
-      if (result.finishReason === "abort") return { kind: "aborted" };
-      if (result.finishReason === "error") {
-        return { kind: "error", code: "engine_error", message: result.error ?? "The engine failed on this request.", promptTokens: promptLen };
+      // Choice 0 runs under the line's engine id, choice i under "<id>/i".
+      const ids = Array.from({ length: request.n }, (_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
+      const generates = ids.map((id, choice) =>
+        toGenerateRequest(request, { id, choice, promptTokens: prompt, maxModelLen: engine.model.maxModelLen, stopTokenIds: stops.stopTokenIds }),
+      );
+      if (ids.length > 1) this.#choiceIds.set(engineId, ids.slice(1));
+      const settled = await Promise.allSettled(generates.map((g) => engine.generate(g))).finally(() => this.#choiceIds.delete(engineId));
+      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (rejected) {
+        for (const id of ids) {
+          try {
+            engine.abort(id);
+          } catch {
+            // Finished or never submitted.
+          }
+        }
+        throw rejected.reason;
       }
-      const decode = (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true });
-      const cut = applyStopStrings(result.tokens, stops.textStops, decode);
-      const finishReason = cut.stopped || result.finishReason === "stop" ? "stop" : "length";
-      const completionTokens = cut.stopped ? cut.tokenCount : result.completionTokens;
-      const responseJson = responseBodyJson({
+      const results = settled.map((s) => (s as PromiseFulfilledResult<GenerateResult>).value);
+      if (results.some((r) => r.finishReason === "abort")) return { kind: "aborted" };
+      const failed = results.find((r) => r.finishReason === "error");
+      if (failed) {
+        return { kind: "error", code: "engine_error", message: failed.error ?? "The engine failed on this request.", promptTokens: promptLen };
+      }
+      const choices = results.map((r) => this.choice(r, stops.textStops, request.logprobs !== null));
+      const completionTokens = choices.reduce((sum, c) => sum + c.tokens, 0);
+      const [first, ...more] = choices;
+      const completion: Completion = {
         kind: request.kind,
         model: this.opts.modelName,
-        text: cut.text,
-        finishReason,
-        promptTokens: result.promptTokens,
+        text: first!.choice.text,
+        finishReason: first!.choice.finishReason,
+        promptTokens: results[0]!.promptTokens,
         completionTokens,
-      });
+      };
+      if (first!.choice.logprobs !== undefined) completion.logprobs = first!.choice.logprobs;
+      if (more.length > 0) completion.moreChoices = more.map((c) => c.choice);
       return {
         kind: "response",
-        bodyJson: responseJson,
-        promptTokens: result.promptTokens,
+        bodyJson: responseBodyJson(completion),
+        promptTokens: results[0]!.promptTokens,
         completionTokens,
-        engineMs: result.timings.totalMs,
+        engineMs: Math.max(...results.map((r) => r.timings.totalMs)),
       };
     } catch (err) {
       if (err instanceof LineFailure) return { kind: "error", code: err.code, message: err.message, promptTokens: promptLen };
@@ -71,6 +100,45 @@ export class LineRunner {
       return { kind: "error", code, message, promptTokens: promptLen };
     }
   }
+
+  private choice(result: GenerateResult, textStops: string[], withLogprobs: boolean): { choice: Choice; tokens: number } {
+    const { tokenizer } = this.opts;
+    const decode = (ids: number[]) => tokenizer.decode(ids, { skipSpecialTokens: true });
+    const cut = applyStopStrings(result.tokens, textStops, decode);
+    const finishReason = cut.stopped || result.finishReason === "stop" ? "stop" : "length";
+    const tokens = cut.stopped ? cut.tokenCount : result.completionTokens;
+    const choice: Choice = { text: cut.text, finishReason };
+    if (withLogprobs) choice.logprobs = tokenLogprobs(result, tokens, tokenizer);
+    return { choice, tokens };
+  }
+}
+
+/**
+ * The first `count` generated tokens' logprobs with their text and UTF-8 bytes (a
+ * token that is a piece of a character shows U+FFFD, as the tokenizer decodes it
+ * alone); special tokens (an end-of-sequence that stopped the line) are left out,
+ * as they are out of the text.
+ */
+function tokenLogprobs(result: GenerateResult, count: number, tokenizer: WorkerTokenizer): TokenLogprobInfo[] {
+  const lp = result.logprobs ?? [];
+  const text = (id: number) => tokenizer.decode([id], { skipSpecialTokens: false });
+  const isSpecial = (id: number) => tokenizer.decode([id], { skipSpecialTokens: true }) === "" && text(id) !== "";
+  const out: TokenLogprobInfo[] = [];
+  for (let i = 0; i < Math.min(count, lp.length); ++i) {
+    const id = result.tokens[i]!;
+    if (isSpecial(id)) continue;
+    const token = text(id);
+    out.push({
+      token,
+      bytes: [...Buffer.from(token, "utf8")],
+      logprob: lp[i]!.logprob,
+      top: lp[i]!.top.map((a) => {
+        const t = text(a.id);
+        return { token: t, bytes: [...Buffer.from(t, "utf8")], logprob: a.logprob };
+      }),
+    });
+  }
+  return out;
 }
 
 function parseRequest(endpoint: string, bodyJson: string): ParsedRequest {

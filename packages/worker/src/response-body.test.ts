@@ -48,3 +48,37 @@ describe("buildResponseBody", () => {
     expect(parseInt(b.slice(16), 16)).toBe(parseInt(a.slice(16), 16) + 1);
   });
 });
+
+describe("choices and logprobs", () => {
+  const lp = [
+    { token: "Hi", bytes: [72, 105], logprob: -0.5, top: [{ token: "Hi", bytes: [72, 105], logprob: -0.5 }, { token: "Yo", bytes: [89, 111], logprob: -1.25 }] },
+    { token: "!", bytes: [33], logprob: -2, top: [{ token: ".", bytes: [46], logprob: -1 }, { token: "!", bytes: [33], logprob: -2 }] },
+  ];
+
+  it("chat: n choices with OpenAI's logprobs.content", () => {
+    const c = {
+      kind: "chat" as const, model: "m", text: "Hi!", finishReason: "stop" as const, logprobs: lp,
+      moreChoices: [{ text: "Yo", finishReason: "length" as const, logprobs: [] }], promptTokens: 3, completionTokens: 3, id: "x", created: 1,
+    };
+    const body = JSON.parse(responseBodyJson(c)) as { choices: Array<{ index: number; logprobs: { content: unknown[]; refusal: null }; finish_reason: string }> };
+    expect(body).toEqual(buildResponseBody(c));
+    expect(body.choices.map((ch) => [ch.index, ch.finish_reason])).toEqual([[0, "stop"], [1, "length"]]);
+    expect(body.choices[0]!.logprobs).toEqual({
+      content: [
+        { token: "Hi", logprob: -0.5, bytes: [72, 105], top_logprobs: [{ token: "Hi", logprob: -0.5, bytes: [72, 105] }, { token: "Yo", logprob: -1.25, bytes: [89, 111] }] },
+        { token: "!", logprob: -2, bytes: [33], top_logprobs: [{ token: ".", logprob: -1, bytes: [46] }, { token: "!", logprob: -2, bytes: [33] }] },
+      ],
+      refusal: null,
+    });
+  });
+
+  it("completions: the legacy tokens / token_logprobs / top_logprobs / text_offset shape", () => {
+    const body = buildResponseBody({ kind: "completion", model: "m", text: "Hi!", finishReason: "stop", logprobs: lp, promptTokens: 1, completionTokens: 2 });
+    expect(body.choices[0]!.logprobs).toEqual({
+      tokens: ["Hi", "!"],
+      token_logprobs: [-0.5, -2],
+      top_logprobs: [{ Hi: -0.5, Yo: -1.25 }, { ".": -1, "!": -2 }],
+      text_offset: [0, 2],
+    });
+  });
+});

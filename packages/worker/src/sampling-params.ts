@@ -10,6 +10,8 @@ export interface SamplingContext {
   maxModelLen: number;
   /** Single-token stop strings (see stop-strings.ts). */
   stopTokenIds: number[];
+  /** Which of the line's n choices (0-based); default 0. */
+  choice?: number;
 }
 
 /**
@@ -19,6 +21,11 @@ export interface SamplingContext {
  * context_length_exceeded. seed null leaves the seed to the engine (derived from the
  * request id); top_k 0 and min_p 0 are off. ignore_eos (extension) keeps the engine
  * generating past the model's end-of-sequence tokens.
+ *
+ * n > 1 runs n engine requests with the same prompt: choice i has seed + i when the
+ * line gives a seed (else the engine derives one from choice i's own request id),
+ * so choice i equals the same line run alone with n = 1 and seed + i. The engine's
+ * prefix cache (where enabled) prefills the shared prompt once.
  */
 export function toGenerateRequest(request: ParsedRequest, ctx: SamplingContext): GenerateRequest {
   const promptLen = ctx.promptTokens.length;
@@ -47,7 +54,16 @@ export function toGenerateRequest(request: ParsedRequest, ctx: SamplingContext):
     minP: request.minP,
     priority: request.priority,
   };
-  if (request.seed !== null) generate.seed = request.seed;
+  const choice = ctx.choice ?? 0;
+  if (request.seed !== null) generate.seed = choice === 0 ? request.seed : BigInt(request.seed) + BigInt(choice);
+  if (request.presencePenalty !== 0) generate.presencePenalty = request.presencePenalty;
+  if (request.frequencyPenalty !== 0) generate.frequencyPenalty = request.frequencyPenalty;
+  if (request.repetitionPenalty !== 1) generate.repetitionPenalty = request.repetitionPenalty;
+  if (request.logitBias.size > 0) generate.logitBias = request.logitBias;
+  if (request.logprobs !== null) generate.logprobs = request.logprobs;
+  const format = request.responseFormat;
+  if (format.type === "json_object") generate.responseFormat = { type: "json_object" };
+  else if (format.type === "json_schema") generate.responseFormat = { type: "json_schema", schema: format.schema };
   if (request.ignoreEos) generate.ignoreEos = true;
   if (ctx.stopTokenIds.length > 0) generate.stopTokenIds = [...ctx.stopTokenIds];
   return generate;

@@ -144,8 +144,15 @@ class Backend {
 
   // Sample one token per row of f32 logits [R, V]; rows.size() == R. Writes R ids
   // to out_ids (host). Greedy when temperature == 0. Synchronises.
+  // With extras (sampling.h): logprobs of the raw logits first (into `logprobs`,
+  // required when extras->has_logprobs()), then logit bias, penalties and grammar
+  // masks applied to the logits (in place: the logits are spent afterwards), then
+  // sampling as above. sample_row_cpu + logits_process_row_cpu define the result.
   virtual void sample(const Tensor& logits, const std::vector<SampleRow>& rows,
-                      int32_t* out_ids) = 0;
+                      const SampleExtras* extras, int32_t* out_ids, const SampleLogprobs* logprobs) = 0;
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* out_ids) {
+    sample(logits, rows, nullptr, out_ids, nullptr);
+  }
 };
 
 struct BackendOptions {

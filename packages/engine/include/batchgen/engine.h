@@ -34,6 +34,9 @@ struct EngineOptions {
                                      // to what the KV cache holds (an explicit value that
                                      // does not fit is an error)
   bool deterministic = false;        // batch-invariant results on every backend
+  // Bytes of every token id, for structured output (grammar masks). Empty: read
+  // from <model_dir>/tokenizer.json at the first request with a JSON format.
+  std::vector<std::string> token_bytes;
 };
 
 struct GenerateRequest {
@@ -60,6 +63,12 @@ struct GenerateResult {
   double queue_ms = 0;               // submit -> first scheduled
   double first_token_ms = 0;         // submit -> first token
   double total_ms = 0;               // submit -> finished
+  // When sampling.logprobs >= 0: per generated token, its logprob and the top
+  // `top_logprobs_k` alternatives (ids and logprobs, row-major [tokens x k]).
+  std::vector<float> logprobs;
+  int32_t top_logprobs_k = 0;
+  std::vector<int32_t> top_logprob_ids;
+  std::vector<float> top_logprobs;
 };
 
 struct EngineStats {
@@ -73,6 +82,7 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t preemptions = 0;
   double last_step_ms = 0;
+  int64_t grammar_masks = 0;         // grammar token masks applied (one per row and step)
 };
 
 struct ModelInfo {

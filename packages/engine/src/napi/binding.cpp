@@ -88,6 +88,13 @@ std::vector<int32_t> int32_array(const Napi::Value& v, const char* what) {
   Napi::Int32Array a = v.As<Napi::Int32Array>();
   return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
 }
+std::vector<float> float32_array(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    invalid(std::string(what) + " must be a Float32Array");
+  }
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
 
 bg::EngineOptions options_read(const Napi::Object& o) {
   bg::EngineOptions e;
@@ -123,6 +130,19 @@ bg::GenerateRequest request_read(const Napi::Object& o) {
   r.has_seed = get_bool(o, "hasSeed");
   s.stop_token_ids = int32_array(field(o, "stopTokenIds"), "stopTokenIds");
   s.ignore_eos = get_bool(o, "ignoreEos");
+  s.presence_penalty = float(get_number(o, "presencePenalty"));
+  s.frequency_penalty = float(get_number(o, "frequencyPenalty"));
+  s.repetition_penalty = float(get_number(o, "repetitionPenalty"));
+  std::vector<int32_t> bias_ids = int32_array(field(o, "logitBiasIds"), "logitBiasIds");
+  std::vector<float> bias_values = float32_array(field(o, "logitBiasValues"), "logitBiasValues");
+  if (bias_ids.size() != bias_values.size()) invalid("logitBiasIds and logitBiasValues differ in length");
+  for (size_t i = 0; i < bias_ids.size(); ++i) s.logit_bias.emplace_back(bias_ids[i], bias_values[i]);
+  s.logprobs = int32_t(get_int(o, "logprobs", -1, bg::kMaxTopLogprobs));
+  const std::string format = get_string(o, "responseFormat");
+  if (format == "json_object") s.format = bg::SamplingParams::Format::json_object;
+  else if (format == "json_schema") s.format = bg::SamplingParams::Format::json_schema;
+  else if (format != "text") invalid("'responseFormat' must be text, json_object or json_schema");
+  s.json_schema = get_string(o, "jsonSchema");
   r.priority = int32_t(get_int(o, "priority", INT32_MIN, INT32_MAX));
   return r;
 }
@@ -147,6 +167,14 @@ Napi::Object result_to_js(Napi::Env env, const bg::GenerateResult& r) {
   o.Set("queueMs", r.queue_ms);
   o.Set("firstTokenMs", r.first_token_ms);
   o.Set("totalMs", r.total_ms);
+  Napi::Float32Array lp = Napi::Float32Array::New(env, r.logprobs.size());
+  if (!r.logprobs.empty()) std::memcpy(lp.Data(), r.logprobs.data(), r.logprobs.size() * sizeof(float));
+  o.Set("logprobs", lp);
+  o.Set("topLogprobsK", r.top_logprobs_k);
+  o.Set("topLogprobIds", int32_array_new(env, r.top_logprob_ids));
+  Napi::Float32Array top = Napi::Float32Array::New(env, r.top_logprobs.size());
+  if (!r.top_logprobs.empty()) std::memcpy(top.Data(), r.top_logprobs.data(), r.top_logprobs.size() * sizeof(float));
+  o.Set("topLogprobs", top);
   return o;
 }
 
@@ -162,6 +190,7 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("steps", double(s.steps));
   o.Set("preemptions", double(s.preemptions));
   o.Set("lastStepMs", s.last_step_ms);
+  o.Set("grammarMasks", double(s.grammar_masks));
   return o;
 }
 

@@ -9,12 +9,19 @@
 #include <algorithm>
 #include <climits>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
+#include <unordered_map>
 
 #include "batchgen/engine.h"
 #include "model/model.h"
 #include "runtime/step_input.h"
+#include "grammar/token_mask.h"
+#include "model/gguf.h"
+#include "sample/request_extras.h"
 #include "sample/sampler.h"
 #include "sched/scheduler.h"
 
@@ -142,6 +149,12 @@ class EngineImpl final : public Engine {
     if (req.id.empty()) invalid("request id is empty");
     prompt_validate(req.prompt, info_.max_model_len - 1, "generate");
     sampling_params_validate(req.sampling, info_.vocab_size);
+    if (req.sampling.format != SamplingParams::Format::text) {
+      if (info_.eos_token_ids.empty() && req.sampling.stop_token_ids.empty()) {
+        invalid("a JSON response format needs an end-of-sequence or stop token to end the line; this model has none");
+      }
+      grammar_syntax_check(req.sampling);
+    }
   }
 
   void submit(const GenerateRequest& req) override {
@@ -151,7 +164,15 @@ class EngineImpl final : public Engine {
     }
     SamplingParams sp = req.sampling;
     if (!req.has_seed) sp.seed = seed_from_id(req.id);
+    std::unique_ptr<RequestExtras> extras;
+    if (RequestExtras::wanted(sp)) {
+      extras = std::make_unique<RequestExtras>();
+      if (sp.format != SamplingParams::Format::text) {
+        extras->grammar = std::make_unique<grammar::GrammarState>(grammar_for(sp));
+      }
+    }
     Request* r = scheduler_->add(req.id, req.prompt, sp, req.priority);
+    if (extras) extras_[req.id] = std::move(extras);
     r->times.submitted =
         req.arrival == Clock::time_point{} ? now_ms() : ms_since_epoch(req.arrival);
   }
@@ -160,7 +181,7 @@ class EngineImpl final : public Engine {
     std::unique_ptr<Request> r = scheduler_->remove(id);
     if (!r) return false;
     r->finish_reason = FinishReason::abort;
-    pending_.push_back(result_make(*r, now_ms(), ""));
+    pending_.push_back(result_finish(*r, now_ms(), ""));
     pending_ids_.insert(id);
     return true;
   }
@@ -176,21 +197,52 @@ class EngineImpl final : public Engine {
       if (s.request->times.first_scheduled < 0) s.request->times.first_scheduled = t0;
     }
 
-    std::vector<int32_t> sampled(size_t(out.num_sampling));
+    const size_t R = size_t(out.num_sampling);
+    std::vector<int32_t> sampled(R);
+    std::vector<float> lp_sampled;
+    std::vector<int32_t> lp_ids;
+    std::vector<float> lp_values;
+    std::vector<RequestExtras*> row_extras(R, nullptr);
     try {
       StepBatch batch = step_batch_build(out, scheduler_->blocks());
       StepTensors tensors = backend_->upload_step(batch);
+      // A device queues the forward pass; the grammar masks below are computed on
+      // host threads while it runs.
       Tensor logits = model_->forward(tensors);
       if (out.num_sampling > 0) {
         std::vector<SampleRow> rows;
-        rows.reserve(size_t(out.num_sampling));
+        rows.reserve(R);
+        SampleExtrasBuilder xb(out.num_sampling, info_.vocab_size, (info_.vocab_size + 31) / 32);
         for (const ScheduledSeq& s : out.seqs) {
           if (!s.samples) continue;
-          const SamplingParams& p = s.request->sampling;
-          rows.push_back(SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.seed,
-                                   s.request->num_tokens()});
+          const Request& q = *s.request;
+          const SamplingParams& p = q.sampling;
+          rows.push_back(SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, p.seed, q.num_tokens()});
+          RequestExtras* e = nullptr;
+          if (!extras_.empty()) {
+            auto it = extras_.find(q.id);
+            if (it != extras_.end()) e = it->second.get();
+          }
+          row_extras[rows.size() - 1] = e;
+          const int32_t budget = std::min(p.max_tokens - int32_t(q.output.size()),
+                                          info_.max_model_len - q.num_tokens());
+          xb.set_budget(int32_t(rows.size() - 1), budget);
+          xb.add_row(p, e, q.prompt, q.output);
         }
-        backend_->sample(logits, rows, sampled.data());
+        if (xb.any()) {
+          xb.fill_masks(info_.eos_token_ids, mask_threads_);
+          grammar_masks_ += xb.masks();
+          SampleLogprobs lp;
+          if (xb.extras().has_logprobs()) {
+            lp_sampled.assign(R, 0.0f);
+            lp_ids.assign(R * kMaxTopLogprobs, 0);
+            lp_values.assign(R * kMaxTopLogprobs, 0.0f);
+            lp = SampleLogprobs{lp_sampled.data(), lp_ids.data(), lp_values.data()};
+          }
+          backend_->sample(logits, rows, &xb.extras(), sampled.data(), &lp);
+        } else {
+          backend_->sample(logits, rows, sampled.data());
+        }
       }
     } catch (const std::exception& e) {
       // The step's K/V may be half written: fail its requests, keep the rest.
@@ -200,7 +252,7 @@ class EngineImpl final : public Engine {
       for (const std::string& id : ids) {
         std::unique_ptr<Request> r = scheduler_->remove(id);
         r->finish_reason = FinishReason::error;
-        results.push_back(result_make(*r, t, std::string("engine step failed: ") + e.what()));
+        results.push_back(result_finish(*r, t, std::string("engine step failed: ") + e.what()));
       }
       finish_step(t0, t);
       return results;
@@ -210,8 +262,19 @@ class EngineImpl final : public Engine {
     for (const ScheduledSeq& s : out.seqs) {
       if (s.samples && s.request->times.first_token < 0) s.request->times.first_token = t1;
     }
+    record_extras(out, sampled, row_extras, lp_sampled, lp_ids, lp_values);
+    std::vector<std::string> failed;
+    for (size_t i = 0; i < R; ++i) {
+      if (row_extras[i] && row_extras[i]->grammar_failed) failed.push_back(sampling_ids_[i]);
+    }
     for (std::unique_ptr<Request>& r : scheduler_->update(out, sampled.data())) {
-      results.push_back(result_make(*r, t1, ""));
+      results.push_back(result_finish(*r, t1, ""));
+    }
+    for (const std::string& id : failed) {  // the model's token fell outside the grammar
+      std::unique_ptr<Request> r = scheduler_->remove(id);
+      if (!r) continue;
+      r->finish_reason = FinishReason::error;
+      results.push_back(result_finish(*r, t1, "structured output: a sampled token left the grammar"));
     }
     finish_step(t0, t1);
     return results;
@@ -232,6 +295,7 @@ class EngineImpl final : public Engine {
     s.steps = steps_;
     s.preemptions = scheduler_->preemptions();
     s.last_step_ms = last_step_ms_;
+    s.grammar_masks = grammar_masks_;
     return s;
   }
 
@@ -335,6 +399,82 @@ class EngineImpl final : public Engine {
     return g;
   }
 
+  // The result of a request leaving the engine, with its extras (then dropped).
+  GenerateResult result_finish(const Request& r, double now, const std::string& error) {
+    GenerateResult g = result_make(r, now, error);
+    auto it = extras_.find(r.id);
+    if (it != extras_.end()) {
+      request_extras_to_result(*it->second, r.sampling.logprobs, g);
+      extras_.erase(it);
+    }
+    return g;
+  }
+
+  // After sampling: logprobs gathered, grammar states advanced by the sampled tokens.
+  void record_extras(const ScheduleOutput& out, const std::vector<int32_t>& sampled,
+                     const std::vector<RequestExtras*>& row_extras, const std::vector<float>& lp_sampled,
+                     const std::vector<int32_t>& lp_ids, const std::vector<float>& lp_values) {
+    sampling_ids_.clear();
+    size_t i = 0;
+    for (const ScheduledSeq& s : out.seqs) {
+      if (!s.samples) continue;
+      sampling_ids_.push_back(s.request->id);
+      RequestExtras* e = row_extras[i];
+      const int32_t token = sampled[i];
+      const size_t row = i++;
+      if (!e) continue;
+      const SamplingParams& p = s.request->sampling;
+      if (p.logprobs >= 0 && !lp_sampled.empty()) {
+        e->logprobs.push_back(lp_sampled[row]);
+        for (int32_t j = 0; j < p.logprobs; ++j) {
+          e->top_ids.push_back(lp_ids[row * kMaxTopLogprobs + size_t(j)]);
+          e->top_lps.push_back(lp_values[row * kMaxTopLogprobs + size_t(j)]);
+        }
+      }
+      if (e->grammar && !e->grammar_failed) {
+        const bool ends = std::find(info_.eos_token_ids.begin(), info_.eos_token_ids.end(), token) !=
+                              info_.eos_token_ids.end() ||
+                          std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) !=
+                              p.stop_token_ids.end();
+        if (!ends && !e->grammar->accept(token)) e->grammar_failed = true;
+      }
+    }
+  }
+
+  // Checks a JSON format without the vocabulary (validate() runs on any thread).
+  void grammar_syntax_check(const SamplingParams& p) const {
+    if (p.format != SamplingParams::Format::json_schema) return;
+    std::lock_guard<std::mutex> lock(grammar_mu_);
+    if (grammars_.count(p.json_schema) || checked_schemas_.count(p.json_schema)) return;
+    grammar::grammar_from_json_schema(p.json_schema);  // throws naming the keyword
+    if (checked_schemas_.size() > 1024) checked_schemas_.clear();
+    checked_schemas_.insert(p.json_schema);
+  }
+
+  // The compiled grammar of a format, cached by schema text (a batch uses one schema
+  // on every line); the vocabulary's bytes are read once, at the first one.
+  std::shared_ptr<const grammar::CompiledGrammar> grammar_for(const SamplingParams& p) {
+    const std::string key = p.format == SamplingParams::Format::json_object ? std::string() : p.json_schema;
+    std::lock_guard<std::mutex> lock(grammar_mu_);
+    auto it = grammars_.find(key);
+    if (it != grammars_.end()) return it->second;
+    if (!vocab_) {
+      std::vector<std::string> bytes = options_.token_bytes;
+      if (bytes.empty()) {
+        const std::string gguf = gguf_find(options_.model_dir);
+        bytes = gguf.empty() ? grammar::token_bytes_from_tokenizer_json(options_.model_dir + "/tokenizer.json", info_.vocab_size)
+                             : grammar::token_bytes_from_gguf(gguf, info_.vocab_size);
+      }
+      bytes.resize(size_t(info_.vocab_size));
+      vocab_ = std::make_shared<const grammar::TokenVocab>(grammar::token_vocab_make(std::move(bytes)));
+    }
+    grammar::Grammar g = key.empty() ? grammar::grammar_json_object() : grammar::grammar_from_json_schema(key);
+    auto compiled = std::make_shared<const grammar::CompiledGrammar>(std::move(g), vocab_);
+    if (grammars_.size() >= 256) grammars_.clear();  // a bound for jobs with per-line schemas
+    grammars_.emplace(key, compiled);
+    return compiled;
+  }
+
   void finish_step(double t0, double t1) {
     ++steps_;
     last_step_ms_ = t1 - t0;
@@ -351,6 +491,14 @@ class EngineImpl final : public Engine {
   std::set<std::string> pending_ids_;
   int64_t steps_ = 0;
   double last_step_ms_ = 0;
+  std::unordered_map<std::string, std::unique_ptr<RequestExtras>> extras_;
+  std::vector<std::string> sampling_ids_;     // ids of the last step's sampling rows
+  int64_t grammar_masks_ = 0;
+  int mask_threads_ = int(std::max(1u, std::min(8u, std::thread::hardware_concurrency())));
+  mutable std::mutex grammar_mu_;
+  mutable std::set<std::string> checked_schemas_;
+  std::map<std::string, std::shared_ptr<const grammar::CompiledGrammar>> grammars_;
+  std::shared_ptr<const grammar::TokenVocab> vocab_;
 };
 
 }  // namespace

@@ -138,10 +138,84 @@ int32_t sample_row_cpu(const float* logits, int64_t vocab, const SampleRow& para
   return std::max_element(cand.begin(), cand.end(), before)->id;
 }
 
+void logits_process_row_cpu(float* l, int64_t vocab, const SampleExtras& x, int64_t r) {
+  const size_t ri = size_t(r);
+  if (x.has_bias()) {
+    for (int32_t i = x.bias_offsets[ri]; i < x.bias_offsets[ri + 1]; ++i) {
+      const int32_t t = x.bias_tokens[size_t(i)];
+      if (t >= 0 && t < vocab) l[t] += x.bias_values[size_t(i)];
+    }
+  }
+  if (x.has_penalties()) {
+    const float rep = x.repetition.empty() ? 1.0f : x.repetition[ri];
+    const float freq = x.frequency.empty() ? 0.0f : x.frequency[ri];
+    const float pres = x.presence.empty() ? 0.0f : x.presence[ri];
+    for (int32_t i = x.pen_offsets[ri]; i < x.pen_offsets[ri + 1]; ++i) {
+      const int32_t t = x.pen_tokens[size_t(i)];
+      const int32_t c = x.pen_counts[size_t(i)];
+      if (t < 0 || t >= vocab) continue;
+      float v = l[t];
+      if (rep != 1.0f) v = v > 0 ? v / rep : v * rep;
+      if (c > 0) v -= freq * float(c) + pres;
+      l[t] = v;
+    }
+  }
+  if (x.has_masks() && x.mask_row[ri] >= 0) {
+    const uint32_t* m = x.masks.data() + size_t(x.mask_row[ri]) * size_t(x.mask_words);
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (!((m[i >> 5] >> (i & 31)) & 1u)) l[i] = -std::numeric_limits<float>::infinity();
+    }
+  }
+}
+
+void logprobs_row_cpu(const float* l, int64_t vocab, int32_t k, int32_t sampled,
+                      const SampleLogprobs& out, int64_t r) {
+  auto value = [&](int64_t i) {
+    const float v = l[i];
+    return v == v ? v : -std::numeric_limits<float>::infinity();
+  };
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, value(i));
+  double sum = 0;
+  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(double(value(i)) - double(mx));
+  const double lse = double(mx) + std::log(sum);
+  out.sampled[r] = float(double(value(sampled)) - lse);
+  k = std::min(k, int32_t(std::min<int64_t>(vocab, kMaxTopLogprobs)));
+  if (k <= 0) return;
+  // The k best by (logit desc, id asc): a small insertion list.
+  std::vector<std::pair<float, int32_t>> best;
+  best.reserve(size_t(k) + 1);
+  for (int64_t i = 0; i < vocab; ++i) {
+    const float v = value(i);
+    if (int32_t(best.size()) == k && !(v > best.back().first)) continue;
+    auto pos = std::upper_bound(best.begin(), best.end(), v,
+                                [](float a, const std::pair<float, int32_t>& b) { return a > b.first; });
+    best.insert(pos, {v, int32_t(i)});
+    if (int32_t(best.size()) > k) best.pop_back();
+  }
+  for (int32_t j = 0; j < k; ++j) {
+    out.top_ids[r * kMaxTopLogprobs + j] = best[size_t(j)].second;
+    out.top_logprobs[r * kMaxTopLogprobs + j] = float(double(best[size_t(j)].first) - lse);
+  }
+}
+
 void sample_rows_cpu(const float* logits, int64_t rows, int64_t vocab, int64_t stride,
-                     const std::vector<SampleRow>& params, int32_t* out_ids) {
+                     const std::vector<SampleRow>& params, int32_t* out_ids,
+                     const SampleExtras* x, const SampleLogprobs* lp) {
+  const bool process = x && (x->has_bias() || x->has_penalties() || x->has_masks());
+  std::vector<float> row;
   for (int64_t r = 0; r < rows; ++r) {
-    out_ids[r] = sample_row_cpu(logits + r * stride, vocab, params[size_t(r)]);
+    const float* raw = logits + r * stride;
+    if (process) {
+      row.assign(raw, raw + vocab);
+      logits_process_row_cpu(row.data(), vocab, *x, r);
+      out_ids[r] = sample_row_cpu(row.data(), vocab, params[size_t(r)]);
+    } else {
+      out_ids[r] = sample_row_cpu(raw, vocab, params[size_t(r)]);
+    }
+    if (x && x->has_logprobs() && x->top_logprobs[size_t(r)] >= 0 && lp) {
+      logprobs_row_cpu(raw, vocab, x->top_logprobs[size_t(r)], out_ids[r], *lp, r);
+    }
   }
 }
 
@@ -159,6 +233,33 @@ void sampling_params_validate(const SamplingParams& p, int32_t vocab_size) {
     fail("min_p must be in [0, 1] (0 = off), got " + std::to_string(p.min_p));
   }
   if (p.max_tokens < 1) fail("max_tokens must be >= 1, got " + std::to_string(p.max_tokens));
+  if (!(p.presence_penalty >= -2 && p.presence_penalty <= 2)) {
+    fail("presence_penalty must be in [-2, 2], got " + std::to_string(p.presence_penalty));
+  }
+  if (!(p.frequency_penalty >= -2 && p.frequency_penalty <= 2)) {
+    fail("frequency_penalty must be in [-2, 2], got " + std::to_string(p.frequency_penalty));
+  }
+  if (!(p.repetition_penalty > 0 && p.repetition_penalty <= 10)) {
+    fail("repetition_penalty must be in (0, 10] (1 = off), got " + std::to_string(p.repetition_penalty));
+  }
+  for (const auto& b : p.logit_bias) {
+    if (b.first < 0 || b.first >= vocab_size) {
+      fail("logit_bias names token " + std::to_string(b.first) + ", outside the vocabulary [0, " +
+           std::to_string(vocab_size) + ")");
+    }
+    if (!(b.second >= -100 && b.second <= 100)) {
+      fail("logit_bias values must be in [-100, 100], got " + std::to_string(b.second));
+    }
+  }
+  if (p.logprobs < -1 || p.logprobs > kMaxTopLogprobs) {
+    fail("logprobs must be -1 (off) or a count of alternatives in [0, 20], got " + std::to_string(p.logprobs));
+  }
+  if (p.format != SamplingParams::Format::text && p.ignore_eos) {
+    fail("a JSON response format cannot be combined with ignore_eos: the line ends on an end-of-sequence token");
+  }
+  if (p.format == SamplingParams::Format::json_schema && p.json_schema.empty()) {
+    fail("response format json_schema needs a schema");
+  }
   for (size_t i = 0; i < p.stop_token_ids.size(); ++i) {
     int32_t id = p.stop_token_ids[i];
     if (id < 0 || id >= vocab_size) {

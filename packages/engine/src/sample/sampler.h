@@ -22,15 +22,33 @@ namespace bg {
 
 // Samples rows [0, rows) of f32 logits laid out `stride` floats apart (stride >=
 // vocab), one SampleRow each (params.size() == rows); writes rows ids to out_ids.
+// With extras: per row, logprobs_row_cpu on the raw logits, then
+// logits_process_row_cpu on a copy, then sample_row_cpu on that copy.
 void sample_rows_cpu(const float* logits, int64_t rows, int64_t vocab, int64_t stride,
-                     const std::vector<SampleRow>& params, int32_t* out_ids);
+                     const std::vector<SampleRow>& params, int32_t* out_ids,
+                     const SampleExtras* extras = nullptr, const SampleLogprobs* logprobs = nullptr);
+
+// Row r of `x` applied in place to one row of raw logits, in vLLM's order: logit
+// bias (added), repetition penalty (over prompt + generated tokens), frequency
+// and presence penalties (over generated tokens), then the grammar mask (-inf
+// outside it).
+void logits_process_row_cpu(float* logits, int64_t vocab, const SampleExtras& x, int64_t r);
+
+// log_softmax of one row of raw logits (NaN as -inf): the sampled token's value
+// and the top k (<= kMaxTopLogprobs) in (logit desc, id asc) order, written to
+// row r of `out`.
+void logprobs_row_cpu(const float* logits, int64_t vocab, int32_t k, int32_t sampled,
+                      const SampleLogprobs& out, int64_t r);
 
 // Samples one row (what sample_rows_cpu does per row).
 int32_t sample_row_cpu(const float* logits, int64_t vocab, const SampleRow& params);
 
 // Throws EngineError(invalid_argument) naming the field when a value is out of
 // range: temperature finite and >= 0; top_k >= 0; top_p in (0, 1]; min_p in
-// [0, 1]; max_tokens >= 1; stop_token_ids inside [0, vocab_size).
+// [0, 1]; max_tokens >= 1; stop_token_ids inside [0, vocab_size); penalties
+// presence/frequency in [-2, 2], repetition in (0, 10]; logit_bias ids inside the
+// vocabulary with values in [-100, 100]; logprobs in [-1, 20]; a JSON format
+// without ignore_eos (the grammar ends a line on an end-of-sequence token).
 void sampling_params_validate(const SamplingParams& params, int32_t vocab_size);
 
 }  // namespace bg

@@ -370,10 +370,14 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* out_ids) override {
+  using Backend::sample;
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleExtras* extras,
+              int32_t* out_ids, const SampleLogprobs* logprobs) override {
     expect_dtype(logits, DType::f32, "sample logits");
     expect(rows.size() == size_t(logits.rows), "sample: one SampleRow per logits row");
-    sample_rows_cpu(logits.ptr<float>(), logits.rows, logits.cols, logits.stride, rows, out_ids);
+    expect(!(extras && extras->has_logprobs()) || logprobs, "sample: logprobs asked without an output");
+    sample_rows_cpu(logits.ptr<float>(), logits.rows, logits.cols, logits.stride, rows, out_ids, extras,
+                    logprobs);
   }
 
  private:

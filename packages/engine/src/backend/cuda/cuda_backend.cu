@@ -465,21 +465,50 @@ class CudaBackend final : public Backend {
     cuda::launch_gather_rows(x, step.logit_rows.ptr<int32_t>(), step.num_logit_rows, out, stream_);
   }
 
-  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* out_ids) override {
+  using Backend::sample;
+  void sample(const Tensor& logits, const std::vector<SampleRow>& rows, const SampleExtras* extras,
+              int32_t* out_ids, const SampleLogprobs* logprobs) override {
     use_device();
     expect_dtype(logits, DType::f32, "sample logits");
     expect(rows.size() == size_t(logits.rows), "sample: one SampleRow per logits row");
+    expect(!(extras && extras->has_logprobs()) || logprobs, "sample: logprobs asked without an output");
     const int32_t R = int32_t(rows.size());
     if (R == 0) return;
     ensure_sample_capacity(R);
     std::memcpy(sample_host_rows_, rows.data(), rows.size() * sizeof(SampleRow));
     BG_CUDA_CHECK(cudaMemcpyAsync(sample_dev_rows_, sample_host_rows_, rows.size() * sizeof(SampleRow),
                                   cudaMemcpyHostToDevice, stream_));
+    cuda::SampleExtrasDev x;
+    if (extras) x = upload_extras(*extras, R);
+    // The logits are spent after sampling, so the processing writes into them.
+    Tensor& work = const_cast<Tensor&>(logits);
+    cuda::launch_logprobs_top(logits, x, stream_);
+    cuda::launch_logits_process(work, x, stream_);
     cuda::launch_sample(logits, sample_dev_rows_, R, sample_dev_ids_, stream_);
+    cuda::launch_logprobs_sampled(logits, x, sample_dev_ids_, stream_);
     BG_CUDA_CHECK(cudaMemcpyAsync(sample_host_ids_, sample_dev_ids_, size_t(R) * 4, cudaMemcpyDeviceToHost,
                                   stream_));
+    const size_t top = size_t(R) * kMaxTopLogprobs;
+    float* host_lp = nullptr;
+    if (x.top_logprobs) {
+      host_lp = static_cast<float*>(lp_host_.ensure((size_t(R) + 2 * top) * 4));
+      BG_CUDA_CHECK(cudaMemcpyAsync(host_lp, x.sampled_lp, size_t(R) * 4, cudaMemcpyDeviceToHost, stream_));
+      BG_CUDA_CHECK(cudaMemcpyAsync(host_lp + R, x.top_ids, top * 4, cudaMemcpyDeviceToHost, stream_));
+      BG_CUDA_CHECK(cudaMemcpyAsync(host_lp + R + top, x.top_lps, top * 4, cudaMemcpyDeviceToHost, stream_));
+    }
     BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::memcpy(out_ids, sample_host_ids_, size_t(R) * 4);
+    if (host_lp) {
+      for (int32_t r = 0; r < R; ++r) {
+        const int32_t k = extras->top_logprobs[size_t(r)];
+        if (k < 0) continue;
+        logprobs->sampled[r] = host_lp[r];
+        std::memcpy(logprobs->top_ids + size_t(r) * kMaxTopLogprobs, host_lp + R + size_t(r) * kMaxTopLogprobs,
+                    size_t(k) * 4);
+        std::memcpy(logprobs->top_logprobs + size_t(r) * kMaxTopLogprobs,
+                    host_lp + R + top + size_t(r) * kMaxTopLogprobs, size_t(k) * 4);
+      }
+    }
   }
 
  private:
@@ -487,6 +516,61 @@ class CudaBackend final : public Backend {
   static constexpr size_t kStageBytes = size_t(64) << 20;
 
   void use_device() const { BG_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  // Packs a step's SampleExtras into one pinned buffer, copies it in one transfer
+  // (16-byte aligned lists), and lays the device pointers and scratch out over it.
+  cuda::SampleExtrasDev upload_extras(const SampleExtras& e, int32_t R) {
+    cuda::SampleExtrasDev x;
+    x.R = R;
+    size_t bytes = 0;
+    auto reserve = [&](size_t n) {
+      const size_t at = bytes;
+      bytes += (n * 4 + 15) & ~size_t(15);
+      return at;
+    };
+    struct Slot { const void* src; size_t n; size_t at; };
+    std::vector<Slot> slots;
+    auto list = [&](const auto& v) -> size_t {
+      if (v.empty()) return SIZE_MAX;
+      const size_t at = reserve(v.size());
+      slots.push_back(Slot{v.data(), v.size(), at});
+      return at;
+    };
+    const size_t presence = list(e.presence), frequency = list(e.frequency), repetition = list(e.repetition);
+    const size_t pen_offsets = list(e.pen_offsets), pen_tokens = list(e.pen_tokens), pen_counts = list(e.pen_counts);
+    const size_t bias_offsets = list(e.bias_offsets), bias_tokens = list(e.bias_tokens), bias_values = list(e.bias_values);
+    const size_t mask_row = list(e.mask_row), masks = list(e.masks), top = list(e.top_logprobs);
+    const size_t upload = bytes;
+    const size_t pen_raw = reserve(std::max<size_t>(1, e.pen_tokens.size()));
+    const size_t bias_raw = reserve(std::max<size_t>(1, e.bias_tokens.size()));
+    const size_t lse = reserve(size_t(R)), sampled = reserve(size_t(R));
+    const size_t top_ids = reserve(size_t(R) * kMaxTopLogprobs), top_lps = reserve(size_t(R) * kMaxTopLogprobs);
+    char* host = static_cast<char*>(extras_host_.ensure(upload));
+    char* dev = static_cast<char*>(extras_dev_.ensure(bytes));
+    for (const Slot& sl : slots) std::memcpy(host + sl.at, sl.src, sl.n * 4);
+    if (upload > 0) BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, upload, cudaMemcpyHostToDevice, stream_));
+    auto at = [&](size_t off) -> void* { return off == SIZE_MAX ? nullptr : dev + off; };
+    x.presence = static_cast<const float*>(at(presence));
+    x.frequency = static_cast<const float*>(at(frequency));
+    x.repetition = static_cast<const float*>(at(repetition));
+    x.pen_offsets = static_cast<const int32_t*>(at(pen_offsets));
+    x.pen_tokens = static_cast<const int32_t*>(at(pen_tokens));
+    x.pen_counts = static_cast<const int32_t*>(at(pen_counts));
+    x.bias_offsets = static_cast<const int32_t*>(at(bias_offsets));
+    x.bias_tokens = static_cast<const int32_t*>(at(bias_tokens));
+    x.bias_values = static_cast<const float*>(at(bias_values));
+    x.mask_words = e.mask_words;
+    x.mask_row = static_cast<const int32_t*>(at(mask_row));
+    x.masks = static_cast<const uint32_t*>(at(masks));
+    x.top_logprobs = static_cast<const int32_t*>(at(top));
+    x.pen_raw = static_cast<float*>(at(pen_raw));
+    x.bias_raw = static_cast<float*>(at(bias_raw));
+    x.lse = static_cast<float*>(at(lse));
+    x.sampled_lp = static_cast<float*>(at(sampled));
+    x.top_ids = static_cast<int32_t*>(at(top_ids));
+    x.top_lps = static_cast<float*>(at(top_lps));
+    return x;
+  }
 
   void ensure_sample_capacity(int32_t rows) {
     if (rows <= sample_capacity_) return;
@@ -520,6 +604,8 @@ class CudaBackend final : public Backend {
   int32_t* sample_dev_ids_ = nullptr;
   SampleRow* sample_host_rows_ = nullptr;
   int32_t* sample_host_ids_ = nullptr;
+  DeviceBuffer extras_dev_;
+  PinnedBuffer extras_host_, lp_host_;
 };
 
 // "cuda" -> 0, "cuda:N" -> N, else -1.

@@ -107,5 +107,42 @@ void launch_gemm_fixed_order(const Tensor& x, const Tensor& w, const Tensor* bia
 void launch_sample(const Tensor& logits, const SampleRow* rows, int32_t R, int32_t* out_ids,
                    cudaStream_t stream);
 
+// SampleExtras (sampling.h) in device memory; a null pointer is a list the step
+// does not have. Scratch outputs: pen_raw / bias_raw (one per list entry: the raw
+// logit before processing), lse [R], top_ids / top_lps [R * kMaxTopLogprobs],
+// sampled_lp [R].
+struct SampleExtrasDev {
+  int32_t R = 0;
+  const float* presence = nullptr;
+  const float* frequency = nullptr;
+  const float* repetition = nullptr;
+  const int32_t* pen_offsets = nullptr;
+  const int32_t* pen_tokens = nullptr;
+  const int32_t* pen_counts = nullptr;
+  float* pen_raw = nullptr;
+  const int32_t* bias_offsets = nullptr;
+  const int32_t* bias_tokens = nullptr;
+  const float* bias_values = nullptr;
+  float* bias_raw = nullptr;
+  int32_t mask_words = 0;
+  const int32_t* mask_row = nullptr;
+  const uint32_t* masks = nullptr;
+  const int32_t* top_logprobs = nullptr;
+  float* lse = nullptr;
+  int32_t* top_ids = nullptr;
+  float* top_lps = nullptr;
+  float* sampled_lp = nullptr;
+};
+
+// logprobs_row_cpu's top part on the raw logits: per row with top_logprobs >= 0,
+// log-sum-exp into lse and the top alternatives in (logit desc, id asc) order.
+void launch_logprobs_top(const Tensor& logits, const SampleExtrasDev& x, cudaStream_t stream);
+// logits_process_row_cpu in place (bias, repetition, frequency/presence, mask),
+// saving each listed token's raw logit first.
+void launch_logits_process(Tensor& logits, const SampleExtrasDev& x, cudaStream_t stream);
+// The sampled token's raw logprob (after launch_sample; ids on the device).
+void launch_logprobs_sampled(const Tensor& logits, const SampleExtrasDev& x, const int32_t* ids,
+                             cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace bg
