@@ -18,6 +18,13 @@ export class CoordinatorMetrics {
   readonly leaseExpiries: Counter;
   readonly workersConnected: Gauge;
   readonly leasesHeld: Gauge;
+  readonly workersRefused: Counter;
+  readonly insecureWorkers: Gauge;
+  readonly shardFailures: Counter<"reason">;
+  readonly shardsParked: Counter<"reason">;
+  readonly resultWriteRetries: Counter;
+  readonly swallowedErrors: Counter<"where">;
+  readonly redisEpochLost: Gauge;
 
   constructor(store: JobStore) {
     const registry = createRegistry(PREFIX);
@@ -74,5 +81,43 @@ export class CoordinatorMetrics {
     });
     this.workersConnected = new Gauge({ name: `${PREFIX}workers_connected`, help: "Worker streams on this replica.", registers });
     this.leasesHeld = new Gauge({ name: `${PREFIX}leases_held`, help: "Leases held by workers of this replica.", registers });
+    this.workersRefused = new Counter({
+      name: `${PREFIX}workers_refused_total`,
+      help: "Worker streams refused for a missing or wrong worker token.",
+      registers,
+    });
+    this.insecureWorkers = new Gauge({
+      name: `${PREFIX}insecure_workers`,
+      help: "1 when this replica accepts workers without a token (--insecure-workers).",
+      registers,
+    });
+    this.shardFailures = new Counter({
+      name: `${PREFIX}shard_failures_total`,
+      help: "Leases of a shard that ended in failure, by reason (lease_expired, worker_lost, results_not_stored).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.shardsParked = new Counter({
+      name: `${PREFIX}shards_parked_total`,
+      help: "Shards parked after failing shardMaxFailures times in a row for one reason: their lines end as shard_parked errors.",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.resultWriteRetries = new Counter({
+      name: `${PREFIX}result_write_retries_total`,
+      help: "Failed attempts to store a flush of results (retried with backoff).",
+      registers,
+    });
+    this.redisEpochLost = new Gauge({
+      name: `${PREFIX}redis_epoch_lost`,
+      help: "1 when Redis came back without the state the store remembers (epoch key missing): records are lost.",
+      registers,
+    });
+    this.swallowedErrors = new Counter({
+      name: `${PREFIX}background_errors_total`,
+      help: "Errors of background steps (Redis or store calls off the request path) that were logged and not retried here.",
+      labelNames: ["where"],
+      registers,
+    });
   }
 }

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { createLogger, createObjectStore, type Logger, type ObjectStore } from "@batchgen/core";
 import { BatchMonitor } from "./batch-monitor.js";
-import { coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
+import { checkCoordinatorConfig, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
 import { CoordinatorMetrics } from "./coordinator-metrics.js";
 import { BatchFinalizer } from "./finalize/batch-finalizer.js";
 import { WorkerService } from "./grpc/worker-service.js";
@@ -15,6 +15,8 @@ import { BatchIngest } from "./ingest/batch-ingest.js";
 import type { JobStore, StoreEvent } from "./job-store.js";
 import { LeaseBroker } from "./lease-broker.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
+import { StateGuard } from "./state-guard.js";
+import { ShardFailures } from "./grpc/shard-failures.js";
 import { TenantAuth } from "./tenant-auth.js";
 
 export interface Coordinator {
@@ -36,6 +38,7 @@ export interface CoordinatorExtras {
 /** A coordinator replica from validated config (or options validated here). */
 export function createCoordinator(options: CoordinatorConfig | CoordinatorOptions, extras: CoordinatorExtras = {}): Coordinator {
   const config = coordinatorConfigSchema.parse(options);
+  checkCoordinatorConfig(config);
   const logger = extras.logger ?? createLogger("coordinator", { level: config.logLevel });
   const replicaId = randomUUID();
   const objects = extras.objects ?? createObjectStore(config.storeUrl);
@@ -44,12 +47,18 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     prefix: config.queuePrefix,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
   });
   const store: JobStore = redisStore;
   const metrics = new CoordinatorMetrics(store);
   const ingest = new BatchIngest({ store, objects, config, logger, replicaId });
   const finalizer = new BatchFinalizer({ store, objects, logger, replicaId });
   const broker = new LeaseBroker({ store, logger, pollMs: config.leasePollMs });
+  const background = (where: string, what: string) => (err: unknown) => {
+    metrics.swallowedErrors.inc({ where });
+    logger.warn(`could not ${what}`, { err });
+  };
+  const failures = new ShardFailures({ store, config, metrics, logger, onBatchDone: (batchId) => void finalizer.finalize(batchId) });
   const workers = new WorkerService({
     store,
     objects,
@@ -57,11 +66,14 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     logger,
     metrics,
     broker,
-    workerToken: config.workerToken,
+    failures,
+    workerTokens: config.workerToken,
+    tls: config.grpcTlsCert ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey } : null,
     onBatchDone: (batchId) => void finalizer.finalize(batchId),
     onShardRequeued: (model) => {
       broker.wake(model);
-      void store.publish({ type: "work", model }).catch(() => undefined);
+      // Other replicas' pullers also poll: a lost event only delays the re-lease.
+      void store.publish({ type: "work", model }).catch(background("coordinator", "announce a requeued shard"));
     },
   });
   const files = new FilesApi({ store, objects, maxFileBytes: config.maxFileBytes });
@@ -72,15 +84,29 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     onCreated: (batchId) => void ingest.run(batchId),
     onCancelled: async (batch) => {
       await store.publish({ type: "cancel", batchId: batch.id, reason: "cancelled" });
-      if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(() => undefined);
+      // Shards left queued are completed unrun when leased (the batch is stopped).
+      if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(background("coordinator", "remove a cancelled batch's shards"));
     },
   });
-  const api = new ApiServer({ auth: new TenantAuth(config.apiKeys), files, batches, registry: metrics.registry, logger });
+  const guard = new StateGuard({ redis: redisStore, objects, config, logger, epochLost: metrics.redisEpochLost });
+  const api = new ApiServer({
+    auth: new TenantAuth(config.apiKeys),
+    files,
+    batches,
+    registry: metrics.registry,
+    metricsKeys: config.metricsKey,
+    ready: () => guard.ready(),
+    logger,
+  });
   const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
-  store.onLeaseExpired((jobId) => {
+  store.onLeaseExpired((jobId, model) => {
     metrics.leaseExpiries.inc();
     metrics.shardsRetried.inc();
     logger.info("lease expired; shard back in its queue", { job_id: jobId });
+    void store
+      .shardJobData(model, jobId)
+      .then((data) => (data ? failures.record(data, "lease_expired") : undefined))
+      .catch(background("coordinator", "count an expired lease"));
   });
 
   const onEvent = (e: StoreEvent): void => {
@@ -103,12 +129,30 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     async start() {
       if (started) return;
       started = true;
+      try {
+        await guard.start();
+      } catch (err) {
+        started = false;
+        await store.close();
+        throw err;
+      }
+      if (config.workerToken.length === 0) {
+        metrics.insecureWorkers.set(1);
+        logger.warn("accepting workers without a token (--insecure-workers): anyone who reaches the gRPC port can lease and read prompts", {
+          grpc_host: config.grpcHost,
+        });
+      }
       await store.subscribe(onEvent);
       await store.watchKnownModels();
       grpcPort = await workers.listen(config.grpcHost, config.grpcPort);
       httpPort = await api.listen(config.httpHost, config.httpPort);
       monitor.start();
-      logger.info("coordinator started", { http_port: httpPort, grpc_port: grpcPort, replica: replicaId });
+      logger.info("coordinator started", {
+        http_port: httpPort,
+        grpc_port: grpcPort,
+        grpc_tls: config.grpcTlsCert !== "",
+        replica: replicaId,
+      });
     },
     async stop() {
       if (!started) return;

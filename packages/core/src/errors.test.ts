@@ -55,6 +55,7 @@ describe("status mappings", () => {
     failed_precondition: 412,
     resource_exhausted: 429,
     unavailable: 503,
+    insufficient_storage: 507,
     cancelled: 499,
     deadline_exceeded: 504,
     internal: 500,
@@ -68,6 +69,7 @@ describe("status mappings", () => {
     failed_precondition: 9,
     resource_exhausted: 8,
     unavailable: 14,
+    insufficient_storage: 8,
     cancelled: 1,
     deadline_exceeded: 4,
     internal: 13,
@@ -76,7 +78,8 @@ describe("status mappings", () => {
   it.each(ERROR_CODES)("%s maps to its HTTP and gRPC status and back", (code) => {
     expect(httpStatusOf(code)).toBe(http[code]);
     expect(grpcStatusOf(code)).toBe(grpc[code]);
-    expect(errorCodeFromGrpc(grpcStatusOf(code))).toBe(code);
+    // A full store has no gRPC status of its own: it travels as RESOURCE_EXHAUSTED.
+    expect(errorCodeFromGrpc(grpcStatusOf(code))).toBe(code === "insufficient_storage" ? "resource_exhausted" : code);
   });
 
   it("gRPC statuses with no code of their own map to the nearest one", () => {

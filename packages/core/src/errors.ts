@@ -12,6 +12,7 @@ export type ErrorCode =
   | "failed_precondition"
   | "resource_exhausted"
   | "unavailable"
+  | "insufficient_storage"
   | "cancelled"
   | "deadline_exceeded"
   | "internal";
@@ -25,6 +26,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "failed_precondition",
   "resource_exhausted",
   "unavailable",
+  "insufficient_storage",
   "cancelled",
   "deadline_exceeded",
   "internal",
@@ -79,6 +81,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   failed_precondition: 412,
   resource_exhausted: 429,
   unavailable: 503,
+  // The object store is full (ENOSPC, S3 EntityTooLarge / quota): WebDAV's 507.
+  insufficient_storage: 507,
   // 499 "client closed request" (nginx, Connect): the caller gave up or cancelled.
   cancelled: 499,
   deadline_exceeded: 504,
@@ -115,6 +119,7 @@ const GRPC_STATUS: Record<ErrorCode, number> = {
   failed_precondition: GrpcStatus.FAILED_PRECONDITION,
   resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
+  insufficient_storage: GrpcStatus.RESOURCE_EXHAUSTED,
   cancelled: GrpcStatus.CANCELLED,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
   internal: GrpcStatus.INTERNAL,
@@ -157,6 +162,7 @@ const OPENAI_TYPE: Record<ErrorCode, string> = {
   failed_precondition: "invalid_request_error",
   resource_exhausted: "rate_limit_error",
   unavailable: "server_error",
+  insufficient_storage: "server_error",
   cancelled: "invalid_request_error",
   deadline_exceeded: "server_error",
   internal: "server_error",

@@ -13,3 +13,4 @@ export * from "./ids.js";
 export * from "./logger.js";
 export * from "./config.js";
 export * from "./metrics.js";
+export * from "./secret-set.js";

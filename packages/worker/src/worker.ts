@@ -3,6 +3,7 @@
 // next address of its list when it has several), serves /metrics, and drains on stop
 // (SIGTERM) or when the coordinator asks.
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { BatchgenError, createLogger, createRegistry, loadConfig, serveMetrics, type Logger } from "@batchgen/core";
 import type { Registry } from "prom-client";
@@ -80,6 +81,8 @@ class WorkerAgent implements Worker {
   private readonly workerId: string;
   /** Index into config.coordinators of the address the current (or next) session uses. */
   private addressIndex = 0;
+  /** TLS settings of every session, read once at start (the CA file). */
+  private tls: { ca: Buffer | null; serverName?: string } | null = null;
 
   constructor(
     readonly config: WorkerConfig,
@@ -100,6 +103,17 @@ class WorkerAgent implements Worker {
     if (this.state !== "idle") throw new BatchgenError("failed_precondition", "the worker was already started");
     this.state = "running";
     const { config } = this;
+    if (config.tls || config.tlsCaFile) {
+      let ca: Buffer | null = null;
+      if (config.tlsCaFile) {
+        try {
+          ca = await readFile(config.tlsCaFile);
+        } catch (err) {
+          throw new BatchgenError("invalid_request", `cannot read --tls-ca-file ${config.tlsCaFile}: ${(err as Error).message}`);
+        }
+      }
+      this.tls = { ca, ...(config.tlsServerName ? { serverName: config.tlsServerName } : {}) };
+    }
     if (this.deps.engine) this.engine = this.deps.engine;
     else {
       this.logger.info("loading model", { modelDir: config.modelDir, device: config.device });
@@ -116,7 +130,13 @@ class WorkerAgent implements Worker {
     const engine = this.engine;
     this.metrics = new WorkerMetrics(this.registry, () => engine.stats());
     if (config.metrics) {
-      this.metricsServer = await serveMetrics(this.registry, { port: config.metricsPort, host: config.metricsHost });
+      this.metricsServer = await serveMetrics(this.registry, {
+        port: config.metricsPort,
+        host: config.metricsHost,
+        keys: config.metricsKey,
+        // Ready: the engine is loaded (it is, by now) and a coordinator accepted this worker.
+        ready: async () => (this.session?.isWelcomed ? { ready: true } : { ready: false, reason: `no session with a coordinator (${this.state})` }),
+      });
       this.metricsPort = this.metricsServer.port;
     }
     if (this.state !== "running") {
@@ -213,7 +233,7 @@ class WorkerAgent implements Worker {
   private openSession(address: string): Promise<SessionEnd> {
     const engine = this.engine!;
     this.ledger.reset();
-    this.client = new CoordinatorClient({ address, token: this.config.token, tls: this.config.tls });
+    this.client = new CoordinatorClient({ address, token: this.config.token, tls: this.tls });
     const session = new WorkerSession({
       stream: this.client.connect(),
       address,

@@ -9,6 +9,7 @@ import type { JobStore, BatchRecord } from "../job-store.js";
 import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
 import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
 import { UploadSink } from "./upload-sink.js";
+import { backoffMs, SHARD_PARKED } from "../grpc/shard-failures.js";
 
 export interface FinalizerDeps {
   store: JobStore;
@@ -36,6 +37,8 @@ export function finalOutcome(b: BatchRecord): Outcome | null {
 
 export class BatchFinalizer {
   private readonly running = new Map<string, Promise<boolean>>();
+  /** Batches whose finalize failed: failures in a row and when to try again (the store may be down). */
+  private readonly failed = new Map<string, { count: number; retryAtMs: number }>();
   private stopping = false;
 
   constructor(private readonly deps: FinalizerDeps) {}
@@ -45,6 +48,8 @@ export class BatchFinalizer {
     if (this.stopping) return Promise.resolve(false);
     const current = this.running.get(batchId);
     if (current) return current.then(() => false);
+    const f = this.failed.get(batchId);
+    if (f && Date.now() < f.retryAtMs) return Promise.resolve(false);
     const p = this.finalizeLocked(batchId).finally(() => this.running.delete(batchId));
     this.running.set(batchId, p);
     return p;
@@ -61,15 +66,25 @@ export class BatchFinalizer {
     const lock = `finalize:${batchId}`;
     try {
       if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return false;
-      const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+      // A missed renewal is retried at the next tick; a lock that expires lets another replica take over.
+      const renew = setInterval(
+        () => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch((e: unknown) => logger.warn("could not renew a finalize lock", { batch_id: batchId, err: e })),
+        LOCK_TTL_MS / 3,
+      );
       try {
-        return await this.run(batchId);
+        const done = await this.run(batchId);
+        this.failed.delete(batchId);
+        return done;
       } finally {
         clearInterval(renew);
-        await store.releaseLock(lock, replicaId).catch(() => undefined);
+        // Not released: it expires after LOCK_TTL_MS.
+        await store.releaseLock(lock, replicaId).catch((e: unknown) => logger.warn("could not release a finalize lock", { batch_id: batchId, err: e }));
       }
     } catch (err) {
-      logger.error("finalize failed; it will be retried", { batch_id: batchId, err });
+      const count = (this.failed.get(batchId)?.count ?? 0) + 1;
+      const retryInMs = backoffMs(count, 1_000, 60_000);
+      this.failed.set(batchId, { count, retryAtMs: Date.now() + retryInMs });
+      logger.error("finalize failed; it will be retried", { batch_id: batchId, attempt: count, retry_in_ms: Math.round(retryInMs), err });
       return false;
     }
   }
@@ -128,8 +143,9 @@ export class BatchFinalizer {
     });
     if (!moved) return false;
     logger.info("batch finalized", { batch_id: batchId, status: outcome, completed: out.lines, failed: err.lines });
-    await objects.deletePrefix(partsPrefix(batchId)).catch(() => undefined);
-    await store.dropLineState(batchId).catch(() => undefined);
+    // Leftovers of a finished batch: the results are in its files already.
+    await objects.deletePrefix(partsPrefix(batchId)).catch((e: unknown) => logger.warn("could not delete result parts", { batch_id: batchId, err: e }));
+    await store.dropLineState(batchId).catch((e: unknown) => logger.warn("could not drop line state", { batch_id: batchId, err: e }));
     return true;
   }
 
@@ -138,6 +154,7 @@ export class BatchFinalizer {
     const { objects } = this.deps;
     if (batch.total === 0 || batch.shards === 0) return;
     const index = JSON.parse((await objects.getBytes(shardIndexKey(batch.id))).toString("utf8")) as ShardIndex;
+    const parked = await this.deps.store.parkedShards(batch.id);
     const keys = objects.list(partsPrefix(batch.id))[Symbol.asyncIterator]();
     let next = await keys.next();
 
@@ -162,7 +179,8 @@ export class BatchFinalizer {
         }
         customIds ??= await this.customIdsOf(batch, index, shard);
         const customId = customIds[line - firstLine] ?? "";
-        await err.writeLine(notRunLine(customId, outcome));
+        const why = parked.get(shard);
+        await err.writeLine(why !== undefined ? errorLine(null, customId, SHARD_PARKED, why) : notRunLine(customId, outcome));
       }
     }
   }

@@ -1,9 +1,10 @@
 // The coordinator's HTTP server: the OpenAI-compatible Files and Batches API under /v1
-// (Bearer API keys -> tenants), plus /metrics and /healthz. Every error leaves as an
+// (Bearer API keys -> tenants), plus /metrics (optionally behind a key), /healthz (the
+// process is alive) and /readyz (Redis and the store answer, Redis kept its state). Every error leaves as an
 // OpenAI error body; nothing unexpected reaches a client beyond "internal server error".
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { BatchgenError, toBatchgenError, type Logger } from "@batchgen/core";
+import { BatchgenError, SecretSet, toBatchgenError, type Logger, type Readiness } from "@batchgen/core";
 import type { Registry } from "prom-client";
 import type { TenantAuth } from "../tenant-auth.js";
 import type { BatchesApi } from "./batches-api.js";
@@ -15,6 +16,9 @@ export interface ApiServerDeps {
   files: FilesApi;
   batches: BatchesApi;
   registry: Registry;
+  /** Keys GET /metrics requires; empty: open. */
+  metricsKeys: readonly string[];
+  ready(): Promise<Readiness>;
   logger: Logger;
 }
 
@@ -25,8 +29,10 @@ const JSON_LIMIT = 1024 * 1024;
 export class ApiServer {
   private readonly server: Server;
   private readonly routes: Array<{ method: string; pattern: RegExp; handler: Handler }>;
+  private readonly metricsKeys: SecretSet;
 
   constructor(private readonly deps: ApiServerDeps) {
+    this.metricsKeys = new SecretSet(deps.metricsKeys);
     const { files, batches } = deps;
     const id = "([A-Za-z0-9_-]+)";
     this.routes = [
@@ -77,7 +83,18 @@ export class ApiServer {
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
         return;
       }
+      if (req.method === "GET" && path === "/readyz") {
+        const r = await this.deps.ready();
+        if (r.ready) res.writeHead(200, { "content-type": "text/plain" }).end("ready\n");
+        else res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${r.reason}\n`);
+        return;
+      }
       if (req.method === "GET" && path === "/metrics") {
+        if (this.metricsKeys.size > 0 && !this.metricsKeys.hasBearer(req.headers.authorization)) {
+          throw new BatchgenError("unauthenticated", "GET /metrics needs a metrics key (Authorization: Bearer <key>).", {
+            reason: "invalid_metrics_key",
+          });
+        }
         const text = await this.deps.registry.metrics();
         res.writeHead(200, { "content-type": this.deps.registry.contentType }).end(text);
         return;

@@ -10,6 +10,7 @@ const SCRIPTS = {
   transitionBatch: { file: "transition-batch.lua", keys: 3 },
   releaseLock: { file: "release-lock.lua", keys: 1 },
   renewLock: { file: "renew-lock.lua", keys: 1 },
+  recordShardFailure: { file: "record-shard-failure.lua", keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
