@@ -1,9 +1,9 @@
-// One leased line, start to finish: parse the body, build the prompt, run the engine,
-// cut at stop strings, build the OpenAI response body.
+// One leased line, start to finish: parse the body, build the prompt (off the event
+// loop: prompt-source.ts), run the engine, cut at stop strings, build the OpenAI response body.
 import { parseRequestBody, type BatchEndpoint, type ParsedRequest } from "@batchgen/core";
 import type { EngineDriver } from "./engine-driver.js";
 import { LineFailure } from "./line-failure.js";
-import { promptTokens } from "./prompt-tokens.js";
+import { InlinePrompts, type PromptSource } from "./prompt-source.js";
 import { responseBodyJson } from "./response-body.js";
 import { toGenerateRequest } from "./sampling-params.js";
 import { applyStopStrings, planStopStrings } from "./stop-strings.js";
@@ -17,12 +17,30 @@ export type LineOutcome =
 export interface LineRunnerOptions {
   engine: EngineDriver;
   tokenizer: WorkerTokenizer;
+  /** Where prompt token ids are made (worker threads); default the main thread, a line per turn. */
+  prompts?: PromptSource;
   /** The model name written into response bodies. */
   modelName: string;
 }
 
 export class LineRunner {
-  constructor(private readonly opts: LineRunnerOptions) {}
+  /** Lines whose prompt is being made (not in the engine yet), and those of them aborted meanwhile. */
+  private readonly preparing = new Set<string>();
+  private readonly abortedEarly = new Set<string>();
+
+  private readonly prompts: PromptSource;
+
+  constructor(private readonly opts: LineRunnerOptions) {
+    const { tokenizer, engine } = opts;
+    const limit = tokenizer.maxTokenChars ? { maxModelLen: engine.model.maxModelLen, maxTokenChars: tokenizer.maxTokenChars } : undefined;
+    this.prompts = opts.prompts ?? new InlinePrompts(tokenizer, limit);
+  }
+
+  /** Stop a line: in the engine, or before it gets there. Throws what engine.abort throws. */
+  abort(engineId: string): void {
+    if (this.preparing.has(engineId)) this.abortedEarly.add(engineId);
+    else this.opts.engine.abort(engineId);
+  }
 
   /** Never rejects: every failure of the line becomes an "error" outcome. */
   async run(engineId: string, endpoint: string, bodyJson: string): Promise<LineOutcome> {
@@ -30,7 +48,14 @@ export class LineRunner {
     try {
       const request = parseRequest(endpoint, bodyJson);
       const { engine, tokenizer } = this.opts;
-      const prompt = promptTokens(request, tokenizer);
+      this.preparing.add(engineId);
+      let prompt: number[];
+      try {
+        prompt = await this.prompts.tokens(request);
+      } finally {
+        this.preparing.delete(engineId);
+      }
+      if (this.abortedEarly.delete(engineId)) return { kind: "aborted" };
       promptLen = prompt.length;
       const stops = planStopStrings(request.stop, tokenizer);
       const generate = toGenerateRequest(request, {

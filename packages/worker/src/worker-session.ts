@@ -252,7 +252,7 @@ export class WorkerSession {
     const n = held.running.size;
     for (const engineId of held.running.values()) {
       try {
-        this.deps.engine.abort(engineId);
+        this.deps.runner.abort(engineId);
       } catch {
         // Already finished (its result is simply dropped) or never reached the engine.
       }

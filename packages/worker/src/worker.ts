@@ -13,6 +13,7 @@ import { CreditLedger } from "./credit-ledger.js";
 import type { EngineDriver } from "./engine-driver.js";
 import { loadEngineDriver } from "./load-engine-driver.js";
 import { LineRunner } from "./line-runner.js";
+import { PromptPool } from "./prompt-pool.js";
 import { withDefaults, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
 import { WorkerMetrics } from "./worker-metrics.js";
 import { WorkerSession, type SessionEnd } from "./worker-session.js";
@@ -69,6 +70,7 @@ class WorkerAgent implements Worker {
   private engine: EngineDriver | undefined;
   private ownsEngine = false;
   private runner: LineRunner | undefined;
+  private prompts: PromptPool | undefined;
   private metrics: WorkerMetrics | undefined;
   private metricsServer: { port: number; close(): Promise<void> } | undefined;
   private session: WorkerSession | undefined;
@@ -121,12 +123,17 @@ class WorkerAgent implements Worker {
       this.ownsEngine = true;
     }
     const tokenizer = this.deps.tokenizer ?? (await loadWorkerTokenizer(config.modelDir));
+    // Prompts are made in threads of their own (the event loop keeps the stream's
+    // heartbeats on time); a tokenizer given by the caller works on the main thread.
+    if (!this.deps.tokenizer && config.promptThreads > 0) {
+      this.prompts = await PromptPool.start({ modelDir: config.modelDir, maxModelLen: this.engine.model.maxModelLen }, config.promptThreads);
+    }
     if (this.state !== "running") {
       // Stopped while loading: nothing was leased yet, so there is nothing to hand back.
       await this.shutdown();
       return;
     }
-    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName });
+    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName, ...(this.prompts ? { prompts: this.prompts } : {}) });
     const engine = this.engine;
     this.metrics = new WorkerMetrics(this.registry, () => engine.stats());
     if (config.metrics) {
@@ -273,6 +280,8 @@ class WorkerAgent implements Worker {
     this.client?.close();
     if (this.metricsServer) await this.metricsServer.close();
     this.metricsServer = undefined;
+    await this.prompts?.close();
+    this.prompts = undefined;
     if (this.ownsEngine && this.engine) await this.engine.close();
   }
 }
