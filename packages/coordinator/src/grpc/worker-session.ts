@@ -101,9 +101,9 @@ export class WorkerSession implements LeaseTaker {
   ) {
     this.log = deps.logger.child({ session: this.sessionId });
     call.on("data", (m: WorkerMessage) => this.onMessage(m));
-    call.on("end", () => void this.close("stream ended"));
-    call.on("cancelled", () => void this.close("stream cancelled"));
-    call.on("error", () => void this.close("stream error"));
+    call.on("end", () => this.closeLogged("stream ended"));
+    call.on("cancelled", () => this.closeLogged("stream cancelled"));
+    call.on("error", () => this.closeLogged("stream error"));
   }
 
   wantsWork(): boolean {
@@ -192,7 +192,7 @@ export class WorkerSession implements LeaseTaker {
     });
     this.timers.push(setInterval(() => this.flushAll(), config.flushIntervalMs));
     const keepAliveMs = Math.min(config.heartbeatIntervalMs, Math.floor(config.lockDurationMs / 3));
-    this.timers.push(setInterval(() => void this.keepAlive(h.maxModelLen), keepAliveMs));
+    this.timers.push(setInterval(() => void this.keepAlive(h.maxModelLen).catch((err: unknown) => this.background("keep leases alive", err)), keepAliveMs));
     if (this.wantsWork()) this.deps.broker.want(this);
   }
 
@@ -391,7 +391,8 @@ export class WorkerSession implements LeaseTaker {
   /** Persist the lease's buffered results (part, then done marks), then ack them. */
   private flush(lease: ActiveLease): Promise<void> {
     lease.flushQueued = true;
-    lease.flushing = lease.flushing.then(() => this.persist(lease));
+    // persist() handles store failures itself; anything else is logged so the chain goes on.
+    lease.flushing = lease.flushing.then(() => this.persist(lease)).catch((err: unknown) => this.background("store results", err));
     return lease.flushing;
   }
 
@@ -561,7 +562,12 @@ export class WorkerSession implements LeaseTaker {
     } catch {
       // already ended
     }
-    void this.close(details);
+    this.closeLogged(details);
+  }
+
+  /** close() from an event handler: nothing awaits it, so a failure is logged and counted. */
+  private closeLogged(reason: string): void {
+    this.close(reason).catch((err: unknown) => this.background("close a worker session", err));
   }
 
   /** End the session: persist what arrived, put unfinished shards back, forget it. */

@@ -72,7 +72,9 @@ export class BatchesApi {
     let file;
     try {
       file = await this.deps.files.getOwned(tenant, b.input_file_id);
-    } catch {
+    } catch (err) {
+      // Redis away is no missing file: 503, retry later.
+      if (err instanceof BatchgenError && err.code === "unavailable") throw err;
       throw new BatchgenError("not_found", `No file found with id '${b.input_file_id}'.`, { param: "input_file_id" });
     }
     if (file.purpose !== "batch") {

@@ -81,7 +81,15 @@ export class FilesApi {
       await objects.delete(key).catch(() => undefined);
       throw err;
     };
-    if (uploadError) return reject(new BatchgenError("unavailable", "Storing the file failed; please retry.", { cause: uploadError }));
+    if (uploadError) {
+      // A full store says so (507); any other store failure is 503.
+      const full = uploadError instanceof BatchgenError && uploadError.code === "insufficient_storage";
+      return reject(
+        full
+          ? new BatchgenError("insufficient_storage", "The object store is full; the file was not stored.", { cause: uploadError })
+          : new BatchgenError("unavailable", "Storing the file failed; please retry.", { cause: uploadError }),
+      );
+    }
     if (!sink.upload) {
       return reject(
         new BatchgenError("invalid_request", "Missing required parameter: 'file'.", { param: "file", reason: "missing_required_parameter" }),
@@ -109,7 +117,8 @@ export class FilesApi {
       );
     }
     const file: FileRecord = { id, tenant, bytes: size, createdAtMs: Date.now(), filename, purpose, key };
-    await store.createFile(file);
+    // Without its record the object could never be reached: remove it (Redis down answers 503).
+    await store.createFile(file).catch((err: unknown) => reject(err instanceof BatchgenError ? err : new BatchgenError("unavailable", "Recording the file failed; please retry.", { cause: err })));
     sendJson(res, 200, fileView(file));
   }
 

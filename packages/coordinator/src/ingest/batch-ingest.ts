@@ -45,7 +45,11 @@ export class BatchIngest {
   /** Ingest the batch if it is validating and no replica is ingesting it. */
   run(batchId: string): Promise<void> {
     if (this.stopping) return Promise.resolve();
-    const p = this.runLocked(batchId).finally(() => this.inflight.delete(p));
+    // Nothing awaits an ingest: a failure (Redis away before the lock) is logged, and the
+    // batch monitor starts it again while the batch is validating.
+    const p = this.runLocked(batchId)
+      .catch((err: unknown) => this.deps.logger.error("ingest could not start; it will be retried", { batch_id: batchId, err }))
+      .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
     return p;
   }
@@ -60,14 +64,19 @@ export class BatchIngest {
     const { store, replicaId, logger } = this.deps;
     const lock = ingestLockName(batchId);
     if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return;
-    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(() => undefined), LOCK_TTL_MS / 3);
+    // A missed renewal is retried at the next tick; a lock that expires lets another replica take over.
+    const renew = setInterval(
+      () => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch((e: unknown) => logger.warn("could not renew an ingest lock", { batch_id: batchId, err: e })),
+      LOCK_TTL_MS / 3,
+    );
     try {
       await this.ingest(batchId);
     } catch (err) {
       if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, err });
     } finally {
       clearInterval(renew);
-      await store.releaseLock(lock, replicaId).catch(() => undefined);
+      // Not released: it expires after LOCK_TTL_MS and the monitor restarts the ingest.
+      await store.releaseLock(lock, replicaId).catch((e: unknown) => logger.warn("could not release an ingest lock", { batch_id: batchId, err: e }));
     }
   }
 
@@ -139,7 +148,8 @@ export class BatchIngest {
     const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });
     if (!started) {
       // Cancelled (or expired) while validating: nothing of it may run.
-      await store.removeShards(result.model, batchId, jobs.length).catch(() => undefined);
+      // Shards left queued are completed unrun when leased (the batch is not in progress).
+      await store.removeShards(result.model, batchId, jobs.length).catch((e: unknown) => logger.warn("could not remove shards", { batch_id: batchId, err: e }));
       return;
     }
     logger.info("batch in progress", { batch_id: batchId, lines: result.total, shards: jobs.length, model: result.model });

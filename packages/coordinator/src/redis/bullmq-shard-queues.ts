@@ -150,6 +150,7 @@ export class BullmqShardQueues {
     const all = await Promise.allSettled([...this.models.values()]);
     for (const r of all) {
       if (r.status !== "fulfilled") continue;
+      // Closing: a connection that fails to close cleanly is dropped with the process.
       await r.value.worker.close(true).catch(() => undefined);
       await r.value.queue.close().catch(() => undefined);
     }
@@ -171,6 +172,7 @@ class BullmqLeasedShard implements LeasedShard {
     try {
       return (await this.job.extendLock(this.token, durationMs)) === 1;
     } catch {
+      // Not extended (the lock is gone, or Redis is away): the caller treats the lease as lost.
       return false;
     }
   }
@@ -180,6 +182,7 @@ class BullmqLeasedShard implements LeasedShard {
       await this.job.moveToCompleted("done", this.token, false);
       return true;
     } catch {
+      // The lock was lost (another lease holds the shard) or Redis is away: the stalled checker decides.
       return false;
     }
   }
@@ -188,6 +191,7 @@ class BullmqLeasedShard implements LeasedShard {
     try {
       return (await this.job.moveToWait(this.token)) >= 0;
     } catch {
+      // As in complete(): not ours any more, or Redis is away and the lock will expire.
       return false;
     }
   }
@@ -197,6 +201,7 @@ class BullmqLeasedShard implements LeasedShard {
       await this.job.moveToDelayed(Date.now() + Math.max(0, Math.round(delayMs)), this.token);
       return true;
     } catch {
+      // As in complete().
       return false;
     }
   }
