@@ -52,7 +52,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
   const store: JobStore = redisStore;
   const metrics = new CoordinatorMetrics(store);
   const ingest = new BatchIngest({ store, objects, config, logger, replicaId });
-  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId });
+  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId, retryBackoffMs: config.retryBackoffMs });
   const broker = new LeaseBroker({ store, logger, pollMs: config.leasePollMs });
   const background = (where: string, what: string) => (err: unknown) => {
     metrics.swallowedErrors.inc({ where });

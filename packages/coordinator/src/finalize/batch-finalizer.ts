@@ -9,13 +9,16 @@ import type { JobStore, BatchRecord } from "../job-store.js";
 import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
 import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
 import { UploadSink } from "./upload-sink.js";
-import { backoffMs, SHARD_PARKED } from "../grpc/shard-failures.js";
+import { SHARD_PARKED } from "../grpc/shard-failures.js";
+import { RetrySchedule } from "../retry-schedule.js";
 
 export interface FinalizerDeps {
   store: JobStore;
   objects: ObjectStore;
   logger: Logger;
   replicaId: string;
+  /** Base of the backoff between failed finalize attempts (x5; doubles, capped at 60 s). */
+  retryBackoffMs: number;
 }
 
 const LOCK_TTL_MS = 30_000;
@@ -37,19 +40,20 @@ export function finalOutcome(b: BatchRecord): Outcome | null {
 
 export class BatchFinalizer {
   private readonly running = new Map<string, Promise<boolean>>();
-  /** Batches whose finalize failed: failures in a row and when to try again (the store may be down). */
-  private readonly failed = new Map<string, { count: number; retryAtMs: number }>();
+  /** Batches whose finalize failed wait before the next attempt (the store may be down). */
+  private readonly retries: RetrySchedule;
   private stopping = false;
 
-  constructor(private readonly deps: FinalizerDeps) {}
+  constructor(private readonly deps: FinalizerDeps) {
+    this.retries = new RetrySchedule(deps.retryBackoffMs * 5);
+  }
 
   /** Finalize if ready and no other replica is at it; true when this call finished the batch. */
   finalize(batchId: string): Promise<boolean> {
     if (this.stopping) return Promise.resolve(false);
     const current = this.running.get(batchId);
     if (current) return current.then(() => false);
-    const f = this.failed.get(batchId);
-    if (f && Date.now() < f.retryAtMs) return Promise.resolve(false);
+    if (this.retries.waiting(batchId)) return Promise.resolve(false);
     const p = this.finalizeLocked(batchId).finally(() => this.running.delete(batchId));
     this.running.set(batchId, p);
     return p;
@@ -73,7 +77,7 @@ export class BatchFinalizer {
       );
       try {
         const done = await this.run(batchId);
-        this.failed.delete(batchId);
+        this.retries.succeed(batchId);
         return done;
       } finally {
         clearInterval(renew);
@@ -81,10 +85,8 @@ export class BatchFinalizer {
         await store.releaseLock(lock, replicaId).catch((e: unknown) => logger.warn("could not release a finalize lock", { batch_id: batchId, err: e }));
       }
     } catch (err) {
-      const count = (this.failed.get(batchId)?.count ?? 0) + 1;
-      const retryInMs = backoffMs(count, 1_000, 60_000);
-      this.failed.set(batchId, { count, retryAtMs: Date.now() + retryInMs });
-      logger.error("finalize failed; it will be retried", { batch_id: batchId, attempt: count, retry_in_ms: Math.round(retryInMs), err });
+      const { attempt, retryInMs } = this.retries.fail(batchId);
+      logger.error("finalize failed; it will be retried", { batch_id: batchId, attempt, retry_in_ms: retryInMs, err });
       return false;
     }
   }

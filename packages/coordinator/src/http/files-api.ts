@@ -74,6 +74,7 @@ export class FilesApi {
     } catch (err) {
       await sink.upload?.catch(() => undefined);
       await objects.delete(key).catch(() => undefined);
+      if (uploadError && err === uploadError) throw storeFailure(uploadError);
       if (err instanceof BatchgenError) throw err;
       throw new BatchgenError("invalid_request", "The multipart body could not be parsed.", { cause: err });
     }
@@ -81,15 +82,7 @@ export class FilesApi {
       await objects.delete(key).catch(() => undefined);
       throw err;
     };
-    if (uploadError) {
-      // A full store says so (507); any other store failure is 503.
-      const full = uploadError instanceof BatchgenError && uploadError.code === "insufficient_storage";
-      return reject(
-        full
-          ? new BatchgenError("insufficient_storage", "The object store is full; the file was not stored.", { cause: uploadError })
-          : new BatchgenError("unavailable", "Storing the file failed; please retry.", { cause: uploadError }),
-      );
-    }
+    if (uploadError) return reject(storeFailure(uploadError));
     if (!sink.upload) {
       return reject(
         new BatchgenError("invalid_request", "Missing required parameter: 'file'.", { param: "file", reason: "missing_required_parameter" }),
@@ -137,4 +130,12 @@ export class FilesApi {
     // A client that hangs up mid-download is no server error.
     await pipeline(body, res).catch(() => undefined);
   }
+}
+
+/** A failed store write as the client sees it: 507 when the store is full, else 503; the store's words stay in the cause. */
+function storeFailure(err: unknown): BatchgenError {
+  if (err instanceof BatchgenError && err.code === "insufficient_storage") {
+    return new BatchgenError("insufficient_storage", "The object store is full; the file was not stored.", { cause: err });
+  }
+  return new BatchgenError("unavailable", "Storing the file failed; please retry.", { cause: err });
 }

@@ -6,6 +6,7 @@
 import { BatchErrorCodes, type Logger, type ObjectStore } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { JobStore, ShardJobData } from "../job-store.js";
+import { RetrySchedule } from "../retry-schedule.js";
 import { InputValidator, type ShardRange } from "./input-validator.js";
 import { splitLines } from "./split-lines.js";
 
@@ -39,12 +40,16 @@ export function ingestLockName(batchId: string): string {
 export class BatchIngest {
   private readonly inflight = new Set<Promise<void>>();
   private stopping = false;
+  /** Batches whose ingest failed wait before the next attempt (the store or Redis may be down). */
+  private readonly retries: RetrySchedule;
 
-  constructor(private readonly deps: IngestDeps) {}
+  constructor(private readonly deps: IngestDeps) {
+    this.retries = new RetrySchedule(deps.config.retryBackoffMs * 5);
+  }
 
   /** Ingest the batch if it is validating and no replica is ingesting it. */
   run(batchId: string): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+    if (this.stopping || this.retries.waiting(batchId)) return Promise.resolve();
     // Nothing awaits an ingest: a failure (Redis away before the lock) is logged, and the
     // batch monitor starts it again while the batch is validating.
     const p = this.runLocked(batchId)
@@ -71,8 +76,9 @@ export class BatchIngest {
     );
     try {
       await this.ingest(batchId);
+      this.retries.succeed(batchId);
     } catch (err) {
-      if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, err });
+      if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, ...this.retries.fail(batchId), err });
     } finally {
       clearInterval(renew);
       // Not released: it expires after LOCK_TTL_MS and the monitor restarts the ingest.
