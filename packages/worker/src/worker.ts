@@ -260,7 +260,7 @@ class WorkerAgent implements Worker {
       onWelcome: () => this.metrics?.setConnected(true),
       onDrainRequested: (graceMs) => {
         this.logger.info("the coordinator asked this worker to drain", { graceMs });
-        void this.stop(graceMs);
+        this.stop(graceMs).catch((err: unknown) => this.logger.error("draining failed", { error: err instanceof Error ? err.message : String(err) }));
       },
     });
     this.session = session;
@@ -272,7 +272,9 @@ class WorkerAgent implements Worker {
   private fail(err: Error): void {
     this.logger.error("worker failed", { error: err.message });
     this.state = "stopped";
-    void this.shutdown().finally(() => this.rejectClosed(err));
+    this.shutdown()
+      .catch((e: unknown) => this.logger.error("shutting down failed", { error: e instanceof Error ? e.message : String(e) }))
+      .finally(() => this.rejectClosed(err));
   }
 
   private async shutdown(): Promise<void> {
