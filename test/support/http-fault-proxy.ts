@@ -59,7 +59,7 @@ export class HttpFaultProxy {
     }
     if (fault === "fail" || fault === "full") {
       req.resume();
-      const [status, code] = fault === "fail" ? [503, "SlowDown"] : [507, "QuotaExceeded"];
+      const [status, code] = fault === "fail" ? [503, "ServiceUnavailable"] : [507, "QuotaExceeded"];
       const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`;
       res.writeHead(status, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) }).end(body);
       return;
