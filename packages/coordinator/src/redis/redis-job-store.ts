@@ -25,8 +25,8 @@ export interface RedisJobStoreOptions {
   prefix: string;
   lockDurationMs: number;
   stalledIntervalMs: number;
-  /** A command that takes longer fails (and callers answer 503); commands fail at once while disconnected. */
-  commandTimeoutMs: number;
+  /** A command that takes longer fails (and callers answer 503); commands fail at once while disconnected. Default 1500. */
+  commandTimeoutMs?: number;
 }
 
 /** What Redis keeps across a restart, from CONFIG GET (or INFO persistence where CONFIG is disabled). */
@@ -49,8 +49,7 @@ export class RedisJobStore implements JobStore {
     this.redis = new Redis(opts.redisUrl, {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
-      commandTimeout: opts.commandTimeoutMs,
-      lazyConnect: true,
+      commandTimeout: opts.commandTimeoutMs ?? 1_500,
     });
     // Connection errors are retried by ioredis and surface on each command; nothing to do here.
     this.redis.on("error", () => undefined);
@@ -58,7 +57,7 @@ export class RedisJobStore implements JobStore {
     this.k = `${opts.prefix}:bg`;
     this.queues = new BullmqShardQueues({
       redisUrl: opts.redisUrl,
-      commandTimeoutMs: opts.commandTimeoutMs,
+      commandTimeoutMs: opts.commandTimeoutMs ?? 1_500,
       prefix: opts.prefix,
       lockDurationMs: opts.lockDurationMs,
       stalledIntervalMs: opts.stalledIntervalMs,
@@ -69,15 +68,24 @@ export class RedisJobStore implements JobStore {
     return [this.k, ...parts].join(":");
   }
 
-  /** Connects (once); rejects with "unavailable" when Redis does not answer. */
-  async connect(): Promise<void> {
-    if (this.redis.status === "wait") {
-      try {
-        await this.redis.connect();
-      } catch (err) {
-        throw unavailable(err);
-      }
-    }
+  /** Resolves once connected (commands fail fast before that); rejects with "unavailable" after timeoutMs. */
+  async connect(timeoutMs = 10_000): Promise<void> {
+    if (this.redis.status === "ready") return;
+    let last: unknown = null;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: unknown) => (last = err);
+      const done = (err?: unknown) => {
+        clearTimeout(timer);
+        this.redis.off("ready", onReady);
+        this.redis.off("error", onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const timer = setTimeout(() => done(unavailable(last ?? new Error(`no connection within ${timeoutMs} ms`))), timeoutMs);
+      this.redis.on("ready", onReady);
+      this.redis.on("error", onError);
+    });
   }
 
   /** PING within the command timeout. */
