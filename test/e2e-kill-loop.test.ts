@@ -1,7 +1,8 @@
 // Fault table (docs/reliability.md): kill -9 of each process, 10 times in one batch.
-// Workers: two worker processes (real CPU engine, the e2e model); ten times the older
-// one is SIGKILLed mid-batch (while it holds leases) and a fresh one takes its place. Coordinators: two replica processes behind a TCP proxy; ten times the one the
-// workers are on is SIGKILLed and a fresh one started. Each batch completes with every
+// Workers: two worker processes (real CPU engine, the e2e model); ten times a fresh one
+// connects and the older one is SIGKILLed mid-batch (while it holds leases).
+// Coordinators: eleven replica processes behind a TCP proxy; ten times the one the
+// workers are on is SIGKILLed and they reconnect to the next. Each batch completes with every
 // line exactly once, each generated in full (ignore_eos: every line runs its max_tokens,
 // so the batch lasts through the kills): 0 lost, 0 doubled.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
@@ -23,8 +24,8 @@ import { metricValue, scrape } from "./support/prometheus-text.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 
 const KILLS = 10;
-/** Lines of each batch: the worker kills need a longer batch (eleven workers run it). */
-const LINES = { workers: 2_000, coordinators: 300 } as const;
+/** Lines of each batch: long enough to last through ten kills (a worker start takes seconds). */
+const LINES = { workers: 9_000, coordinators: 300 } as const;
 const FINAL = ["completed", "failed", "expired", "cancelled"];
 
 let modelDir: string;
@@ -82,22 +83,26 @@ describe(`kill -9, ${KILLS} times in one batch`, () => {
     cleanups.push(() => settings.cleanup());
     const c = await startInProcessCoordinator(coordinatorOptions(settings, { shardLines: 25, lockDurationMs: 2_000, models: [E2E_MODEL] }));
     cleanups.push(() => c.stop());
-    // Every worker is started up front (a start costs seconds, the batch only a few).
-    const workers: WorkerProcess[] = Array.from({ length: KILLS + 1 }, (_, i) => {
-      const w = spawnWorker(`w${i}`, { coordinator: c.grpcAddress, modelDir, maxSeqs: 2 });
+    // Two workers at a time: ten times a fresh one connects, then the older one is killed.
+    let n = 0;
+    const start = (): WorkerProcess => {
+      const w = spawnWorker(`w${n++}`, { coordinator: c.grpcAddress, modelDir, maxSeqs: 2 });
       cleanups.push(() => w.stop());
       return w;
-    });
+    };
+    const workers = [start(), start()];
     await Promise.all(workers.map((w) => w.connected(1, 60_000)));
     const api = batchApi(c.httpUrl, API_KEY);
     const batch = await api.createBatch((await api.upload(toJsonl(lines.workers))).id, "/v1/chat/completions");
     killsSoFar = 0;
-    await untilProgress(api, batch.id, 0);
+    let done = 0;
     for (let kill = 0; kill < KILLS; kill++, killsSoFar++) {
-      // Every worker holds a shard of its own by now: each kill lands mid-lease.
-      await new Promise((r) => setTimeout(r, 150));
-      await linesDone(api, batch.id);
-      const victim = workers[kill]!;
+      done = await untilProgress(api, batch.id, done);
+      const fresh = start();
+      await fresh.connected(1, 60_000);
+      const victim = workers.shift()!;
+      workers.push(fresh);
+      await linesDone(api, batch.id); // still running: the kill lands mid-batch
       victim.process.kill("SIGKILL");
       expect(await victim.process.exited).toEqual({ code: null, signal: "SIGKILL" });
     }
@@ -112,13 +117,14 @@ describe(`kill -9, ${KILLS} times in one batch`, () => {
     const settings = clusterSettings();
     cleanups.push(() => settings.cleanup());
     const options = coordinatorOptions(settings, { shardLines: 25, lockDurationMs: 2_000, models: [E2E_MODEL] });
-    const replicas: CoordinatorProcess[] = await Promise.all(
-      Array.from({ length: KILLS + 1 }, async (_, i) => {
-        const r = await spawnCoordinator(`c${i}`, options);
-        cleanups.push(() => r.stop());
-        return r;
-      }),
-    );
+    // One after another: eleven Node processes starting at once on a loaded 2-core box
+    // would each take longer than the start timeout.
+    const replicas: CoordinatorProcess[] = [];
+    for (let i = 0; i <= KILLS; i++) {
+      const r = await spawnCoordinator(`c${i}`, options);
+      cleanups.push(() => r.stop());
+      replicas.push(r);
+    }
     // Workers dial one address; the proxy sends each new connection to the first live replica.
     const proxy = await TcpProxy.start(replicas.map((r) => r.grpcAddress));
     cleanups.push(() => proxy.close());

@@ -12,12 +12,16 @@ export class RedisProcess {
   private child: ChildProcess | null = null;
   private dir: string;
 
-  private constructor(readonly port: number) {
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[],
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), "bg-redis-fault-"));
   }
 
-  static async start(): Promise<RedisProcess> {
-    const r = new RedisProcess(await freePort());
+  /** `extraArgs`: more redis-server flags, e.g. ["--requirepass", "secret"]. */
+  static async start(extraArgs: string[] = []): Promise<RedisProcess> {
+    const r = new RedisProcess(await freePort(), extraArgs);
     await r.startAgain();
     return r;
   }
@@ -29,7 +33,7 @@ export class RedisProcess {
   /** (Re)starts on the same port with the data it has (AOF, fsync on every write). */
   async startAgain(): Promise<void> {
     if (this.child) return;
-    const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir];
+    const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir, ...this.extraArgs];
     const child = spawn("redis-server", args, { stdio: "ignore" });
     this.child = child;
     const deadline = Date.now() + 10_000;
@@ -72,7 +76,8 @@ function ping(port: number): Promise<boolean> {
       s.write("PING\r\n");
       s.once("data", (d) => {
         s.destroy();
-        resolve(d.toString().startsWith("+PONG"));
+        // A Redis that wants AUTH answers -NOAUTH: it is up.
+        resolve(d.toString().startsWith("+PONG") || d.toString().startsWith("-NOAUTH"));
       });
     });
   });

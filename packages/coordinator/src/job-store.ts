@@ -139,8 +139,8 @@ export interface JobStore {
   recordShardFailure(batchId: string, shard: number, reason: string): Promise<number>;
   /** A lease of the shard made progress: its failures start again from zero. */
   clearShardFailure(batchId: string, shard: number): Promise<void>;
-  /** Record why a shard was parked (its lines not done are marked as failed by the caller). */
-  parkShard(batchId: string, shard: number, message: string): Promise<void>;
+  /** Record why a shard was parked (its lines not done are marked as failed by the caller); false if it already was. */
+  parkShard(batchId: string, shard: number, message: string): Promise<boolean>;
   /** Parked shards of a batch: shard -> the message its lines' errors carry. */
   parkedShards(batchId: string): Promise<Map<number, string>>;
   /** The data of a shard's job (for a shard whose lease expired: only its job id is known). */

@@ -84,14 +84,19 @@ describe("disk full under the filesystem store (a file-size limit)", () => {
     });
     const batch = (await res.json()) as { id: string };
     const metrics = () => scrape(`${coordinator.httpUrl}/metrics`);
-    await waitFor("both shards parked", async () => metricValue(await metrics(), "batchgen_coordinator_shards_parked_total", { reason: "results_not_stored" }) === 2, 30_000, 100);
+    const counts = async () =>
+      ((await (await fetch(`${coordinator.httpUrl}/v1/batches/${batch.id}`, { headers: { authorization: "Bearer sk-test-a" } })).json()) as {
+        request_counts: { completed: number; failed: number };
+      }).request_counts;
+    await waitFor("every line parked", async () => (await counts()).failed === 20, 30_000, 100);
+    expect(await counts()).toMatchObject({ completed: 0, failed: 20 });
+    // Both shards, parked once each, for the writes that failed (a lease may also have expired under load).
+    expect(metricValue(await metrics(), "batchgen_coordinator_shards_parked_total")).toBe(2);
     const sent = worker.resultsSent;
     // Each shard ran at most shardMaxFailures times: 20 lines x 2.
     expect(sent).toBeLessThanOrEqual(40);
     await new Promise((r) => setTimeout(r, 500));
     expect(worker.resultsSent).toBe(sent);
-    const b = await (await fetch(`${coordinator.httpUrl}/v1/batches/${batch.id}`, { headers: { authorization: "Bearer sk-test-a" } })).json() as { request_counts: { failed: number } };
-    expect(b.request_counts.failed).toBe(20);
     expect(storeEntries(".batchgen-tmp")).toEqual([]);
   });
 });

@@ -172,6 +172,23 @@ describe("Redis faults", () => {
   });
 });
 
+describe("Redis AUTH", () => {
+  it("a coordinator with the password in its Redis URL works; a wrong one fails at start naming Redis", async () => {
+    const locked = await RedisProcess.start(["--requirepass", "s3cret-pass"]);
+    try {
+      await expect(startCluster({ redisUrl: `redis://:wrong@127.0.0.1:${locked.port}` })).rejects.toThrow(/Redis|WRONGPASS|NOAUTH/);
+      cluster = await startCluster({ redisUrl: `redis://:s3cret-pass@127.0.0.1:${locked.port}`, models: [MODEL] });
+      const file = await uploadFile(cluster.url(), jsonl([chatLine("a")]));
+      expect(file.status).toBe(200);
+      expect((await fetch(`${cluster.url()}/readyz`)).status).toBe(200);
+    } finally {
+      await cluster?.stop();
+      cluster = null;
+      await locked.close();
+    }
+  });
+});
+
 async function untilReadyAt(c: Cluster, i: number): Promise<void> {
   await waitFor(`replica ${i} ready`, async () => (await fetch(`${c.url(i)}/readyz`)).status === 200, 10_000, 50);
 }

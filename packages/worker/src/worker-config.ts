@@ -40,7 +40,7 @@ export const workerConfigSchema = z.object({
   kvCacheMemoryFraction: z.number().gt(0).max(1).optional(),
   deterministic: z.boolean().optional(),
   /** Threads that render chat templates and tokenize prompts (0: the main thread, a line per turn). */
-  promptThreads: int(0).max(64).default(2),
+  promptThreads: int(0).max(64).default(1),
   /** Lines to hold, as a multiple of maxSeqs (work asked for before the engine runs dry). */
   prefetch: z.number().min(1).default(2),
   metrics: z.boolean().default(true),

@@ -57,7 +57,8 @@ export class ShardFailures {
   private async park(data: ShardJobData, reason: ShardFailureReason, count: number): Promise<void> {
     const { store, metrics, logger } = this.deps;
     const message = `This request was not run: its shard failed ${count} times in a row (${reason}: ${WHY[reason]}), so it was parked instead of retried again.`;
-    await store.parkShard(data.batchId, data.shard, message);
+    // Two failures of one shard may park it at once (a lease expiring as its session gives up): once is enough.
+    if (!(await store.parkShard(data.batchId, data.shard, message))) return;
     const done = await store.doneLines(data.batchId, data.firstLine, data.lineCount);
     const lines = [];
     for (let i = 0; i < data.lineCount; i++) {

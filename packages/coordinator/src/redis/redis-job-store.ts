@@ -73,7 +73,13 @@ export class RedisJobStore implements JobStore {
     if (this.redis.status === "ready") return;
     let last: unknown = null;
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: unknown) => (last = err);
+      const onError = (err: unknown) => {
+        last = err;
+        // A refused password does not get better by waiting.
+        if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(String((err as Error)?.message ?? err))) {
+          done(new BatchgenError("unavailable", `Redis refused the credentials in the Redis URL: ${(err as Error).message}`, { cause: err }));
+        }
+      };
       const done = (err?: unknown) => {
         clearTimeout(timer);
         this.redis.off("ready", onReady);
@@ -286,8 +292,8 @@ export class RedisJobStore implements JobStore {
     await this.redis.hdel(this.key("batch", batchId, "shard-failures"), String(shard));
   }
 
-  async parkShard(batchId: string, shard: number, message: string): Promise<void> {
-    await this.redis.hset(this.key("batch", batchId, "parked"), String(shard), message);
+  async parkShard(batchId: string, shard: number, message: string): Promise<boolean> {
+    return (await this.redis.hsetnx(this.key("batch", batchId, "parked"), String(shard), message)) === 1;
   }
 
   async parkedShards(batchId: string): Promise<Map<number, string>> {
