@@ -121,6 +121,13 @@ describe("LineRunner", () => {
     await new Promise((r) => setTimeout(r, 20));
     runner.abort("l8");
     expect(await late).toEqual({ kind: "aborted" });
+    // Aborted in the engine with n > 1: every choice stops, none runs out its delay.
+    const started = Date.now();
+    const many = runner.run("l10", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", max_tokens: 3, n: 3 }));
+    await new Promise((r) => setTimeout(r, 20));
+    runner.abort("l10");
+    expect(await many).toEqual({ kind: "aborted" });
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("refuses a prompt that cannot fit the context before tokenizing it", async () => {

@@ -230,9 +230,15 @@ export class ApiServer {
 
   private answerError(req: IncomingMessage, res: ServerResponse, err: BatchgenError): void {
     if (!res.headersSent) this.deps.rejected.inc({ status: String(httpStatusOf(err.code)) });
-    // Unread request bytes (a refused upload) are not read to their end: the connection closes.
-    if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
+    // A store or Redis fault (503, 507) is no fault of the request, whose length the route's
+    // limit bounded already: its rest is read and dropped so that the client, still sending,
+    // reads the answer. Other unread request bytes (a refused upload) are not read to their
+    // end: the connection closes.
+    const drain = err.code === "insufficient_storage" || err.code === "unavailable";
+    if (!req.complete && !res.headersSent && !drain) res.setHeader("connection", "close");
     sendError(res, err);
-    if (!req.complete) res.once("finish", () => req.socket.destroySoon());
+    if (req.complete) return;
+    if (drain) req.resume();
+    else res.once("finish", () => req.socket.destroySoon());
   }
 }
