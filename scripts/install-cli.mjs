@@ -56,7 +56,7 @@ try {
         type: "module",
         bin: { batchgen: "batchgen.mjs" },
         engines: root.engines,
-        files: ["batchgen.mjs", "batchgen_engine.node", "lua", "console", "tokenizer-gemma3", "README.md"],
+        files: ["batchgen.mjs", "prompt-thread.mjs", "batchgen_engine.node", "lua", "console", "tokenizer-gemma3", "README.md"],
       },
       null,
       2,

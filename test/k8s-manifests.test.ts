@@ -479,6 +479,46 @@ describe("k8s/ manifests", () => {
       expect(cfg.models).toContain(wcfg.modelName);
     });
 
+    it("safe by default: worker token, TLS and metrics key come from Secrets; workers see only the CA; probes use /healthz and /readyz", () => {
+      const coord = find(objs, "Deployment", "batchgen-coordinator")!;
+      const worker = find(objs, "Deployment", "batchgen-worker")!;
+      const secretEnv = (w: Obj, name: string) => (podSpecOf(w)!.containers[0].env as Obj[]).find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+      expect(secretEnv(coord, "BATCHGEN_WORKER_TOKEN")).toEqual({ name: "batchgen-worker-token", key: "token" });
+      expect(secretEnv(worker, "BATCHGEN_WORKER_TOKEN")).toEqual({ name: "batchgen-worker-token", key: "token" });
+      expect(secretEnv(coord, "BATCHGEN_METRICS_KEY")).toEqual({ name: "batchgen-metrics-key", key: "key" });
+      expect(secretEnv(worker, "BATCHGEN_WORKER_METRICS_KEY")).toEqual({ name: "batchgen-metrics-key", key: "key" });
+      const cEnv = dataOf(find(objs, "ConfigMap", "batchgen-coordinator-config")!);
+      const wEnv = dataOf(find(objs, "ConfigMap", "batchgen-worker-config")!);
+      expect(cEnv.BATCHGEN_INSECURE_WORKERS).toBeUndefined();
+      // The files the settings name are mounted from the TLS Secret; a worker gets only ca.crt.
+      const mounted = (w: Obj, file: string): Obj | undefined => {
+        const spec = podSpecOf(w)!;
+        const m = (spec.containers[0].volumeMounts as Obj[]).find((v) => file.startsWith(v.mountPath + "/"));
+        const vol = m && (spec.volumes as Obj[]).find((v) => v.name === m.name);
+        return vol?.secret && (vol.secret.items as Obj[]).find((i) => i.path === file.slice(m!.mountPath.length + 1)) ? vol.secret : undefined;
+      };
+      for (const file of [cEnv.BATCHGEN_GRPC_TLS_CERT!, cEnv.BATCHGEN_GRPC_TLS_KEY!]) expect(mounted(coord, file)?.secretName, file).toBe("batchgen-grpc-tls");
+      expect(mounted(worker, wEnv.BATCHGEN_WORKER_TLS_CA_FILE!)?.secretName).toBe("batchgen-grpc-tls");
+      const workerItems = (podSpecOf(worker)!.volumes as Obj[]).flatMap((v) => (v.secret?.secretName === "batchgen-grpc-tls" ? (v.secret.items as Obj[]) : []));
+      expect(workerItems.map((i) => i.key)).toEqual(["ca.crt"]);
+      const tls = find(objs, "Secret", "batchgen-grpc-tls");
+      if (tls) expect(Object.keys(dataOf(tls)).sort()).toEqual(["ca.crt", "tls.crt", "tls.key"]);
+      else expect(external.has("batchgen-grpc-tls")).toBe(true);
+      // Probes: alive is /healthz, ready is /readyz.
+      for (const w of [coord, worker]) {
+        const c = podSpecOf(w)!.containers[0];
+        expect(c.readinessProbe?.httpGet?.path, w.metadata.name).toBe("/readyz");
+        expect(c.livenessProbe?.httpGet?.path, w.metadata.name).toBe("/healthz");
+      }
+      // Listeners: loopback by default, so a pod must bind its ports itself.
+      expect(wEnv.BATCHGEN_WORKER_METRICS_HOST).toBe("0.0.0.0");
+      for (const sm of objs.filter((o) => o.kind === "ServiceMonitor")) {
+        for (const ep of sm.spec.endpoints as Obj[]) {
+          expect(ep.authorization, sm.metadata.name).toEqual({ type: "Bearer", credentials: { name: "batchgen-metrics-key", key: "key" } });
+        }
+      }
+    });
+
     it("a worker's drain fits in its termination grace period; GPU unless the overlay runs on CPU", () => {
       const worker = find(objs, "Deployment", "batchgen-worker")!;
       const spec = podSpecOf(worker)!;
@@ -500,7 +540,9 @@ describe("k8s/ manifests", () => {
     const prod = render(join(K8S, "overlays", "prod"));
     const rendered = JSON.stringify(prod);
     expect(rendered).not.toContain("change-me");
-    expect(externalSecretsOf(join(K8S, "overlays", "prod"))).toEqual(new Set(["batchgen-coordinator-secrets", "batchgen-worker-token"]));
+    expect(externalSecretsOf(join(K8S, "overlays", "prod"))).toEqual(
+      new Set(["batchgen-coordinator-secrets", "batchgen-worker-token", "batchgen-grpc-tls", "batchgen-metrics-key"]),
+    );
     const dev = render(join(K8S, "overlays", "dev"));
     expect(JSON.stringify(dev)).not.toContain("nvidia.com/gpu\":");
   });

@@ -93,13 +93,19 @@ export interface CoordinatorProcess extends RunningCoordinator {
 }
 
 /** One replica as its own process (`node packages/coordinator/dist/main.js --flag value ...`). */
-export async function spawnCoordinator(name: string, options: CoordinatorOptions, env: Record<string, string> = {}): Promise<CoordinatorProcess> {
+export async function spawnCoordinator(
+  name: string,
+  options: CoordinatorOptions,
+  env: Record<string, string> = {},
+  /** A bash snippet run before node in the same process (e.g. `ulimit -f 8`: a file-size limit). */
+  shell?: string,
+): Promise<CoordinatorProcess> {
   const args = [COORDINATOR_MAIN];
   for (const [key, value] of Object.entries({ ...options, logLevel: "info" })) {
     const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     args.push(flag, Array.isArray(value) ? value.join(",") : String(value));
   }
-  const proc = new NodeProcess(name, args, env);
+  const proc = new NodeProcess(name, args, env, shell);
   const started = logMessage(await proc.waitForLine((l) => logMessage(l, "coordinator started") !== null, 30_000), "coordinator started")!;
   return {
     process: proc,

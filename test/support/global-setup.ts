@@ -53,7 +53,8 @@ export default async function setup(): Promise<() => Promise<void>> {
     const dir = mkdtempSync(join(tmpdir(), "bg-redis-"));
     const child = spawn(
       "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+      // AOF on (without fsync: the OS flushes): the coordinator refuses a Redis that keeps nothing.
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "no", "--dir", dir],
       { stdio: "ignore" },
     );
     child.on("error", (err) => {

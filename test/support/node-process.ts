@@ -18,12 +18,15 @@ export class NodeProcess {
   private readonly child: ChildProcess;
   private readonly listeners = new Set<(line: string) => void>();
 
+  /** `shell`: a bash snippet run first (e.g. `ulimit -f 8`), then node with `args` in its place. */
   constructor(
     readonly name: string,
     args: string[],
     env: Record<string, string | undefined> = {},
+    shell?: string,
   ) {
-    this.child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const [command, argv] = shell ? ["bash", ["-c", `${shell} && exec "$0" "$@"`, process.execPath, ...args]] : [process.execPath, args];
+    this.child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     live.add(this.child);
     this.exited = new Promise((resolve) =>
       this.child.once("exit", (code, signal) => {

@@ -11,7 +11,11 @@ export class TcpProxy {
   /** Upstream each accepted connection went to, in order. */
   readonly routed: string[] = [];
 
-  private constructor(private readonly upstreams: readonly string[]) {
+  /** Where new connections go, in order of preference (a test may change the list). */
+  readonly upstreams: string[];
+
+  private constructor(upstreams: readonly string[]) {
+    this.upstreams = [...upstreams];
     this.server = createServer((client) => void this.accept(client));
   }
 

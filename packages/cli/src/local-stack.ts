@@ -37,6 +37,8 @@ export interface LocalStackOptions {
   logLevel: string;
   /** Logs go here; default: <dataDir>/logs/up.log. */
   logStream?: NodeJS.WritableStream;
+  /** Accept a REDIS_URL Redis without persistence (the coordinator refuses one otherwise). */
+  allowEphemeralRedis?: boolean;
   /** Progress lines for the person waiting (model creation, Redis). */
   say: (line: string) => void;
 }
@@ -92,7 +94,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         redisUrl,
         storeUrl: join(dataDir, "store"),
         apiKeys: [`${opts.apiKey}:local`],
+        // A random token of this run: only its own worker can lease (and read) its lines.
         workerToken,
+        allowEphemeralRedis: opts.allowEphemeralRedis ?? false,
         models: [modelName],
         logLevel: opts.logLevel as "info",
       },
@@ -104,7 +108,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       await coordinator.stop().catch(() => {});
       const e = err as NodeJS.ErrnoException;
       if (e.code === "EADDRINUSE") throw new CliError(`port ${opts.port} on ${opts.host} is already in use; pass --port to pick another.`);
-      if (e.code === "ECONNREFUSED" || /redis/i.test(e.message ?? "")) throw new CliError(`cannot use Redis at ${redisUrl}: ${e.message}`);
+      if (e.code === "ECONNREFUSED" || /redis/i.test(e.message ?? "")) {
+        const hint = /persists nothing/.test(e.message ?? "") ? " (or pass --allow-ephemeral-redis)" : "";
+        throw new CliError(`cannot use Redis at ${redisUrl}: ${e.message}${hint}`);
+      }
       throw err;
     }
     stops.push(() => coordinator.stop());

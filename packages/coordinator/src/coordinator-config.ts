@@ -1,7 +1,7 @@
 // The coordinator's settings: one zod schema, validated once at start-up. Every key maps
 // to an environment variable BATCHGEN_<SNAKE_CASE> and a flag --<kebab-case> (core's
 // loadConfig); `node dist/main.js --help` lists them.
-import { loadConfig } from "@batchgen/core";
+import { BatchgenError, loadConfig } from "@batchgen/core";
 import { z } from "zod";
 import { webhookSecretKey } from "./webhooks/webhook-signature.js";
 
@@ -47,6 +47,10 @@ export const webhookEntry = z
   .refine((w) => webhookSecretKey(w.secret) !== null, {
     message: 'a webhook secret is "whsec_" and the base64 of at least 16 random bytes',
   });
+/** A list of secrets: an array, or one string with comma-separated entries (env and flags). */
+const secretList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((t) => t.trim()).filter((t) => t !== ""));
 
 const completionWindow = z.string().regex(/^\d+[smhd]$/, 'a window is a number and a unit, e.g. "24h", "90m"');
 
@@ -63,8 +67,44 @@ export const coordinatorConfigSchema = z.object({
   storeUrl: z.string().min(1).default("./batchgen-data"),
   /** API keys as "key:tenant" pairs (comma-separated in env/flags). Empty: no auth, tenant "default". */
   apiKeys: z.array(apiKeyEntry).default([]),
-  /** The bearer token workers present; empty: workers need none. */
-  workerToken: z.string().default(""),
+  /**
+   * The bearer tokens workers may present (comma-separated; several at once for rotation:
+   * add the new token, move the workers over, drop the old one). Without one the
+   * coordinator refuses to start unless insecureWorkers is set.
+   */
+  workerToken: secretList.default([]),
+  /** Accept workers without a token (tests, a trusted network): warned at start and in a metric. */
+  insecureWorkers: z.boolean().default(false),
+  /** PEM certificate chain and private key files: the gRPC worker port serves TLS. Both or neither. */
+  grpcTlsCert: z.string().default(""),
+  grpcTlsKey: z.string().default(""),
+  /** Keys GET /metrics requires as `Authorization: Bearer <key>` (comma-separated); empty: open. */
+  metricsKey: secretList.default([]),
+  /**
+   * Start on a Redis that persists nothing (no AOF, no RDB snapshots): a restart of it loses
+   * every batch. Refused unless set.
+   */
+  allowEphemeralRedis: z.boolean().default(false),
+  /**
+   * Start although Redis lost the state the store remembers (its epoch key is gone): a new
+   * epoch begins and the records of the old one stay lost. Refused unless set.
+   */
+  acceptRedisReset: z.boolean().default(false),
+  /** A Redis command that takes longer fails (API calls answer 503 instead of hanging). */
+  redisCommandTimeoutMs: positiveInt.default(1_500),
+  /** /readyz fails when Redis or the store do not answer within this bound. */
+  readyTimeoutMs: positiveInt.default(1_000),
+  /**
+   * The most lines one worker may hold at once, whatever its Hello declares (its
+   * max_concurrency caps its credit below this).
+   */
+  maxWorkerCredit: positiveInt.default(4_096),
+  /** A shard that fails this many times in a row for the same reason is parked (its lines fail with shard_parked). */
+  shardMaxFailures: positiveInt.max(1_000).default(5),
+  /** Attempts to store one flush of results (backoff with jitter between them) before the lease is given up. */
+  resultWriteAttempts: positiveInt.max(100).default(6),
+  /** First backoff of a retry (a result write, a failed shard's next run); doubles each time, capped at 30 s, jittered. */
+  retryBackoffMs: positiveInt.default(200),
   /** Lines per shard (one BullMQ job each). */
   shardLines: positiveInt.max(100_000).default(256),
   /** A shard also ends once its lines reach this many bytes, so a lease message stays bounded. */
@@ -137,6 +177,28 @@ export const coordinatorConfigSchema = z.object({
 });
 
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
+
+/** The boolean settings: as flags they may stand alone (--insecure-workers). */
+export const COORDINATOR_SWITCHES = ["strictEndpoint", "insecureWorkers", "allowEphemeralRedis", "acceptRedisReset"] as const satisfies ReadonlyArray<
+  { [K in keyof CoordinatorConfig]: CoordinatorConfig[K] extends boolean ? K : never }[keyof CoordinatorConfig]
+>;
+
+/** Settings that only make sense together, checked at start (the schema checks each alone). */
+export function checkCoordinatorConfig(config: CoordinatorConfig): void {
+  if (config.workerToken.length === 0 && !config.insecureWorkers) {
+    throw new BatchgenError(
+      "invalid_request",
+      "refusing to open the gRPC worker port without a worker token: set --worker-token (BATCHGEN_WORKER_TOKEN), " +
+        "or pass --insecure-workers to accept any client that connects",
+      { param: "workerToken" },
+    );
+  }
+  if ((config.grpcTlsCert === "") !== (config.grpcTlsKey === "")) {
+    throw new BatchgenError("invalid_request", "--grpc-tls-cert and --grpc-tls-key go together: give both files or neither", {
+      param: config.grpcTlsCert === "" ? "grpcTlsCert" : "grpcTlsKey",
+    });
+  }
+}
 export type CoordinatorOptions = z.input<typeof coordinatorConfigSchema>;
 
 /** Validated configuration from flags > BATCHGEN_* environment > defaults. */

@@ -23,6 +23,12 @@ export class CoordinatorMetrics {
   readonly httpRequestsRejected: Counter<"status">;
   readonly janitorDeleted: Counter<"what">;
   readonly webhookDeliveries: Counter<"outcome">;
+  readonly workersRefused: Counter;
+  readonly insecureWorkers: Gauge;
+  readonly shardFailures: Counter<"reason">;
+  readonly shardsParked: Counter<"reason">;
+  readonly resultWriteRetries: Counter;
+  readonly redisEpochLost: Gauge;
 
   constructor(store: JobStore) {
     const registry = createRegistry(PREFIX);
@@ -106,7 +112,7 @@ export class CoordinatorMetrics {
     this.leasesHeld = new Gauge({ name: `${PREFIX}leases_held`, help: "Leases held by workers of this replica.", registers });
     this.swallowedErrors = new Counter({
       name: `${PREFIX}swallowed_errors_total`,
-      help: "Errors of best-effort steps (cleanups, lock renewals, notifications) logged and let pass, by site.",
+      help: "Errors of best-effort and background steps (cleanups, lock renewals, notifications, Redis or store calls off the request path) logged and let pass, by site.",
       labelNames: ["site"],
       registers,
     });
@@ -132,6 +138,38 @@ export class CoordinatorMetrics {
       name: `${PREFIX}webhook_deliveries_total`,
       help: "Webhook delivery attempts by outcome (delivered, retry, failed).",
       labelNames: ["outcome"],
+      registers,
+    });
+    this.workersRefused = new Counter({
+      name: `${PREFIX}workers_refused_total`,
+      help: "Worker streams refused for a missing or wrong worker token.",
+      registers,
+    });
+    this.insecureWorkers = new Gauge({
+      name: `${PREFIX}insecure_workers`,
+      help: "1 when this replica accepts workers without a token (--insecure-workers).",
+      registers,
+    });
+    this.shardFailures = new Counter({
+      name: `${PREFIX}shard_failures_total`,
+      help: "Leases of a shard that ended in failure, by reason (lease_expired, worker_lost, results_not_stored).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.shardsParked = new Counter({
+      name: `${PREFIX}shards_parked_total`,
+      help: "Shards parked after failing shardMaxFailures times in a row for one reason: their lines end as shard_parked errors.",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.resultWriteRetries = new Counter({
+      name: `${PREFIX}result_write_retries_total`,
+      help: "Failed attempts to store a flush of results (retried with backoff).",
+      registers,
+    });
+    this.redisEpochLost = new Gauge({
+      name: `${PREFIX}redis_epoch_lost`,
+      help: "1 when Redis came back without the state the store remembers (epoch key missing): records are lost.",
       registers,
     });
   }

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { createLogger, createObjectStore, type Logger, type ObjectStore } from "@batchgen/core";
 import { BatchMonitor } from "./batch-monitor.js";
-import { coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
+import { checkCoordinatorConfig, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
 import { CoordinatorMetrics } from "./coordinator-metrics.js";
 import { BatchFinalizer } from "./finalize/batch-finalizer.js";
 import { WorkerService } from "./grpc/worker-service.js";
@@ -20,6 +20,8 @@ import { LeaseBroker } from "./lease-broker.js";
 import { ProcessGuard } from "./process-guard.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
 import { SwallowedErrors } from "./swallowed-errors.js";
+import { StateGuard } from "./state-guard.js";
+import { ShardFailures } from "./grpc/shard-failures.js";
 import { TenantAuth } from "./tenant-auth.js";
 import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
 
@@ -49,6 +51,7 @@ export interface CoordinatorExtras {
 /** A coordinator replica from validated config (or options validated here). */
 export function createCoordinator(options: CoordinatorConfig | CoordinatorOptions, extras: CoordinatorExtras = {}): Coordinator {
   const config = coordinatorConfigSchema.parse(options);
+  checkCoordinatorConfig(config);
   const logger = extras.logger ?? createLogger("coordinator", { level: config.logLevel });
   const replicaId = randomUUID();
   const objects = extras.objects ?? createObjectStore(config.storeUrl);
@@ -57,13 +60,15 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     prefix: config.queuePrefix,
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
   });
   const store: JobStore = redisStore;
   const metrics = new CoordinatorMetrics(store);
   const swallowed = new SwallowedErrors(logger, metrics.swallowedErrors);
   const ingest = new BatchIngest({ store, objects, config, logger, replicaId, swallowed });
-  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId, swallowed });
+  const finalizer = new BatchFinalizer({ store, objects, logger, replicaId, swallowed, retryBackoffMs: config.retryBackoffMs });
   const broker = new LeaseBroker({ store, logger, pollMs: config.leasePollMs });
+  const failures = new ShardFailures({ store, config, metrics, logger, onBatchDone: (batchId) => void finalizer.finalize(batchId) });
   const workers = new WorkerService({
     store,
     objects,
@@ -71,10 +76,14 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     logger,
     metrics,
     broker,
-    workerToken: config.workerToken,
+    failures,
+    swallowed,
+    workerTokens: config.workerToken,
+    tls: config.grpcTlsCert ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey } : null,
     onBatchDone: (batchId) => void finalizer.finalize(batchId),
     onShardRequeued: (model) => {
       broker.wake(model);
+      // Other replicas' pullers also poll: a lost event only delays the re-lease.
       void store.publish({ type: "work", model }).catch(swallowed.at("requeue.publish"));
     },
   });
@@ -94,16 +103,19 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     onCreated: (batchId) => void ingest.run(batchId),
     onCancelled: async (batch) => {
       await store.publish({ type: "cancel", batchId: batch.id, reason: "cancelled" });
-      // Best effort: a shard left queued is leased, finds the batch stopped and is dropped.
+      // Best effort: a shard left queued is leased, finds the batch stopped and is completed unrun.
       if (batch.model) void store.removeShards(batch.model, batch.id, batch.shards).catch(swallowed.at("cancel.remove_shards"));
     },
   });
+  const stateGuard = new StateGuard({ redis: redisStore, objects, config, logger, epochLost: metrics.redisEpochLost });
   const api = new ApiServer({
     auth: new TenantAuth(config.apiKeys),
     files,
     batches,
     fleet: new FleetApi(store),
     registry: metrics.registry,
+    metricsKeys: config.metricsKey,
+    ready: () => stateGuard.ready(),
     logger,
     maxFileBytes: config.maxFileBytes,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -124,10 +136,14 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
   const guard = extras.processGuard === false ? null : new ProcessGuard(logger, metrics.uncaughtErrors);
   const monitor = new BatchMonitor({ store, ingest, finalizer, config, logger });
   const webhooks = new WebhookDispatcher({ store, outbox: redisStore.webhookOutbox(), config, logger, deliveries: metrics.webhookDeliveries });
-  store.onLeaseExpired((jobId) => {
+  store.onLeaseExpired((jobId, model) => {
     metrics.leaseExpiries.inc();
     metrics.shardsRetried.inc();
     logger.info("lease expired; shard back in its queue", { job_id: jobId });
+    void store
+      .shardJobData(model, jobId)
+      .then((data) => (data ? failures.record(data, "lease_expired") : undefined))
+      .catch(swallowed.at("lease_expired.count_failure"));
   });
 
   const onEvent = (e: StoreEvent): void => {
@@ -151,7 +167,20 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     async start() {
       if (started) return;
       started = true;
+      try {
+        await stateGuard.start();
+      } catch (err) {
+        started = false;
+        await store.close();
+        throw err;
+      }
       guard?.install();
+      if (config.workerToken.length === 0) {
+        metrics.insecureWorkers.set(1);
+        logger.warn("accepting workers without a token (--insecure-workers): anyone who reaches the gRPC port can lease and read prompts", {
+          grpc_host: config.grpcHost,
+        });
+      }
       await store.subscribe(onEvent);
       await store.watchKnownModels();
       grpcPort = await workers.listen(config.grpcHost, config.grpcPort);
@@ -159,7 +188,12 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
       monitor.start();
       janitor.start();
       webhooks.start();
-      logger.info("coordinator started", { http_port: httpPort, grpc_port: grpcPort, replica: replicaId });
+      logger.info("coordinator started", {
+        http_port: httpPort,
+        grpc_port: grpcPort,
+        grpc_tls: config.grpcTlsCert !== "",
+        replica: replicaId,
+      });
     },
     async stop() {
       if (!started) return;

@@ -4,6 +4,7 @@
 export { createCoordinator, type Coordinator, type CoordinatorExtras } from "./coordinator.js";
 export {
   coordinatorConfigSchema,
+  COORDINATOR_SWITCHES,
   loadCoordinatorConfig,
   windowMs,
   type CoordinatorConfig,

@@ -93,6 +93,8 @@ export interface LeasedShard {
   complete(): Promise<boolean>;
   /** Put the job back in its queue now; false when the lock was lost. */
   release(): Promise<boolean>;
+  /** Put the job back to run again after delayMs (a failure backing off); false when the lock was lost. */
+  retryLater(delayMs: number): Promise<boolean>;
 }
 
 export interface LineOutcome {
@@ -182,6 +184,18 @@ export interface JobStore {
   /** Which of lines [firstLine, firstLine + count) are done, as a bit per line. */
   doneLines(batchId: string, firstLine: number, count: number): Promise<boolean[]>;
 
+  // Shards that keep failing (lease_expired, worker_lost, results_not_stored): counted, then parked
+  /** Count a failed lease of the shard; returns the consecutive failures for this reason. */
+  recordShardFailure(batchId: string, shard: number, reason: string): Promise<number>;
+  /** A lease of the shard made progress: its failures start again from zero. */
+  clearShardFailure(batchId: string, shard: number): Promise<void>;
+  /** Record why a shard was parked (its lines not done are marked as failed by the caller); false if it already was. */
+  parkShard(batchId: string, shard: number, message: string): Promise<boolean>;
+  /** Parked shards of a batch: shard -> the message its lines' errors carry. */
+  parkedShards(batchId: string): Promise<Map<number, string>>;
+  /** The data of a shard's job (for a shard whose lease expired: only its job id is known). */
+  shardJobData(model: string, jobId: string): Promise<ShardJobData | null>;
+
   // Leases of a batch held by workers (for cancel/expire: wait until they stop)
   putLease(batchId: string, leaseId: string, expiresAtMs: number): Promise<void>;
   removeLease(batchId: string, leaseId: string): Promise<void>;
@@ -220,7 +234,7 @@ export interface JobStore {
   /** Shards queued (waiting for a worker) and leased (held by one), per model. */
   shardCounts(): Promise<Map<string, { queued: number; leased: number }>>;
   /** Called when a stalled checker put a shard whose lock expired back in its queue. */
-  onLeaseExpired(handler: (jobId: string) => void): void;
+  onLeaseExpired(handler: (jobId: string, model: string) => void): void;
 
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import { LeaseBroker, type AssignResult, type LeaseTaker } from "./lease-broker.
 
 function shard(n: number): LeasedShard {
   const data = { batchId: "b", shard: n } as ShardJobData;
-  return { data, token: `t${n}`, extend: async () => true, complete: async () => true, release: async () => true };
+  return { data, token: `t${n}`, extend: async () => true, complete: async () => true, release: async () => true, retryLater: async () => true };
 }
 
 class FakeQueue {

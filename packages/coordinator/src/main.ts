@@ -4,19 +4,20 @@
 // (REDIS_URL is read when BATCHGEN_REDIS_URL is unset).
 import { toFlagName, toEnvName, toOpenAIErrorBody } from "@batchgen/core";
 import { createCoordinator } from "./coordinator.js";
-import { coordinatorConfigSchema, loadCoordinatorConfig } from "./coordinator-config.js";
+import { COORDINATOR_SWITCHES, coordinatorConfigSchema, loadCoordinatorConfig } from "./coordinator-config.js";
 import { parseFlags } from "./parse-flags.js";
 
 function usage(): string {
   const lines = ["usage: batchgen-coordinator [flags]", "", "flags (environment variable in brackets):"];
   for (const key of Object.keys(coordinatorConfigSchema.shape)) {
-    lines.push(`  ${toFlagName([key]).padEnd(26)} [BATCHGEN_${toEnvName(key)}]`);
+    const value = (COORDINATOR_SWITCHES as readonly string[]).includes(key) ? "" : " <value>";
+    lines.push(`  ${(toFlagName([key]) + value).padEnd(34)} [BATCHGEN_${toEnvName(key)}]`);
   }
   return lines.join("\n");
 }
 
 async function main(): Promise<void> {
-  const { flags, help } = parseFlags(process.argv.slice(2), Object.keys(coordinatorConfigSchema.shape));
+  const { flags, help } = parseFlags(process.argv.slice(2), Object.keys(coordinatorConfigSchema.shape), COORDINATOR_SWITCHES);
   if (help) {
     process.stdout.write(usage() + "\n");
     return;

@@ -12,12 +12,13 @@ export class SwallowedErrors {
   ) {}
 
   /** A catch handler for a best-effort step at `site`: logs (warn) and counts the error. */
-  at(site: string): (err: unknown) => void {
-    return (err: unknown) => this.report(site, err);
+  at(site: string, fields: Record<string, unknown> = {}): (err: unknown) => void {
+    return (err: unknown) => this.report(site, err, fields);
   }
 
-  report(site: string, err: unknown): void {
+  /** Logs (warn, with `fields` as extra context) and counts one error at `site`. */
+  report(site: string, err: unknown, fields: Record<string, unknown> = {}): void {
     this.counter.inc({ site });
-    this.logger.warn("best-effort step failed", { site, err });
+    this.logger.warn("best-effort step failed", { ...fields, site, err });
   }
 }

@@ -2,6 +2,7 @@
 //   /abs/path, ./rel/path, file:///abs/path                  -> FsObjectStore
 //   s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&forcePathStyle=true
 //                                                            -> S3ObjectStore
+//   (also partSize, queueSize, requestTimeoutMs: a request that hangs longer fails, and is retried)
 // S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
 // AWS_SESSION_TOKEN) when set, else from the AWS SDK's default provider chain.
 import { fileURLToPath } from "node:url";
@@ -10,7 +11,7 @@ import { FsObjectStore } from "./fs-object-store.js";
 import type { ObjectStore } from "./object-store.js";
 import { S3ObjectStore, type S3ObjectStoreOptions } from "./s3-object-store.js";
 
-const S3_PARAMS = new Set(["endpoint", "region", "forcePathStyle", "partSize", "queueSize"]);
+const S3_PARAMS = new Set(["endpoint", "region", "forcePathStyle", "partSize", "queueSize", "requestTimeoutMs"]);
 
 export function createObjectStore(url: string, env: Record<string, string | undefined> = process.env): ObjectStore {
   const spec = url.trim();
@@ -62,7 +63,7 @@ function s3Options(spec: string, env: Record<string, string | undefined>): S3Obj
     }
     opts.forcePathStyle = pathStyle === "true";
   }
-  for (const name of ["partSize", "queueSize"] as const) {
+  for (const name of ["partSize", "queueSize", "requestTimeoutMs"] as const) {
     const v = q.get(name);
     if (v === null) continue;
     const n = Number(v);

@@ -55,6 +55,7 @@ describe("status mappings", () => {
     failed_precondition: 412,
     resource_exhausted: 429,
     unavailable: 503,
+    insufficient_storage: 507,
     cancelled: 499,
     deadline_exceeded: 504,
     payload_too_large: 413,
@@ -71,6 +72,7 @@ describe("status mappings", () => {
     failed_precondition: 9,
     resource_exhausted: 8,
     unavailable: 14,
+    insufficient_storage: 8,
     cancelled: 1,
     deadline_exceeded: 4,
     payload_too_large: 8,
@@ -78,11 +80,13 @@ describe("status mappings", () => {
     method_not_allowed: 12,
     internal: 13,
   };
-  // HTTP-only codes share the gRPC status of a nearer code and come back as that one.
+  // HTTP-only codes (and a full store) share the gRPC status of a nearer code and come back as that one.
   const back: Partial<Record<ErrorCode, ErrorCode>> = {
     payload_too_large: "resource_exhausted",
     request_timeout: "deadline_exceeded",
     method_not_allowed: "internal",
+    // A full store has no gRPC status of its own: it travels as RESOURCE_EXHAUSTED.
+    insufficient_storage: "resource_exhausted",
   };
 
   it.each(ERROR_CODES)("%s maps to its HTTP and gRPC status and back", (code) => {

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "failed_precondition"
   | "resource_exhausted"
   | "unavailable"
+  | "insufficient_storage"
   | "cancelled"
   | "deadline_exceeded"
   // HTTP-only (no gRPC status of their own): 413, 408, 405.
@@ -29,6 +30,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "failed_precondition",
   "resource_exhausted",
   "unavailable",
+  "insufficient_storage",
   "cancelled",
   "deadline_exceeded",
   "payload_too_large",
@@ -86,6 +88,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   failed_precondition: 412,
   resource_exhausted: 429,
   unavailable: 503,
+  // The object store is full (ENOSPC, S3 EntityTooLarge / quota): WebDAV's 507.
+  insufficient_storage: 507,
   // 499 "client closed request" (nginx, Connect): the caller gave up or cancelled.
   cancelled: 499,
   deadline_exceeded: 504,
@@ -126,6 +130,7 @@ const GRPC_STATUS: Record<ErrorCode, number> = {
   failed_precondition: GrpcStatus.FAILED_PRECONDITION,
   resource_exhausted: GrpcStatus.RESOURCE_EXHAUSTED,
   unavailable: GrpcStatus.UNAVAILABLE,
+  insufficient_storage: GrpcStatus.RESOURCE_EXHAUSTED,
   cancelled: GrpcStatus.CANCELLED,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
   payload_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
@@ -171,6 +176,7 @@ const OPENAI_TYPE: Record<ErrorCode, string> = {
   failed_precondition: "invalid_request_error",
   resource_exhausted: "rate_limit_error",
   unavailable: "server_error",
+  insufficient_storage: "server_error",
   cancelled: "invalid_request_error",
   deadline_exceeded: "server_error",
   payload_too_large: "invalid_request_error",

@@ -17,6 +17,22 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+const FS_FAULTS = new Set(["EACCES", "EPERM", "EROFS", "EIO", "EMFILE", "ENFILE", "EBUSY", "ENXIO"]);
+
+/** A write or read failure of the folder in the batchgen vocabulary: full (507) or unavailable (503). */
+function storeError(err: unknown, action: string, key: string): unknown {
+  if (err instanceof BatchgenError) return err;
+  const code = errno(err);
+  if (code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG") {
+    return new BatchgenError("insufficient_storage", `the object store is full: cannot ${action} ${key} (${code})`, { cause: err });
+  }
+  // Only the folder's own failures: an upload body's error (a client that went away) passes as it is.
+  if (code !== undefined && FS_FAULTS.has(code)) {
+    return new BatchgenError("unavailable", `the object store failed to ${action} ${key} (${code})`, { cause: err });
+  }
+  return err;
+}
+
 function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
@@ -86,38 +102,46 @@ export class FsObjectStore implements ObjectStore {
 
   async put(key: string, body: string | Uint8Array): Promise<void> {
     const target = this.pathOf(key);
-    const tmp = await this.tmpPath();
-    const fh = await this.openTmp(tmp);
     try {
-      await fh.writeFile(body);
-      if (this.fsync) await fh.datasync();
-    } catch (err) {
+      const tmp = await this.tmpPath();
+      const fh = await this.openTmp(tmp);
+      try {
+        await fh.writeFile(body);
+        if (this.fsync) await fh.datasync();
+      } catch (err) {
+        await fh.close().catch(() => undefined); // the write's error is the one to report
+        await unlink(tmp).catch(() => undefined); // best effort: a temp file left behind is swept by the janitor
+        throw err;
+      }
       await fh.close();
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+      await this.commit(tmp, key, target);
+    } catch (err) {
+      throw storeError(err, "write", key);
     }
-    await fh.close();
-    await this.commit(tmp, key, target);
   }
 
   async upload(key: string, body: UploadBody): Promise<{ size: number }> {
     const counted = countedUploadChunks(body);
     const target = this.pathOf(key);
-    const tmp = await this.tmpPath();
-    await mkdir(dirname(tmp), { recursive: true }); // uploads are few: no need to rely on the cached folder
-    // The temp file exists before any byte is read, so a body that fails at once leaves
-    // nothing behind (a write stream opening lazily could create it after the unlink).
-    const fh = await this.openTmp(tmp);
-    const out = fh.createWriteStream({ flush: this.fsync });
     try {
-      await pipeline(Readable.from(counted.chunks), out);
+      const tmp = await this.tmpPath();
+      await mkdir(dirname(tmp), { recursive: true }); // uploads are few: no need to rely on the cached folder
+      // The temp file exists before any byte is read, so a body that fails at once leaves
+      // nothing behind (a write stream opening lazily could create it after the unlink).
+      const fh = await this.openTmp(tmp);
+      const out = fh.createWriteStream({ flush: this.fsync });
+      try {
+        await pipeline(Readable.from(counted.chunks), out);
+      } catch (err) {
+        // The handle closes with the stream; an unlink of an already-missing file is fine.
+        await new Promise<void>((resolve) => (out.closed ? resolve() : out.once("close", () => resolve())));
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      }
+      await this.commit(tmp, key, target);
     } catch (err) {
-      // The handle closes with the stream; an unlink of an already-missing file is fine.
-      await new Promise<void>((resolve) => (out.closed ? resolve() : out.once("close", () => resolve())));
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+      throw storeError(err, "write", key);
     }
-    await this.commit(tmp, key, target);
     return { size: counted.size() };
   }
 

@@ -14,3 +14,4 @@ export * from "./logger.js";
 export * from "./config.js";
 export * from "./metrics.js";
 export * from "./request-limits.js";
+export * from "./secret-set.js";

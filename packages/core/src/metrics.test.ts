@@ -30,6 +30,25 @@ describe("metrics", () => {
     await expect(fetch(`http://127.0.0.1:${server.port}/metrics`)).rejects.toThrow();
   });
 
+  it("serveMetrics can require a key for /metrics and answers /readyz from its check", async () => {
+    let ready: { ready: true } | { ready: false; reason: string } = { ready: false, reason: "not connected" };
+    const server = await serveMetrics(createRegistry(), { port: 0, keys: ["k1", "k2"], ready: async () => ready });
+    const url = `http://127.0.0.1:${server.port}`;
+    try {
+      expect((await fetch(`${url}/metrics`)).status).toBe(401);
+      expect((await fetch(`${url}/metrics`, { headers: { authorization: "Bearer nope" } })).status).toBe(401);
+      expect((await fetch(`${url}/metrics`, { headers: { authorization: "Bearer k2" } })).status).toBe(200);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      const r = await fetch(`${url}/readyz`);
+      expect(r.status).toBe(503);
+      expect(await r.text()).toContain("not connected");
+      ready = { ready: true };
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("serveMetrics fails clearly when the port is taken", async () => {
     const a = await serveMetrics(createRegistry(), { port: 0, host: "127.0.0.1" });
     try {

@@ -31,6 +31,11 @@ export interface S3ObjectStoreOptions {
   partSize?: number;
   /** Parts uploaded at once; memory use is about partSize * queueSize (default 4). */
   queueSize?: number;
+  /**
+   * A request with no answer for this long fails (the SDK retries it, 3 attempts in all),
+   * so a stalled store ends in an error instead of a hang (default 30 s; connecting: 5 s).
+   */
+  requestTimeoutMs?: number;
 }
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -62,6 +67,12 @@ export class S3ObjectStore implements ObjectStore {
       // understand the SDK's default trailing (aws-chunked) checksums.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        requestTimeout: opts.requestTimeoutMs ?? 30_000,
+        connectionTimeout: Math.min(5_000, opts.requestTimeoutMs ?? 5_000),
+        // Without it this SDK only warns about a request past its timeout and keeps waiting.
+        throwOnRequestTimeout: true,
+      },
     };
     if (opts.endpoint) config.endpoint = opts.endpoint;
     if (opts.credentials) config.credentials = opts.credentials;
@@ -90,6 +101,9 @@ export class S3ObjectStore implements ObjectStore {
     }
     if (status === 403 || e.name === "AccessDenied" || e.name === "InvalidAccessKeyId" || e.name === "SignatureDoesNotMatch") {
       return new BatchgenError("permission_denied", `object store denied ${action} of ${where}`, { cause: err });
+    }
+    if (status === 507 || e.name === "EntityTooLarge" || e.name === "QuotaExceeded") {
+      return new BatchgenError("insufficient_storage", `object store is full: ${action} of ${where} refused`, { cause: err });
     }
     if (status === undefined || status >= 500 || status === 429) {
       return new BatchgenError("unavailable", `object store unavailable during ${action} of ${where}`, { cause: err });

@@ -115,6 +115,24 @@ export class Tokenizer {
     );
   }
 
+  private longestToken = -1;
+
+  /**
+   * The longest token of the vocabulary (added tokens included), in UTF-16 code units of
+   * its vocabulary string. A piece of text never covers more characters than its token's
+   * vocabulary string has (byte-level vocabularies spell one byte per character), so a
+   * text of n characters has at least about n / maxTokenChars tokens: the worker refuses
+   * a prompt that cannot fit the context without tokenizing megabytes.
+   */
+  get maxTokenChars(): number {
+    if (this.longestToken < 0) {
+      let longest = 1;
+      for (const token of this.hf.get_vocab(true).keys()) longest = Math.max(longest, token.length);
+      this.longestToken = longest;
+    }
+    return this.longestToken;
+  }
+
   get hasChatTemplate(): boolean {
     return this.chatTemplate !== null;
   }

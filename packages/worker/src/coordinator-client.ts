@@ -17,14 +17,16 @@ export interface CoordinatorClientOptions {
   /** host:port (or any gRPC target such as dns:///coordinator:50051). */
   address: string;
   token: string;
-  tls?: boolean;
+  /** TLS: null trusts the system's CA store; ca: PEM bytes of the CAs to trust instead. */
+  tls?: { ca: Buffer | null; serverName?: string } | null;
 }
 
 export class CoordinatorClient {
   private readonly client: grpc.Client & { connect(metadata: grpc.Metadata, options?: grpc.CallOptions): ConnectStream };
 
   constructor(private readonly opts: CoordinatorClientOptions) {
-    const credentials = opts.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+    const tls = opts.tls;
+    const credentials = tls ? grpc.credentials.createSsl(tls.ca) : grpc.credentials.createInsecure();
     // A client per session: a reconnect resolves the address again and may land on any
     // replica behind it. Keepalive pings find a coordinator that vanished without a FIN.
     this.client = new WorkerServiceClient(opts.address, credentials, {
@@ -32,6 +34,7 @@ export class CoordinatorClient {
       "grpc.keepalive_timeout_ms": 10_000,
       "grpc.max_receive_message_length": 256 * 1024 * 1024,
       "grpc.max_send_message_length": 64 * 1024 * 1024,
+      ...(tls?.serverName ? { "grpc.ssl_target_name_override": tls.serverName, "grpc.default_authority": tls.serverName } : {}),
     }) as never;
   }
 

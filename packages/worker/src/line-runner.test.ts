@@ -111,8 +111,36 @@ describe("LineRunner", () => {
   it("reports an aborted request as aborted, with no result", async () => {
     const engine = new InstantEngineDouble({ delayMs: 10_000 });
     const runner = new LineRunner({ engine, tokenizer: new CharTokenizerDouble(), modelName: "m" });
-    const pending = runner.run("l7", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", max_tokens: 3 }));
-    engine.abort("l7");
-    expect(await pending).toEqual({ kind: "aborted" });
+    // Aborted while its prompt is made: it never reaches the engine.
+    const early = runner.run("l7", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", max_tokens: 3 }));
+    runner.abort("l7");
+    expect(await early).toEqual({ kind: "aborted" });
+    expect(() => engine.abort("l7")).toThrow(/no request/);
+    // Aborted in the engine.
+    const late = runner.run("l8", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", max_tokens: 3 }));
+    await new Promise((r) => setTimeout(r, 20));
+    runner.abort("l8");
+    expect(await late).toEqual({ kind: "aborted" });
+    // Aborted in the engine with n > 1: every choice stops, none runs out its delay.
+    const started = Date.now();
+    const many = runner.run("l10", "/v1/completions", JSON.stringify({ model: "m", prompt: "x", max_tokens: 3, n: 3 }));
+    await new Promise((r) => setTimeout(r, 20));
+    runner.abort("l10");
+    expect(await many).toEqual({ kind: "aborted" });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("refuses a prompt that cannot fit the context before tokenizing it", async () => {
+    const engine = new InstantEngineDouble();
+    const tokenizer = Object.assign(new CharTokenizerDouble(), { maxTokenChars: 2 });
+    const calls: string[] = [];
+    const encode = tokenizer.encode.bind(tokenizer);
+    tokenizer.encode = (text, opts) => (calls.push(text), encode(text, opts));
+    const runner = new LineRunner({ engine, tokenizer, modelName: "m" });
+    const huge = "y".repeat(engine.model.maxModelLen * 2 * 4);
+    const out = await runner.run("l9", "/v1/completions", JSON.stringify({ model: "m", prompt: huge, max_tokens: 3 }));
+    expect(out).toMatchObject({ kind: "error", code: "context_length_exceeded" });
+    expect(out.kind === "error" && out.message).toMatch(/at least \d+ tokens/);
+    expect(calls).toHaveLength(0);
   });
 });

@@ -1,9 +1,9 @@
-// One leased line, start to finish: parse the body, build the prompt, run the engine,
-// cut at stop strings, build the OpenAI response body.
+// One leased line, start to finish: parse the body, build the prompt (off the event
+// loop: prompt-source.ts), run the engine, cut at stop strings, build the OpenAI response body.
 import { parseRequestBody, type BatchEndpoint, type ParsedRequest } from "@batchgen/core";
 import type { EngineDriver, GenerateResult } from "./engine-driver.js";
 import { LineFailure } from "./line-failure.js";
-import { promptTokens } from "./prompt-tokens.js";
+import { InlinePrompts, type PromptSource } from "./prompt-source.js";
 import { responseBodyJson, type Choice, type Completion, type TokenLogprobInfo } from "./response-body.js";
 import { toGenerateRequest } from "./sampling-params.js";
 import { applyStopStrings, planStopStrings } from "./stop-strings.js";
@@ -17,6 +17,8 @@ export type LineOutcome =
 export interface LineRunnerOptions {
   engine: EngineDriver;
   tokenizer: WorkerTokenizer;
+  /** Where prompt token ids are made (worker threads); default the main thread, a line per turn. */
+  prompts?: PromptSource;
   /** The model name written into response bodies. */
   modelName: string;
 }
@@ -24,11 +26,27 @@ export interface LineRunnerOptions {
 export class LineRunner {
   /** Engine ids of the extra choices of running n > 1 lines, by the line's engine id. */
   readonly #choiceIds = new Map<string, string[]>();
+  /** Lines whose prompt is being made (not in the engine yet), and those of them aborted meanwhile. */
+  private readonly preparing = new Set<string>();
+  private readonly abortedEarly = new Set<string>();
 
-  constructor(private readonly opts: LineRunnerOptions) {}
+  private readonly prompts: PromptSource;
 
-  /** Aborts a running line in the engine, every choice of it; throws like EngineDriver.abort for choice 0. */
+  constructor(private readonly opts: LineRunnerOptions) {
+    const { tokenizer, engine } = opts;
+    const limit = tokenizer.maxTokenChars ? { maxModelLen: engine.model.maxModelLen, maxTokenChars: tokenizer.maxTokenChars } : undefined;
+    this.prompts = opts.prompts ?? new InlinePrompts(tokenizer, limit);
+  }
+
+  /**
+   * Stops a line: before it gets to the engine (its prompt still being made), or in the
+   * engine, every choice of it. Throws like EngineDriver.abort for choice 0.
+   */
   abort(engineId: string): void {
+    if (this.preparing.has(engineId)) {
+      this.abortedEarly.add(engineId);
+      return;
+    }
     for (const id of this.#choiceIds.get(engineId) ?? []) {
       try {
         this.opts.engine.abort(id);
@@ -45,7 +63,14 @@ export class LineRunner {
     try {
       const request = parseRequest(endpoint, bodyJson);
       const { engine, tokenizer } = this.opts;
-      const prompt = promptTokens(request, tokenizer);
+      this.preparing.add(engineId);
+      let prompt: number[];
+      try {
+        prompt = await this.prompts.tokens(request);
+      } finally {
+        this.preparing.delete(engineId);
+      }
+      if (this.abortedEarly.delete(engineId)) return { kind: "aborted" };
       promptLen = prompt.length;
       const stops = planStopStrings(request.stop, tokenizer);
       // Choice 0 runs under the line's engine id, choice i under "<id>/i".

@@ -13,7 +13,13 @@ export async function runWorkerProcess(input: WorkerConfigInput, deps: WorkerDep
       process.stderr.write(`batchgen worker: second ${signal}, stopping now\n`);
       process.exit(1);
     }
-    void worker.stop().then(() => process.exit(0));
+    worker.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`batchgen worker: stopping failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -20,7 +20,12 @@ export const workerConfigSchema = z.object({
     .refine((s) => coordinatorAddresses(s).every((a) => a !== ""), "expected host:port, or a comma-separated list of them with no empty entry"),
   /** The worker token the coordinator expects (sent as `authorization: Bearer <token>`). */
   token: z.string().min(1),
+  /** Connect with TLS, trusting the system's CA store (or tlsCaFile). */
   tls: z.boolean().default(false),
+  /** PEM file of the CA(s) that signed the coordinator's certificate; implies tls. */
+  tlsCaFile: z.string().min(1).optional(),
+  /** The name the coordinator's certificate must carry, when it differs from the address's host. */
+  tlsServerName: z.string().min(1).optional(),
   /** A Hugging Face model directory (config.json, *.safetensors, tokenizer files). */
   modelDir: z.string().min(1),
   /** The model name requests use; default: the model directory's name. */
@@ -34,12 +39,20 @@ export const workerConfigSchema = z.object({
   kvCacheBlocks: int(1).optional(),
   kvCacheMemoryFraction: z.number().gt(0).max(1).optional(),
   deterministic: z.boolean().optional(),
+  /** Threads that render chat templates and tokenize prompts (0: the main thread, a line per turn). */
+  promptThreads: int(0).max(64).default(1),
   /** Lines to hold, as a multiple of maxSeqs (work asked for before the engine runs dry). */
   prefetch: z.number().min(1).default(2),
   metrics: z.boolean().default(true),
   /** Port of /metrics; 0 picks a free one. */
   metricsPort: int(0).max(65535).default(9400),
-  metricsHost: z.string().default("0.0.0.0"),
+  /** Bind address of /metrics and /healthz, /readyz; loopback unless set (a pod sets 0.0.0.0). */
+  metricsHost: z.string().default("127.0.0.1"),
+  /** Keys GET /metrics requires as `Authorization: Bearer <key>` (comma-separated); empty: open. */
+  metricsKey: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((t) => t.trim()).filter((t) => t !== ""))
+    .default([]),
   /** SIGTERM / Drain: how long running lines may take before they are handed back. */
   graceMs: int(0).default(30_000),
   workerId: z.string().min(1).optional(),

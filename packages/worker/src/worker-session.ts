@@ -192,7 +192,11 @@ export class WorkerSession {
       held.running.set(index, engineId);
       // A mixed batch's line names its own endpoint where it differs from the lease's.
       const endpoint = line.url || lease.endpoint;
-      void runner.run(engineId, endpoint, line.bodyJson).then((outcome) => this.onLineDone(held, index, line.customId, outcome));
+      // run() never rejects (a line's failure is its outcome); a bug past it is logged, not lost.
+      void runner
+        .run(engineId, endpoint, line.bodyJson)
+        .then((outcome) => this.onLineDone(held, index, line.customId, outcome))
+        .catch((err: unknown) => logger.error("finishing a line failed", { leaseId: lease.leaseId, line: index, error: err instanceof Error ? err.message : String(err) }));
     }
     metrics.leaseTaken(lease.lines.length);
     if (lease.lines.length === 0) this.completeLease(held);

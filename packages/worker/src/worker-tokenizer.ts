@@ -9,6 +9,8 @@ export interface WorkerTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
   applyChatTemplate(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  /** The longest vocabulary token in characters (see checkPromptChars); unknown: no early length check. */
+  readonly maxTokenChars?: number;
 }
 
 // A specifier in a variable: bundlers and vitest leave the import to run time.

@@ -3,6 +3,7 @@
 // next address of its list when it has several), serves /metrics, and drains on stop
 // (SIGTERM) or when the coordinator asks.
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { BatchgenError, createLogger, createRegistry, loadConfig, serveMetrics, type Logger } from "@batchgen/core";
 import type { Registry } from "prom-client";
@@ -12,6 +13,7 @@ import { CreditLedger } from "./credit-ledger.js";
 import type { EngineDriver } from "./engine-driver.js";
 import { loadEngineDriver } from "./load-engine-driver.js";
 import { LineRunner } from "./line-runner.js";
+import { PromptPool } from "./prompt-pool.js";
 import { withDefaults, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
 import { WorkerMetrics } from "./worker-metrics.js";
 import { WorkerSession, type SessionEnd } from "./worker-session.js";
@@ -68,6 +70,7 @@ class WorkerAgent implements Worker {
   private engine: EngineDriver | undefined;
   private ownsEngine = false;
   private runner: LineRunner | undefined;
+  private prompts: PromptPool | undefined;
   private metrics: WorkerMetrics | undefined;
   private metricsServer: { port: number; close(): Promise<void> } | undefined;
   private session: WorkerSession | undefined;
@@ -80,6 +83,8 @@ class WorkerAgent implements Worker {
   private readonly workerId: string;
   /** Index into config.coordinators of the address the current (or next) session uses. */
   private addressIndex = 0;
+  /** TLS settings of every session, read once at start (the CA file). */
+  private tls: { ca: Buffer | null; serverName?: string } | null = null;
 
   constructor(
     readonly config: WorkerConfig,
@@ -100,6 +105,17 @@ class WorkerAgent implements Worker {
     if (this.state !== "idle") throw new BatchgenError("failed_precondition", "the worker was already started");
     this.state = "running";
     const { config } = this;
+    if (config.tls || config.tlsCaFile) {
+      let ca: Buffer | null = null;
+      if (config.tlsCaFile) {
+        try {
+          ca = await readFile(config.tlsCaFile);
+        } catch (err) {
+          throw new BatchgenError("invalid_request", `cannot read --tls-ca-file ${config.tlsCaFile}: ${(err as Error).message}`);
+        }
+      }
+      this.tls = { ca, ...(config.tlsServerName ? { serverName: config.tlsServerName } : {}) };
+    }
     if (this.deps.engine) this.engine = this.deps.engine;
     else {
       this.logger.info("loading model", { modelDir: config.modelDir, device: config.device });
@@ -107,16 +123,27 @@ class WorkerAgent implements Worker {
       this.ownsEngine = true;
     }
     const tokenizer = this.deps.tokenizer ?? (await loadWorkerTokenizer(config.modelDir));
+    // Prompts are made in threads of their own (the event loop keeps the stream's
+    // heartbeats on time); a tokenizer given by the caller works on the main thread.
+    if (!this.deps.tokenizer && config.promptThreads > 0) {
+      this.prompts = await PromptPool.start({ modelDir: config.modelDir, maxModelLen: this.engine.model.maxModelLen }, config.promptThreads);
+    }
     if (this.state !== "running") {
       // Stopped while loading: nothing was leased yet, so there is nothing to hand back.
       await this.shutdown();
       return;
     }
-    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName });
+    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName, ...(this.prompts ? { prompts: this.prompts } : {}) });
     const engine = this.engine;
     this.metrics = new WorkerMetrics(this.registry, () => engine.stats());
     if (config.metrics) {
-      this.metricsServer = await serveMetrics(this.registry, { port: config.metricsPort, host: config.metricsHost });
+      this.metricsServer = await serveMetrics(this.registry, {
+        port: config.metricsPort,
+        host: config.metricsHost,
+        keys: config.metricsKey,
+        // Ready: the engine is loaded (it is, by now) and a coordinator accepted this worker.
+        ready: async () => (this.session?.isWelcomed ? { ready: true } : { ready: false, reason: `no session with a coordinator (${this.state})` }),
+      });
       this.metricsPort = this.metricsServer.port;
     }
     if (this.state !== "running") {
@@ -213,7 +240,7 @@ class WorkerAgent implements Worker {
   private openSession(address: string): Promise<SessionEnd> {
     const engine = this.engine!;
     this.ledger.reset();
-    this.client = new CoordinatorClient({ address, token: this.config.token, tls: this.config.tls });
+    this.client = new CoordinatorClient({ address, token: this.config.token, tls: this.tls });
     const session = new WorkerSession({
       stream: this.client.connect(),
       address,
@@ -233,7 +260,7 @@ class WorkerAgent implements Worker {
       onWelcome: () => this.metrics?.setConnected(true),
       onDrainRequested: (graceMs) => {
         this.logger.info("the coordinator asked this worker to drain", { graceMs });
-        void this.stop(graceMs);
+        this.stop(graceMs).catch((err: unknown) => this.logger.error("draining failed", { error: err instanceof Error ? err.message : String(err) }));
       },
     });
     this.session = session;
@@ -245,7 +272,9 @@ class WorkerAgent implements Worker {
   private fail(err: Error): void {
     this.logger.error("worker failed", { error: err.message });
     this.state = "stopped";
-    void this.shutdown().finally(() => this.rejectClosed(err));
+    this.shutdown()
+      .catch((e: unknown) => this.logger.error("shutting down failed", { error: e instanceof Error ? e.message : String(e) }))
+      .finally(() => this.rejectClosed(err));
   }
 
   private async shutdown(): Promise<void> {
@@ -253,6 +282,8 @@ class WorkerAgent implements Worker {
     this.client?.close();
     if (this.metricsServer) await this.metricsServer.close();
     this.metricsServer = undefined;
+    await this.prompts?.close();
+    this.prompts = undefined;
     if (this.ownsEngine && this.engine) await this.engine.close();
   }
 }

@@ -1,14 +1,16 @@
 // batchgen coordinator [flags]: one coordinator replica. Every setting has a flag and an
 // environment variable BATCHGEN_<NAME> (REDIS_URL is read when BATCHGEN_REDIS_URL is unset).
 import { toEnvName, toFlagName } from "@batchgen/core";
-import { coordinatorConfigSchema, createCoordinator, loadCoordinatorConfig } from "@batchgen/coordinator";
+import { COORDINATOR_SWITCHES, coordinatorConfigSchema, createCoordinator, loadCoordinatorConfig } from "@batchgen/coordinator";
 import { Command } from "commander";
 import type { Output } from "../output.js";
 
 export function coordinatorCommand(out: Output): Command {
   const cmd = new Command("coordinator").description("run one coordinator replica (HTTP API, gRPC for workers, /metrics)");
   for (const key of Object.keys(coordinatorConfigSchema.shape)) {
-    cmd.option(`${toFlagName([key])} <value>`, `[BATCHGEN_${toEnvName(key)}]`);
+    // A switch stands alone (--insecure-workers) or takes true/false.
+    const value = (COORDINATOR_SWITCHES as readonly string[]).includes(key) ? "[bool]" : "<value>";
+    cmd.option(`${toFlagName([key])} ${value}`, `[BATCHGEN_${toEnvName(key)}]`);
   }
   return cmd.action(async (flags: Record<string, unknown>) => {
     const env = { ...process.env };

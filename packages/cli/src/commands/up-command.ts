@@ -19,6 +19,7 @@ interface UpFlags {
   workerMetricsPort: string;
   logLevel: string;
   verbose?: boolean;
+  allowEphemeralRedis?: boolean;
 }
 
 export function upCommand(out: Output): Command {
@@ -36,6 +37,7 @@ export function upCommand(out: Output): Command {
     .option("--worker-metrics-port <port>", "worker /metrics port (0 = any free port)", "0")
     .option("--log-level <level>", "debug | info | warn | error", "info")
     .option("--verbose", "print the coordinator's and worker's logs here instead of to the log file")
+    .option("--allow-ephemeral-redis", "use a REDIS_URL Redis that persists nothing (a restart of it loses every batch)")
     .action(async (flags: UpFlags) => {
       const port = int(flags.port, "--port", 0);
       const stack = await startLocalStack({
@@ -53,6 +55,7 @@ export function upCommand(out: Output): Command {
         workerMetricsPort: int(flags.workerMetricsPort, "--worker-metrics-port", 0),
         logLevel: flags.logLevel,
         ...(flags.verbose ? { logStream: process.stderr } : {}),
+        ...(flags.allowEphemeralRedis ? { allowEphemeralRedis: true } : {}),
         say: (line) => out.info(line),
       });
       const sample = await writeSampleBatch(stack.dataDir, stack.modelName);

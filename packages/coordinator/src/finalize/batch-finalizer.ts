@@ -10,6 +10,8 @@ import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
 import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
 import type { SwallowedErrors } from "../swallowed-errors.js";
 import { UploadSink } from "./upload-sink.js";
+import { SHARD_PARKED } from "../grpc/shard-failures.js";
+import { RetrySchedule } from "../retry-schedule.js";
 
 export interface FinalizerDeps {
   store: JobStore;
@@ -17,6 +19,8 @@ export interface FinalizerDeps {
   logger: Logger;
   replicaId: string;
   swallowed: SwallowedErrors;
+  /** Base of the backoff between failed finalize attempts (x5; doubles, capped at 60 s). */
+  retryBackoffMs: number;
 }
 
 const LOCK_TTL_MS = 30_000;
@@ -38,15 +42,20 @@ export function finalOutcome(b: BatchRecord): Outcome | null {
 
 export class BatchFinalizer {
   private readonly running = new Map<string, Promise<boolean>>();
+  /** Batches whose finalize failed wait before the next attempt (the store may be down). */
+  private readonly retries: RetrySchedule;
   private stopping = false;
 
-  constructor(private readonly deps: FinalizerDeps) {}
+  constructor(private readonly deps: FinalizerDeps) {
+    this.retries = new RetrySchedule(deps.retryBackoffMs * 5);
+  }
 
   /** Finalize if ready and no other replica is at it; true when this call finished the batch. */
   finalize(batchId: string): Promise<boolean> {
     if (this.stopping) return Promise.resolve(false);
     const current = this.running.get(batchId);
     if (current) return current.then(() => false);
+    if (this.retries.waiting(batchId)) return Promise.resolve(false);
     const p = this.finalizeLocked(batchId).finally(() => this.running.delete(batchId));
     this.running.set(batchId, p);
     return p;
@@ -64,16 +73,19 @@ export class BatchFinalizer {
     try {
       if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return false;
       // A failed renewal is retried at the next interval; finalizing twice is idempotent (reserved file ids).
-      const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("finalize.renew_lock")), LOCK_TTL_MS / 3);
+      const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("finalize.renew_lock", { batch_id: batchId })), LOCK_TTL_MS / 3);
       try {
-        return await this.run(batchId);
+        const done = await this.run(batchId);
+        this.retries.succeed(batchId);
+        return done;
       } finally {
         clearInterval(renew);
         // Not released, the lock expires after its TTL.
-        await store.releaseLock(lock, replicaId).catch(swallowed.at("finalize.release_lock"));
+        await store.releaseLock(lock, replicaId).catch(swallowed.at("finalize.release_lock", { batch_id: batchId }));
       }
     } catch (err) {
-      logger.error("finalize failed; it will be retried", { batch_id: batchId, err });
+      const { attempt, retryInMs } = this.retries.fail(batchId);
+      logger.error("finalize failed; it will be retried", { batch_id: batchId, attempt, retry_in_ms: retryInMs, err });
       return false;
     }
   }
@@ -135,8 +147,8 @@ export class BatchFinalizer {
     logger.info("batch finalized", { batch_id: batchId, status: outcome, completed: out.lines, failed: err.lines });
     // The batch is final; leftovers of these two only cost space (the parts folder is also
     // trashed with the input file).
-    await objects.deletePrefix(partsPrefix(batchId)).catch(this.deps.swallowed.at("finalize.delete_parts"));
-    await store.dropLineState(batchId).catch(this.deps.swallowed.at("finalize.drop_line_state"));
+    await objects.deletePrefix(partsPrefix(batchId)).catch(this.deps.swallowed.at("finalize.delete_parts", { batch_id: batchId }));
+    await store.dropLineState(batchId).catch(this.deps.swallowed.at("finalize.drop_line_state", { batch_id: batchId }));
     return true;
   }
 
@@ -145,6 +157,7 @@ export class BatchFinalizer {
     const { objects } = this.deps;
     if (batch.total === 0 || batch.shards === 0) return;
     const index = JSON.parse((await objects.getBytes(shardIndexKey(batch.id))).toString("utf8")) as ShardIndex;
+    const parked = await this.deps.store.parkedShards(batch.id);
     const keys = objects.list(partsPrefix(batch.id))[Symbol.asyncIterator]();
     let next = await keys.next();
 
@@ -169,7 +182,8 @@ export class BatchFinalizer {
         }
         customIds ??= await this.customIdsOf(batch, index, shard);
         const customId = customIds[line - firstLine] ?? "";
-        await err.writeLine(notRunLine(customId, outcome));
+        const why = parked.get(shard);
+        await err.writeLine(why !== undefined ? errorLine(null, customId, SHARD_PARKED, why) : notRunLine(customId, outcome));
       }
     }
   }

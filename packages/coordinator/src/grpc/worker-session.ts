@@ -20,6 +20,11 @@ import type { FleetWorker, JobStore, LeasedShard, ShardJobData, StopReason } fro
 import type { AssignResult, LeaseBroker, LeaseTaker } from "../lease-broker.js";
 import { encodePart, errorLine, lineIds, partKey, responseLine } from "../result-part.js";
 import { readShardLines } from "../shard-lines.js";
+import type { SwallowedErrors } from "../swallowed-errors.js";
+import { backoffMs, type ShardFailureReason, type ShardFailures } from "./shard-failures.js";
+
+/** The close reason of sessions ended by their coordinator stopping (not the worker's fault). */
+export const STOPPING = "coordinator stopping";
 
 export type WorkerCall = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 type OutgoingMessage = NonNullable<MessageInitShape<typeof CoordinatorMessageSchema>["msg"]>;
@@ -31,6 +36,9 @@ export interface SessionDeps {
   logger: Logger;
   metrics: CoordinatorMetrics;
   broker: LeaseBroker;
+  failures: ShardFailures;
+  /** Where errors of background steps are logged and counted. */
+  swallowed: SwallowedErrors;
   /** Called when a batch may have every line done. */
   onBatchDone(batchId: string): void;
   /** Called when a shard went back to its queue. */
@@ -53,6 +61,13 @@ interface ActiveLease {
   batchTotal: number;
   /** custom_id of each line sent in the lease, by line index. */
   lines: Map<number, string>;
+  /** Lines of the lease a Result arrived for (what the worker no longer holds). */
+  answered: Set<number>;
+  /** Failed attempts in a row to store this lease's results; the next attempt waits until retryAtMs. */
+  writeFailures: number;
+  retryAtMs: number;
+  /** Some result of this lease was stored: earlier failures of the shard are forgotten. */
+  progressed: boolean;
   pending: PendingResult[];
   flushing: Promise<void>;
   /** A persist is queued that will take whatever is pending when it runs. */
@@ -73,6 +88,8 @@ export class WorkerSession implements LeaseTaker {
   model = "";
   workerId = "";
   private credit = 0;
+  /** The most lines this worker may hold: what its Hello declared, within config.maxWorkerCredit. */
+  private creditLimit = 0;
   private welcomed = false;
   private closed = false;
   private lastSeen = Date.now();
@@ -88,9 +105,9 @@ export class WorkerSession implements LeaseTaker {
   ) {
     this.log = deps.logger.child({ session: this.sessionId });
     call.on("data", (m: WorkerMessage) => this.onMessage(m));
-    call.on("end", () => void this.close("stream ended"));
-    call.on("cancelled", () => void this.close("stream cancelled"));
-    call.on("error", () => void this.close("stream error"));
+    call.on("end", () => this.closeLogged("stream ended"));
+    call.on("cancelled", () => this.closeLogged("stream cancelled"));
+    call.on("error", () => this.closeLogged("stream error"));
   }
 
   wantsWork(): boolean {
@@ -112,7 +129,9 @@ export class WorkerSession implements LeaseTaker {
         this.serialize(() => this.onHello(msg.value));
         break;
       case "credit":
-        this.credit += msg.value.requests;
+        // Capped by what the worker said it can hold: a client asking for a huge credit
+        // cannot take every shard of a queue and sit on them.
+        this.credit = Math.min(this.credit + msg.value.requests, this.creditLimit - this.heldLines());
         if (this.wantsWork()) this.deps.broker.want(this);
         break;
       case "result":
@@ -122,9 +141,11 @@ export class WorkerSession implements LeaseTaker {
         this.onHeartbeat(msg.value);
         break;
       case "leaseDone":
+        this.releaseHold(msg.value.leaseId);
         this.serialize(() => this.onLeaseDone(msg.value.leaseId));
         break;
       case "release":
+        this.releaseHold(msg.value.leaseId);
         this.serialize(() => this.onRelease(msg.value.leaseId));
         break;
       default:
@@ -132,12 +153,25 @@ export class WorkerSession implements LeaseTaker {
     }
   }
 
-  /** Lease bookkeeping steps run one after another, in stream order. */
-  private serialize(step: () => Promise<void>): void {
-    this.chain = this.chain.then(step).catch((err: unknown) => this.log.warn("worker message handling failed", { err }));
+  /** Lines leased to this worker and not yet answered (Result, LeaseDone or Release). */
+  private heldLines(): number {
+    let n = 0;
+    for (const l of this.leases.values()) if (!l.doneByWorker) n += l.lines.size - l.answered.size;
+    return n;
   }
 
-  private async onHello(h: { workerId: string; model: string; maxModelLen: number; engine: string }): Promise<void> {
+  /** The worker holds nothing of the lease any more (counted now, in stream order, for the credit cap). */
+  private releaseHold(leaseId: string): void {
+    const lease = this.leases.get(leaseId);
+    if (lease) lease.doneByWorker = true;
+  }
+
+  /** Lease bookkeeping steps run one after another, in stream order. */
+  private serialize(step: () => Promise<void>): void {
+    this.chain = this.chain.then(step).catch((err: unknown) => this.background("worker_session.handle_message", err));
+  }
+
+  private async onHello(h: { workerId: string; model: string; maxModelLen: number; engine: string; maxConcurrency: number }): Promise<void> {
     if (this.welcomed) {
       this.fail(GrpcStatus.INVALID_ARGUMENT, "Hello may be sent only once");
       return;
@@ -149,6 +183,8 @@ export class WorkerSession implements LeaseTaker {
     const { store, config, metrics } = this.deps;
     this.model = h.model;
     this.workerId = h.workerId || this.sessionId;
+    // 0: a worker that declared nothing gets the coordinator's ceiling.
+    this.creditLimit = Math.min(h.maxConcurrency || config.maxWorkerCredit, config.maxWorkerCredit);
     await store.registerModel(h.model, h.maxModelLen, this.modelTtlMs());
     await store.watchModel(h.model);
     if (this.closed) return;
@@ -176,7 +212,7 @@ export class WorkerSession implements LeaseTaker {
     });
     this.timers.push(setInterval(() => this.flushAll(), config.flushIntervalMs));
     const keepAliveMs = Math.min(config.heartbeatIntervalMs, Math.floor(config.lockDurationMs / 3));
-    this.timers.push(setInterval(() => void this.keepAlive(h.maxModelLen), keepAliveMs));
+    this.timers.push(setInterval(() => void this.keepAlive(h.maxModelLen).catch((err: unknown) => this.background("worker_session.keep_alive", err)), keepAliveMs));
     if (this.wantsWork()) this.deps.broker.want(this);
   }
 
@@ -229,6 +265,7 @@ export class WorkerSession implements LeaseTaker {
     } else {
       json = errorLine(ids, customId, "engine_error", "The worker returned a result without a response or an error.");
     }
+    lease.answered.add(line);
     lease.pending.push({
       line,
       ok,
@@ -243,7 +280,7 @@ export class WorkerSession implements LeaseTaker {
     const lease = this.leases.get(leaseId);
     if (!lease) return;
     lease.doneByWorker = true;
-    await this.flush(lease);
+    if (!(await this.flushUntilStored(lease))) return;
     if (!lease.finished && !lease.lost) {
       const done = await this.deps.store.doneLines(lease.data.batchId, lease.data.firstLine, lease.data.lineCount);
       if (lease.stopped || done.every(Boolean)) await this.finish(lease);
@@ -257,7 +294,7 @@ export class WorkerSession implements LeaseTaker {
     const lease = this.leases.get(leaseId);
     if (!lease) return;
     lease.doneByWorker = true;
-    await this.flush(lease);
+    if (!(await this.flushUntilStored(lease))) return;
     if (!lease.finished && !lease.lost) {
       if (lease.stopped) await this.finish(lease);
       else await this.requeue(lease);
@@ -311,6 +348,10 @@ export class WorkerSession implements LeaseTaker {
       shard,
       batchTotal: batch.total,
       lines: new Map(todo.map((l) => [l.lineIndex, l.customId])),
+      answered: new Set(),
+      writeFailures: 0,
+      retryAtMs: 0,
+      progressed: false,
       pending: [],
       flushing: Promise.resolve(),
       flushQueued: false,
@@ -363,13 +404,34 @@ export class WorkerSession implements LeaseTaker {
   // ---- persistence
 
   private flushAll(): void {
-    for (const lease of this.leases.values()) if (lease.pending.length > 0) void this.flush(lease);
+    const now = Date.now();
+    for (const lease of this.leases.values()) {
+      if (lease.pending.length > 0 && !lease.finished && now >= lease.retryAtMs) void this.flush(lease);
+    }
+  }
+
+  /**
+   * Flush, and retry with backoff until the lease's results are stored; false when
+   * they could not be (the lease was given up: see giveUp).
+   */
+  private async flushUntilStored(lease: ActiveLease): Promise<boolean> {
+    for (;;) {
+      await this.flush(lease);
+      if (lease.pending.length === 0) return true;
+      if (lease.finished || this.closed) return false;
+      if (lease.writeFailures >= this.deps.config.resultWriteAttempts) {
+        await this.giveUp(lease, "results_not_stored");
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, lease.retryAtMs - Date.now())));
+    }
   }
 
   /** Persist the lease's buffered results (part, then done marks), then ack them. */
   private flush(lease: ActiveLease): Promise<void> {
     lease.flushQueued = true;
-    lease.flushing = lease.flushing.then(() => this.persist(lease));
+    // persist() handles store failures itself; anything else is logged so the chain goes on.
+    lease.flushing = lease.flushing.then(() => this.persist(lease)).catch((err: unknown) => this.background("worker_session.store_results", err));
     return lease.flushing;
   }
 
@@ -380,23 +442,39 @@ export class WorkerSession implements LeaseTaker {
     const items = lease.pending.splice(0);
     const d = lease.data;
     let mark;
+    let written = false;
     const key = partKey(d.batchId, d.shard, lease.id, lease.seq++);
     try {
       await objects.put(key, encodePart(items));
+      written = true;
       mark = await store.markLinesDone(
         d.batchId,
         d.shard,
         items.map((i) => ({ line: i.line, ok: i.ok, promptTokens: i.promptTokens, completionTokens: i.completionTokens })),
       );
     } catch (err) {
-      // Not acked: keep them for the next flush.
+      // Not acked: keep them for the next attempt, after a backoff.
       lease.pending.unshift(...items);
-      this.log.warn("persisting results failed; will retry", { lease_id: lease.id, err });
+      lease.writeFailures++;
+      lease.retryAtMs = Date.now() + backoffMs(lease.writeFailures, this.deps.config.retryBackoffMs);
+      metrics.resultWriteRetries.inc();
+      this.log.warn("storing results failed; will retry", { lease_id: lease.id, attempt: lease.writeFailures, err });
+      // The part was written but Redis did not count it: remove it, the next attempt writes another.
+      if (written) await objects.delete(key).catch((e: unknown) => this.background("worker_session.delete_unacked_part", e));
+      if (lease.writeFailures >= this.deps.config.resultWriteAttempts && !lease.doneByWorker) {
+        this.serialize(() => this.giveUp(lease, "results_not_stored"));
+      }
       return;
+    }
+    lease.writeFailures = 0;
+    lease.retryAtMs = 0;
+    if (!lease.progressed && mark.newlyDone > 0) {
+      lease.progressed = true;
+      await store.clearShardFailure(d.batchId, d.shard).catch((e: unknown) => this.background("worker_session.clear_shard_failures", e));
     }
     if (mark.newlyDone < 0) {
       // The batch was finalized meanwhile: these results come too late to count.
-      await objects.delete(key).catch(() => undefined);
+      await objects.delete(key).catch((e: unknown) => this.background("worker_session.delete_late_part", e));
       if (!this.closed) this.send({ case: "ack", value: { leaseId: lease.id, lineIndexes: items.map((i) => BigInt(i.line)) } });
       return;
     }
@@ -436,10 +514,51 @@ export class WorkerSession implements LeaseTaker {
     }
   }
 
+  /**
+   * The lease failed (its results cannot be stored, or its worker is gone): stop it, tell
+   * the worker, count the failure, and run the shard again after a backoff, or park it.
+   */
+  private async giveUp(lease: ActiveLease, reason: ShardFailureReason): Promise<void> {
+    if (lease.finished || lease.lost || !this.leases.has(lease.id)) return;
+    lease.finished = true;
+    const dropped = lease.pending.splice(0).length;
+    this.log.warn("giving up a lease", { lease_id: lease.id, batch_id: lease.data.batchId, shard: lease.data.shard, reason, dropped });
+    if (!lease.doneByWorker && !this.closed) {
+      this.send({ case: "cancel", value: { batchId: lease.data.batchId, leaseId: lease.id, reason } });
+    }
+    await this.failShard(lease, reason);
+    await this.drop(lease);
+  }
+
+  /** Count a failure of the lease's shard; complete its job when that parked it, else put it back after a backoff. */
+  private async failShard(lease: ActiveLease, reason: ShardFailureReason): Promise<void> {
+    let outcome;
+    try {
+      outcome = await this.deps.failures.record(lease.data, reason);
+    } catch (err) {
+      // Redis is failing too: the shard goes back now; its lock would expire anyway.
+      this.background("worker_session.count_shard_failure", err);
+      outcome = { parked: false as const, retryInMs: 0 };
+    }
+    if (outcome.parked) {
+      await lease.shard.complete();
+      return;
+    }
+    if (await lease.shard.retryLater(outcome.retryInMs)) {
+      this.deps.metrics.shardsRetried.inc();
+      setTimeout(() => this.deps.onShardRequeued(this.model), outcome.retryInMs).unref();
+    }
+  }
+
   private async drop(lease: ActiveLease): Promise<void> {
     if (!this.leases.delete(lease.id)) return;
     this.deps.metrics.leasesHeld.dec();
-    await this.deps.store.removeLease(lease.data.batchId, lease.id).catch(() => undefined);
+    await this.deps.store.removeLease(lease.data.batchId, lease.id).catch((e: unknown) => this.background("worker_session.remove_lease", e));
+  }
+
+  /** A background step failed: nothing waits on it, so it is logged and counted at its site (its effect is retried or expires). */
+  private background(site: string, err: unknown): void {
+    this.deps.swallowed.report(site, err, { session: this.sessionId });
   }
 
   /** Extend the locks of held leases, refresh their expiry and the model's registration. */
@@ -450,7 +569,7 @@ export class WorkerSession implements LeaseTaker {
       this.fail(GrpcStatus.DEADLINE_EXCEEDED, "no message from the worker within 3 heartbeat intervals");
       return;
     }
-    await store.registerModel(this.model, maxModelLen, this.modelTtlMs()).catch(() => undefined);
+    await store.registerModel(this.model, maxModelLen, this.modelTtlMs()).catch((e: unknown) => this.background("worker_session.refresh_model", e));
     for (const lease of [...this.leases.values()]) {
       if (lease.finished || lease.lost) continue;
       const ok = await lease.shard.extend(config.lockDurationMs);
@@ -458,7 +577,7 @@ export class WorkerSession implements LeaseTaker {
         if (!lease.finished) this.loseLease(lease);
         continue;
       }
-      await store.putLease(lease.data.batchId, lease.id, Date.now() + config.lockDurationMs).catch(() => undefined);
+      await store.putLease(lease.data.batchId, lease.id, Date.now() + config.lockDurationMs).catch((e: unknown) => this.background("worker_session.refresh_lease", e));
     }
   }
 
@@ -481,7 +600,12 @@ export class WorkerSession implements LeaseTaker {
     } catch {
       // already ended
     }
-    void this.close(details);
+    this.closeLogged(details);
+  }
+
+  /** close() from an event handler: nothing awaits it, so a failure is logged and counted. */
+  private closeLogged(reason: string): void {
+    this.close(reason).catch((err: unknown) => this.background("worker_session.close", err));
   }
 
   /** End the session: persist what arrived, put unfinished shards back, forget it. */
@@ -494,11 +618,17 @@ export class WorkerSession implements LeaseTaker {
     if (this.fleet) void this.deps.store.removeWorker(this.sessionId).catch(() => undefined);
     this.log.info("worker disconnected", { worker_id: this.workerId, reason, leases: this.leases.size });
     await this.chain;
+    // A stream that broke under held leases is the worker's failure (counted: a shard that
+    // kills its workers gets parked); a coordinator that stops is not.
+    const workerFault = reason !== STOPPING;
     for (const lease of [...this.leases.values()]) {
       await this.flush(lease);
       if (!lease.finished && !lease.lost) {
         if (lease.stopped) await this.finish(lease);
-        else await this.requeue(lease);
+        else if (workerFault && !lease.doneByWorker) {
+          lease.finished = true;
+          await this.failShard(lease, "worker_lost");
+        } else await this.requeue(lease);
       }
       await this.drop(lease);
     }

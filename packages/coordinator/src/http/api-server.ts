@@ -1,5 +1,6 @@
 // The coordinator's HTTP server: the OpenAI-compatible Files and Batches API under /v1
-// (Bearer API keys -> tenants), plus /metrics and /healthz. Every error leaves as an
+// (Bearer API keys -> tenants), plus /metrics (optionally behind a key), /healthz (the
+// process is alive) and /readyz (Redis and the store answer, Redis kept its state). Every error leaves as an
 // OpenAI error body; nothing unexpected reaches a client beyond "internal server error".
 //
 // Bounds on every request: a declared Content-Length over the route's limit is answered
@@ -9,7 +10,7 @@
 // before the request was read whole closes the connection instead of reading the rest.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { BatchgenError, httpStatusOf, toBatchgenError, type Logger } from "@batchgen/core";
+import { BatchgenError, SecretSet, httpStatusOf, toBatchgenError, type Logger, type Readiness } from "@batchgen/core";
 import type { Counter, Registry } from "prom-client";
 import type { TenantAuth } from "../tenant-auth.js";
 import type { BatchesApi } from "./batches-api.js";
@@ -24,6 +25,9 @@ export interface ApiServerDeps {
   batches: BatchesApi;
   fleet: FleetApi;
   registry: Registry;
+  /** Keys GET /metrics requires; empty: open. */
+  metricsKeys: readonly string[];
+  ready(): Promise<Readiness>;
   logger: Logger;
   maxFileBytes: number;
   requestTimeoutMs: number;
@@ -60,8 +64,10 @@ export class ApiServer {
   private readonly routes: Route[];
   /** The request being served on each connection (for the idle timeout's answer). */
   private readonly current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  private readonly metricsKeys: SecretSet;
 
   constructor(private readonly deps: ApiServerDeps) {
+    this.metricsKeys = new SecretSet(deps.metricsKeys);
     const { files, batches, fleet } = deps;
     const id = "([A-Za-z0-9_-]+)";
     const upload = deps.maxFileBytes + FORM_OVERHEAD_BYTES;
@@ -76,8 +82,24 @@ export class ApiServer {
       route("GET", /^\/healthz$/, async (_q, res) => void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n"), NO_BODY_LIMIT, false),
       route(
         "GET",
-        /^\/metrics$/,
+        /^\/readyz$/,
         async (_q, res) => {
+          const r = await deps.ready();
+          if (r.ready) res.writeHead(200, { "content-type": "text/plain" }).end("ready\n");
+          else res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${r.reason}\n`);
+        },
+        NO_BODY_LIMIT,
+        false,
+      ),
+      route(
+        "GET",
+        /^\/metrics$/,
+        async (req, res) => {
+          if (this.metricsKeys.size > 0 && !this.metricsKeys.hasBearer(req.headers.authorization)) {
+            throw new BatchgenError("unauthenticated", "GET /metrics needs a metrics key (Authorization: Bearer <key>).", {
+              reason: "invalid_metrics_key",
+            });
+          }
           const text = await deps.registry.metrics();
           res.writeHead(200, { "content-type": deps.registry.contentType }).end(text);
         },
@@ -208,9 +230,15 @@ export class ApiServer {
 
   private answerError(req: IncomingMessage, res: ServerResponse, err: BatchgenError): void {
     if (!res.headersSent) this.deps.rejected.inc({ status: String(httpStatusOf(err.code)) });
-    // Unread request bytes (a refused upload) are not read to their end: the connection closes.
-    if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
+    // A store or Redis fault (503, 507) is no fault of the request, whose length the route's
+    // limit bounded already: its rest is read and dropped so that the client, still sending,
+    // reads the answer. Other unread request bytes (a refused upload) are not read to their
+    // end: the connection closes.
+    const drain = err.code === "insufficient_storage" || err.code === "unavailable";
+    if (!req.complete && !res.headersSent && !drain) res.setHeader("connection", "close");
     sendError(res, err);
-    if (!req.complete) res.once("finish", () => req.socket.destroySoon());
+    if (req.complete) return;
+    if (drain) req.resume();
+    else res.once("finish", () => req.socket.destroySoon());
   }
 }

@@ -109,9 +109,9 @@ export class FilesApi {
     try {
       await store.createFile(file);
     } catch (err) {
-      // Without its record the object is an orphan: remove it before answering.
+      // Without its record the object is an orphan: remove it before answering (Redis down answers 503).
       await this.deps.objects.delete(key).catch(this.deps.swallowed.at("files.create.cleanup"));
-      throw err;
+      throw err instanceof BatchgenError ? err : new BatchgenError("unavailable", "Recording the file failed; please retry.", { cause: err });
     }
     sendJson(res, 200, fileView(file));
   }
@@ -178,7 +178,7 @@ export class FilesApi {
             // A stream the form parser ended with an error is a bad form (its "error" says
             // which); anything else is the store failing.
             if (stream.errored) fail(badForm(stream.errored));
-            else fail(new BatchgenError("unavailable", "Storing the file failed; please retry.", { cause: err }));
+            else fail(storeFailure(err));
           },
         );
       });
@@ -270,4 +270,12 @@ function formObject(fields: Map<string, string>, name: string): Record<string, s
     if (m && m[1] === name) (out ??= {})[m[2]!] = v;
   }
   return out;
+}
+
+/** A failed store write as the client sees it: 507 when the store is full, else 503; the store's words stay in the cause. */
+function storeFailure(err: unknown): BatchgenError {
+  if (err instanceof BatchgenError && err.code === "insufficient_storage") {
+    return new BatchgenError("insufficient_storage", "The object store is full; the file was not stored.", { cause: err });
+  }
+  return new BatchgenError("unavailable", "Storing the file failed; please retry.", { cause: err });
 }

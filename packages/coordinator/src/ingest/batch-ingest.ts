@@ -6,6 +6,7 @@
 import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { JobStore, ShardJobData } from "../job-store.js";
+import { RetrySchedule } from "../retry-schedule.js";
 import type { SwallowedErrors } from "../swallowed-errors.js";
 import { encodePart, invalidLineError, partKey } from "../result-part.js";
 import { InputValidator, type InvalidLine, type ShardRange } from "./input-validator.js";
@@ -45,13 +46,21 @@ export function ingestLockName(batchId: string): string {
 export class BatchIngest {
   private readonly inflight = new Set<Promise<void>>();
   private stopping = false;
+  /** Batches whose ingest failed wait before the next attempt (the store or Redis may be down). */
+  private readonly retries: RetrySchedule;
 
-  constructor(private readonly deps: IngestDeps) {}
+  constructor(private readonly deps: IngestDeps) {
+    this.retries = new RetrySchedule(deps.config.retryBackoffMs * 5);
+  }
 
   /** Ingest the batch if it is validating and no replica is ingesting it. */
   run(batchId: string): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    const p = this.runLocked(batchId).finally(() => this.inflight.delete(p));
+    if (this.stopping || this.retries.waiting(batchId)) return Promise.resolve();
+    // Nothing awaits an ingest: a failure (Redis away before the lock) is logged, and the
+    // batch monitor starts it again while the batch is validating.
+    const p = this.runLocked(batchId)
+      .catch((err: unknown) => this.deps.logger.error("ingest could not start; it will be retried", { batch_id: batchId, err }))
+      .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
     return p;
   }
@@ -67,15 +76,16 @@ export class BatchIngest {
     const lock = ingestLockName(batchId);
     if (!(await store.tryLock(lock, replicaId, LOCK_TTL_MS))) return;
     // A failed renewal is retried at the next interval; a lock lost for good lets another replica ingest again (idempotent).
-    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("ingest.renew_lock")), LOCK_TTL_MS / 3);
+    const renew = setInterval(() => void store.renewLock(lock, replicaId, LOCK_TTL_MS).catch(swallowed.at("ingest.renew_lock", { batch_id: batchId })), LOCK_TTL_MS / 3);
     try {
       await this.ingest(batchId);
+      this.retries.succeed(batchId);
     } catch (err) {
-      if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, err });
+      if (!this.stopping) logger.error("ingest failed; it will be retried", { batch_id: batchId, ...this.retries.fail(batchId), err });
     } finally {
       clearInterval(renew);
       // Not released, the lock expires after its TTL and the monitor retries.
-      await store.releaseLock(lock, replicaId).catch(swallowed.at("ingest.release_lock"));
+      await store.releaseLock(lock, replicaId).catch(swallowed.at("ingest.release_lock", { batch_id: batchId }));
     }
   }
 
@@ -155,7 +165,7 @@ export class BatchIngest {
     if (!started) {
       // Cancelled (or expired) while validating: nothing of it may run.
       // Left queued, a shard of a stopped batch is dropped when leased.
-      await store.removeShards(result.model, batchId, jobs.length).catch(this.deps.swallowed.at("ingest.remove_shards"));
+      await store.removeShards(result.model, batchId, jobs.length).catch(this.deps.swallowed.at("ingest.remove_shards", { batch_id: batchId }));
       return;
     }
     logger.info("batch in progress", { batch_id: batchId, lines: result.total, shards: jobs.length, model: result.model });

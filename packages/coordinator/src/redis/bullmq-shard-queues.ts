@@ -12,6 +12,8 @@ export interface ShardQueueOptions {
   prefix: string;
   lockDurationMs: number;
   stalledIntervalMs: number;
+  /** Commands of the queue side (enqueue, counts, remove) fail after this long instead of waiting. */
+  commandTimeoutMs: number;
 }
 
 /** BullMQ queue names may not hold ":"; keep the model readable and make the name unique. */
@@ -39,7 +41,7 @@ interface ModelQueue {
 
 export class BullmqShardQueues {
   private readonly models = new Map<string, Promise<ModelQueue>>();
-  private readonly expiredHandlers: Array<(jobId: string) => void> = [];
+  private readonly expiredHandlers: Array<(jobId: string, model: string) => void> = [];
   private closed = false;
 
   constructor(private readonly opts: ShardQueueOptions) {}
@@ -60,7 +62,11 @@ export class BullmqShardQueues {
   private async create(model: string): Promise<ModelQueue> {
     const name = queueNameOf(model);
     const common = { connection: this.connection(), prefix: this.opts.prefix };
-    const queue = new Queue<ShardJobData>(name, common);
+    const queue = new Queue<ShardJobData>(name, {
+      ...common,
+      // API paths (enqueue at ingest, counts for /metrics) fail fast with Redis away.
+      connection: { ...this.connection(), enableOfflineQueue: false, commandTimeout: this.opts.commandTimeoutMs },
+    });
     const worker = new Worker<ShardJobData>(name, null, {
       ...common,
       autorun: false,
@@ -70,7 +76,7 @@ export class BullmqShardQueues {
       maxStalledCount: Number.MAX_SAFE_INTEGER,
     });
     worker.on("stalled", (jobId) => {
-      for (const h of this.expiredHandlers) h(jobId);
+      for (const h of this.expiredHandlers) h(jobId, model);
     });
     // Connection errors are retried by ioredis; keep them from crashing the process.
     worker.on("error", () => undefined);
@@ -84,7 +90,7 @@ export class BullmqShardQueues {
     await this.open(model);
   }
 
-  onExpired(handler: (jobId: string) => void): void {
+  onExpired(handler: (jobId: string, model: string) => void): void {
     this.expiredHandlers.push(handler);
   }
 
@@ -108,6 +114,12 @@ export class BullmqShardQueues {
     const { worker } = await this.open(model);
     const job = (await worker.getNextJob(token, { block: false })) as Job<ShardJobData> | undefined;
     return job ? new BullmqLeasedShard(job, token) : null;
+  }
+
+  async jobData(model: string, jobId: string): Promise<ShardJobData | null> {
+    const { queue } = await this.open(model);
+    const job = await queue.getJob(jobId);
+    return job?.data ?? null;
   }
 
   async remove(model: string, batchId: string, shards: number): Promise<void> {
@@ -167,6 +179,7 @@ class BullmqLeasedShard implements LeasedShard {
     try {
       return (await this.job.extendLock(this.token, durationMs)) === 1;
     } catch {
+      // Not extended (the lock is gone, or Redis is away): the caller treats the lease as lost.
       return false;
     }
   }
@@ -176,6 +189,7 @@ class BullmqLeasedShard implements LeasedShard {
       await this.job.moveToCompleted("done", this.token, false);
       return true;
     } catch {
+      // The lock was lost (another lease holds the shard) or Redis is away: the stalled checker decides.
       return false;
     }
   }
@@ -184,6 +198,17 @@ class BullmqLeasedShard implements LeasedShard {
     try {
       return (await this.job.moveToWait(this.token)) >= 0;
     } catch {
+      // As in complete(): not ours any more, or Redis is away and the lock will expire.
+      return false;
+    }
+  }
+
+  async retryLater(delayMs: number): Promise<boolean> {
+    try {
+      await this.job.moveToDelayed(Date.now() + Math.max(0, Math.round(delayMs)), this.token);
+      return true;
+    } catch {
+      // As in complete().
       return false;
     }
   }

@@ -13,6 +13,7 @@ const SCRIPTS = {
   deleteFile: { file: "delete-file.lua", keys: 6 },
   createBatch: { file: "create-batch.lua", keys: 6 },
   claimWebhooks: { file: "claim-webhooks.lua", keys: 1 },
+  recordShardFailure: { file: "record-shard-failure.lua", keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -1,7 +1,8 @@
 // JobStore on Redis: hashes for files and batches, a bitmap of done lines per batch,
 // Lua for the steps that must be atomic (lua/*.lua), pub/sub between replicas, and the
 // BullMQ shard queues (bullmq-shard-queues.ts). The only module that talks to Redis.
-import { TERMINAL_BATCH_STATUSES, type BatchStatus } from "@batchgen/core";
+import { randomUUID } from "node:crypto";
+import { BatchgenError, TERMINAL_BATCH_STATUSES, type BatchStatus } from "@batchgen/core";
 import { Redis } from "ioredis";
 import type {
   BatchFields,
@@ -28,6 +29,15 @@ export interface RedisJobStoreOptions {
   prefix: string;
   lockDurationMs: number;
   stalledIntervalMs: number;
+  /** A command that takes longer fails (and callers answer 503); commands fail at once while disconnected. Default 1500. */
+  commandTimeoutMs?: number;
+}
+
+/** What Redis keeps across a restart, from CONFIG GET (or INFO persistence where CONFIG is disabled). */
+export interface RedisPersistence {
+  aof: boolean;
+  /** RDB snapshot rules ("" when none); null when they could not be read. */
+  save: string | null;
 }
 
 export class RedisJobStore implements JobStore {
@@ -37,12 +47,21 @@ export class RedisJobStore implements JobStore {
   private readonly k: string;
 
   constructor(opts: RedisJobStoreOptions) {
-    this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+    // No offline queue and a command timeout: with Redis down or stalled a call fails within
+    // commandTimeoutMs instead of waiting for a reconnect (the HTTP API answers 503). rediss://
+    // URLs get TLS and user:password@ in the URL gives AUTH (ioredis reads both).
+    this.redis = new Redis(opts.redisUrl, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: opts.commandTimeoutMs ?? 1_500,
+    });
+    // Connection errors are retried by ioredis and surface on each command; nothing to do here.
     this.redis.on("error", () => undefined);
     defineScripts(this.redis);
     this.k = `${opts.prefix}:bg`;
     this.queues = new BullmqShardQueues({
       redisUrl: opts.redisUrl,
+      commandTimeoutMs: opts.commandTimeoutMs ?? 1_500,
       prefix: opts.prefix,
       lockDurationMs: opts.lockDurationMs,
       stalledIntervalMs: opts.stalledIntervalMs,
@@ -56,6 +75,60 @@ export class RedisJobStore implements JobStore {
 
   private key(...parts: Array<string | number>): string {
     return [this.k, ...parts].join(":");
+  }
+
+  /** Resolves once connected (commands fail fast before that); rejects with "unavailable" after timeoutMs. */
+  async connect(timeoutMs = 10_000): Promise<void> {
+    if (this.redis.status === "ready") return;
+    let last: unknown = null;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: unknown) => {
+        last = err;
+        // A refused password does not get better by waiting.
+        if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(String((err as Error)?.message ?? err))) {
+          done(new BatchgenError("unavailable", `Redis refused the credentials in the Redis URL: ${(err as Error).message}`, { cause: err }));
+        }
+      };
+      const done = (err?: unknown) => {
+        clearTimeout(timer);
+        this.redis.off("ready", onReady);
+        this.redis.off("error", onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const timer = setTimeout(() => done(unavailable(last ?? new Error(`no connection within ${timeoutMs} ms`))), timeoutMs);
+      this.redis.on("ready", onReady);
+      this.redis.on("error", onError);
+    });
+  }
+
+  /** PING within the command timeout. */
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async persistence(): Promise<RedisPersistence> {
+    try {
+      const [, aof] = (await this.redis.call("CONFIG", "GET", "appendonly")) as [string, string];
+      const [, save] = (await this.redis.call("CONFIG", "GET", "save")) as [string, string];
+      return { aof: aof === "yes", save: save ?? "" };
+    } catch {
+      // Managed Redis often disables CONFIG: INFO still tells whether AOF is on.
+      const info = await this.redis.info("persistence");
+      return { aof: /^aof_enabled:1\r?$/m.test(info), save: null };
+    }
+  }
+
+  /** The epoch id of this prefix's state, or null when Redis holds none (fresh, or came back empty). */
+  async epoch(): Promise<string | null> {
+    return this.redis.get(this.key("epoch"));
+  }
+
+  /** Sets the epoch if none is set; returns the epoch in force. */
+  async createEpoch(id: string = randomUUID()): Promise<string> {
+    await this.redis.set(this.key("epoch"), id, "NX");
+    return (await this.redis.get(this.key("epoch"))) ?? id;
   }
 
   // ---- files
@@ -249,7 +322,13 @@ export class RedisJobStore implements JobStore {
   }
 
   async dropLineState(batchId: string): Promise<void> {
-    await this.redis.del(this.key("batch", batchId, "done"), this.key("batch", batchId, "shard-done"), this.key("batch", batchId, "leases"));
+    await this.redis.del(
+      this.key("batch", batchId, "done"),
+      this.key("batch", batchId, "shard-done"),
+      this.key("batch", batchId, "leases"),
+      this.key("batch", batchId, "shard-failures"),
+      this.key("batch", batchId, "parked"),
+    );
   }
 
   // ---- lines
@@ -286,6 +365,29 @@ export class RedisJobStore implements JobStore {
       out[i] = byte !== undefined && (byte & (0x80 >> bit % 8)) !== 0;
     }
     return out;
+  }
+
+  // ---- failing shards
+
+  async recordShardFailure(batchId: string, shard: number, reason: string): Promise<number> {
+    return Number(await runScript(this.redis, "recordShardFailure", [this.key("batch", batchId, "shard-failures")], [shard, reason]));
+  }
+
+  async clearShardFailure(batchId: string, shard: number): Promise<void> {
+    await this.redis.hdel(this.key("batch", batchId, "shard-failures"), String(shard));
+  }
+
+  async parkShard(batchId: string, shard: number, message: string): Promise<boolean> {
+    return (await this.redis.hsetnx(this.key("batch", batchId, "parked"), String(shard), message)) === 1;
+  }
+
+  async parkedShards(batchId: string): Promise<Map<number, string>> {
+    const h = await this.redis.hgetall(this.key("batch", batchId, "parked"));
+    return new Map(Object.entries(h).map(([k, v]) => [Number(k), v]));
+  }
+
+  shardJobData(model: string, jobId: string): Promise<ShardJobData | null> {
+    return this.queues.jobData(model, jobId);
   }
 
   // ---- leases
@@ -350,7 +452,8 @@ export class RedisJobStore implements JobStore {
 
   async subscribe(handler: (event: StoreEvent) => void): Promise<void> {
     if (!this.subscriber) {
-      this.subscriber = this.redis.duplicate();
+      // Subscriptions wait for a reconnect (and resubscribe) rather than fail fast.
+      this.subscriber = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false, maxRetriesPerRequest: null });
       this.subscriber.on("error", () => undefined);
       this.subscriber.on("message", (_channel: string, text: string) => {
         try {
@@ -391,7 +494,7 @@ export class RedisJobStore implements JobStore {
     return this.queues.counts();
   }
 
-  onLeaseExpired(handler: (jobId: string) => void): void {
+  onLeaseExpired(handler: (jobId: string, model: string) => void): void {
     this.queues.onExpired(handler);
   }
 
@@ -424,4 +527,39 @@ export class RedisJobStore implements JobStore {
     this.subscriber?.disconnect();
     this.redis.disconnect();
   }
+}
+
+/** A Redis failure as the API reports it: 503, with the driver's words kept as the cause. */
+function unavailable(err: unknown): BatchgenError {
+  if (err instanceof BatchgenError) return err;
+  return new BatchgenError("unavailable", "Redis is unavailable; please retry shortly.", { cause: err });
+}
+
+/**
+ * Every JobStore call of this store answers a Redis connection failure or timeout as
+ * BatchgenError("unavailable") (HTTP 503); errors Redis itself replied with (a bug)
+ * stay internal.
+ */
+for (const name of Object.getOwnPropertyNames(RedisJobStore.prototype)) {
+  if (name === "constructor" || name === "key" || name === "close") continue;
+  const descriptor = Object.getOwnPropertyDescriptor(RedisJobStore.prototype, name);
+  const fn = descriptor?.value as unknown;
+  if (typeof fn !== "function") continue;
+  Object.defineProperty(RedisJobStore.prototype, name, {
+    ...descriptor,
+    value: function (this: RedisJobStore, ...args: unknown[]) {
+      let out: unknown;
+      try {
+        out = (fn as (...a: unknown[]) => unknown).apply(this, args);
+      } catch (err) {
+        throw isReplyError(err) ? err : unavailable(err);
+      }
+      if (out instanceof Promise) return out.catch((err: unknown) => Promise.reject(isReplyError(err) ? err : unavailable(err)));
+      return out;
+    },
+  });
+}
+
+function isReplyError(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { name?: unknown }).name === "ReplyError";
 }

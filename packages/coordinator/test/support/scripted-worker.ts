@@ -13,6 +13,8 @@ export interface ScriptedWorkerOptions {
   model: string;
   token?: string;
   maxModelLen?: number;
+  /** Hello's max_concurrency (lines it says it can hold); default 4096, the coordinator's ceiling. */
+  maxConcurrency?: number;
   /** Credit sent after Welcome (and again after each finished lease). */
   credit?: number;
   /** Answer leases at all (false: hold them without answering). */
@@ -72,7 +74,7 @@ export class ScriptedWorker {
     });
     this.send({
       case: "hello",
-      value: { workerId: `scripted-${Math.random().toString(16).slice(2)}`, model: this.opts.model, engine: "scripted", maxConcurrency: 64, maxModelLen: this.opts.maxModelLen ?? 2048, version: "test" },
+      value: { workerId: `scripted-${Math.random().toString(16).slice(2)}`, model: this.opts.model, engine: "scripted", maxConcurrency: this.opts.maxConcurrency ?? 4096, maxModelLen: this.opts.maxModelLen ?? 2048, version: "test" },
     });
     await this.welcome;
   }

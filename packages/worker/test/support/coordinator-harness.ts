@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@batchgen/core";
-import { createCoordinator, type Coordinator } from "@batchgen/coordinator";
+import { createCoordinator, type Coordinator, type CoordinatorOptions } from "@batchgen/coordinator";
 
 export const API_KEY = "sk-test-worker";
 
@@ -18,7 +18,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startCoordinator(opts: { shardLines?: number } = {}): Promise<Harness> {
+export async function startCoordinator(opts: { shardLines?: number; overrides?: CoordinatorOptions } = {}): Promise<Harness> {
   const redisUrl = process.env.REDIS_URL;
   if (!redisUrl) throw new Error("REDIS_URL is not set: run through vitest (test/support/global-setup.ts starts Redis)");
   const dir = await mkdtemp(join(tmpdir(), "bg-worker-it-"));
@@ -40,6 +40,7 @@ export async function startCoordinator(opts: { shardLines?: number } = {}): Prom
       heartbeatIntervalMs: 500,
       monitorIntervalMs: 200,
       logLevel: "warn",
+      ...opts.overrides,
     },
     { logger: createLogger("coordinator", { level: "warn" }) },
   );
