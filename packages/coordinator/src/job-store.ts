@@ -49,6 +49,8 @@ export interface BatchRecord {
   failed: number;
   promptTokens: number;
   completionTokens: number;
+  /** Of promptTokens: served from the engines' prefix caches (the rest were computed). */
+  promptTokensCached: number;
   /** Set when a cancel or the completion window stops the batch. */
   stopReason: StopReason | null;
 }
@@ -83,6 +85,8 @@ export interface LineOutcome {
   ok: boolean;
   promptTokens: number;
   completionTokens: number;
+  /** Of promptTokens, served from the engine's prefix cache (0 when not reported). */
+  cachedTokens?: number;
 }
 
 export interface MarkResult {
@@ -96,6 +100,7 @@ export interface MarkResult {
   newlyOk: number;
   newPromptTokens: number;
   newCompletionTokens: number;
+  newCachedTokens: number;
 }
 
 export type StoreEvent =

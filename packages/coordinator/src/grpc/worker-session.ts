@@ -44,6 +44,7 @@ interface PendingResult {
   json: string;
   promptTokens: number;
   completionTokens: number;
+  cachedTokens: number;
 }
 
 interface ActiveLease {
@@ -198,6 +199,7 @@ export class WorkerSession implements LeaseTaker {
       json,
       promptTokens: r.usage?.promptTokens ?? 0,
       completionTokens: r.usage?.completionTokens ?? 0,
+      cachedTokens: r.usage?.cachedTokens ?? 0,
     });
     if (lease.pending.length >= this.deps.config.ackEvery && !lease.flushQueued) void this.flush(lease);
   }
@@ -350,7 +352,7 @@ export class WorkerSession implements LeaseTaker {
       mark = await store.markLinesDone(
         d.batchId,
         d.shard,
-        items.map((i) => ({ line: i.line, ok: i.ok, promptTokens: i.promptTokens, completionTokens: i.completionTokens })),
+        items.map((i) => ({ line: i.line, ok: i.ok, promptTokens: i.promptTokens, completionTokens: i.completionTokens, cachedTokens: i.cachedTokens })),
       );
     } catch (err) {
       // Not acked: keep them for the next flush.
@@ -369,6 +371,7 @@ export class WorkerSession implements LeaseTaker {
     metrics.linesCompleted.inc({ outcome: "error" }, mark.newlyDone - mark.newlyOk);
     metrics.tokensCompleted.inc({ kind: "prompt" }, mark.newPromptTokens);
     metrics.tokensCompleted.inc({ kind: "completion" }, mark.newCompletionTokens);
+    metrics.tokensCompleted.inc({ kind: "prompt_cached" }, mark.newCachedTokens);
     if (!this.closed) this.send({ case: "ack", value: { leaseId: lease.id, lineIndexes: items.map((i) => BigInt(i.line)) } });
     if (mark.shardDone >= d.lineCount && !lease.finished && !lease.lost) await this.finish(lease);
     if (mark.batchDone >= lease.batchTotal) this.deps.onBatchDone(d.batchId);
