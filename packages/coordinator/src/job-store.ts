@@ -55,7 +55,15 @@ export interface BatchRecord {
   stopReason: StopReason | null;
 }
 
-/** One shard: a byte range of the input file, as a BullMQ job's data. */
+/** A run of consecutive request lines: [firstLine, lineCount, byteStart, byteEnd). */
+export type LineRun = [number, number, number, number];
+
+/**
+ * One shard as a BullMQ job's data: lines [firstLine, firstLine + lineCount) at bytes
+ * [byteStart, byteEnd) of the input file, or, when `runs` is set (prefix packing),
+ * those runs of consecutive lines (firstLine, lineCount and the bytes are then the
+ * first line, the number of lines and the byte envelope). shard-lines.ts reads both.
+ */
 export interface ShardJobData {
   batchId: string;
   shard: number;
@@ -66,6 +74,10 @@ export interface ShardJobData {
   inputKey: string;
   endpoint: string;
   priority: number;
+  /** [firstLine, lineCount, byteStart, byteEnd] per run, in line order; absent = one run. */
+  runs?: LineRun[];
+  /** The prefix key most of its lines share (the lease broker's affinity hint). */
+  prefixKey?: string;
 }
 
 /** A shard taken from its model's queue with a lock token; the lock lives while extended. */

@@ -19,7 +19,7 @@ import type { CoordinatorMetrics } from "../coordinator-metrics.js";
 import type { JobStore, LeasedShard, ShardJobData, StopReason } from "../job-store.js";
 import type { AssignResult, LeaseBroker, LeaseTaker } from "../lease-broker.js";
 import { encodePart, errorLine, lineIds, partKey, responseLine } from "../result-part.js";
-import { readShardLines } from "../shard-lines.js";
+import { readShardLines, shardDoneLines } from "../shard-lines.js";
 
 export type WorkerCall = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 type OutgoingMessage = NonNullable<MessageInitShape<typeof CoordinatorMessageSchema>["msg"]>;
@@ -210,7 +210,7 @@ export class WorkerSession implements LeaseTaker {
     lease.doneByWorker = true;
     await this.flush(lease);
     if (!lease.finished && !lease.lost) {
-      const done = await this.deps.store.doneLines(lease.data.batchId, lease.data.firstLine, lease.data.lineCount);
+      const done = await shardDoneLines(this.deps.store, lease.data);
       if (lease.stopped || done.every(Boolean)) await this.finish(lease);
       // Lines without a result (a worker that skipped some): run them again.
       else await this.requeue(lease);
@@ -264,13 +264,13 @@ export class WorkerSession implements LeaseTaker {
       await shard.complete();
       return "skipped";
     }
-    const done = await store.doneLines(d.batchId, d.firstLine, d.lineCount);
+    const done = await shardDoneLines(store, d);
     if (done.every(Boolean)) {
       if (await shard.complete()) metrics.shardsDone.inc();
       return "skipped";
     }
     const all = await readShardLines(objects, d);
-    const todo = all.filter((l) => !done[l.lineIndex - d.firstLine]);
+    const todo = all.filter((_, i) => !done[i]);
     const lease: ActiveLease = {
       id: shard.token,
       data: d,

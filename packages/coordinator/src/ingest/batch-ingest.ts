@@ -5,7 +5,7 @@
 // replica runs the ingest again (queuing a shard twice is a no-op).
 import { BatchErrorCodes, type Logger, type ObjectStore } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
-import type { JobStore, ShardJobData } from "../job-store.js";
+import type { JobStore, LineRun, ShardJobData } from "../job-store.js";
 import { InputValidator, type ShardRange } from "./input-validator.js";
 import { splitLines } from "./split-lines.js";
 
@@ -24,12 +24,18 @@ export function shardIndexKey(batchId: string): string {
   return `batches/${batchId}/shards.json`;
 }
 
-/** The shard index object: [firstLine, lineCount, byteStart, byteEnd] per shard. */
+/**
+ * The shard index object: [firstLine, lineCount, byteStart, byteEnd] per shard (with
+ * prefix packing: the first line, the line count and the byte envelope of its runs).
+ */
 export interface ShardIndex {
   total: number;
   /** Most lines a shard holds (a shard may hold fewer: the last one, or one full of bytes). */
   shardLines: number;
   shards: Array<[number, number, number, number]>;
+  /** Prefix packing: each shard's runs of consecutive lines, and the first shard of each window. */
+  runs?: LineRun[][];
+  windows?: number[];
 }
 
 export function ingestLockName(batchId: string): string {
@@ -85,6 +91,8 @@ export class BatchIngest {
       maxLineBytes: config.maxLineBytes,
       maxReportedErrors: config.maxReportedErrors,
       lookupModel: (m) => served.get(m) ?? null,
+      prefixWindowLines: config.prefixWindowLines > 0 ? Math.max(config.prefixWindowLines, config.shardLines) : 0,
+      prefixKeyChars: config.prefixKeyChars,
     });
 
     let source: NodeJS.ReadableStream;
@@ -117,6 +125,10 @@ export class BatchIngest {
       shardLines: config.shardLines,
       shards: result.shards.map((s) => [s.firstLine, s.lineCount, s.byteStart, s.byteEnd]),
     };
+    if (result.windows.length > 0) {
+      index.runs = result.shards.map((s) => s.runs ?? [[s.firstLine, s.lineCount, s.byteStart, s.byteEnd]]);
+      index.windows = result.windows;
+    }
     await objects.put(shardIndexKey(batchId), JSON.stringify(index));
     await store.updateBatch(batchId, {
       model: result.model,
@@ -134,6 +146,8 @@ export class BatchIngest {
       inputKey: batch.inputKey,
       endpoint: batch.endpoint,
       priority: batch.priority,
+      ...(s.runs && s.runs.length > 1 ? { runs: s.runs } : {}),
+      ...(s.prefixKey ? { prefixKey: s.prefixKey } : {}),
     }));
     await store.enqueueShards(result.model, jobs, batch.priority);
     const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });

@@ -3,19 +3,16 @@
 // for that url) and across lines (unique custom_id, one model per batch, a model the
 // fleet serves, max_tokens within the model's context). A line's url may differ from the
 // batch's endpoint (a mixed batch, an extension) unless `strictEndpoint` asks for
-// OpenAI's rule. Shards are runs of up to `shardLines` lines (and about `shardMaxBytes`
-// bytes) as byte ranges.
-import { BatchErrorCodes, parseBatchLine, type BatchError } from "@batchgen/core";
+// OpenAI's rule. Shards are planned by ShardPlanner: runs of up to `shardLines` lines
+// (and about `shardMaxBytes` bytes), or, with prefix packing, lines of one prefix key
+// packed together within windows of `prefixWindowLines` lines.
+import { BatchErrorCodes, parseBatchLine, type BatchError, type ParsedRequest } from "@batchgen/core";
 import { CustomIdSet } from "./custom-id-set.js";
+import { prefixKey } from "./prefix-key.js";
+import { ShardPlanner, type ShardRange } from "./shard-planner.js";
 import type { SplitLine } from "./split-lines.js";
 
-export interface ShardRange {
-  shard: number;
-  firstLine: number;
-  lineCount: number;
-  byteStart: number;
-  byteEnd: number;
-}
+export type { ShardRange };
 
 /** What the fleet serves: null for an unknown model; maxModelLen 0 when not known. */
 export type ModelLookup = (model: string) => { maxModelLen: number } | null;
@@ -30,6 +27,10 @@ export interface InputValidatorOptions {
   maxLineBytes: number;
   maxReportedErrors: number;
   lookupModel: ModelLookup;
+  /** Prefix packing window in lines; 0 or absent = shards of consecutive lines. */
+  prefixWindowLines?: number;
+  /** Characters of a prompt's lead that make its prefix key (prefix-key.ts). */
+  prefixKeyChars?: number;
 }
 
 export interface ValidationResult {
@@ -39,6 +40,8 @@ export interface ValidationResult {
   total: number;
   model: string | null;
   shards: ShardRange[];
+  /** Prefix packing: the first shard of each window (empty without packing). */
+  windows: number[];
 }
 
 export class InputValidator {
@@ -48,10 +51,11 @@ export class InputValidator {
   private total = 0;
   private model: string | null = null;
   private maxModelLen = 0;
-  private readonly shards: ShardRange[] = [];
-  private current: ShardRange | null = null;
+  private readonly planner: ShardPlanner;
 
-  constructor(private readonly opts: InputValidatorOptions) {}
+  constructor(private readonly opts: InputValidatorOptions) {
+    this.planner = new ShardPlanner({ shardLines: opts.shardLines, shardMaxBytes: opts.shardMaxBytes, windowLines: opts.prefixWindowLines ?? 0 });
+  }
 
   /** True once enough errors are known that reading further changes nothing. */
   get saturated(): boolean {
@@ -62,28 +66,24 @@ export class InputValidator {
     // Blank lines (a trailing empty line, say) are not requests: they get no line index.
     if (line.text !== null && line.text.trim() === "") return;
     const lineIndex = this.total++;
-    this.check(line);
-    if (this.errorCount > 0) return; // a failed batch needs no shards
-    if (!this.current) {
-      this.current = { shard: this.shards.length, firstLine: lineIndex, lineCount: 0, byteStart: line.start, byteEnd: line.end };
-      this.shards.push(this.current);
-    }
-    this.current.lineCount++;
-    this.current.byteEnd = line.end;
-    const full = this.current.byteEnd - this.current.byteStart >= (this.opts.shardMaxBytes ?? Infinity);
-    if (this.current.lineCount === this.opts.shardLines || full) this.current = null;
+    const request = this.check(line);
+    if (this.errorCount > 0 || !request) return; // a failed batch needs no shards
+    const key = this.planner.packing ? prefixKey(request, this.opts.prefixKeyChars) : "";
+    this.planner.add(lineIndex, line.start, line.end, key);
   }
 
   finish(): ValidationResult {
     if (this.total === 0) {
       this.fail(BatchErrorCodes.emptyFile, "The input file is empty: it has no request lines.", null, null);
     }
+    const failed = this.errorCount > 0;
     return {
       errors: this.errors,
       errorCount: this.errorCount,
       total: this.total,
       model: this.model,
-      shards: this.errorCount > 0 ? [] : this.shards,
+      shards: failed ? [] : this.planner.finish(),
+      windows: failed ? [] : this.planner.windows,
     };
   }
 
@@ -92,7 +92,8 @@ export class InputValidator {
     if (this.errors.length < this.opts.maxReportedErrors) this.errors.push({ code, message, param, line });
   }
 
-  private check(line: SplitLine): void {
+  /** The line's request when it is valid, else null (its error recorded). */
+  private check(line: SplitLine): ParsedRequest | null {
     const n = line.number;
     if (line.text === null) {
       this.fail(
@@ -101,12 +102,12 @@ export class InputValidator {
         null,
         n,
       );
-      return;
+      return null;
     }
     const parsed = parseBatchLine(line.text, n);
     if (!parsed.ok) {
       this.fail(parsed.code, parsed.message, parsed.param, n);
-      return;
+      return null;
     }
     const { line: input, request } = parsed;
     if (this.opts.strictEndpoint && input.url !== this.opts.endpoint) {
@@ -116,7 +117,7 @@ export class InputValidator {
         "url",
         n,
       );
-      return;
+      return null;
     }
     if (!this.ids.add(input.custom_id)) {
       this.fail(
@@ -125,7 +126,7 @@ export class InputValidator {
         "custom_id",
         n,
       );
-      return;
+      return null;
     }
     if (this.model === null) {
       this.model = request.model;
@@ -137,7 +138,7 @@ export class InputValidator {
           "body.model",
           n,
         );
-        return;
+        return null;
       }
       this.maxModelLen = served.maxModelLen;
     } else if (request.model !== this.model) {
@@ -147,7 +148,7 @@ export class InputValidator {
         "body.model",
         n,
       );
-      return;
+      return null;
     }
     if (this.maxModelLen > 0 && request.maxTokens !== null && request.maxTokens > this.maxModelLen) {
       this.fail(
@@ -156,6 +157,8 @@ export class InputValidator {
         "body.max_tokens",
         n,
       );
+      return null;
     }
+    return request;
   }
 }
