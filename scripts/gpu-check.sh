@@ -16,6 +16,9 @@
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
 #   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#   prefix      bench_engine --workload shared-prefix on Gemma-2B (2000 lines, 8 prefixes
+#               of 500-1500 tokens, 20-150 own, 100-250 out), prefix caching off then on,
+#               and workload A with caching on (no sharing: must not be slower)
 #
 # Output under $OUT (default build/gpu-check): gpu-check.log (everything),
 # results.jsonl (one JSON line per benchmark), summary.txt (the table printed last).
@@ -35,7 +38,7 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det prefix)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -93,6 +96,16 @@ do_bench() {
     --max-batch-tokens 8192 || ok=1
   return $ok
 }
+do_prefix() {
+  local ok=0
+  bench shared-prefix-2b-off --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --workload shared-prefix \
+    --max-seqs 1024 --max-batch-tokens 8192 --no-prefix-caching || ok=1
+  bench shared-prefix-2b-on --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --workload shared-prefix \
+    --max-seqs 1024 --max-batch-tokens 8192 || ok=1
+  bench ours-2b-caching-off --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
+    --max-batch-tokens 8192 --no-prefix-caching || ok=1
+  return $ok
+}
 do_det() {
   bench ours-2b-deterministic --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
     --max-batch-tokens 8192 --deterministic
@@ -131,23 +144,24 @@ do_invariance() {
 }
 
 main() {
-for p in build ops kernels bench peer reference models invariance det; do
+for p in build ops kernels bench peer reference models invariance det prefix; do
   want $p && run_phase $p do_$p
 done
 
 {
   echo
   echo "GPU check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
-  for p in build ops kernels bench peer reference models invariance det; do
+  for p in build ops kernels bench peer reference models invariance det prefix; do
     want $p && printf '  %-11s %-7s %5s s\n' "$p" "${status[$p]:-?}" "${seconds[$p]:-?}"
   done
   python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 if rows:
-    print("  %-24s %-9s %6s %9s %11s" % ("workload A", "shape", "n", "secs", "out tok/s"))
+    print("  %-28s %-14s %-9s %6s %9s %11s %16s" % ("label", "workload", "shape", "n", "secs", "out tok/s", "prompt computed"))
 for r in rows:
-    print("  %-24s %-9s %6d %9.1f %11.1f" % (r["label"], r["shape"], r["n"], r["secs"], r["out_tok_s"]))
+    print("  %-28s %-14s %-9s %6d %9.1f %11.1f %16s" % (r["label"], r.get("workload", "a"), r.get("shape", "?"), r["n"], r["secs"],
+          r["out_tok_s"], r.get("prompt_tokens_computed", "?")))
 PY
   grep -hE '^[0-9]+ passed, [0-9]+ failed' "$LOG" | sed 's/^/  tests: /'
 } | tee "$OUT/summary.txt"
