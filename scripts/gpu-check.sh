@@ -14,7 +14,8 @@
 #   peer        the peer, transformers static batching (.carry/peers/hf_transformers.py)
 #   reference   tools/gpu_reference.py: transformers float32 references
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
-#   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests
+#   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests;
+#               --prefix-cache: the same tokens with prefix caching on and off
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
 #   prefix      bench_engine --workload shared-prefix on Gemma-2B (2000 lines, 8 prefixes
 #               of 500-1500 tokens, 20-150 own, 100-250 out), prefix caching off then on,
@@ -140,6 +141,9 @@ do_invariance() {
   local ok=0
   limit 240 "$B/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
   limit 120 "$B/cuda_model_check" --invariance "$SCRATCH/ref/llama-gqa/model" || ok=1
+  # Prefix caching: tokens identical with it on and off (deterministic mode).
+  limit 240 "$B/cuda_model_check" --prefix-cache "$SCRATCH/gemma-2b" || ok=1
+  limit 120 "$B/cuda_model_check" --prefix-cache "$SCRATCH/ref/llama-gqa/model" || ok=1
   return $ok
 }
 
