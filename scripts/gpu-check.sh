@@ -17,9 +17,18 @@
 #   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests;
 #               --prefix-cache: the same tokens with prefix caching on and off
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#   archs       full-size shapes of the newer architectures, one model at a time
+#               (write, transformers reference, logits + greedy check, workload A,
+#               delete): the models named in $BG_ARCH_MODELS (default all seven:
+#               gemma2-2b gemma2-9b gemma3-1b gemma3-4b gemma3-12b qwen3-8b
+#               llama3.2-3b). Not in the default phase list: it takes about 2-4 min a
+#               model on an H200, so split it over calls, e.g.
+#                 BG_ARCH_MODELS="gemma3-1b gemma2-2b llama3.2-3b gemma3-4b" scripts/gpu-check.sh build archs
+#                 BG_ARCH_MODELS="qwen3-8b gemma2-9b gemma3-12b" scripts/gpu-check.sh build archs
 #   prefix      bench_engine --workload shared-prefix on Gemma-2B (2000 lines, 8 prefixes
 #               of 500-1500 tokens, 20-150 own, 100-250 out), prefix caching off then on,
-#               and workload A with caching on (no sharing: must not be slower)
+#               and workload A with caching off (the bench phase runs it with caching on,
+#               the default: with no sharing, caching must cost nothing)
 #
 # Output under $OUT (default build/gpu-check): gpu-check.log (everything),
 # results.jsonl (one JSON line per benchmark), summary.txt (the table printed last).
@@ -40,6 +49,7 @@ export PYTHONUNBUFFERED=1
 
 phases=("$@")
 [ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det prefix)
+ALL_PHASES=(build ops kernels bench peer reference models invariance det prefix archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -147,15 +157,42 @@ do_invariance() {
   return $ok
 }
 
+# Workload A's prompt count and sequence cap per shape: the 9B/12B KV caches hold
+# about 300 full sequences beside their weights on an H200; more would only preempt.
+arch_bench_args() {
+  case $1 in
+    gemma2-9b) echo "--n 512 --max-seqs 320" ;;
+    gemma3-12b) echo "--n 512 --max-seqs 288" ;;
+    gemma3-4b|qwen3-8b) echo "--n 512 --max-seqs 512" ;;
+    *) echo "--n 1024 --max-seqs 1024" ;;
+  esac
+}
+do_archs() {
+  local ok=0 m dir ref t0
+  for m in ${BG_ARCH_MODELS:-gemma2-2b gemma2-9b gemma3-1b gemma3-4b gemma3-12b qwen3-8b llama3.2-3b}; do
+    dir=$SCRATCH/$m ref=$SCRATCH/ref-$m t0=$SECONDS
+    echo "--- $m"
+    limit 120 "$B/bench_engine" --shape "$m" --model-dir "$dir" --write-only || { ok=1; continue; }
+    # One model's reference: transformers float32 on its bf16 weights.
+    limit 300 python3 "$ENGINE/tools/gpu_reference.py" --out "$ref" --device cuda --full "$m=$dir" || ok=1
+    limit 180 "$B/cuda_model_check" --reference "$ref" || ok=1
+    # shellcheck disable=SC2046
+    bench "ours-$m" --shape "$m" --model-dir "$dir" --max-batch-tokens 8192 $(arch_bench_args "$m") || ok=1
+    rm -rf "$dir" "$ref"  # /dev/shm holds one model at a time
+    echo "--- $m done in $((SECONDS - t0)) s"
+  done
+  return $ok
+}
+
 main() {
-for p in build ops kernels bench peer reference models invariance det prefix; do
+for p in "${ALL_PHASES[@]}"; do
   want $p && run_phase $p do_$p
 done
 
 {
   echo
   echo "GPU check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
-  for p in build ops kernels bench peer reference models invariance det prefix; do
+  for p in "${ALL_PHASES[@]}"; do
     want $p && printf '  %-11s %-7s %5s s\n' "$p" "${status[$p]:-?}" "${seconds[$p]:-?}"
   done
   python3 - "$RESULTS" <<'PY'

@@ -1,5 +1,5 @@
-// The engine benchmark (docs/benchmarks.md), on a random-weight Gemma of a real shape
-// in bf16, greedy with EOS ignored. Drives the C++ Engine directly: submit everything,
+// The engine benchmark (docs/benchmarks.md), on a random-weight model of a real shape
+// in bf16 (Gemma 1/2/3, Qwen3, Llama 3.2), greedy with EOS ignored. Drives the C++ Engine directly: submit everything,
 // step until done. Prints one JSON line like the peer (../shared/peers/hf_transformers.py);
 // out_tok_s is the figure, prompt_tokens_computed / _cached the prompt work.
 //  - workload A (default): N prompts of exactly IN random token ids, OUT tokens each;
@@ -18,8 +18,9 @@
 //
 // The model directory (config.json + model.safetensors) is written there first when
 // it does not hold one yet (random bf16 weights scaled for O(1) activations: the
-// layout tools/gpu_reference.py also loads into transformers). --shape tiny-gemma
-// is a small model for trying the benchmark on a CPU.
+// layout tools/gpu_reference.py also loads into transformers). Shapes: gemma-2b,
+// gemma-7b, gemma2-2b, gemma2-9b, gemma3-1b, gemma3-4b, gemma3-12b (text), qwen3-8b,
+// llama3.2-3b; tiny-gemma and tiny-gemma3 are small models for trying it on a CPU.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -48,14 +49,51 @@ using namespace bg;
 namespace {
 
 struct Shape {
+  std::string arch;  // config.json model_type: gemma | gemma2 | gemma3_text | qwen3 | llama
   int hidden, inter, layers, heads, kv_heads, head_dim, vocab;
+  bool tied;
+  std::string extra;  // further config.json fields (rope, windows, caps), JSON members
 };
 
+// Gemma 3's rotary embeddings per layer type; `full` is the global layers' spec.
+std::string gemma3_rope(const std::string& full) {
+  return "\"rope_parameters\": {\"full_attention\": {" + full +
+         "}, \"sliding_attention\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"}}";
+}
+const std::string kGemma2Extra =
+    "\"query_pre_attn_scalar\": 256, \"attn_logit_softcapping\": 50.0, \"final_logit_softcapping\": 30.0, "
+    "\"sliding_window\": 4096, \"max_position_embeddings\": 8192, "
+    "\"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"}";
+const std::string kGemma3Scaled = "\"factor\": 8.0, \"rope_theta\": 1000000.0, \"rope_type\": \"linear\"";
+
 const std::map<std::string, Shape> kShapes = {
-    {"gemma-2b", {2048, 16384, 18, 8, 1, 256, 256000}},
-    {"gemma-7b", {3072, 24576, 28, 16, 16, 256, 256000}},
-    {"tiny-gemma", {128, 512, 2, 4, 1, 64, 1000}},
+    {"gemma-2b", {"gemma", 2048, 16384, 18, 8, 1, 256, 256000, true, "\"max_position_embeddings\": 8192"}},
+    {"gemma-7b", {"gemma", 3072, 24576, 28, 16, 16, 256, 256000, true, "\"max_position_embeddings\": 8192"}},
+    {"tiny-gemma", {"gemma", 128, 512, 2, 4, 1, 64, 1000, true, "\"max_position_embeddings\": 8192"}},
+    {"gemma2-2b", {"gemma2", 2304, 9216, 26, 8, 4, 256, 256000, true, kGemma2Extra}},
+    {"gemma2-9b", {"gemma2", 3584, 14336, 42, 16, 8, 256, 256000, true, kGemma2Extra}},
+    {"gemma3-1b", {"gemma3_text", 1152, 6912, 26, 4, 1, 256, 262144, true,
+                   "\"query_pre_attn_scalar\": 256, \"sliding_window\": 512, \"max_position_embeddings\": 32768, " +
+                       gemma3_rope("\"rope_theta\": 1000000.0, \"rope_type\": \"default\"")}},
+    {"gemma3-4b", {"gemma3_text", 2560, 10240, 34, 8, 4, 256, 262208, true,
+                   "\"query_pre_attn_scalar\": 256, \"sliding_window\": 1024, \"max_position_embeddings\": 131072, " +
+                       gemma3_rope(kGemma3Scaled)}},
+    {"gemma3-12b", {"gemma3_text", 3840, 15360, 48, 16, 8, 256, 262208, true,
+                    "\"query_pre_attn_scalar\": 256, \"sliding_window\": 1024, \"max_position_embeddings\": 131072, " +
+                        gemma3_rope(kGemma3Scaled)}},
+    {"tiny-gemma3", {"gemma3_text", 128, 512, 7, 4, 1, 64, 1000, true,
+                     "\"query_pre_attn_scalar\": 64, \"sliding_window\": 64, \"max_position_embeddings\": 131072, " +
+                         gemma3_rope(kGemma3Scaled)}},
+    {"qwen3-8b", {"qwen3", 4096, 12288, 36, 32, 8, 128, 151936, false,
+                  "\"max_position_embeddings\": 40960, \"use_sliding_window\": false, "
+                  "\"rope_parameters\": {\"rope_theta\": 1000000.0, \"rope_type\": \"default\"}"}},
+    {"llama3.2-3b", {"llama", 3072, 8192, 28, 24, 8, 128, 128256, true,
+                     "\"max_position_embeddings\": 131072, \"rope_parameters\": {\"factor\": 32.0, "
+                     "\"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192, "
+                     "\"rope_theta\": 500000.0, \"rope_type\": \"llama3\"}"}},
 };
+
+bool is_gemma(const Shape& s) { return s.arch.rfind("gemma", 0) == 0; }
 
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr, "bench_engine: %s\n(see the comment at the top of bench/bench_engine.cpp)\n", msg.c_str());
@@ -76,7 +114,9 @@ struct TensorSpec {
   int64_t numel() const { return cols ? rows * cols : rows; }
 };
 
-std::vector<TensorSpec> gemma_tensors(const Shape& s) {
+std::vector<TensorSpec> model_tensors(const Shape& s) {
+  const bool sandwich = s.arch == "gemma2" || s.arch == "gemma3_text";
+  const bool qk_norm = s.arch == "gemma3_text" || s.arch == "qwen3";
   std::vector<TensorSpec> t;
   t.push_back({"model.embed_tokens.weight", s.vocab, s.hidden, TensorSpec::embed});
   for (int l = 0; l < s.layers; ++l) {
@@ -86,12 +126,21 @@ std::vector<TensorSpec> gemma_tensors(const Shape& s) {
     t.push_back({p + "self_attn.k_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, TensorSpec::linear});
     t.push_back({p + "self_attn.v_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, TensorSpec::linear});
     t.push_back({p + "self_attn.o_proj.weight", s.hidden, int64_t(s.heads) * s.head_dim, TensorSpec::linear});
+    if (qk_norm) {
+      t.push_back({p + "self_attn.q_norm.weight", s.head_dim, 0, TensorSpec::norm});
+      t.push_back({p + "self_attn.k_norm.weight", s.head_dim, 0, TensorSpec::norm});
+    }
     t.push_back({p + "post_attention_layernorm.weight", s.hidden, 0, TensorSpec::norm});
+    if (sandwich) {
+      t.push_back({p + "pre_feedforward_layernorm.weight", s.hidden, 0, TensorSpec::norm});
+      t.push_back({p + "post_feedforward_layernorm.weight", s.hidden, 0, TensorSpec::norm});
+    }
     t.push_back({p + "mlp.gate_proj.weight", s.inter, s.hidden, TensorSpec::linear});
     t.push_back({p + "mlp.up_proj.weight", s.inter, s.hidden, TensorSpec::linear});
     t.push_back({p + "mlp.down_proj.weight", s.hidden, s.inter, TensorSpec::linear});
   }
   t.push_back({"model.norm.weight", s.hidden, 0, TensorSpec::final_norm});
+  if (!s.tied) t.push_back({"lm_head.weight", s.vocab, s.hidden, TensorSpec::linear});
   return t;
 }
 
@@ -103,24 +152,28 @@ inline float normal_at(uint64_t seed, uint64_t i) {
   return (u * (1.0f / 16777216.0f) - 2.0f) * 1.7320508f;
 }
 
-// Weight scale per kind: linear N(0, 1/in) keeps activations O(1); Gemma applies
-// norms as (1 + w); embeddings are small because Gemma scales them by sqrt(hidden),
-// and the final norm's gain brings the tied head's logits back to O(1)-O(10) with
-// clear top-1 margins (the same recipe as tools/reference.py's randomize()).
-float weight_value(const TensorSpec& t, uint64_t seed, int64_t i) {
+// Weight scale per kind (the recipe of tools/reference.py's randomize()): linear
+// N(0, 1/in) keeps activations O(1); norms sit around 0 where Gemma applies them as
+// (1 + w), around 1 elsewhere; a tied head's embeddings are small (Gemma also scales
+// them by sqrt(hidden)) and the final norm's gain brings its logits back to O(1)-O(10)
+// with clear top-1 margins; an untied model's embeddings are N(0, 1).
+float weight_value(const Shape& s, const TensorSpec& t, uint64_t seed, int64_t i) {
   const float z = normal_at(seed, uint64_t(i));
+  const float norm_base = is_gemma(s) ? 0.0f : 1.0f;
+  const float embed_std = s.tied ? (is_gemma(s) ? 0.01f : 0.02f) : 1.0f;
   switch (t.kind) {
     case TensorSpec::linear: return z / std::sqrt(float(t.cols));
-    case TensorSpec::embed: return 0.01f * z;
-    case TensorSpec::norm: return 0.2f * z;
-    case TensorSpec::final_norm: return -1.0f + 20.0f * (1.0f + 0.2f * z);
+    case TensorSpec::embed: return embed_std * z;
+    case TensorSpec::norm: return norm_base + 0.2f * z;
+    case TensorSpec::final_norm:
+      return s.tied ? norm_base - 1.0f + (0.2f / embed_std) * (1.0f + 0.2f * z) : norm_base + 0.2f * z;
   }
   return 0.0f;
 }
 
 void write_model(const std::string& dir, const std::string& shape_name, const Shape& s) {
   ::mkdir(dir.c_str(), 0755);
-  const std::vector<TensorSpec> specs = gemma_tensors(s);
+  const std::vector<TensorSpec> specs = model_tensors(s);
   std::string header = "{";
   int64_t offset = 0;
   std::vector<int64_t> offsets;
@@ -165,7 +218,7 @@ void write_model(const std::string& dir, const std::string& shape_name, const Sh
       const TensorSpec& t = specs[ch.tensor];
       uint16_t* out = data + offsets[ch.tensor] / 2;
       const uint64_t seed = rng_mix(0xBE9C4ull + ch.tensor);
-      for (int64_t i = ch.begin; i < ch.end; ++i) out[i] = f32_to_bf16(weight_value(t, seed, i));
+      for (int64_t i = ch.begin; i < ch.end; ++i) out[i] = f32_to_bf16(weight_value(s, t, seed, i));
     }
   };
   std::vector<std::thread> pool;
@@ -176,16 +229,27 @@ void write_model(const std::string& dir, const std::string& shape_name, const Sh
   ::close(fd);
   std::rename(tmp.c_str(), path.c_str());
 
+  static const std::map<std::string, std::string> kClass = {
+      {"gemma", "GemmaForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"}, {"gemma3_text", "Gemma3ForCausalLM"},
+      {"qwen3", "Qwen3ForCausalLM"}, {"llama", "LlamaForCausalLM"}};
+  const bool gemma = is_gemma(s);
+  const int bos = gemma ? 2 : s.arch == "qwen3" ? 151643 : 128000;
+  const int eos = gemma ? 1 : s.arch == "qwen3" ? 151645 : 128001;
   std::ofstream cfg(dir + "/config.json");
-  cfg << "{\n  \"architectures\": [\"GemmaForCausalLM\"],\n  \"model_type\": \"gemma\",\n"
+  cfg << "{\n  \"architectures\": [\"" << kClass.at(s.arch) << "\"],\n  \"model_type\": \"" << s.arch << "\",\n"
       << "  \"vocab_size\": " << s.vocab << ",\n  \"hidden_size\": " << s.hidden
       << ",\n  \"intermediate_size\": " << s.inter << ",\n  \"num_hidden_layers\": " << s.layers
       << ",\n  \"num_attention_heads\": " << s.heads << ",\n  \"num_key_value_heads\": " << s.kv_heads
-      << ",\n  \"head_dim\": " << s.head_dim
-      << ",\n  \"hidden_act\": \"gelu_pytorch_tanh\",\n  \"hidden_activation\": \"gelu_pytorch_tanh\",\n"
-      << "  \"max_position_embeddings\": 8192,\n  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n"
-      << "  \"attention_bias\": false,\n  \"tie_word_embeddings\": true,\n  \"torch_dtype\": \"bfloat16\",\n"
-      << "  \"bos_token_id\": 2,\n  \"eos_token_id\": 1,\n  \"pad_token_id\": 0,\n"
+      << ",\n  \"head_dim\": " << s.head_dim << ",\n";
+  if (gemma) {
+    cfg << "  \"hidden_act\": \"gelu_pytorch_tanh\",\n  \"hidden_activation\": \"gelu_pytorch_tanh\",\n"
+        << "  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n  \"pad_token_id\": 0,\n";
+  } else {
+    cfg << "  \"hidden_act\": \"silu\",\n  \"rms_norm_eps\": " << (s.arch == "llama" ? "1e-05" : "1e-06") << ",\n";
+  }
+  cfg << "  " << s.extra << ",\n"
+      << "  \"attention_bias\": false,\n  \"tie_word_embeddings\": " << (s.tied ? "true" : "false") << ",\n"
+      << "  \"torch_dtype\": \"bfloat16\",\n  \"bos_token_id\": " << bos << ",\n  \"eos_token_id\": " << eos << ",\n"
       << "  \"batchgen_random_shape\": \"" << shape_name << "\"\n}\n";
   std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", dir.c_str(), total / 1e9);
 }
@@ -232,7 +296,11 @@ int main(int argc, char** argv) {
     else usage("unknown option " + a);
   }
   auto it = kShapes.find(shape);
-  if (it == kShapes.end()) usage("unknown --shape " + shape + " (gemma-2b, gemma-7b, tiny-gemma)");
+  if (it == kShapes.end()) {
+    std::string names;
+    for (const auto& [name, _] : kShapes) names += (names.empty() ? "" : ", ") + name;
+    usage("unknown --shape " + shape + " (" + names + ")");
+  }
   if (model_dir.empty()) usage("--model-dir is required (written there when empty)");
   const bool shared = workload == "shared-prefix";
   if (!shared && workload != "a") usage("unknown --workload " + workload + " (a, shared-prefix)");
@@ -240,7 +308,8 @@ int main(int argc, char** argv) {
                  suffix_max < suffix_min || out_min < 1 || out_max < out_min)) {
     usage("shared-prefix: need prefixes >= 1 and 1 <= min <= max for prefix, suffix and out");
   }
-  if (n < 0) n = shared ? 2000 : shape == "gemma-7b" ? 512 : 1024;
+  // The larger shapes' KV caches hold fewer full sequences: half the prompts.
+  if (n < 0) n = shared ? 2000 : it->second.layers * it->second.kv_heads * it->second.head_dim > 28 * 1024 ? 512 : 1024;
   if (max_seqs < 0) max_seqs = n;
   if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
   if (write_only) return 0;

@@ -8,9 +8,11 @@ import { referenceCases, type ReferenceCase } from "./reference-models.js";
 
 let cases: ReferenceCase[] = [];
 
+// Building the reference models (tools/reference.py, once per version of it) takes
+// minutes on a loaded 2-core machine.
 beforeAll(async () => {
   cases = await referenceCases();
-});
+}, 600_000);
 
 describe("greedy generation matches transformers", () => {
   it("64 tokens identical for every case, alone and batched", async () => {
@@ -33,5 +35,5 @@ describe("greedy generation matches transformers", () => {
         await engine.close();
       }
     }
-  });
+  }, 600_000);
 });

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../ts/errors.js";
 import { makeModel, type MadeModel, type MakeModelOptions } from "../ts/make-model.js";
 import { FLOAT_FIELDS, planModel } from "../ts/model-plan.js";
+import type { PresetName } from "../ts/model-presets.js";
 import { toPythonJson } from "../ts/python-json.js";
 import { Tokenizer } from "../ts/tokenizer.js";
 import { runPython } from "./run-python.js";
@@ -137,6 +138,10 @@ const JOBS: Array<{ key: string; options: Omit<MakeModelOptions, "dir">; sameAs?
   { key: "tiny-llama", options: { preset: "tiny-llama" } },
   { key: "tiny-qwen2", options: { preset: "tiny-qwen2" } },
   { key: "tiny-mistral", options: { preset: "tiny-mistral" } },
+  { key: "tiny-gemma2", options: { preset: "tiny-gemma2" } },
+  { key: "tiny-gemma3", options: { preset: "tiny-gemma3" } },
+  { key: "tiny-qwen3", options: { preset: "tiny-qwen3" } },
+  { key: "tiny-llama3.2", options: { preset: "tiny-llama3.2" } },
   { key: "tiny-llama-bf16", options: { preset: "tiny-llama", dtype: "bf16" }, roundedFrom: "tiny-llama" },
   { key: "tiny-llama-sharded", options: { preset: "tiny-llama", maxShardBytes: 150_000 }, sameAs: "tiny-llama" },
   {
@@ -289,17 +294,19 @@ describe("makeModel: safetensors files", () => {
   });
 });
 
-describe("makeModel: real-size Gemma presets", () => {
-  it("plans gemma-2b and gemma-7b with the real shapes, as transformers builds them", async () => {
-    const plans = { "gemma-2b": await planModel({ preset: "gemma-2b" }), "gemma-7b": await planModel({ preset: "gemma-7b" }) };
-    const dirs: Record<string, string> = {};
-    for (const [name, plan] of Object.entries(plans)) {
-      dirs[name] = join(root, `${name}-config`);
-      await mkdir(dirs[name]!);
-      await writeFile(join(dirs[name]!, "config.json"), toPythonJson(plan.config, FLOAT_FIELDS));
-    }
-    const meta = python(
-      `
+// Plans each preset, writes its config.json alone and builds the model on the meta
+// device in transformers: parameter count and every tensor's shape must agree.
+async function checkAgainstMeta(names: PresetName[]): Promise<Record<string, Awaited<ReturnType<typeof planModel>>>> {
+  const plans: Record<string, Awaited<ReturnType<typeof planModel>>> = {};
+  const dirs: Record<string, string> = {};
+  for (const name of names) {
+    plans[name] = await planModel({ preset: name });
+    dirs[name] = join(root, `${name}-config`);
+    await mkdir(dirs[name]!);
+    await writeFile(join(dirs[name]!, "config.json"), toPythonJson(plans[name]!.config, FLOAT_FIELDS));
+  }
+  const meta = python(
+    `
 import json, sys, torch
 from transformers import AutoConfig, AutoModelForCausalLM
 out = {}
@@ -307,25 +314,48 @@ for name, d in json.load(sys.stdin).items():
     cfg = AutoConfig.from_pretrained(d)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg)
-    out[name] = {"parameters": model.num_parameters(),
+    out[name] = {"parameters": model.num_parameters(), "class": type(model).__name__,
                  "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
 print(json.dumps(out))`,
-      dirs,
-    ) as Record<string, { parameters: number; shapes: Record<string, number[]> }>;
+    dirs,
+  ) as Record<string, { parameters: number; class: string; shapes: Record<string, number[]> }>;
+  for (const [name, plan] of Object.entries(plans)) {
+    expect(plan.dtype).toBe("bf16");
+    expect(meta[name]!.class).toBe((plan.config.architectures as string[])[0]);
+    expect(meta[name]!.parameters, name).toBe(plan.parameterCount);
+    const shapes = { ...meta[name]!.shapes };
+    if (plan.config.tie_word_embeddings === true) delete shapes["lm_head.weight"]; // tied to the embedding
+    expect(shapes).toEqual(Object.fromEntries(plan.tensors.map((t) => [t.name, t.shape])));
+  }
+  return plans;
+}
 
-    for (const [name, plan] of Object.entries(plans)) {
-      expect(plan.dtype).toBe("bf16");
-      expect(meta[name]!.parameters).toBe(plan.parameterCount);
-      const shapes = { ...meta[name]!.shapes };
-      delete shapes["lm_head.weight"]; // tied to the embedding
-      expect(shapes).toEqual(Object.fromEntries(plan.tensors.map((t) => [t.name, t.shape])));
-    }
+describe("makeModel: real-size presets", () => {
+  it("plans gemma-2b and gemma-7b with the real shapes, as transformers builds them", async () => {
+    const plans = await checkAgainstMeta(["gemma-2b", "gemma-7b"]);
     // Gemma 2B / 7B parameter counts, with the bundled tokenizer's 262,145-token
     // vocabulary in place of the original 256,000.
-    expect(plans["gemma-2b"].parameterCount).toBe(2_506_172_416 + (262_145 - 256_000) * 2048);
-    expect(plans["gemma-7b"].parameterCount).toBe(8_537_680_896 + (262_145 - 256_000) * 3072);
-    expect(plans["gemma-2b"].config).toMatchObject({ num_key_value_heads: 1, head_dim: 256, hidden_size: 2048 });
-    expect(plans["gemma-7b"].config).toMatchObject({ num_key_value_heads: 16, head_dim: 256, hidden_size: 3072 });
+    expect(plans["gemma-2b"]!.parameterCount).toBe(2_506_172_416 + (262_145 - 256_000) * 2048);
+    expect(plans["gemma-7b"]!.parameterCount).toBe(8_537_680_896 + (262_145 - 256_000) * 3072);
+    expect(plans["gemma-2b"]!.config).toMatchObject({ num_key_value_heads: 1, head_dim: 256, hidden_size: 2048 });
+    expect(plans["gemma-7b"]!.config).toMatchObject({ num_key_value_heads: 16, head_dim: 256, hidden_size: 3072 });
+  });
+
+  it("plans Gemma 2/3, Qwen3 and Llama 3.2 at their published sizes", async () => {
+    const plans = await checkAgainstMeta(["gemma2-2b", "gemma2-9b", "gemma3-1b", "gemma3-4b", "gemma3-12b", "qwen3-8b", "llama3.2-3b"]);
+    // The published models' parameter counts (Gemma 2 with the bundled tokenizer's
+    // vocabulary in place of its 256,000; Gemma 3 4B/12B: the text model only).
+    expect(plans["gemma2-2b"]!.parameterCount).toBe(2_614_341_888 + (262_145 - 256_000) * 2304);
+    expect(plans["gemma2-9b"]!.parameterCount).toBe(9_241_705_984 + (262_145 - 256_000) * 3584);
+    expect(plans["gemma3-1b"]!.parameterCount).toBe(999_885_952 + (262_145 - 262_144) * 1152);
+    expect(plans["qwen3-8b"]!.parameterCount).toBe(8_190_735_360);
+    expect(plans["llama3.2-3b"]!.parameterCount).toBe(3_212_749_824);
+    expect(plans["gemma3-4b"]!.config).toMatchObject({ vocab_size: 262_208, sliding_window: 1024 });
+    expect((plans["gemma3-12b"]!.config.layer_types as string[]).filter((t) => t === "full_attention")).toHaveLength(8);
+    expect(plans["gemma3-4b"]!.config.rope_parameters).toEqual({
+      full_attention: { factor: 8.0, rope_theta: 1000000.0, rope_type: "linear" },
+      sliding_attention: { rope_theta: 10000.0, rope_type: "default" },
+    });
   });
 });
 

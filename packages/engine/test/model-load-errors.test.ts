@@ -154,10 +154,10 @@ describe("model load errors", () => {
 
   it("unsupported architecture", async () => {
     const dir = await copyModel();
-    await editConfig(dir, (c) => { c.architectures = ["Gemma2ForCausalLM"]; c.model_type = "gemma2"; });
+    await editConfig(dir, (c) => { c.architectures = ["Phi3ForCausalLM"]; c.model_type = "phi3"; });
     const err = await loadError(dir);
     expect(err).toBeInstanceOf(UnsupportedError);
-    expect(err.message).toMatch(/unsupported architecture "Gemma2ForCausalLM".*supported: GemmaForCausalLM, LlamaForCausalLM/);
+    expect(err.message).toMatch(/unsupported architecture "Phi3ForCausalLM".*supported: GemmaForCausalLM, Gemma2ForCausalLM/);
   });
 
   it("cuda on a machine or build without it", async () => {

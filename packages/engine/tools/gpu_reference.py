@@ -52,11 +52,7 @@ def rel_l2_rows(a, b):
 
 def build_tiny(name, out_dir):
     """A tools/reference.py base case, saved in bf16."""
-    config_cls, model_cls, kwargs, _, _ = reference.CASES[name]
-    torch.manual_seed(reference.SEEDS[name])
-    config = config_cls(**{**reference.COMMON, **kwargs})
-    model = model_cls(config)
-    reference.randomize(model, config.model_type, reference.SEEDS[name])
+    model = reference.new_model(name)
     model_dir = os.path.join(out_dir, name, "model")
     model.to(torch.bfloat16).save_pretrained(model_dir)
     return model_dir
@@ -68,7 +64,7 @@ def make_case(name, model_dir, out_dir, device, candidates, gen):
         model_dir, dtype=torch.float32, attn_implementation="eager",
         **({"device_map": device} if device == "cuda" else {}))
     model.to(device).eval()
-    vocab = model.config.vocab_size
+    vocab = model.config.get_text_config().vocab_size  # a multimodal config keeps it in text_config
     lo, hi = (1000, 200000) if vocab > 200000 else (3, vocab)
     case = {"model_dir": os.path.abspath(model_dir), "vocab_size": vocab,
             "model_type": model.config.model_type, "prompts": [], "greedy": []}

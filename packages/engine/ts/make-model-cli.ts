@@ -15,9 +15,10 @@ generation_config.json, safetensors, tokenizer files).
 options:
   --out DIR             directory to write (created; must be empty unless --force)
   --preset NAME         ${PRESET_NAMES.join(" | ")} (default tiny-gemma)
-  --dtype f32|bf16      weight dtype (default: f32 for tiny presets, bf16 for gemma-2b/7b)
+  --dtype f32|bf16      weight dtype (default: f32 for tiny presets, bf16 for full-size ones)
   --seed N              non-negative integer seed (default 0)
-  --tokenizer gemma|none  copy the bundled Gemma tokenizer (default: gemma for Gemma presets)
+  --tokenizer gemma|none  copy the bundled Gemma tokenizer (default: the preset's; gemma for
+                        tiny-gemma, tiny-gemma3 and the full-size Gemma presets)
   --set KEY=VALUE       change a config.json field, VALUE as JSON (repeatable),
                         e.g. --set num_hidden_layers=4 --set rope_scaling=null
   --max-shard-size SIZE split weights into shards of at most SIZE bytes (e.g. 2GB, 500MB)

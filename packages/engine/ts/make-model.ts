@@ -20,13 +20,13 @@ export interface MakeModelOptions {
   dir: string;
   /** Default "tiny-gemma". */
   preset?: PresetName;
-  /** Default: the preset's ("f32" for the tiny presets, "bf16" for gemma-2b/7b). */
+  /** Default: the preset's ("f32" for the tiny presets, "bf16" for the full-size ones). */
   dtype?: ModelDType;
   /** Default 0. */
   seed?: number;
   /** config.json fields to change, by their Hugging Face names (e.g. { num_key_value_heads: 4 }). */
   overrides?: Record<string, unknown>;
-  /** Default: "gemma" for the Gemma presets, else "none" (a 1000-token vocabulary, no tokenizer files). */
+  /** Default: the preset's: "gemma" for tiny-gemma, tiny-gemma3 and the full-size Gemma presets, else "none" (no tokenizer files). */
   tokenizer?: TokenizerChoice;
   /** Split the weights into shards of at most this many bytes. Default 5e9, as transformers 4 does. */
   maxShardBytes?: number;

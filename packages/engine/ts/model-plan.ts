@@ -69,6 +69,9 @@ export const FLOAT_FIELDS: ReadonlySet<string> = new Set([
   "beta_fast",
   "beta_slow",
   "partial_rotary_factor",
+  "attn_logit_softcapping",
+  "final_logit_softcapping",
+  "rope_local_base_freq",
 ]);
 const DTYPE_NAMES: Record<ModelDType, string> = { f32: "float32", bf16: "bfloat16" };
 const POSITIVE_INTEGER_FIELDS = [
@@ -81,6 +84,24 @@ const POSITIVE_INTEGER_FIELDS = [
   "head_dim",
   "max_position_embeddings",
 ] as const;
+
+// Each layer's attention type as the config class fills in layer_types.
+const LAYER_PATTERN: Partial<Record<Architecture, (i: number, config: Record<string, unknown>) => string>> = {
+  gemma2: (i) => ((i + 1) % 2 ? "sliding_attention" : "full_attention"),
+  gemma3_text: (i, c) => ((i + 1) % (c._sliding_window_pattern as number) ? "sliding_attention" : "full_attention"),
+  qwen2: (i, c) => windowedQwen(i, c),
+  qwen3: (i, c) => windowedQwen(i, c),
+};
+
+function windowedQwen(i: number, config: Record<string, unknown>): string {
+  const windowed = config.use_sliding_window === true && config.sliding_window !== null;
+  return windowed && i >= (config.max_window_layers as number) ? "sliding_attention" : "full_attention";
+}
+
+/** Gemma applies its norms as (1 + w), the others as w. */
+function isGemma(arch: Architecture): boolean {
+  return arch === "gemma" || arch === "gemma2" || arch === "gemma3_text";
+}
 
 export async function planModel(options: PlanModelOptions = {}): Promise<ModelPlan> {
   const presetName = options.preset ?? "tiny-gemma";
@@ -105,7 +126,8 @@ export async function planModel(options: PlanModelOptions = {}): Promise<ModelPl
   const config: Record<string, unknown> = { ...arch.config, ...arch.ids, ...preset.config };
   const tokenizer = tokenizerChoice === "gemma" ? await gemmaTokenizerFiles() : null;
   if (tokenizer) {
-    config.vocab_size = tokenizer.vocabSize;
+    // A preset may have more rows than the tokenizer has tokens (Gemma 3 4B's 262,208).
+    config.vocab_size = Math.max(tokenizer.vocabSize, (preset.config.vocab_size as number | undefined) ?? 0);
     config.bos_token_id = tokenizer.bosTokenId;
     config.eos_token_id = tokenizer.eosTokenId;
     config.pad_token_id = tokenizer.padTokenId;
@@ -115,11 +137,16 @@ export async function planModel(options: PlanModelOptions = {}): Promise<ModelPl
 
   // Derived fields, consistent with the (possibly overridden) shape.
   const scaling = config.rope_scaling as Record<string, unknown> | null | undefined;
-  config.rope_parameters = scaling
+  const rope = scaling
     ? { ...scaling, rope_type: scaling.rope_type ?? scaling.type, rope_theta: config.rope_theta }
     : { rope_theta: config.rope_theta, rope_type: "default" };
-  if (preset.architecture === "qwen2") {
-    config.layer_types = Array.from({ length: config.num_hidden_layers as number }, () => "full_attention");
+  // Gemma 3 has one rotary embedding per layer type (rope_scaling is the global one's).
+  config.rope_parameters = preset.architecture === "gemma3_text"
+    ? { full_attention: rope, sliding_attention: { rope_theta: config.rope_local_base_freq, rope_type: "default" } }
+    : rope;
+  const layerTypes = LAYER_PATTERN[preset.architecture];
+  if (layerTypes) {
+    config.layer_types = Array.from({ length: config.num_hidden_layers as number }, (_, i) => layerTypes(i, config));
   }
   config.model_type = preset.architecture;
   config.architectures = [arch.className];
@@ -193,6 +220,10 @@ function validate(config: Record<string, unknown>, tokenizer: GemmaTokenizerFile
       throw new InvalidArgumentError(`${field}: must be a positive number, got ${JSON.stringify(v)}`);
     }
   }
+  const window = config.sliding_window;
+  if (window !== null && window !== undefined && (typeof window !== "number" || !Number.isSafeInteger(window) || window <= 0)) {
+    throw new InvalidArgumentError(`sliding_window: must be a positive integer or null, got ${JSON.stringify(window)}`);
+  }
   const range = config.initializer_range;
   if (typeof range !== "number" || !(range >= 0) || !Number.isFinite(range)) {
     throw new InvalidArgumentError(`initializer_range: must be a number >= 0, got ${JSON.stringify(range)}`);
@@ -232,7 +263,10 @@ function planTensors(config: Record<string, unknown>, arch: Architecture): Plann
   const qWidth = (config.num_attention_heads as number) * (config.head_dim as number);
   const kvWidth = (config.num_key_value_heads as number) * (config.head_dim as number);
   const std = config.initializer_range as number;
-  const normMean = arch === "gemma" ? 0 : 1;
+  const headDim = config.head_dim as number;
+  const normMean = isGemma(arch) ? 0 : 1;
+  const sandwichNorms = arch === "gemma2" || arch === "gemma3_text";
+  const qkNorm = arch === "gemma3_text" || arch === "qwen3";
   const qkvBias = arch === "qwen2" || config.attention_bias === true;
   const oBias = arch !== "qwen2" && config.attention_bias === true;
   const mlpBias = arch === "llama" && config.mlp_bias === true;
@@ -242,8 +276,8 @@ function planTensors(config: Record<string, unknown>, arch: Architecture): Plann
     out.push({ name: `${name}.weight`, shape: [rows, cols], mean: 0, std: LINEAR_GAIN / Math.sqrt(cols) });
     if (bias) out.push({ name: `${name}.bias`, shape: [rows], mean: 0, std: BIAS_STD });
   };
-  const norm = (name: string): void => {
-    out.push({ name: `${name}.weight`, shape: [H], mean: normMean, std: NORM_STD });
+  const norm = (name: string, width = H): void => {
+    out.push({ name: `${name}.weight`, shape: [width], mean: normMean, std: NORM_STD });
   };
 
   out.push({ name: "model.embed_tokens.weight", shape: [V, H], mean: 0, std });
@@ -253,11 +287,19 @@ function planTensors(config: Record<string, unknown>, arch: Architecture): Plann
     linear(`${p}.self_attn.k_proj`, kvWidth, H, qkvBias);
     linear(`${p}.self_attn.v_proj`, kvWidth, H, qkvBias);
     linear(`${p}.self_attn.o_proj`, H, qWidth, oBias);
+    if (qkNorm) {
+      norm(`${p}.self_attn.q_norm`, headDim);
+      norm(`${p}.self_attn.k_norm`, headDim);
+    }
     linear(`${p}.mlp.gate_proj`, I, H, mlpBias);
     linear(`${p}.mlp.up_proj`, I, H, mlpBias);
     linear(`${p}.mlp.down_proj`, H, I, mlpBias);
     norm(`${p}.input_layernorm`);
     norm(`${p}.post_attention_layernorm`);
+    if (sandwichNorms) {
+      norm(`${p}.pre_feedforward_layernorm`);
+      norm(`${p}.post_feedforward_layernorm`);
+    }
   }
   norm("model.norm");
   if (config.tie_word_embeddings !== true) {

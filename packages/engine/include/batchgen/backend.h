@@ -56,6 +56,15 @@ struct KvLayer {
   int32_t block_size = 0;
 };
 
+// How one layer attends, beyond the causal mask.
+struct AttentionParams {
+  float scale = 1.0f;      // scores = q . k * scale
+  // > 0: a query at position p sees only keys p - window < j <= p (sliding window);
+  // keys before that are never read, so their KV blocks may have been given back.
+  int32_t window = 0;
+  float softcap = 0.0f;    // > 0: scores = tanh(scores / softcap) * softcap before the softmax
+};
+
 struct BackendInfo {
   std::string name;        // "cpu", "cuda:0"
   std::string device_name; // e.g. "NVIDIA H100 80GB HBM3" or the CPU model
@@ -103,6 +112,12 @@ class Backend {
   // out = x @ w^T (+ bias). x [T, K], w [N, K], bias [1, N] or null, out [T, N] (act or f32).
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
 
+  // In place on qkv [T, qkv_width]: each q head becomes rms_norm(head) * (q_w + offset)
+  // and each k head rms_norm(head) * (k_w + offset); q_w and k_w are [1, head_dim].
+  // (QK-norm: Qwen3, Gemma 3.) The v heads are left alone.
+  virtual void head_rms_norm(Tensor& qkv, const HeadLayout& heads, const Tensor& q_w, const Tensor& k_w,
+                             float eps, float weight_offset) = 0;
+
   // In place on qkv [T, qkv_width]: rotate the q and k heads of each token by its position.
   virtual void rope(Tensor& qkv, const StepTensors& step, const HeadLayout& heads,
                     const RopeConfig& rope) = 0;
@@ -113,12 +128,16 @@ class Backend {
 
   // Causal attention of every query token over its sequence's cached K/V (which
   // already holds this step's tokens). Token i of sequence s sits at position
-  // context_lens[s] - q_len(s) + i and sees positions <= its own. out [T, q_width].
+  // context_lens[s] - q_len(s) + i and sees positions <= its own (and within
+  // params.window of it). out [T, q_width].
   virtual void attention(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads,
-                         const KvLayer& cache, float scale, Tensor& out) = 0;
+                         const KvLayer& cache, const AttentionParams& params, Tensor& out) = 0;
 
   // gate_up [T, 2I] = [gate | up]; out [T, I] = act(gate) * up.
   virtual void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) = 0;
+
+  // In place on f32 x: x = tanh(x / cap) * cap (final-logit soft-capping, Gemma 2).
+  virtual void softcap(Tensor& x, float cap) = 0;
 
   // out[r] = x[step.logit_rows[r]] for the step's logit rows.
   virtual void gather_rows(const Tensor& x, const StepTensors& step, Tensor& out) = 0;

@@ -3,6 +3,7 @@
 // frequencies as transformers computes them.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -24,9 +25,13 @@ struct ArchInfo {
 };
 constexpr ArchInfo kArchs[] = {
     {"GemmaForCausalLM", "gemma"},
+    {"Gemma2ForCausalLM", "gemma2"},
+    {"Gemma3ForCausalLM", "gemma3_text"},
+    {"Gemma3ForConditionalGeneration", "gemma3"},  // its text model (text_config) runs
     {"LlamaForCausalLM", "llama"},
     {"MistralForCausalLM", "mistral"},
     {"Qwen2ForCausalLM", "qwen2"},
+    {"Qwen3ForCausalLM", "qwen3"},
 };
 
 std::string supported_list() {
@@ -85,6 +90,15 @@ class Fields {
     return v->as_double();
   }
 
+  // A number that may be null (Python None, read as 0); `fallback` when absent.
+  double nullable_number(const char* key, double fallback) const {
+    const Json* v = obj_.find(key);
+    if (!v) return fallback;
+    if (v->is_null()) return 0.0;
+    if (!v->is_number()) load_error(path_ + ": field \"" + key + "\" must be a number or null");
+    return v->as_double();
+  }
+
   bool boolean(const char* key, bool fallback) const {
     const Json* v = obj_.find_value(key);
     if (!v) return fallback;
@@ -130,47 +144,115 @@ void append_unique(std::vector<int32_t>& ids, const std::vector<int32_t>& more) 
   }
 }
 
-// Rope type and parameters from either the transformers 5 form
-// ("rope_parameters": {"rope_type", "rope_theta", ...}) or the older one
-// ("rope_theta" + "rope_scaling": {"type"|"rope_type", ...}).
-void read_rope(const Json& cfg, const std::string& path, ModelConfig& c) {
-  const Json* params = cfg.find_value("rope_parameters");
-  if (params && !params->is_object()) load_error(path + ": \"rope_parameters\" must be an object");
-  const Json* scaling = cfg.find_value("rope_scaling");
-  if (scaling && !scaling->is_object()) load_error(path + ": \"rope_scaling\" must be an object");
-
-  Fields top(cfg, path);
-  double theta = top.number("rope_theta", 10000.0);
-  if (params) theta = Fields(*params, path + " rope_parameters").number("rope_theta", theta);
-  if (!(theta > 0)) load_error(path + ": rope_theta must be positive");
-  c.rope_theta = float(theta);
-
-  const Json* spec = params ? params : scaling;
+// One rotary embedding's type and parameters from `spec` (a rope_parameters or
+// rope_scaling object, or null for the default type), its theta falling back to `theta`.
+void read_rope_spec(const Json* spec, const std::string& where, double theta, double partial,
+                    int32_t max_position_embeddings, float& theta_out, RopeScaling& scaling) {
+  if (spec && !spec->is_object()) load_error(where + " must be an object");
+  if (spec) theta = Fields(*spec, where).number("rope_theta", theta);
+  if (!(theta > 0)) load_error(where + ": rope_theta must be positive");
+  theta_out = float(theta);
+  scaling = RopeScaling{};
   if (!spec) return;
-  const std::string where = path + (params ? " rope_parameters" : " rope_scaling");
   Fields f(*spec, where);
   std::string type = f.string("rope_type", f.string("type", "default"));
-  double partial = f.number("partial_rotary_factor", top.number("partial_rotary_factor", 1.0));
+  partial = f.number("partial_rotary_factor", partial);
   if (partial != 1.0) unsupported(where + ": partial_rotary_factor " + std::to_string(partial) + " is not supported");
   if (type == "default") return;
   if (type != "linear" && type != "llama3")
     unsupported(where + ": rope type \"" + type + "\" is not supported (default, linear, llama3 are)");
-  c.rope_scaling.type = type;
+  scaling.type = type;
   const Json* factor = spec->find_value("factor");
   if (!factor || !factor->is_number() || !(factor->as_double() > 0))
     load_error(where + ": rope type \"" + type + "\" needs a positive \"factor\"");
-  c.rope_scaling.factor = float(factor->as_double());
+  scaling.factor = float(factor->as_double());
   if (type == "llama3") {
-    c.rope_scaling.low_freq_factor = float(f.number("low_freq_factor", NAN));
-    c.rope_scaling.high_freq_factor = float(f.number("high_freq_factor", NAN));
-    if (std::isnan(c.rope_scaling.low_freq_factor) || std::isnan(c.rope_scaling.high_freq_factor))
+    scaling.low_freq_factor = float(f.number("low_freq_factor", NAN));
+    scaling.high_freq_factor = float(f.number("high_freq_factor", NAN));
+    if (std::isnan(scaling.low_freq_factor) || std::isnan(scaling.high_freq_factor))
       load_error(where + ": rope type \"llama3\" needs low_freq_factor and high_freq_factor");
-    if (!(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor) || !(c.rope_scaling.low_freq_factor > 0))
+    if (!(scaling.high_freq_factor > scaling.low_freq_factor) || !(scaling.low_freq_factor > 0))
       load_error(where + ": llama3 rope needs 0 < low_freq_factor < high_freq_factor");
     // transformers falls back to max_position_embeddings when this is absent.
-    c.rope_scaling.original_max_position_embeddings =
-        int32_t(f.integer("original_max_position_embeddings", int64_t(c.max_position_embeddings)));
+    scaling.original_max_position_embeddings =
+        int32_t(f.integer("original_max_position_embeddings", int64_t(max_position_embeddings)));
   }
+}
+
+// Rope type and parameters from either the transformers 5 form
+// ("rope_parameters": {"rope_type", "rope_theta", ...}) or the older one
+// ("rope_theta" + "rope_scaling": {"type"|"rope_type", ...}). Gemma 3 has one per
+// layer type: rope_parameters {"full_attention": {...}, "sliding_attention": {...}},
+// or in the older form rope_theta + rope_scaling (global) and rope_local_base_freq.
+void read_rope(const Json& cfg, const std::string& path, bool per_layer_type, ModelConfig& c) {
+  const Json* params = cfg.find_value("rope_parameters");
+  if (params && !params->is_object()) load_error(path + ": \"rope_parameters\" must be an object");
+  const Json* scaling = cfg.find_value("rope_scaling");
+  if (scaling && !scaling->is_object()) load_error(path + ": \"rope_scaling\" must be an object");
+  Fields top(cfg, path);
+  const double partial = top.number("partial_rotary_factor", 1.0);
+  const int32_t max_pos = c.max_position_embeddings;
+  if (!per_layer_type) {
+    read_rope_spec(params ? params : scaling, path + (params ? " rope_parameters" : " rope_scaling"),
+                   top.number("rope_theta", 10000.0), partial, max_pos, c.rope_theta, c.rope_scaling);
+    return;
+  }
+  const Json* full = params ? params->find_value("full_attention") : nullptr;
+  const Json* local = params ? params->find_value("sliding_attention") : nullptr;
+  const bool nested = full || local;
+  const Json* global_spec = nested ? full : params ? params : scaling;
+  read_rope_spec(global_spec, path + (nested ? " rope_parameters.full_attention" : params ? " rope_parameters" : " rope_scaling"),
+                 top.number("rope_theta", 1000000.0), partial, max_pos, c.rope_theta, c.rope_scaling);
+  read_rope_spec(local, path + " rope_parameters.sliding_attention", top.number("rope_local_base_freq", 10000.0),
+                 partial, max_pos, c.rope_local_theta, c.rope_local_scaling);
+}
+
+// Per-layer windows from "layer_types" ("full_attention" | "sliding_attention"), or
+// the pattern the config class fills in when it is absent.
+std::vector<int32_t> read_layer_windows(const Json& cfg, const std::string& path, const std::string& type,
+                                        int32_t num_layers) {
+  Fields f(cfg, path);
+  std::vector<int32_t> windows(size_t(num_layers), 0);
+  const bool gemma2 = type == "gemma2", gemma3 = type == "gemma3_text" || type == "gemma3";
+  const bool qwen = type == "qwen2" || type == "qwen3";
+  int32_t window = 0;
+  if (type == "mistral") {
+    // Mistral windows every layer; it has no layer_types.
+    window = int32_t(f.nullable_number("sliding_window", 4096.0));
+    if (window < 0) load_error(path + ": sliding_window must be >= 0");
+    for (int32_t& w : windows) w = window;
+    return windows;
+  }
+  if (gemma2 || gemma3) {
+    window = int32_t(f.nullable_number("sliding_window", 4096.0));
+  } else if (qwen) {
+    window = f.boolean("use_sliding_window", false) ? int32_t(f.nullable_number("sliding_window", 4096.0)) : 0;
+  } else {
+    return windows;  // gemma, llama: full attention everywhere
+  }
+  if (window < 0) load_error(path + ": sliding_window must be >= 0");
+  if (const Json* types = cfg.find_value("layer_types")) {
+    if (!types->is_array() || types->items().size() != size_t(num_layers))
+      load_error(path + ": \"layer_types\" must list one type for each of the " + std::to_string(num_layers) + " layers");
+    for (size_t i = 0; i < types->items().size(); ++i) {
+      const Json& t = types->items()[i];
+      const std::string name = t.is_string() ? t.as_string() : "";
+      if (name == "sliding_attention") {
+        windows[i] = window;
+      } else if (name != "full_attention") {
+        unsupported(path + ": layer type \"" + (t.is_string() ? name : std::string("(not a string)")) +
+                    "\" of layer " + std::to_string(i) + " is not supported (full_attention, sliding_attention are)");
+      }
+    }
+    return windows;
+  }
+  const int64_t pattern = gemma2 ? 2 : gemma3 ? f.integer("sliding_window_pattern", f.integer("_sliding_window_pattern", 6)) : 0;
+  const int64_t first_window_layer = qwen ? f.integer("max_window_layers", 28, 0) : 0;
+  for (int32_t i = 0; i < num_layers; ++i) {
+    const bool sliding = qwen ? i >= first_window_layer : (i + 1) % pattern != 0;
+    if (sliding) windows[size_t(i)] = window;
+  }
+  return windows;
 }
 
 }  // namespace
@@ -182,13 +264,13 @@ ModelConfig model_config_load(const std::string& model_dir) {
   if (!S_ISDIR(st.st_mode)) load_error(model_dir + " is not a directory");
   const std::string path = model_dir + "/config.json";
   if (!is_file(path)) load_error("missing config.json in " + model_dir);
-  const Json cfg = read_json_file(path);
-  const Fields f(cfg, path);
+  const Json top_cfg = read_json_file(path);
+  const Fields top(top_cfg, path);
 
   ModelConfig c;
-  std::string model_type = f.string("model_type", "");
+  std::string model_type = top.string("model_type", "");
   std::string arch;
-  if (const Json* archs = cfg.find_value("architectures")) {
+  if (const Json* archs = top_cfg.find_value("architectures")) {
     if (!archs->is_array() || archs->items().empty() || !archs->items()[0].is_string())
       load_error(path + ": \"architectures\" must be a non-empty list of names");
     arch = archs->items()[0].as_string();
@@ -211,70 +293,100 @@ ModelConfig model_config_load(const std::string& model_dir) {
   c.architecture = info->architecture;
   c.model_type = info->model_type;
   const std::string& type = c.model_type;
-  const bool gemma = type == "gemma";
+  const bool gemma1 = type == "gemma", gemma2 = type == "gemma2";
+  const bool gemma3 = type == "gemma3_text" || type == "gemma3";
+  const bool gemma = gemma1 || gemma2 || gemma3;
 
-  c.vocab_size = int32_t(f.required_integer("vocab_size"));
-  c.hidden_size = int32_t(f.required_integer("hidden_size"));
-  c.intermediate_size = int32_t(f.required_integer("intermediate_size"));
-  c.num_layers = int32_t(f.required_integer("num_hidden_layers"));
-  c.num_heads = int32_t(f.required_integer("num_attention_heads"));
-  c.num_kv_heads = int32_t(f.integer("num_key_value_heads", int64_t(c.num_heads)));
-  if (cfg.find_value("head_dim")) {
-    c.head_dim = int32_t(f.required_integer("head_dim"));
+  // A multimodal Gemma 3 checkpoint keeps its text model's fields under text_config.
+  const Json* text_cfg = &top_cfg;
+  std::string cpath = path;
+  if (type == "gemma3") {
+    text_cfg = top_cfg.find_value("text_config");
+    if (!text_cfg || !text_cfg->is_object()) load_error(path + ": a Gemma3ForConditionalGeneration config needs a \"text_config\" object");
+    cpath = path + " text_config";
+    const std::string inner = Fields(*text_cfg, cpath).string("model_type", "gemma3_text");
+    if (inner != "gemma3_text") load_error(cpath + ": model_type \"" + inner + "\" is not gemma3_text");
+  }
+  const Json& cfg = *text_cfg;
+  const Fields f(cfg, cpath);
+
+  // Gemma 2/3 configs on the Hub may leave out fields whose class defaults they rely
+  // on (Gemma 3's text_config often holds only a few): those defaults, as transformers has them.
+  struct ShapeDefaults { int64_t vocab, hidden, inter, layers, heads, kv_heads, head_dim; };
+  const ShapeDefaults gemma2_shape{256000, 2304, 9216, 26, 8, 4, 256}, gemma3_shape{262208, 2304, 9216, 26, 8, 4, 256};
+  const ShapeDefaults* d = gemma2 ? &gemma2_shape : gemma3 ? &gemma3_shape : nullptr;
+  auto shape_field = [&](const char* key, int64_t ShapeDefaults::*member) {
+    return int32_t(d ? f.integer(key, d->*member) : f.required_integer(key));
+  };
+  c.vocab_size = shape_field("vocab_size", &ShapeDefaults::vocab);
+  c.hidden_size = shape_field("hidden_size", &ShapeDefaults::hidden);
+  c.intermediate_size = shape_field("intermediate_size", &ShapeDefaults::inter);
+  c.num_layers = shape_field("num_hidden_layers", &ShapeDefaults::layers);
+  c.num_heads = shape_field("num_attention_heads", &ShapeDefaults::heads);
+  c.num_kv_heads = int32_t(f.integer("num_key_value_heads", d ? d->kv_heads : int64_t(c.num_heads)));
+  if (cfg.find_value("head_dim") || d) {
+    c.head_dim = shape_field("head_dim", &ShapeDefaults::head_dim);
   } else {
     if (c.hidden_size % c.num_heads != 0)
-      load_error(path + ": hidden_size " + std::to_string(c.hidden_size) +
+      load_error(cpath + ": hidden_size " + std::to_string(c.hidden_size) +
                  " is not a multiple of num_attention_heads " + std::to_string(c.num_heads) +
                  " and no head_dim is given");
     c.head_dim = c.hidden_size / c.num_heads;
   }
   if (c.num_heads % c.num_kv_heads != 0)
-    load_error(path + ": num_attention_heads " + std::to_string(c.num_heads) +
+    load_error(cpath + ": num_attention_heads " + std::to_string(c.num_heads) +
                " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
-  if (c.head_dim % 2 != 0) load_error(path + ": head_dim " + std::to_string(c.head_dim) + " must be even for rotary embeddings");
+  if (c.head_dim % 2 != 0) load_error(cpath + ": head_dim " + std::to_string(c.head_dim) + " must be even for rotary embeddings");
 
-  const int64_t default_max_pos = gemma ? 8192 : type == "llama" ? 2048 : 32768;
+  const int64_t default_max_pos = gemma3 ? 131072 : gemma ? 8192 : type == "llama" ? 2048 : 32768;
   c.max_position_embeddings = int32_t(f.integer("max_position_embeddings", default_max_pos));
-  c.rms_norm_eps = float(f.number("rms_norm_eps", type == "mistral" ? 1e-6 : 1e-6));
-  if (!(c.rms_norm_eps > 0)) load_error(path + ": rms_norm_eps must be positive");
-  read_rope(cfg, path, c);
-  c.tie_word_embeddings = f.boolean("tie_word_embeddings", gemma);
-  c.torch_dtype = f.string("dtype", f.string("torch_dtype", ""));
+  c.rms_norm_eps = float(f.number("rms_norm_eps", 1e-6));
+  if (!(c.rms_norm_eps > 0)) load_error(cpath + ": rms_norm_eps must be positive");
+  read_rope(cfg, cpath, gemma3, c);
+  // A multimodal checkpoint ties (or not) at its top level.
+  c.tie_word_embeddings = top.boolean("tie_word_embeddings", f.boolean("tie_word_embeddings", gemma));
+  c.torch_dtype = top.string("dtype", top.string("torch_dtype", f.string("dtype", f.string("torch_dtype", ""))));
 
-  // Biases: qwen2 always has q/k/v biases and never an o bias; llama and gemma put
-  // one on all four projections when attention_bias is set; mistral has none.
+  // Biases: qwen2 always has q/k/v biases and never an o bias; the others put one on
+  // all four projections when attention_bias is set; mistral has none.
   if (type == "qwen2") {
     c.attention_bias = true;
   } else if (type != "mistral") {
     c.attention_bias = c.attention_out_bias = f.boolean("attention_bias", false);
   }
-  if (f.boolean("mlp_bias", false)) unsupported(path + ": mlp_bias is not supported");
+  if (f.boolean("mlp_bias", false)) unsupported(cpath + ": mlp_bias is not supported");
 
-  std::string act = f.string("hidden_act", gemma ? "gelu_pytorch_tanh" : "silu");
   if (gemma) {
     // Gemma's legacy "gelu" means the tanh approximation (transformers rewrites it).
+    const std::string act = f.string("hidden_activation", f.string("hidden_act", "gelu_pytorch_tanh"));
     if (act != "gelu_pytorch_tanh" && act != "gelu" && act != "gelu_new" && act != "gelu_fast")
-      unsupported(path + ": hidden_act \"" + act + "\" is not supported for gemma");
+      unsupported(cpath + ": hidden_activation \"" + act + "\" is not supported for " + type);
     c.activation = Activation::gelu_tanh;
     c.norm_weight_offset = 1.0f;
     c.scale_embeddings = true;
     if (f.boolean("use_bidirectional_attention", false))
-      unsupported(path + ": use_bidirectional_attention is not supported");
+      unsupported(cpath + ": use_bidirectional_attention is not supported");
   } else {
-    if (act != "silu" && act != "swish") unsupported(path + ": hidden_act \"" + act + "\" is not supported");
+    const std::string act = f.string("hidden_act", "silu");
+    if (act != "silu" && act != "swish") unsupported(cpath + ": hidden_act \"" + act + "\" is not supported");
     c.activation = Activation::silu;
   }
-
-  // Sliding-window attention is not implemented; contexts are capped at the window,
-  // where full attention is exactly what the window computes.
-  if (type == "mistral" || (type == "qwen2" && f.boolean("use_sliding_window", false))) {
-    c.sliding_window = int32_t(f.integer("sliding_window", int64_t(0), 0));
-    if (c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings)
-      c.max_position_embeddings = c.sliding_window;
+  if (gemma2 || gemma3) {
+    c.sandwich_norms = true;
+    c.query_pre_attn_scalar = float(f.number("query_pre_attn_scalar", 256.0));
+    if (!(c.query_pre_attn_scalar > 0)) load_error(cpath + ": query_pre_attn_scalar must be positive");
+    c.attn_logit_softcap = float(f.nullable_number("attn_logit_softcapping", gemma2 ? 50.0 : 0.0));
+    c.final_logit_softcap = float(f.nullable_number("final_logit_softcapping", gemma2 ? 30.0 : 0.0));
+    if (c.attn_logit_softcap < 0 || c.final_logit_softcap < 0)
+      load_error(cpath + ": soft-capping values must be positive (or null for none)");
   }
+  c.qk_norm = gemma3 || type == "qwen3";
+
+  c.layer_windows = read_layer_windows(cfg, cpath, type, c.num_layers);
+  for (int32_t w : c.layer_windows) c.sliding_window = std::max(c.sliding_window, w);
 
   // EOS: generation_config.json is what transformers' generate() uses; config.json's
-  // ids are added so either file is enough.
+  // ids (top level, then text_config) are added so either file is enough.
   const std::string gen_path = model_dir + "/generation_config.json";
   std::vector<int32_t> eos;
   int32_t bos = -1;
@@ -285,10 +397,11 @@ ModelConfig model_config_load(const std::string& model_dir) {
     std::vector<int32_t> b = g.id_list("bos_token_id");
     if (!b.empty()) bos = b[0];
   }
-  append_unique(eos, f.id_list("eos_token_id"));
-  if (bos < 0) {
-    std::vector<int32_t> b = f.id_list("bos_token_id");
-    if (!b.empty()) bos = b[0];
+  append_unique(eos, top.id_list("eos_token_id"));
+  if (&cfg != &top_cfg) append_unique(eos, f.id_list("eos_token_id"));
+  for (const Fields* src : {&top, &f}) {
+    std::vector<int32_t> b = src->id_list("bos_token_id");
+    if (bos < 0 && !b.empty()) bos = b[0];
   }
   for (int32_t id : eos) {
     if (id >= c.vocab_size)
@@ -300,12 +413,22 @@ ModelConfig model_config_load(const std::string& model_dir) {
   return c;
 }
 
-RopeConfig rope_config_make(const ModelConfig& c) {
+int32_t ModelConfig::attention_reach() const {
+  int32_t reach = 0;
+  for (int32_t w : layer_windows) {
+    if (w == 0) return 0;
+    reach = std::max(reach, w);
+  }
+  return reach;
+}
+
+RopeConfig rope_config_make(const ModelConfig& c, bool local) {
   RopeConfig r;
   r.head_dim = c.head_dim;
   r.rotary_dim = c.head_dim;
   const int32_t dim = r.rotary_dim;
-  const float base = c.rope_theta;
+  const bool own_local = local && c.rope_local_theta > 0;
+  const float base = own_local ? c.rope_local_theta : c.rope_theta;
   r.inv_freq.resize(size_t(dim / 2));
   // transformers: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all in f32
   // (a python scalar over an f32 tensor computes in f32; 1.0 / t is reciprocal).
@@ -313,7 +436,7 @@ RopeConfig rope_config_make(const ModelConfig& c) {
     float e = float(2 * i) / float(dim);
     r.inv_freq[size_t(i)] = 1.0f / std::pow(base, e);
   }
-  const RopeScaling& s = c.rope_scaling;
+  const RopeScaling& s = own_local ? c.rope_local_scaling : c.rope_scaling;
   if (s.type == "linear") {
     for (float& f : r.inv_freq) f = f / s.factor;
   } else if (s.type == "llama3") {

@@ -29,6 +29,8 @@ float round_to_dtype(float x, DType dtype) {
 
 struct LayerWeights {
   Tensor input_norm, post_norm;  // [1, hidden]
+  Tensor pre_ff_norm, post_ff_norm;  // [1, hidden], sandwich norms only
+  Tensor q_norm, k_norm;         // [1, head_dim], QK-norm only
   Tensor qkv, qkv_bias;          // [qkv_width, hidden], [1, qkv_width] (bias optional)
   Tensor o, o_bias;              // [hidden, q_width], [1, hidden] (bias optional)
   Tensor gate_up, down;          // [2I, hidden], [hidden, I]
@@ -39,7 +41,14 @@ class TransformerModel final : public Model {
   TransformerModel(ModelConfig config, Backend& backend)
       : config_(std::move(config)), backend_(backend), heads_(config_.heads()) {
     rope_ = rope_config_make(config_);
-    attn_scale_ = float(std::pow(double(config_.head_dim), -0.5));
+    rope_local_ = rope_config_make(config_, /*local=*/true);
+    const double pre_attn = config_.query_pre_attn_scalar > 0 ? config_.query_pre_attn_scalar : config_.head_dim;
+    attn_.resize(size_t(config_.num_layers));
+    for (size_t l = 0; l < attn_.size(); ++l) {
+      attn_[l].scale = float(std::pow(pre_attn, -0.5));
+      attn_[l].window = l < config_.layer_windows.size() ? config_.layer_windows[l] : 0;
+      attn_[l].softcap = config_.attn_logit_softcap;
+    }
     // transformers: hidden * tensor(sqrt(hidden)).to(activation dtype).
     embed_scale_ = config_.scale_embeddings
                        ? round_to_dtype(float(std::sqrt(double(config_.hidden_size))), backend_.act_dtype())
@@ -58,20 +67,40 @@ class TransformerModel final : public Model {
     const ModelConfig& c = config_;
     const int64_t H = c.hidden_size, I = c.intermediate_size;
     const int64_t qw = heads_.q_width(), kw = heads_.kv_width(), qkvw = heads_.qkv_width();
+    const int64_t hd = c.head_dim;
 
-    load_into(st, "model.embed_tokens.weight", {c.vocab_size, H}, embed_, 0, c.vocab_size);
+    // The decoder's tensors sit under "model." in a causal-LM checkpoint; a multimodal
+    // Gemma 3 keeps them under "model.language_model." (transformers 5) or
+    // "language_model.model." (the Hub's checkpoints), its head beside them.
+    std::string m = "model.", head = "lm_head.weight";
+    for (const char* prefix : {"model.", "model.language_model.", "language_model.model."}) {
+      if (st.find(std::string(prefix) + "embed_tokens.weight")) {
+        m = prefix;
+        break;
+      }
+    }
+    if (m == "language_model.model.") head = "language_model.lm_head.weight";
+    load_into(st, m + "embed_tokens.weight", {c.vocab_size, H}, embed_, 0, c.vocab_size);
     // The layer count sizes host structures before any layer is read: make sure the
     // weights have that many layers first.
-    const std::string last = "model.layers." + std::to_string(c.num_layers - 1) + ".input_layernorm.weight";
+    const std::string last = m + "layers." + std::to_string(c.num_layers - 1) + ".input_layernorm.weight";
     if (!st.find(last))
       load_error("config.json says num_hidden_layers = " + std::to_string(c.num_layers) + " but tensor '" + last +
                  "' is missing from the weights");
     layers_.resize(size_t(c.num_layers));
     for (int32_t l = 0; l < c.num_layers; ++l) {
       LayerWeights& L = layers_[size_t(l)];
-      const std::string p = "model.layers." + std::to_string(l) + ".";
+      const std::string p = m + "layers." + std::to_string(l) + ".";
       load_into(st, p + "input_layernorm.weight", {H}, L.input_norm, 0, 1);
       load_into(st, p + "post_attention_layernorm.weight", {H}, L.post_norm, 0, 1);
+      if (c.sandwich_norms) {
+        load_into(st, p + "pre_feedforward_layernorm.weight", {H}, L.pre_ff_norm, 0, 1);
+        load_into(st, p + "post_feedforward_layernorm.weight", {H}, L.post_ff_norm, 0, 1);
+      }
+      if (c.qk_norm) {
+        load_into(st, p + "self_attn.q_norm.weight", {hd}, L.q_norm, 0, 1);
+        load_into(st, p + "self_attn.k_norm.weight", {hd}, L.k_norm, 0, 1);
+      }
       alloc_weight(L.qkv, qkvw, H);
       load_into(st, p + "self_attn.q_proj.weight", {qw, H}, L.qkv, 0, qw);
       load_into(st, p + "self_attn.k_proj.weight", {kw, H}, L.qkv, qw, kw);
@@ -91,10 +120,10 @@ class TransformerModel final : public Model {
       load_into(st, p + "mlp.up_proj.weight", {I, H}, L.gate_up, I, I);
       load_into(st, p + "mlp.down_proj.weight", {H, I}, L.down, 0, H);
     }
-    load_into(st, "model.norm.weight", {H}, final_norm_, 0, 1);
+    load_into(st, m + "norm.weight", {H}, final_norm_, 0, 1);
     // A tied head is the embedding table; a stored lm_head.weight is then ignored,
     // as transformers ties over it.
-    if (!c.tie_word_embeddings) load_into(st, "lm_head.weight", {c.vocab_size, H}, lm_head_, 0, c.vocab_size);
+    if (!c.tie_word_embeddings) load_into(st, head, {c.vocab_size, H}, lm_head_, 0, c.vocab_size);
   }
 
   const ModelConfig& config() const override { return config_; }
@@ -167,15 +196,25 @@ class TransformerModel final : public Model {
       } else {
         b.add_rms_norm(residual, proj, L.input_norm, eps, off, normed);  // + previous MLP output
       }
+      const AttentionParams& ap = attn_[size_t(l)];
       b.linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv);
-      b.rope(qkv, step, heads_, rope_);
+      if (c.qk_norm) b.head_rms_norm(qkv, heads_, L.q_norm, L.k_norm, eps, off);
+      b.rope(qkv, step, heads_, ap.window > 0 ? rope_local_ : rope_);
       b.kv_write(qkv, step, heads_, kv_[size_t(l)]);
-      b.attention(qkv, step, heads_, kv_[size_t(l)], attn_scale_, attn);
+      b.attention(qkv, step, heads_, kv_[size_t(l)], ap, attn);
       b.linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj);
-      b.add_rms_norm(residual, proj, L.post_norm, eps, off, normed);
+      if (c.sandwich_norms) {
+        // Gemma 2/3: the attention output is normed before the residual add, and the
+        // MLP has a norm of its own on each side.
+        b.rms_norm(proj, L.post_norm, eps, off, proj);
+        b.add_rms_norm(residual, proj, L.pre_ff_norm, eps, off, normed);
+      } else {
+        b.add_rms_norm(residual, proj, L.post_norm, eps, off, normed);
+      }
       b.linear(normed, L.gate_up, nullptr, gate_up);
       b.gated_activation(gate_up, c.activation, mlp);
       b.linear(mlp, L.down, nullptr, proj);
+      if (c.sandwich_norms) b.rms_norm(proj, L.post_ff_norm, eps, off, proj);
     }
     b.add_rms_norm(residual, proj, final_norm_, eps, off, normed);
     Tensor rows = act_.logit_hidden.row_slice(0, R);
@@ -183,6 +222,7 @@ class TransformerModel final : public Model {
     if (R == 0) return logits;
     b.gather_rows(normed, step, rows);
     b.linear(rows, c.tie_word_embeddings ? embed_ : lm_head_, nullptr, logits);
+    if (c.final_logit_softcap > 0) b.softcap(logits, c.final_logit_softcap);
     return logits;
   }
 
@@ -262,8 +302,8 @@ class TransformerModel final : public Model {
   ModelConfig config_;
   Backend& backend_;
   HeadLayout heads_;
-  RopeConfig rope_;
-  float attn_scale_ = 1.0f;
+  RopeConfig rope_, rope_local_;        // global layers', sliding-window layers'
+  std::vector<AttentionParams> attn_;   // per layer
   float embed_scale_ = 1.0f;
 
   Tensor embed_, final_norm_, lm_head_;

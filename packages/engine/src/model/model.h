@@ -1,5 +1,5 @@
 // A decoder-only transformer in Hugging Face layout, written once over the Backend
-// ops. Gemma (1st generation) and the Llama family (Llama 2/3/3.1, Mistral, Qwen2)
+// ops. Gemma 1/2/3 (text), the Llama family (Llama 2/3/3.1/3.2, Mistral) and Qwen2/3
 // are the same graph with different switches in ModelConfig.
 //
 // Contract with the runtime (src/runtime): the runtime owns scheduling and the
@@ -26,7 +26,9 @@ struct RopeScaling {
 
 struct ModelConfig {
   std::string architecture;           // config.json "architectures"[0]
-  std::string model_type;             // "gemma" | "llama" | "mistral" | "qwen2"
+  // "gemma" | "gemma2" | "gemma3_text" | "gemma3" | "llama" | "mistral" | "qwen2" | "qwen3";
+  // "gemma3" is a Gemma3ForConditionalGeneration checkpoint, of which the text model runs.
+  std::string model_type;
   int32_t vocab_size = 0;
   int32_t hidden_size = 0;
   int32_t intermediate_size = 0;
@@ -35,8 +37,12 @@ struct ModelConfig {
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
   float rms_norm_eps = 1e-6f;
-  float rope_theta = 10000.0f;
+  float rope_theta = 10000.0f;         // global (full-attention) layers
   RopeScaling rope_scaling;
+  // Sliding-window layers' rotary embedding where it differs (gemma3:
+  // rope_local_base_freq, no scaling); rope_local_theta 0 = the same as the global one.
+  float rope_local_theta = 0.0f;
+  RopeScaling rope_local_scaling;
   int32_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;        // q/k/v biases (qwen2 always; llama/gemma when attention_bias)
@@ -46,10 +52,33 @@ struct ModelConfig {
   bool scale_embeddings = false;      // gemma: embeddings * sqrt(hidden_size)
   std::vector<int32_t> eos_token_ids;
   int32_t bos_token_id = -1;
-  int32_t sliding_window = 0;         // mistral: 0 = none; attention over a window is not implemented past it
+  // Sliding-window attention: the config's window (0 = none) and, per layer, the window
+  // that layer attends over (0 = full attention). A query at position p of a layer with
+  // window W sees keys p - W < j <= p (transformers' sliding_window_overlay). Mistral
+  // windows every layer; Gemma 2 alternates local and global layers, Gemma 3 has five
+  // local to one global (config.json "layer_types"). The block manager may drop a
+  // sequence's KV blocks that lie wholly before every layer's window.
+  int32_t sliding_window = 0;
+  std::vector<int32_t> layer_windows;  // [num_layers]
+  // Gemma 2/3: RMSNorm on the attention and MLP outputs before each residual add
+  // (post_attention_layernorm, post_feedforward_layernorm) and pre_feedforward_layernorm
+  // before the MLP; without it post_attention_layernorm is the MLP's input norm.
+  bool sandwich_norms = false;
+  // Qwen3, Gemma 3: RMSNorm over each q and k head (q_norm, k_norm) before the rotary
+  // embedding, with norm_weight_offset like every other norm of the model.
+  bool qk_norm = false;
+  // Attention scores are scaled by query_pre_attn_scalar^-0.5 (gemma2/3), else head_dim^-0.5.
+  float query_pre_attn_scalar = 0.0f;
+  // Soft-capping x -> tanh(x / cap) * cap (0 = none): of the attention scores after
+  // scaling (gemma2 attn_logit_softcapping) and of the final logits (final_logit_softcapping).
+  float attn_logit_softcap = 0.0f;
+  float final_logit_softcap = 0.0f;
   std::string torch_dtype;            // as stored
 
   HeadLayout heads() const { return HeadLayout{num_heads, num_kv_heads, head_dim}; }
+  // How many of a sequence's latest positions some layer may still read: the largest
+  // window over the layers, 0 (unbounded) when any layer attends to the full context.
+  int32_t attention_reach() const;
 };
 
 // Reads and validates config.json (and generation_config.json for EOS ids when present).
@@ -58,8 +87,9 @@ struct ModelConfig {
 ModelConfig model_config_load(const std::string& model_dir);
 
 // The rotary embedding of a config: inv_freq computed as transformers computes it
-// (f32, same operation order), including "linear" and "llama3" scaling.
-RopeConfig rope_config_make(const ModelConfig& config);
+// (f32, same operation order), including "linear" and "llama3" scaling. `local`
+// picks the sliding-window layers' embedding (the same unless rope_local_theta is set).
+RopeConfig rope_config_make(const ModelConfig& config, bool local = false);
 
 class Model {
  public:

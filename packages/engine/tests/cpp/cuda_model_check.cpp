@@ -7,7 +7,11 @@
 //       logits on the same bf16 weights, and greedy generation of 16 tokens against
 //       transformers' greedy tokens.
 //       Error per position r: rel_l2(r) = ||engine[r] - ref[r]||_2 / ||ref[r]||_2;
-//       a case passes when the largest rel_l2 over its positions is <= the bound.
+//       a case passes when the largest rel_l2 over its positions is <= the bound,
+//       which is --max-rel-l2 or, where transformers' own bf16 run of the case is
+//       further from its float32 run (a few small random models: Gemma 3 with
+//       QK-norm, Llama 3.2's tied head), that distance: a bf16 engine is not held
+//       to more than the reference's own bf16 arithmetic reaches.
 //       Also printed: max_rel(r) = max_i |engine - ref| / max_i |ref| (the CPU
 //       tests' measure) and transformers' own bf16-vs-f32 rel_l2 for scale.
 //   cuda_model_check --invariance MODEL_DIR [--device cuda] [--requests 64]
@@ -128,11 +132,13 @@ void check_reference(const std::string& dir, const std::string& device, double m
         worst_max = std::max(worst_max, maxd / maxr);
       }
       const Json* hf = c.find("hf_bf16_rel_l2");
+      const double hf_l2 = hf ? hf->as_double() : -1.0;
+      const double bound = std::max(max_rel_l2, hf_l2);
       char msg[256];
       std::snprintf(msg, sizeof msg,
-                    "%s logits, %zu positions: rel_l2 %.2e (bound %.0e), max_rel %.2e; transformers bf16 rel_l2 %.2e",
-                    name.c_str(), ids.size(), worst_l2, max_rel_l2, worst_max, hf ? hf->as_double() : -1.0);
-      verdict(finite && worst_l2 <= max_rel_l2, msg);
+                    "%s logits, %zu positions: rel_l2 %.2e (bound %.2e), max_rel %.2e; transformers bf16 rel_l2 %.2e",
+                    name.c_str(), ids.size(), worst_l2, bound, worst_max, hf_l2);
+      verdict(finite && worst_l2 <= bound, msg);
     }
     std::vector<GenerateRequest> reqs;
     for (const Json& g : c.find("greedy")->items()) {

@@ -307,6 +307,45 @@ TEST_CASE(gated_activation_matches_cpu) {
   }
 }
 
+// QK-norm over the q and k heads of a fused qkv row (Qwen3: offset 0, Gemma 3: 1).
+TEST_CASE(head_rms_norm_matches_cpu) {
+  Worst w{"head_rms_norm"};
+  for (auto [nq, nk, hd] : std::vector<std::array<int, 3>>{{32, 8, 128}, {8, 4, 256}, {4, 1, 256}, {4, 2, 36}}) {
+    for (int T : {1, 7, 300}) {
+      for (float off : {0.0f, 1.0f}) {
+        Arena a;
+        const HeadLayout h{nq, nk, hd};
+        auto [qc, qg] = a.both(*env().gpu, DType::bf16, T, h.qkv_width(), randn(size_t(T) * h.qkv_width(), 2.0f));
+        auto [qwc, qwg] = a.both(*env().gpu, DType::bf16, 1, hd, randn(size_t(hd), 0.3f));
+        auto [kwc, kwg] = a.both(*env().gpu, DType::bf16, 1, hd, randn(size_t(hd), 0.3f));
+        env().cpu->head_rms_norm(qc, h, qwc, kwc, 1e-6f, off);
+        env().gpu->head_rms_norm(qg, h, qwg, kwg, 1e-6f, off);
+        Err e = compare(host(*env().gpu, qg), host(*env().cpu, qc));
+        w.add(e);
+        CHECK_ERR(e, 5e-3, 8e-3, fmt("head_rms_norm heads=%d/%d hd=%d T=%d offset=%g", nq, nk, hd, T, off));
+      }
+    }
+  }
+}
+
+// Final-logit soft-capping of f32 logits (Gemma 2: cap 30).
+TEST_CASE(softcap_matches_cpu) {
+  Worst w{"softcap"};
+  for (int V : {1000, 256000}) {
+    for (int R : {1, 33}) {
+      for (float cap : {30.0f, 3.0f}) {
+        Arena a;
+        auto [xc, xg] = a.both(*env().gpu, DType::f32, R, V, randn(size_t(R) * V, 20.0f));
+        env().cpu->softcap(xc, cap);
+        env().gpu->softcap(xg, cap);
+        Err e = compare(host(*env().gpu, xg), host(*env().cpu, xc));
+        w.add(e);
+        CHECK_ERR(e, 1e-5, 1e-5, fmt("softcap V=%d R=%d cap=%g", V, R, cap));
+      }
+    }
+  }
+}
+
 TEST_CASE(rope_matches_cpu) {
   Worst w{"rope"};
   const std::pair<int, int> head_sets[] = {{1, 1}, {8, 1}, {16, 16}, {16, 4}};
@@ -493,6 +532,8 @@ struct AttnCase {
   int bs;
   std::vector<SeqSpec> seqs;
   float q_scale;
+  int window = 0;        // sliding window (0 = none)
+  float softcap = 0.0f;  // attention logit soft-cap (0 = none)
 };
 
 // Runs one attention case on both backends; returns the GPU output (host) for
@@ -526,8 +567,25 @@ std::vector<float> run_attention(const AttnCase& c, Worst& w, const std::string&
       }
     }
   }
+  if (!given && c.window > 0) {
+    // Blocks wholly before the window of a sequence's first query are given back (-1)
+    // and their slots poisoned: a kernel that reads them anyway shows NaN.
+    for (int s = 0; s < b.num_seqs(); ++s) {
+      const int first = b.context_lens[size_t(s)] - (b.cu_seq_q[size_t(s) + 1] - b.cu_seq_q[size_t(s)]);
+      const int lo = std::max(0, first - c.window + 1);
+      for (int blk = 0; blk < lo / c.bs; ++blk) {
+        int& id = b.block_tables[size_t(s) * b.max_blocks_per_seq + blk];
+        std::fill(kh.begin() + int64_t(id) * c.bs * kvw, kh.begin() + int64_t(id + 1) * c.bs * kvw, kNaN);
+        std::fill(vh.begin() + int64_t(id) * c.bs * kvw, vh.begin() + int64_t(id + 1) * c.bs * kvw, kNaN);
+        id = -1;
+      }
+    }
+  }
   if (qh.empty()) qh = randn(size_t(T) * h.qkv_width(), c.q_scale);
-  const float scale = 1.0f / std::sqrt(float(h.head_dim));
+  AttentionParams params;
+  params.scale = 1.0f / std::sqrt(float(h.head_dim));
+  params.window = c.window;
+  params.softcap = c.softcap;
   int max_ctx = 1;
   for (int x : b.context_lens) max_ctx = std::max(max_ctx, x);
 
@@ -541,7 +599,7 @@ std::vector<float> run_attention(const AttnCase& c, Worst& w, const std::string&
   g.upload(kg.v, 0, vh.data(), DType::f32, slots);
   Tensor og = a.alloc(g, DType::bf16, T, h.q_width());
   poison(g, og);
-  g.attention(qg, sg, h, kg, scale, og);
+  g.attention(qg, sg, h, kg, params, og);
   std::vector<float> got = host(g, og);
 
   if (compare_cpu) {
@@ -554,7 +612,7 @@ std::vector<float> run_attention(const AttnCase& c, Worst& w, const std::string&
     cpu.upload(kc.k, 0, kh.data(), DType::f32, slots);
     cpu.upload(kc.v, 0, vh.data(), DType::f32, slots);
     Tensor oc = a.alloc(cpu, DType::f32, T, h.q_width());
-    cpu.attention(qc, sc, h, kc, scale, oc);
+    cpu.attention(qc, sc, h, kc, params, oc);
     Err e = compare(got, host(cpu, oc));
     w.add(e);
     CHECK_ERR(e, 1e-2, 3e-2, name);
@@ -621,12 +679,46 @@ TEST_CASE(attention_matches_cpu_over_grid) {
   }
 }
 
+// Sliding windows (Mistral, Gemma 2/3 local layers) and soft-capped scores (Gemma 2),
+// on the shapes of the models that have them, decode and prefill chunks mixed; blocks
+// before every window are given back and poisoned (run_attention).
+TEST_CASE(attention_window_and_softcap_match_cpu) {
+  Worst w{"attention window/cap"};
+  // Gemma 2 2B/9B (8/4, 16/8 x 256), Gemma 3 1B/4B (4/1, 8/4 x 256), Mistral/Qwen3 (32/8 x 128),
+  // and the simple kernel's head size 36.
+  const std::array<int, 3> shapes[] = {{8, 4, 256}, {16, 8, 256}, {4, 1, 256}, {32, 8, 128}, {8, 2, 64}, {4, 1, 36}};
+  for (auto [nq, nkv, hd] : shapes) {
+    for (int window : {16, 100, 1024}) {
+      for (float cap : {0.0f, 50.0f, 5.0f}) {
+        for (int bs : {16, 32}) {
+          HeadLayout h{nq, nkv, hd};
+          std::vector<SeqSpec> mix;
+          for (int s = 0; s < 12; ++s) {
+            if (s % 4 == 1) {
+              const int q = uniform_int(2, 150);
+              mix.push_back({q, q + uniform_int(0, 1500)});
+            } else {
+              mix.push_back({1, uniform_int(1, 3000)});
+            }
+          }
+          mix.push_back({1, window});       // exactly the window
+          mix.push_back({1, window + 1});   // one past it
+          mix.push_back({200, 200});        // a fresh prompt longer than the small windows
+          AttnCase c{h, bs, mix, cap == 5.0f ? 3.0f : 1.0f, window, cap};
+          run_attention(c, w, fmt("attention window=%d cap=%g heads=%d/%d hd=%d bs=%d", window, cap, nq, nkv, hd, bs));
+        }
+      }
+    }
+  }
+}
+
 // A sequence's attention output has the same bits alone as in a batch, and when its
 // prompt is split into two chunks.
 TEST_CASE(attention_is_batch_and_chunk_invariant) {
   Worst w{"attention invariance"};
   int mismatched = 0, checked = 0;
-  for (auto [nq, nkv, hd] : std::vector<std::array<int, 3>>{{8, 1, 256}, {16, 16, 256}, {8, 2, 128}, {4, 1, 36}}) {
+  for (auto [nq, nkv, hd, window] : std::vector<std::array<int, 4>>{
+           {8, 1, 256, 0}, {16, 16, 256, 0}, {8, 2, 128, 0}, {4, 1, 36, 0}, {8, 4, 256, 100}, {4, 1, 36, 50}}) {
     const HeadLayout h{nq, nkv, hd};
     const int bs = 16;
     std::vector<SeqSpec> mix = {{1, 700}, {120, 420}, {1, 33}, {77, 77}, {1, 1500}};
@@ -634,7 +726,7 @@ TEST_CASE(attention_is_batch_and_chunk_invariant) {
     const int nb = blocks_needed(mix, bs) + 2;
     StepBatch b = make_step(mix, bs, nb, &tables);
     std::vector<float> kh, vh, qh;
-    AttnCase c{h, bs, mix, 1.0f};
+    AttnCase c{h, bs, mix, 1.0f, window, window > 0 ? 30.0f : 0.0f};
     std::vector<float> all = run_attention(c, w, "invariance base", &kh, &vh, &qh, &b, nb, false);
     // Each sequence alone, with its own rows of q.
     for (int s = 0; s < b.num_seqs(); ++s) {

@@ -275,9 +275,9 @@ TEST_CASE(config_errors_name_the_problem) {
     }
     return std::make_pair(ErrorCode::internal, std::string("no error"));
   };
-  auto r = code_of(R"({"architectures":["Gemma2ForCausalLM"],"model_type":"gemma2"})");
+  auto r = code_of(R"({"architectures":["Phi3ForCausalLM"],"model_type":"phi3"})");
   CHECK(r.first == ErrorCode::unsupported);
-  CHECK(r.second.find("Gemma2ForCausalLM") != std::string::npos);
+  CHECK(r.second.find("Phi3ForCausalLM") != std::string::npos);
   CHECK(r.second.find("LlamaForCausalLM") != std::string::npos);  // lists what is supported
   r = code_of(R"({"model_type":"phi3"})");
   CHECK(r.first == ErrorCode::unsupported && r.second.find("phi3") != std::string::npos);
@@ -358,7 +358,8 @@ TEST_CASE(config_gemma_qwen2_mistral_switches) {
              R"("sliding_window":32,"use_sliding_window":false,"eos_token_id":[3,4]})");
   ModelConfig q = model_config_load(dir.path);
   CHECK(q.attention_bias && !q.attention_out_bias && q.tie_word_embeddings);
-  CHECK_EQ(q.max_position_embeddings, 32768);  // window unused
+  CHECK_EQ(q.max_position_embeddings, 32768);
+  CHECK(q.layer_windows == std::vector<int32_t>({0}) && q.attention_reach() == 0);  // window unused
   CHECK(q.eos_token_ids == std::vector<int32_t>({3, 4}));
 
   write_file(dir.file("config.json"),
@@ -367,11 +368,83 @@ TEST_CASE(config_gemma_qwen2_mistral_switches) {
              R"("sliding_window":4096,"max_position_embeddings":32768})");
   ModelConfig m = model_config_load(dir.path);
   CHECK(!m.attention_bias && m.head_dim == 36);
-  CHECK_EQ(m.max_position_embeddings, 4096);  // capped at the window
+  CHECK_EQ(m.max_position_embeddings, 32768);  // the window is applied in attention, not as a cap
+  CHECK(m.layer_windows == std::vector<int32_t>({4096}) && m.attention_reach() == 4096);
   CHECK(m.eos_token_ids.empty());
 
   write_file(dir.file("config.json"), llama_config("", 100));
   CHECK_THROWS_WITH(model_config_load(dir.path), EngineError, "outside the vocabulary");
+}
+
+TEST_CASE(config_gemma2_gemma3_qwen3_switches) {
+  TempDir dir;
+  // Gemma 2 as transformers 5 writes it: soft-caps, alternating layer types.
+  write_file(dir.file("config.json"),
+             R"({"architectures":["Gemma2ForCausalLM"],"model_type":"gemma2","vocab_size":100,"hidden_size":64,)"
+             R"("intermediate_size":128,"num_hidden_layers":3,"num_attention_heads":2,"num_key_value_heads":1,)"
+             R"("head_dim":32,"hidden_activation":"gelu_pytorch_tanh","query_pre_attn_scalar":24,)"
+             R"("attn_logit_softcapping":50.0,"final_logit_softcapping":null,"sliding_window":16,)"
+             R"("layer_types":["sliding_attention","full_attention","sliding_attention"],)"
+             R"("rope_parameters":{"rope_theta":10000.0,"rope_type":"default"}})");
+  ModelConfig g2 = model_config_load(dir.path);
+  CHECK(g2.sandwich_norms && !g2.qk_norm && g2.norm_weight_offset == 1.0f && g2.tie_word_embeddings);
+  CHECK(g2.query_pre_attn_scalar == 24.0f && g2.attn_logit_softcap == 50.0f && g2.final_logit_softcap == 0.0f);
+  CHECK(g2.layer_windows == std::vector<int32_t>({16, 0, 16}) && g2.sliding_window == 16);
+  CHECK_EQ(g2.attention_reach(), 0);  // a global layer reads the whole context
+  // Without layer_types or caps: the class defaults (even layers local, caps 50 and 30).
+  write_file(dir.file("config.json"),
+             R"({"architectures":["Gemma2ForCausalLM"],"vocab_size":100,"hidden_size":64,)"
+             R"("intermediate_size":128,"num_hidden_layers":4,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":32})");
+  g2 = model_config_load(dir.path);
+  CHECK(g2.layer_windows == std::vector<int32_t>({4096, 0, 4096, 0}));
+  CHECK(g2.attn_logit_softcap == 50.0f && g2.final_logit_softcap == 30.0f && g2.query_pre_attn_scalar == 256.0f);
+
+  // Gemma 3 text: per-layer-type rope, QK-norm, 5 local : 1 global by default.
+  write_file(dir.file("config.json"),
+             R"({"architectures":["Gemma3ForCausalLM"],"model_type":"gemma3_text","vocab_size":100,"hidden_size":64,)"
+             R"("intermediate_size":128,"num_hidden_layers":7,"num_attention_heads":2,"num_key_value_heads":1,)"
+             R"("head_dim":32,"sliding_window":8,"rope_parameters":{"full_attention":{"rope_type":"linear",)"
+             R"("factor":8.0,"rope_theta":1000000.0},"sliding_attention":{"rope_type":"default","rope_theta":10000.0}}})");
+  ModelConfig g3 = model_config_load(dir.path);
+  CHECK(g3.sandwich_norms && g3.qk_norm && g3.attn_logit_softcap == 0.0f && g3.final_logit_softcap == 0.0f);
+  CHECK(g3.layer_windows == std::vector<int32_t>({8, 8, 8, 8, 8, 0, 8}));
+  CHECK(g3.rope_theta == 1000000.0f && g3.rope_scaling.type == "linear" && g3.rope_scaling.factor == 8.0f);
+  CHECK(g3.rope_local_theta == 10000.0f && g3.rope_local_scaling.type.empty());
+  RopeConfig global = rope_config_make(g3), local = rope_config_make(g3, true);
+  CHECK(global.inv_freq[1] == (1.0f / std::pow(1000000.0f, 2.0f / 32.0f)) / 8.0f);
+  CHECK(local.inv_freq[1] == 1.0f / std::pow(10000.0f, 2.0f / 32.0f));
+  // The Hub's older spelling (rope_theta + rope_scaling + rope_local_base_freq) inside a
+  // multimodal checkpoint's text_config, shape fields left to Gemma3TextConfig's defaults.
+  write_file(dir.file("config.json"),
+             R"({"architectures":["Gemma3ForConditionalGeneration"],"model_type":"gemma3","eos_token_id":[1,106],)"
+             R"("text_config":{"model_type":"gemma3_text","hidden_size":2560,"intermediate_size":10240,)"
+             R"("num_hidden_layers":34,"rope_scaling":{"factor":8.0,"rope_type":"linear"},"sliding_window":1024},)"
+             R"("vision_config":{"model_type":"siglip_vision_model"}})");
+  g3 = model_config_load(dir.path);
+  CHECK(g3.model_type == "gemma3" && g3.vocab_size == 262208 && g3.num_heads == 8 && g3.num_kv_heads == 4);
+  CHECK(g3.head_dim == 256 && g3.query_pre_attn_scalar == 256.0f && g3.tie_word_embeddings);
+  CHECK(g3.rope_theta == 1000000.0f && g3.rope_scaling.type == "linear" && g3.rope_local_theta == 10000.0f);
+  CHECK(g3.layer_windows.size() == 34 && g3.layer_windows[4] == 1024 && g3.layer_windows[5] == 0);
+  CHECK(g3.eos_token_ids == std::vector<int32_t>({1, 106}));
+
+  // Qwen3: QK-norm, no biases by default; windows only with use_sliding_window.
+  write_file(dir.file("config.json"),
+             R"({"architectures":["Qwen3ForCausalLM"],"vocab_size":100,"hidden_size":64,"intermediate_size":128,)"
+             R"("num_hidden_layers":3,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,)"
+             R"("use_sliding_window":true,"sliding_window":16,"max_window_layers":1})");
+  ModelConfig q3 = model_config_load(dir.path);
+  CHECK(q3.qk_norm && !q3.sandwich_norms && !q3.attention_bias && q3.norm_weight_offset == 0.0f);
+  CHECK(q3.layer_windows == std::vector<int32_t>({0, 16, 16}));
+
+  write_file(dir.file("config.json"), R"({"architectures":["Gemma3ForConditionalGeneration"],"model_type":"gemma3"})");
+  CHECK_THROWS_WITH(model_config_load(dir.path), EngineError, "needs a \"text_config\" object");
+
+  // Layer types we do not run are named.
+  write_file(dir.file("config.json"),
+             R"({"architectures":["Qwen3ForCausalLM"],"vocab_size":100,"hidden_size":64,"intermediate_size":128,)"
+             R"("num_hidden_layers":1,"num_attention_heads":4,"head_dim":32,"use_sliding_window":true,)"
+             R"("layer_types":["chunked_attention"]})");
+  CHECK_THROWS_WITH(model_config_load(dir.path), EngineError, "layer type \"chunked_attention\"");
 }
 
 int main(int argc, char** argv) { return bg_test::run_all(argc, argv); }

@@ -325,37 +325,63 @@ TEST_CASE(paged_attention_matches_naive_causal_gqa) {
   be->kv_write(qkv, st, heads, cache);
   Tensor out = be->alloc(DType::f32, 9, heads.q_width());
   const float scale = 1.0f / std::sqrt(12.0f);
-  be->attention(qkv, st, heads, cache, scale, out);
-  double worst = 0;
-  for (int32_t t = 0; t < 9; ++t) {
-    const bool in_a = t < 3;
-    const int32_t pos = in_a ? cached_a + t : t - 3;
-    for (int32_t h = 0; h < heads.num_heads; ++h) {
-      const int32_t kvh = h / 3;
-      std::vector<double> s(static_cast<size_t>(pos + 1));
-      double m = -1e300;
-      for (int32_t j = 0; j <= pos; ++j) {
-        const auto& kk = in_a ? k_a[size_t(j)] : k_b[size_t(j)];
-        double d = 0;
-        for (int32_t i = 0; i < 12; ++i) d += double(q[size_t(t)][size_t(h * 12 + i)]) * kk[size_t(kvh * 12 + i)];
-        s[size_t(j)] = d * scale;
-        m = std::max(m, s[size_t(j)]);
-      }
-      double sum = 0;
-      for (double& x : s) sum += (x = std::exp(x - m));
-      for (int32_t i = 0; i < 12; ++i) {
-        double o = 0;
-        for (int32_t j = 0; j <= pos; ++j) o += s[size_t(j)] / sum * (in_a ? v_a[size_t(j)] : v_b[size_t(j)])[size_t(kvh * 12 + i)];
-        worst = std::max(worst, std::fabs(o - out.ptr<float>()[t * heads.q_width() + h * 12 + i]));
+  // The naive f64 result of a window and soft-cap (0: none), worst error vs `out`.
+  auto check_naive = [&](int32_t window, double softcap) {
+    double worst = 0;
+    for (int32_t t = 0; t < 9; ++t) {
+      const bool in_a = t < 3;
+      const int32_t pos = in_a ? cached_a + t : t - 3;
+      const int32_t lo = window > 0 ? std::max(0, pos - window + 1) : 0;
+      for (int32_t h = 0; h < heads.num_heads; ++h) {
+        const int32_t kvh = h / 3;
+        std::vector<double> s(static_cast<size_t>(pos + 1), 0.0);
+        double m = -1e300;
+        for (int32_t j = lo; j <= pos; ++j) {
+          const auto& kk = in_a ? k_a[size_t(j)] : k_b[size_t(j)];
+          double d = 0;
+          for (int32_t i = 0; i < 12; ++i) d += double(q[size_t(t)][size_t(h * 12 + i)]) * kk[size_t(kvh * 12 + i)];
+          s[size_t(j)] = softcap > 0 ? std::tanh(d * scale / softcap) * softcap : d * scale;
+          m = std::max(m, s[size_t(j)]);
+        }
+        double sum = 0;
+        for (int32_t j = lo; j <= pos; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - m));
+        for (int32_t i = 0; i < 12; ++i) {
+          double o = 0;
+          for (int32_t j = lo; j <= pos; ++j) o += s[size_t(j)] / sum * (in_a ? v_a[size_t(j)] : v_b[size_t(j)])[size_t(kvh * 12 + i)];
+          worst = std::max(worst, std::fabs(o - out.ptr<float>()[t * heads.q_width() + h * 12 + i]));
+        }
       }
     }
-  }
+    return worst;
+  };
+  AttentionParams params;
+  params.scale = scale;
+  be->attention(qkv, st, heads, cache, params, out);
+  double worst = check_naive(0, 0);
   std::fprintf(stderr, "  paged attention max abs error vs naive f64: %.3g\n", worst);
   CHECK(worst < 1e-5);
+  // A sliding window of 3 with soft-capped scores (cap 2 bends every score here).
+  params.window = 3;
+  params.softcap = 2.0f;
+  be->attention(qkv, st, heads, cache, params, out);
+  worst = check_naive(3, 2.0);
+  std::fprintf(stderr, "  windowed, soft-capped attention max abs error vs naive f64: %.3g\n", worst);
+  CHECK(worst < 1e-5);
+  // Window 2: A's first query (position 5) reaches back to 4, so its block 0 (positions
+  // 0-3) is never read, and may be given back (-1) without harm.
+  params.window = 2;
+  params.softcap = 0.0f;
+  b.block_tables[0] = -1;
+  StepTensors freed = be->upload_step(b);
+  be->attention(qkv, freed, heads, cache, params, out);
+  worst = check_naive(2, 0);
+  CHECK(worst < 1e-5);
+  b.block_tables[0] = 9;
+  params.window = 0;
   // A block id outside the cache is refused, not read.
   b.block_tables[0] = 99;
   StepTensors bad = be->upload_step(b);
-  CHECK_THROWS_WITH(be->attention(qkv, bad, heads, cache, scale, out), EngineError, "outside the cache");
+  CHECK_THROWS_WITH(be->attention(qkv, bad, heads, cache, params, out), EngineError, "outside the cache");
   for (Tensor* t : {&cache.k, &cache.v, &qkv, &out}) be->free(*t);
 }
 

@@ -258,6 +258,23 @@ class CpuBackend final : public Backend {
                   rope.attention_scaling, scratch_ptrs_.data());
   }
 
+  void head_rms_norm(Tensor& qkv, const HeadLayout& heads, const Tensor& q_w, const Tensor& k_w, float eps,
+                     float weight_offset) override {
+    expect_dtype(qkv, DType::f32, "head_rms_norm input");
+    expect_dtype(q_w, DType::f32, "q_norm weight");
+    expect_dtype(k_w, DType::f32, "k_norm weight");
+    expect(qkv.cols == heads.qkv_width(), "head_rms_norm: qkv shape");
+    expect(q_w.cols == heads.head_dim && k_w.cols == heads.head_dim, "head_rms_norm: weights must be [1, head_dim]");
+    cpu::head_rms_norm_f32(pool_, qkv.ptr<float>(), qkv.stride, qkv.rows, heads.num_heads, heads.num_kv_heads,
+                           heads.head_dim, q_w.ptr<float>(), k_w.ptr<float>(), eps, weight_offset);
+  }
+
+  void softcap(Tensor& x, float cap) override {
+    expect_dtype(x, DType::f32, "softcap input");
+    expect(cap > 0, "softcap: the cap must be positive");
+    cpu::softcap_f32(pool_, x.ptr<float>(), x.stride, x.rows, x.cols, cap);
+  }
+
   void kv_write(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, KvLayer& cache) override {
     expect_dtype(qkv, DType::f32, "kv_write input");
     expect_dtype(cache.k, DType::f32, "k cache");
@@ -277,23 +294,28 @@ class CpuBackend final : public Backend {
   }
 
   void attention(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const KvLayer& cache,
-                 float scale, Tensor& out) override {
+                 const AttentionParams& params, Tensor& out) override {
     expect_dtype(qkv, DType::f32, "attention input");
     expect_dtype(out, DType::f32, "attention output");
     expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "attention: qkv shape");
     expect(out.cols == heads.q_width() && out.rows == step.num_tokens, "attention: output shape");
     expect(cache.block_size > 0, "attention: cache block_size is not set");
     expect(heads.num_kv_heads > 0 && heads.num_heads % heads.num_kv_heads == 0, "attention: head counts");
+    expect(params.window >= 0, "attention: negative window");
     const int32_t bs = cache.block_size;
     const int64_t num_blocks = cache.k.rows / bs;
     const int32_t* ctx = step.context_lens.ptr<int32_t>();
+    const int32_t* cu = step.cu_seq_q.ptr<int32_t>();
     const int32_t* tables = step.block_tables.ptr<int32_t>();
     int32_t max_ctx = 0;
     for (int32_t s = 0; s < step.num_seqs; ++s) {
       max_ctx = std::max(max_ctx, ctx[s]);
       const int32_t nb = (ctx[s] + bs - 1) / bs;
       expect(nb <= step.max_blocks_per_seq, "attention: context longer than the block table");
-      for (int32_t b = 0; b < nb; ++b) {
+      // Blocks wholly before the window of the sequence's first query are never read.
+      const int32_t first_pos = ctx[s] - (cu[s + 1] - cu[s]);
+      const int32_t lo = params.window > 0 ? std::max(0, first_pos - params.window + 1) : 0;
+      for (int32_t b = lo / bs; b < nb; ++b) {
         const int32_t id = tables[int64_t(s) * step.max_blocks_per_seq + b];
         expect(id >= 0 && id < num_blocks, "attention: block id " + std::to_string(id) + " outside the cache");
       }
@@ -318,7 +340,9 @@ class CpuBackend final : public Backend {
     a.num_heads = heads.num_heads;
     a.num_kv_heads = heads.num_kv_heads;
     a.head_dim = heads.head_dim;
-    a.scale = scale;
+    a.scale = params.scale;
+    a.window = params.window;
+    a.softcap = params.softcap;
     a.out = out.ptr<float>();
     a.out_stride = out.stride;
     cpu::attention_f32(pool_, a, scratch_ptrs_.data());

@@ -21,6 +21,14 @@ void rms_norm_f32(ThreadPool& pool, float* x, int64_t xs, const float* add, int6
                   const float* w, float eps, float offset, float* out, int64_t os, int64_t T,
                   int64_t H);
 
+// In place on each of T rows of qkv: heads [0, nq) become rms_norm(head) * (q_w + offset)
+// and heads [nq, nq + nk) rms_norm(head) * (k_w + offset), each over head_dim floats.
+void head_rms_norm_f32(ThreadPool& pool, float* qkv, int64_t stride, int64_t T, int32_t nq, int32_t nk,
+                       int32_t head_dim, const float* q_w, const float* k_w, float eps, float offset);
+
+// In place on T rows of N floats: x = tanh(x / cap) * cap.
+void softcap_f32(ThreadPool& pool, float* x, int64_t stride, int64_t T, int64_t N, float cap);
+
 // In place: rotate heads [0, num_rot_heads) of head_dim floats at the start of each
 // row of qkv by the row's position (rotate_half layout). scratch holds head_dim floats
 // per chunk of the pool.
@@ -47,10 +55,13 @@ struct AttentionArgs {
   int32_t num_seqs = 0, num_tokens = 0;
   int32_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
   float scale = 1.0f;
+  int32_t window = 0;     // > 0: keys p - window < j <= p only
+  float softcap = 0.0f;   // > 0: scores = tanh(scores / softcap) * softcap
   float* out = nullptr;  // [T, num_heads * head_dim]
   int64_t out_stride = 0;
 };
-// Causal attention over the paged cache; scratch holds max_context floats per chunk.
+// Causal (optionally windowed, soft-capped) attention over the paged cache; scratch
+// holds max_context floats per chunk.
 void attention_f32(ThreadPool& pool, const AttentionArgs& a, float* const* scratch);
 
 }  // namespace cpu

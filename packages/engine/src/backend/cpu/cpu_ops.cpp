@@ -80,22 +80,33 @@ void gated_rows(const float* gu, int64_t gs, Act act, float* out, int64_t os, in
   }
 }
 
-// out[d] = sum over keys j (in order) of p[j] * V_j[d] for d in [d0, d0 + 8 * G):
-// G 8-lane accumulators stay in registers for the whole pass over the keys.
+// Calls f(first key, block, keys in it) for the keys [lo, hi) of a sequence, one
+// run of consecutive slots at a time (key j is slot j % bs of block j / bs).
+template <typename F>
+BG_INLINE void for_key_runs(const int32_t* table, int32_t bs, int32_t lo, int32_t hi, F&& f) {
+  for (int32_t j = lo; j < hi;) {
+    const int32_t off = j % bs;
+    const int32_t n = std::min(bs - off, hi - j);
+    f(j, int64_t(table[j / bs]) * bs + off, n);
+    j += n;
+  }
+}
+
+// out[d] = sum over keys j in [lo, hi) (in order) of p[j - lo] * V_j[d] for d in
+// [d0, d0 + 8 * G): G 8-lane accumulators stay in registers for the whole pass.
 template <int G>
-BG_INLINE void weighted_sum_lanes(const AttentionArgs& a, const int32_t* table, int32_t n_keys, const float* p,
-                                  int64_t v_col, int32_t d0, float* o) {
+BG_INLINE void weighted_sum_lanes(const AttentionArgs& a, const int32_t* table, int32_t lo, int32_t hi,
+                                  const float* p, int64_t v_col, int32_t d0, float* o) {
   v8f acc[G];
   for (int g = 0; g < G; ++g) acc[g] = splat8(0.0f);
-  for (int32_t j0 = 0, b = 0; j0 < n_keys; j0 += a.block_size, ++b) {
-    const float* vb = a.v_cache + int64_t(table[b]) * a.block_size * a.kv_stride + v_col + d0;
-    const int32_t n = std::min(a.block_size, n_keys - j0);
+  for_key_runs(table, a.block_size, lo, hi, [&](int32_t j, int64_t slot, int32_t n) {
+    const float* vb = a.v_cache + slot * a.kv_stride + v_col + d0;
     for (int32_t i = 0; i < n; ++i) {
-      const v8f pj = splat8(p[j0 + i]);
+      const v8f pj = splat8(p[j - lo + i]);
       const float* v = vb + int64_t(i) * a.kv_stride;
       for (int g = 0; g < G; ++g) acc[g] += pj * load8(v + 8 * g);
     }
-  }
+  });
   for (int g = 0; g < G; ++g) store8(o + d0 + 8 * g, acc[g]);
 }
 
@@ -113,23 +124,26 @@ void attention_items(const AttentionArgs& a, int64_t first, int64_t step, float*
     const int32_t s = int32_t(std::upper_bound(a.cu_seq_q, a.cu_seq_q + a.num_seqs + 1, t) - a.cu_seq_q) - 1;
     const int32_t q_len = a.cu_seq_q[s + 1] - a.cu_seq_q[s];
     const int32_t pos = a.context_lens[s] - q_len + (t - a.cu_seq_q[s]);
-    const int32_t n_keys = pos + 1;
+    // Keys [lo, hi): the causal mask, cut to the window (transformers: kv > q - window).
+    const int32_t hi = pos + 1;
+    const int32_t lo = a.window > 0 ? std::max(0, pos - a.window + 1) : 0;
     const int64_t kv_col = int64_t(h / group) * hd;
     const float* q = a.qkv + int64_t(t) * a.qkv_stride + int64_t(h) * hd;
     const int32_t* table = a.block_tables + int64_t(s) * a.max_blocks;
 
-    // Scores, walking the sequence's blocks (key j is slot j % bs of block j / bs).
+    // Scores (transformers: q.k * scale, then / cap, tanh, * cap when soft-capped).
     float max_score = -INFINITY;
-    for (int32_t j0 = 0, b = 0; j0 < n_keys; j0 += bs, ++b) {
-      const float* kb = a.k_cache + int64_t(table[b]) * bs * a.kv_stride + kv_col;
-      const int32_t n = std::min(bs, n_keys - j0);
+    for_key_runs(table, bs, lo, hi, [&](int32_t j, int64_t slot, int32_t n) {
+      const float* kb = a.k_cache + slot * a.kv_stride + kv_col;
       for (int32_t i = 0; i < n; ++i) {
-        const float sc = dot8(q, kb + int64_t(i) * a.kv_stride, hd) * a.scale;
-        scores[j0 + i] = sc;
+        float sc = dot8(q, kb + int64_t(i) * a.kv_stride, hd) * a.scale;
+        if (a.softcap > 0) sc = std::tanh(sc / a.softcap) * a.softcap;
+        scores[j - lo + i] = sc;
         max_score = std::max(max_score, sc);
       }
-    }
+    });
     // Softmax in f32 with the max subtracted; scores become probabilities.
+    const int32_t n_keys = hi - lo;
     float sum = 0.0f;
     for (int32_t j = 0; j < n_keys; ++j) {
       const float e = std::exp(scores[j] - max_score);
@@ -142,17 +156,25 @@ void attention_items(const AttentionArgs& a, int64_t first, int64_t step, float*
     // Output: each element sums p_j * v_j[d] over j in order, 32 then 8 dims per pass.
     float* o = a.out + int64_t(t) * a.out_stride + int64_t(h) * hd;
     int32_t d0 = 0;
-    for (; d0 + 32 <= hd; d0 += 32) weighted_sum_lanes<4>(a, table, n_keys, scores, kv_col, d0, o);
-    for (; d0 + 8 <= hd; d0 += 8) weighted_sum_lanes<1>(a, table, n_keys, scores, kv_col, d0, o);
+    for (; d0 + 32 <= hd; d0 += 32) weighted_sum_lanes<4>(a, table, lo, hi, scores, kv_col, d0, o);
+    for (; d0 + 8 <= hd; d0 += 8) weighted_sum_lanes<1>(a, table, lo, hi, scores, kv_col, d0, o);
     for (; d0 < hd; ++d0) {
       float acc = 0.0f;
-      for (int32_t j0 = 0, b = 0; j0 < n_keys; j0 += bs, ++b) {
-        const float* vb = a.v_cache + int64_t(table[b]) * bs * a.kv_stride + kv_col + d0;
-        const int32_t n = std::min(bs, n_keys - j0);
-        for (int32_t i = 0; i < n; ++i) acc += scores[j0 + i] * vb[int64_t(i) * a.kv_stride];
-      }
+      for_key_runs(table, bs, lo, hi, [&](int32_t j, int64_t slot, int32_t n) {
+        const float* vb = a.v_cache + slot * a.kv_stride + kv_col + d0;
+        for (int32_t i = 0; i < n; ++i) acc += scores[j - lo + i] * vb[int64_t(i) * a.kv_stride];
+      });
       o[d0] = acc;
     }
+  }
+}
+
+BG_CPU_CLONES
+void softcap_rows(float* x, int64_t stride, int64_t t0, int64_t t1, int64_t N, float cap) {
+  // transformers: logits / cap, tanh, * cap, in f32.
+  for (int64_t t = t0; t < t1; ++t) {
+    float* r = x + t * stride;
+    for (int64_t i = 0; i < N; ++i) r[i] = std::tanh(r[i] / cap) * cap;
   }
 }
 
@@ -163,6 +185,26 @@ void rms_norm_f32(ThreadPool& pool, float* x, int64_t xs, const float* add, int6
                   int64_t H) {
   pool.parallel_for(T, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, H)), [&](int, int64_t b, int64_t e) {
     rms_norm_rows(x, xs, add, as, w, eps, offset, out, os, b, e, H);
+  });
+}
+
+void head_rms_norm_f32(ThreadPool& pool, float* qkv, int64_t stride, int64_t T, int32_t nq, int32_t nk,
+                       int32_t head_dim, const float* q_w, const float* k_w, float eps, float offset) {
+  const int64_t per_token = int64_t(nq + nk) * head_dim;
+  pool.parallel_for(T, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, per_token)), [&](int, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      // A token's heads are rows of head_dim floats: q heads, then k heads.
+      float* q = qkv + t * stride;
+      float* k = q + int64_t(nq) * head_dim;
+      rms_norm_rows(q, head_dim, nullptr, 0, q_w, eps, offset, q, head_dim, 0, nq, head_dim);
+      rms_norm_rows(k, head_dim, nullptr, 0, k_w, eps, offset, k, head_dim, 0, nk, head_dim);
+    }
+  });
+}
+
+void softcap_f32(ThreadPool& pool, float* x, int64_t stride, int64_t T, int64_t N, float cap) {
+  pool.parallel_for(T, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N)), [&](int, int64_t b, int64_t e) {
+    softcap_rows(x, stride, b, e, N, cap);
   });
 }
 

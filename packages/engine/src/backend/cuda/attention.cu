@@ -15,7 +15,10 @@
 // always in the same order with the same per-tile arithmetic; tiles past a row's
 // position are fully masked and change nothing exactly (alpha = 1, p = 0, and keys
 // past the sequence are zero-filled). So a row's output depends only on its own
-// sequence, never on the batch around it.
+// sequence, never on the batch around it. A sliding window starts the walk at the
+// tile holding the first key any row of the item may see (still aligned to absolute
+// key indices); keys before it are masked and never loaded, so their blocks may be
+// gone. Soft-capping applies tanh(s * scale / cap) * cap to each score in f32.
 #include <string>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -57,6 +60,9 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
   const int nrows = min(S::kRows, qlen * G - row0);
   const int first_pos = ctx - qlen;  // position of the sequence's first query token
   const int kv_len = first_pos + (row0 + nrows - 1) / G + 1;  // keys any row here may see
+  // The first key any row here may see: the window of the item's first row.
+  const int kv_lo = a.window > 0 ? max(0, first_pos + row0 / G - a.window + 1) : 0;
+  const int j_first = kv_lo / KEYS;
   const int ntiles = (kv_len + KEYS - 1) / KEYS;
 
   const bf16* qkv = static_cast<const bf16*>(a.qkv);
@@ -90,7 +96,7 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
     for (int i = 0; i < kLoads; ++i) {
       const int key = j * KEYS + (tid + i * S::kThreads) / S::kChunks;
       int blk = 0, off = 0;
-      if (key < kv_len) {
+      if (key >= kv_lo && key < kv_len) {
         if (bs_shift >= 0) {
           blk = btab[key >> bs_shift];
           off = key & (a.block_size - 1);
@@ -105,17 +111,23 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
     for (int i = 0; i < kLoads; ++i) {
       const int c = tid + i * S::kThreads;
       const int kk = c / S::kChunks, d = (c % S::kChunks) * 8;
-      const bool ok = j * KEYS + kk < kv_len;
+      const bool ok = j * KEYS + kk >= kv_lo && j * KEYS + kk < kv_len;
       cp_async16(dst + kk * S::kStride + d, ok ? cache + slot[i] * a.kv_stride + kvh * HD + d : cache, ok);
     }
   };
 
   const int g = lane >> 2, t4 = lane & 3;
+  // Soft-capping: s * scale_log2 becomes tanh(s * scale / cap) * cap * log2(e).
+  const bool capped = a.softcap > 0.0f;
+  const float cap_in = capped ? a.scale / a.softcap : 0.0f;
+  const float cap_out = a.softcap * 1.4426950408889634f;
   int pos[2];  // positions of this thread's two rows (g, g + 8); -1 masks a padding row
+  int lo[2];   // the first key each row sees (its window)
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const int r = warp * 16 + g + 8 * i;
     pos[i] = r < nrows ? first_pos + (row0 + r) / G : -1;
+    lo[i] = a.window > 0 ? pos[i] - a.window + 1 : 0;
   }
   const bool active = warp * 16 < nrows;  // warp-uniform
 
@@ -150,7 +162,10 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int key = j * KEYS + n * 8 + 2 * t4 + e;
-          const float v = key <= pos[i] ? s[n][2 * i + e] * scale_log2 : -INFINITY;
+          const float raw = s[n][2 * i + e];
+          const float v = key <= pos[i] && key >= lo[i]
+                              ? (capped ? tanhf(raw * cap_in) * cap_out : raw * scale_log2)
+                              : -INFINITY;
           s[n][2 * i + e] = v;
           mx = fmaxf(mx, v);
         }
@@ -200,9 +215,9 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
   };
 
   if constexpr (STAGES == 1) {
-    load_tile(k_buf(0), kc, 0);
+    load_tile(k_buf(0), kc, j_first);
     cp_async_commit();
-    for (int j = 0; j < ntiles; ++j) {
+    for (int j = j_first; j < ntiles; ++j) {
       cp_async_wait<0>();
       __syncthreads();  // K_j (and Q) in shared memory
       load_tile(v_buf(0), vc, j);
@@ -216,10 +231,10 @@ __global__ void __launch_bounds__(128) attention_kernel(AttentionArgs a, float s
       __syncthreads();  // every warp is done with V_j before it is overwritten
     }
   } else {
-    load_tile(k_buf(0), kc, 0);
-    load_tile(v_buf(0), vc, 0);
+    load_tile(k_buf(j_first & 1), kc, j_first);
+    load_tile(v_buf(j_first & 1), vc, j_first);
     cp_async_commit();
-    for (int j = 0; j < ntiles; ++j) {
+    for (int j = j_first; j < ntiles; ++j) {
       if (j + 1 < ntiles) {  // its buffer was last read in iteration j - 1, before the barrier
         load_tile(k_buf((j + 1) & 1), kc, j + 1);
         load_tile(v_buf((j + 1) & 1), vc, j + 1);
@@ -323,6 +338,7 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_simple_kernel(Attent
   const int s = lo;
   const int q0 = a.cu_seq_q[s], qlen = a.cu_seq_q[s + 1] - q0;
   const int nkeys = a.context_lens[s] - qlen + (t - q0) + 1;
+  const int key_lo = a.window > 0 ? max(0, nkeys - a.window) : 0;  // the window's first key
   const int* btab = a.block_tables + int64_t(s) * a.max_blocks_per_seq;
   const bf16* q = static_cast<const bf16*>(a.qkv) + int64_t(t) * a.qkv_stride + h * HD;
   const bf16* kc = static_cast<const bf16*>(a.k_cache);
@@ -334,29 +350,32 @@ __global__ void __launch_bounds__(kSimpleThreads) attention_simple_kernel(Attent
 #pragma unroll
   for (int i = 0; i < kPer; ++i) acc[i] = 0.0f;
   float m = -INFINITY, l = 0.0f;
-  for (int j0 = 0; j0 < nkeys; j0 += kSimpleThreads) {
+  for (int j0 = key_lo / kSimpleThreads * kSimpleThreads; j0 < nkeys; j0 += kSimpleThreads) {
     const int j = j0 + tid;
+    const bool valid = j >= key_lo && j < nkeys;
     float sc = -INFINITY;
-    if (j < nkeys) {
+    if (valid) {
       const int64_t slot = int64_t(btab[j / a.block_size]) * a.block_size + j % a.block_size;
       sslot[tid] = slot;
       const bf16* k = kc + slot * a.kv_stride + kvh * HD;
       float dot = 0.0f;
       for (int d = 0; d < HD; ++d) dot = fmaf(sq[d], __bfloat162float(k[d]), dot);
       sc = dot * a.scale;
+      if (a.softcap > 0.0f) sc = tanhf(sc / a.softcap) * a.softcap;
     }
     const float m_new = fmaxf(m, block_max128(sc, red));
     const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
-    const float p = j < nkeys ? expf(sc - m_new) : 0.0f;
+    const float p = valid ? expf(sc - m_new) : 0.0f;
     sp[tid] = p;
     l = l * alpha + block_sum128(p, red);  // its barriers also publish sp and sslot
     const int n = min(kSimpleThreads, nkeys - j0);
+    const int jj0 = max(0, key_lo - j0);  // slots before the window were not set
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
       const int d = tid + i * kSimpleThreads;
       if (d < HD) {
         float v = acc[i] * alpha;
-        for (int jj = 0; jj < n; ++jj) v = fmaf(sp[jj], __bfloat162float(vc[sslot[jj] * a.kv_stride + kvh * HD + d]), v);
+        for (int jj = jj0; jj < n; ++jj) v = fmaf(sp[jj], __bfloat162float(vc[sslot[jj] * a.kv_stride + kvh * HD + d]), v);
         acc[i] = v;
       }
     }
@@ -404,6 +423,8 @@ void launch_attention(const AttentionArgs& args, cudaStream_t stream) {
   if (a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0)
     throw EngineError(ErrorCode::unsupported, "cuda attention: num_heads must be a multiple of num_kv_heads");
   if (a.block_size <= 0) throw EngineError(ErrorCode::internal, "cuda attention: block_size must be positive");
+  if (a.window < 0 || !(a.softcap >= 0.0f))
+    throw EngineError(ErrorCode::internal, "cuda attention: window and softcap must not be negative");
   if (a.head_dim <= 0 || a.head_dim > kAttnMaxHeadDim)
     throw EngineError(ErrorCode::unsupported, "cuda attention: head_dim " + std::to_string(a.head_dim) +
                                                   " (at most " + std::to_string(kAttnMaxHeadDim) + ")");

@@ -395,6 +395,19 @@ class CudaBackend final : public Backend {
     cuda::launch_rope(qkv, step.positions.ptr<int32_t>(), step.num_tokens, a, stream_);
   }
 
+  void head_rms_norm(Tensor& qkv, const HeadLayout& heads, const Tensor& q_w, const Tensor& k_w, float eps,
+                     float weight_offset) override {
+    use_device();
+    expect(qkv.cols == heads.qkv_width(), "head_rms_norm: qkv shape");
+    cuda::launch_head_rms_norm(qkv, heads.num_heads, heads.num_kv_heads, heads.head_dim, q_w, k_w, eps,
+                               weight_offset, stream_);
+  }
+
+  void softcap(Tensor& x, float cap) override {
+    use_device();
+    cuda::launch_softcap(x, cap, stream_);
+  }
+
   void kv_write(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, KvLayer& cache) override {
     use_device();
     expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "kv_write: qkv shape");
@@ -402,7 +415,7 @@ class CudaBackend final : public Backend {
   }
 
   void attention(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const KvLayer& cache,
-                 float scale, Tensor& out) override {
+                 const AttentionParams& params, Tensor& out) override {
     use_device();
     expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "attention: qkv shape");
     expect(out.cols == heads.q_width() && out.rows == step.num_tokens, "attention: output shape");
@@ -435,7 +448,9 @@ class CudaBackend final : public Backend {
     a.num_kv_heads = heads.num_kv_heads;
     a.head_dim = heads.head_dim;
     a.block_size = cache.block_size;
-    a.scale = scale;
+    a.scale = params.scale;
+    a.window = params.window;
+    a.softcap = params.softcap;
     cuda::launch_attention(a, stream_);
   }
 

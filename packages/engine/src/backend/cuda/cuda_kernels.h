@@ -34,6 +34,14 @@ struct RopeArgs {
 void launch_rope(Tensor& qkv, const int32_t* positions, int32_t T, const RopeArgs& args,
                  cudaStream_t stream);
 
+// In place on qkv [T, qkv_width]: q heads [0, nq) become rms_norm(head) * (q_w + offset),
+// k heads [nq, nq + nk) rms_norm(head) * (k_w + offset); q_w, k_w are [1, head_dim].
+void launch_head_rms_norm(Tensor& qkv, int32_t nq, int32_t nk, int32_t head_dim, const Tensor& q_w,
+                          const Tensor& k_w, float eps, float offset, cudaStream_t stream);
+
+// In place on f32 x [R, N]: x = tanh(x / cap) * cap.
+void launch_softcap(Tensor& x, float cap, cudaStream_t stream);
+
 // Writes the k and v heads of each token into its cache slot (slot < 0: skipped).
 void launch_kv_write(const Tensor& qkv, const int32_t* slot_mapping, int32_t T,
                      const HeadLayout& heads, KvLayer& cache, cudaStream_t stream);
@@ -72,10 +80,13 @@ struct AttentionArgs {
   const int32_t* work = nullptr; int32_t num_work = 0;
   int32_t num_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;
   float scale = 1.0f;
+  int32_t window = 0;     // > 0: a query at position p sees keys p - window < j <= p only
+  float softcap = 0.0f;   // > 0: scores = tanh(scores / softcap) * softcap
   int32_t block_size_log2 = -1;  // log2(block_size) when a power of two, else -1 (set by launch_attention)
   int32_t variant = 0;  // 0: the best for the device; 1: the single-buffered kernel (dev/cuda)
 };
-// Causal attention over the paged cache, flash-attention style (online softmax,
+// Causal (optionally sliding-window, soft-capped) attention over the paged cache; keys
+// before a query's window are never read. Flash-attention style (online softmax,
 // f32 accumulation, P rounded to bf16 for the P*V product) for head_dim 64, 128
 // and 256 with 16-byte aligned rows; a simple f32 kernel for any other head_dim up
 // to kAttnMaxHeadDim. The reduction order of a query row depends only on its own

@@ -1,5 +1,6 @@
 // Row-wise and element-wise kernels: embedding lookup, RMSNorm (with the fused
-// residual add), rotary embedding, KV-cache write, gated activation, row gather.
+// residual add), per-head RMSNorm (QK-norm), rotary embedding, KV-cache write, gated
+// activation, row gather, soft-capping.
 // Memory-bound; math in f32, one rounding to the output dtype. A row's result is
 // computed by the same threads in the same order whatever the batch holds.
 #include <cmath>
@@ -66,6 +67,35 @@ __global__ void rms_norm_kernel(TR* residual, int64_t rs, const TX* x, int64_t x
     float v = rr ? to_f32(rr[c]) : to_f32(xr[c]);
     orow[c] = from_f32<TO>((v * r) * (to_f32(w[c]) + offset));
   }
+}
+
+// --- per-head rms norm (QK-norm) -------------------------------------------------------
+// One block per token, one warp per head at a time; each lane re-reads only the
+// elements it wrote, so the norm is in place.
+template <typename T, typename TW>
+__global__ void head_rms_norm_kernel(T* qkv, int64_t stride, int nq, int nk, int hd, const TW* __restrict__ qw,
+                                     const TW* __restrict__ kw, float eps, float offset) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  T* row = qkv + int64_t(blockIdx.x) * stride;
+  for (int h = warp; h < nq + nk; h += warps) {
+    T* x = row + int64_t(h) * hd;
+    const TW* w = h < nq ? qw : kw;
+    float ss = 0.0f;
+    for (int d = lane; d < hd; d += 32) {
+      const float v = to_f32(x[d]);
+      ss += v * v;
+    }
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float r = rsqrtf(ss / float(hd) + eps);
+    for (int d = lane; d < hd; d += 32) x[d] = from_f32<T>((to_f32(x[d]) * r) * (to_f32(w[d]) + offset));
+  }
+}
+
+// --- soft-capping ----------------------------------------------------------------------
+__global__ void softcap_kernel(float* x, int64_t stride, int cols, float cap) {
+  float* row = x + int64_t(blockIdx.y) * stride;
+  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x)
+    row[c] = tanhf(row[c] / cap) * cap;
 }
 
 // --- rope --------------------------------------------------------------------------
@@ -238,6 +268,33 @@ void launch_rope(Tensor& qkv, const int32_t* positions, int32_t T, const RopeArg
                                                                 positions, args);
   });
   BG_CUDA_CHECK_LAUNCH("rope");
+}
+
+void launch_head_rms_norm(Tensor& qkv, int32_t nq, int32_t nk, int32_t head_dim, const Tensor& q_w,
+                          const Tensor& k_w, float eps, float offset, cudaStream_t stream) {
+  if (qkv.rows == 0) return;
+  if (q_w.cols != head_dim || k_w.cols != head_dim || q_w.dtype != k_w.dtype)
+    bad_arg("head_rms_norm: q_norm and k_norm weights must be [1, head_dim] of one dtype");
+  if (int64_t(nq + nk) * head_dim > qkv.cols) bad_arg("head_rms_norm: heads wider than the qkv rows");
+  with_type(qkv.dtype, "head_rms_norm qkv", [&](auto tq) {
+    with_type(q_w.dtype, "q_norm weight", [&](auto tw) {
+      using TQ = decltype(tq);
+      using TW = decltype(tw);
+      head_rms_norm_kernel<TQ, TW><<<unsigned(qkv.rows), 256, 0, stream>>>(
+          qkv.ptr<TQ>(), qkv.stride, nq, nk, head_dim, q_w.ptr<TW>(), k_w.ptr<TW>(), eps, offset);
+    });
+  });
+  BG_CUDA_CHECK_LAUNCH("head_rms_norm");
+}
+
+void launch_softcap(Tensor& x, float cap, cudaStream_t stream) {
+  if (x.rows == 0 || x.cols == 0) return;
+  if (x.dtype != DType::f32) bad_arg("softcap: logits must be f32");
+  if (!(cap > 0.0f)) bad_arg("softcap: the cap must be positive");
+  if (x.rows > 65535) bad_arg("softcap: more than 65535 rows");
+  dim3 grid(unsigned(std::min<int64_t>(ceil_div(x.cols, 256), 64)), unsigned(x.rows));
+  softcap_kernel<<<grid, 256, 0, stream>>>(x.ptr<float>(), x.stride, int(x.cols), cap);
+  BG_CUDA_CHECK_LAUNCH("softcap");
 }
 
 void launch_kv_write(const Tensor& qkv, const int32_t* slot_mapping, int32_t T,
