@@ -46,16 +46,13 @@ uint64_t seed_from_id(const std::string& id) {
   throw EngineError(ErrorCode::invalid_argument, msg);
 }
 
-// How far back any layer attends: 0 when some layer sees the whole context (then
-// no block is ever released); otherwise the widest window, and blocks wholly behind
-// it are freed as a sequence grows (Scheduler kv_window). Mistral windows every
-// layer with sliding_window. Models that mix local and global layers (Gemma 2/3,
-// Qwen2 with max_window_layers) keep every block: their global layers read them all.
-// With per-layer windows in ModelConfig (layer_windows, issue 10) this is
-// cfg.attention_reach(): the largest window, 0 when any layer is global.
-int32_t kv_window_of(const ModelConfig& cfg) {
-  return cfg.model_type == "mistral" ? std::max(0, cfg.sliding_window) : 0;
-}
+// How far back any layer attends (ModelConfig::attention_reach): 0 when some layer
+// sees the whole context, and then no block is ever released; otherwise the widest
+// window, and blocks wholly behind it are freed as a sequence grows (Scheduler
+// kv_window). Mistral windows every layer: a long sequence holds window / block + 2
+// blocks. Models that mix local and global layers (Gemma 2, Gemma 3's 5 local : 1
+// global) keep every block: their global layers read them all.
+int32_t kv_window_of(const ModelConfig& cfg) { return cfg.attention_reach(); }
 
 void options_validate(const EngineOptions& o) {
   if (o.model_dir.empty()) invalid("model_dir is empty");
