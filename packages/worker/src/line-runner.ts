@@ -10,7 +10,7 @@ import { applyStopStrings, planStopStrings } from "./stop-strings.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
 
 export type LineOutcome =
-  | { kind: "response"; bodyJson: string; promptTokens: number; completionTokens: number; engineMs: number }
+  | { kind: "response"; bodyJson: string; promptTokens: number; cachedTokens: number; completionTokens: number; engineMs: number }
   | { kind: "error"; code: string; message: string; promptTokens: number }
   | { kind: "aborted" };
 
@@ -20,6 +20,11 @@ export interface LineRunnerOptions {
   /** The model name written into response bodies. */
   modelName: string;
 }
+
+/** A line parsed and tokenized, ready for the engine (or already failed). */
+export type PreparedLine =
+  | { ok: true; request: ParsedRequest; prompt: number[]; stops: ReturnType<typeof planStopStrings> }
+  | { ok: false; outcome: LineOutcome };
 
 export class LineRunner {
   /** Engine ids of the extra choices of running n > 1 lines, by the line's engine id. */
@@ -40,14 +45,30 @@ export class LineRunner {
   }
 
   /** Never rejects: every failure of the line becomes an "error" outcome. */
-  async run(engineId: string, endpoint: string, bodyJson: string): Promise<LineOutcome> {
+  run(engineId: string, endpoint: string, bodyJson: string): Promise<LineOutcome> {
+    return this.execute(engineId, this.prepare(endpoint, bodyJson));
+  }
+
+  /** Parses the body and builds the prompt's tokens; never throws. */
+  prepare(endpoint: string, bodyJson: string): PreparedLine {
     let promptLen = 0;
     try {
       const request = parseRequest(endpoint, bodyJson);
-      const { engine, tokenizer } = this.opts;
-      const prompt = promptTokens(request, tokenizer);
+      const prompt = promptTokens(request, this.opts.tokenizer);
       promptLen = prompt.length;
-      const stops = planStopStrings(request.stop, tokenizer);
+      return { ok: true, request, prompt, stops: planStopStrings(request.stop, this.opts.tokenizer) };
+    } catch (err) {
+      return { ok: false, outcome: failure(err, promptLen) };
+    }
+  }
+
+  /** Runs a prepared line through the engine, every choice of it. Never rejects. */
+  async execute(engineId: string, line: PreparedLine): Promise<LineOutcome> {
+    if (!line.ok) return line.outcome;
+    const { request, prompt, stops } = line;
+    const promptLen = prompt.length;
+    try {
+      const { engine } = this.opts;
       // Choice 0 runs under the line's engine id, choice i under "<id>/i".
       const ids = Array.from({ length: request.n }, (_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
       const generates = ids.map((id, choice) =>
@@ -89,15 +110,13 @@ export class LineRunner {
         kind: "response",
         bodyJson: responseBodyJson(completion),
         promptTokens: results[0]!.promptTokens,
+        // Choices share the prompt: the first choice's cached count is the line's.
+        cachedTokens: results[0]!.cachedTokens,
         completionTokens,
         engineMs: Math.max(...results.map((r) => r.timings.totalMs)),
       };
     } catch (err) {
-      if (err instanceof LineFailure) return { kind: "error", code: err.code, message: err.message, promptTokens: promptLen };
-      const message = err instanceof Error ? err.message : String(err);
-      // The engine rejects bad input (InvalidArgumentError) per request; the line fails, the worker goes on.
-      const code = isInvalidArgument(err) ? "invalid_request" : "engine_error";
-      return { kind: "error", code, message, promptTokens: promptLen };
+      return failure(err, promptLen);
     }
   }
 
@@ -139,6 +158,32 @@ function tokenLogprobs(result: GenerateResult, count: number, tokenizer: WorkerT
     });
   }
   return out;
+}
+
+/**
+ * The order to submit a lease's lines in: by prompt tokens, so that lines sharing a
+ * prefix reach the engine together and share its cached blocks while they are warm
+ * (failed lines first; ties keep the lease's order). Returns indexes into `lines`.
+ */
+export function promptOrder(lines: readonly PreparedLine[]): number[] {
+  const order = lines.map((_, i) => i);
+  return order.sort((a, b) => comparePrepared(lines[a]!, lines[b]!) || a - b);
+}
+
+function comparePrepared(a: PreparedLine, b: PreparedLine): number {
+  if (!a.ok || !b.ok) return (a.ok ? 1 : 0) - (b.ok ? 1 : 0);
+  const x = a.prompt, y = b.prompt;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+function failure(err: unknown, promptTokens: number): LineOutcome {
+  if (err instanceof LineFailure) return { kind: "error", code: err.code, message: err.message, promptTokens };
+  const message = err instanceof Error ? err.message : String(err);
+  // The engine rejects bad input (InvalidArgumentError) per request; the line fails, the worker goes on.
+  const code = isInvalidArgument(err) ? "invalid_request" : "engine_error";
+  return { kind: "error", code, message, promptTokens };
 }
 
 function parseRequest(endpoint: string, bodyJson: string): ParsedRequest {

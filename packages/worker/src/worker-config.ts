@@ -34,6 +34,8 @@ export const workerConfigSchema = z.object({
   kvCacheBlocks: int(1).optional(),
   kvCacheMemoryFraction: z.number().gt(0).max(1).optional(),
   deterministic: z.boolean().optional(),
+  /** Switches the engine's automatic prefix caching off (on by default). */
+  noPrefixCaching: z.boolean().default(false),
   /** Lines to hold, as a multiple of maxSeqs (work asked for before the engine runs dry). */
   prefetch: z.number().min(1).default(2),
   metrics: z.boolean().default(true),

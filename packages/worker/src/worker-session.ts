@@ -8,7 +8,7 @@ import type { Logger } from "@batchgen/core";
 import type { ConnectStream } from "./coordinator-client.js";
 import type { CreditLedger } from "./credit-ledger.js";
 import type { EngineDriver } from "./engine-driver.js";
-import type { LineOutcome, LineRunner } from "./line-runner.js";
+import { promptOrder, type LineOutcome, type LineRunner } from "./line-runner.js";
 import type { WorkerMetrics } from "./worker-metrics.js";
 
 export interface HelloInfo {
@@ -186,13 +186,14 @@ export class WorkerSession {
     ledger.onLease(lease.lines.length);
     this.leases.set(lease.leaseId, held);
     logger.debug("lease", { leaseId: lease.leaseId, batchId: lease.batchId, shard: lease.shardIndex, lines: lease.lines.length });
-    for (const line of lease.lines) {
+    // A mixed batch's line names its own endpoint where it differs from the lease's.
+    const prepared = lease.lines.map((line) => runner.prepare(line.url || lease.endpoint, line.bodyJson));
+    for (const i of promptOrder(prepared)) {
+      const line = lease.lines[i]!;
       const index = Number(line.lineIndex);
       const engineId = `${lease.leaseId}#${index}`;
       held.running.set(index, engineId);
-      // A mixed batch's line names its own endpoint where it differs from the lease's.
-      const endpoint = line.url || lease.endpoint;
-      void runner.run(engineId, endpoint, line.bodyJson).then((outcome) => this.onLineDone(held, index, line.customId, outcome));
+      void runner.execute(engineId, prepared[i]!).then((outcome) => this.onLineDone(held, index, line.customId, outcome));
     }
     metrics.leaseTaken(lease.lines.length);
     if (lease.lines.length === 0) this.completeLease(held);
@@ -218,7 +219,7 @@ export class WorkerSession {
               lineIndex: BigInt(index),
               customId,
               outcome: { case: "response", value: { $typeName: "batchgen.v1.Response", statusCode: 200, bodyJson: outcome.bodyJson } },
-              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens },
+              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens, cachedTokens: outcome.cachedTokens },
               engineMs: outcome.engineMs,
             }
           : {
@@ -228,7 +229,7 @@ export class WorkerSession {
               lineIndex: BigInt(index),
               customId,
               outcome: { case: "error", value: { $typeName: "batchgen.v1.LineError", code: outcome.code, message: outcome.message } },
-              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: 0 },
+              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: 0, cachedTokens: 0 },
               engineMs: 0,
             };
       this.write({ $typeName: "batchgen.v1.WorkerMessage", msg: { case: "result", value: result } });
