@@ -14,8 +14,13 @@
 #   peer        the peer, transformers static batching (.carry/peers/hf_transformers.py)
 #   reference   tools/gpu_reference.py: transformers float32 references
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
-#   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests
+#   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests;
+#               --prefix-cache: the same tokens with prefix caching on and off
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#   prefix      bench_engine --workload shared-prefix on Gemma-2B (2000 lines, 8 prefixes
+#               of 500-1500 tokens, 20-150 own, 100-250 out), prefix caching off then on,
+#               and workload A with caching off (the bench phase runs it with caching on,
+#               the default: with no sharing, caching must cost nothing)
 #   extras      bench_engine on Gemma-2B, sampling at T=1: every line under a 10-field
 #               json_schema vs none, top_logprobs 5 vs none, n=4 (256 prompts x 4
 #               choices) vs 1024 separate lines (issue 13; the n=4 gain needs prefix caching)
@@ -46,8 +51,8 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det extras)
-ALL_PHASES=(build ops kernels bench peer reference models invariance det extras archs)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det prefix extras)
+ALL_PHASES=(build ops kernels bench peer reference models invariance det prefix extras archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -105,6 +110,16 @@ do_bench() {
     --max-batch-tokens 8192 || ok=1
   return $ok
 }
+do_prefix() {
+  local ok=0
+  bench shared-prefix-2b-off --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --workload shared-prefix \
+    --max-seqs 1024 --max-batch-tokens 8192 --no-prefix-caching || ok=1
+  bench shared-prefix-2b-on --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --workload shared-prefix \
+    --max-seqs 1024 --max-batch-tokens 8192 || ok=1
+  bench ours-2b-caching-off --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
+    --max-batch-tokens 8192 --no-prefix-caching || ok=1
+  return $ok
+}
 do_det() {
   bench ours-2b-deterministic --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
     --max-batch-tokens 8192 --deterministic
@@ -139,6 +154,9 @@ do_invariance() {
   local ok=0
   limit 240 "$B/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
   limit 120 "$B/cuda_model_check" --invariance "$SCRATCH/ref/llama-gqa/model" || ok=1
+  # Prefix caching: tokens identical with it on and off (deterministic mode).
+  limit 240 "$B/cuda_model_check" --prefix-cache "$SCRATCH/gemma-2b" || ok=1
+  limit 120 "$B/cuda_model_check" --prefix-cache "$SCRATCH/ref/llama-gqa/model" || ok=1
   return $ok
 }
 
@@ -194,9 +212,10 @@ done
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 if rows:
-    print("  %-24s %-9s %6s %9s %11s" % ("workload A", "shape", "n", "secs", "out tok/s"))
+    print("  %-28s %-14s %-9s %6s %9s %11s %16s" % ("label", "workload", "shape", "n", "secs", "out tok/s", "prompt computed"))
 for r in rows:
-    print("  %-24s %-9s %6d %9.1f %11.1f" % (r["label"], r["shape"], r["n"], r["secs"], r["out_tok_s"]))
+    print("  %-28s %-14s %-9s %6d %9.1f %11.1f %16s" % (r["label"], r.get("workload", "a"), r.get("shape", "?"), r["n"], r["secs"],
+          r["out_tok_s"], r.get("prompt_tokens_computed", "?")))
 PY
   grep -hE '^[0-9]+ passed, [0-9]+ failed' "$LOG" | sed 's/^/  tests: /'
 } | tee "$OUT/summary.txt"

@@ -23,6 +23,11 @@
 #   --device cuda:0|cpu   --preset gemma-2b|tiny-gemma|...   --lines 2000
 #   --prompt-len 512      --max-tokens 256    --max-seqs 1024   --max-batch-tokens 8192
 #   --threads N (CPU)     --jobs 16 (build)   --cuda-arch 90    --seed 1
+#   --workload a|shared-prefix: shared-prefix is bench_engine's shared-prefix workload
+#     (each line one of 8 prefixes of 500-1500 ids, then 20-150 of its own, 100-250
+#     output tokens; --prompt-len and --max-tokens then size only the warm-up), prefix
+#     caching on in both runs; the JSON line then also has the prompt tokens computed
+#     (engine alone, and the pipeline's from the batch progress).
 # Output under $OUT (default build/gpu-pipeline): pipeline.log (every step, the build and
 # both runs), coordinator.log, worker.log, result.json (the JSON line and both reports).
 # Scratch: $BG_PIPELINE_WORK (default /tmp/batchgen-pipeline); models under $BG_SCRATCH
@@ -42,7 +47,7 @@ fi
 MODELS=$scratch/pipeline
 
 device=cuda:0 preset=gemma-2b lines=2000 prompt_len=512 max_tokens=256 max_seqs=1024
-max_batch_tokens=8192 threads="" jobs=16 cuda_arch=90 seed=1
+max_batch_tokens=8192 threads="" jobs=16 cuda_arch=90 seed=1 workload=a
 while [ $# -gt 0 ]; do
   case $1 in
     --device) device=$2 ;;
@@ -56,6 +61,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2 ;;
     --cuda-arch) cuda_arch=$2 ;;
     --seed) seed=$2 ;;
+    --workload) workload=$2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "gpu-pipeline: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -137,10 +143,18 @@ if [ ! -f "$model_dir/config.json" ]; then
 else
   echo "reusing it"
 fi
-step "batch: $lines lines, $prompt_len prompt ids, max_tokens $max_tokens"
 BATCH=$WORK/batch.jsonl
-"$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
-  --prompt-len "$prompt_len" --max-tokens "$max_tokens" --seed "$seed" --out "$BATCH" || die "make-batch"
+if [ "$workload" = shared-prefix ]; then
+  step "batch: $lines lines of the shared-prefix workload"
+  "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
+    --workload shared-prefix --seed "$seed" --out "$BATCH" || die "make-batch"
+  expect=(--expect-input-max-tokens)
+else
+  step "batch: $lines lines, $prompt_len prompt ids, max_tokens $max_tokens"
+  "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
+    --prompt-len "$prompt_len" --max-tokens "$max_tokens" --seed "$seed" --out "$BATCH" || die "make-batch"
+  expect=(--expect-tokens "$max_tokens" --expect-prompt-tokens "$prompt_len")
+fi
 # Both runs first warm up on 4 other lines (the engine benchmark does too): first-use costs
 # (cuBLAS handles, kernel loading) stay out of both figures.
 WARMUP=$WORK/warmup.jsonl
@@ -188,14 +202,14 @@ step "pipeline: warm-up batch (4 lines), then submit $BATCH and wait"
 limit 300 "$NODE" "$APP/pipeline-tool.mjs" submit --url "http://127.0.0.1:$http_port" --api-key "$api_key" \
   --input "$WARMUP" --expect-tokens 8 --poll-ms 50 || { tail -20 "$OUT/worker.log"; die "the warm-up batch"; }
 limit 1800 "$NODE" "$APP/pipeline-tool.mjs" submit --url "http://127.0.0.1:$http_port" --api-key "$api_key" \
-  --input "$BATCH" --expect-tokens "$max_tokens" --expect-prompt-tokens "$prompt_len" --poll-ms 50 \
+  --input "$BATCH" "${expect[@]}" --poll-ms 50 \
   --report "$WORK/pipeline.json" || { tail -20 "$OUT/worker.log"; tail -20 "$OUT/coordinator.log"; die "the pipeline run"; }
 kill -0 "$worker_pid" 2>/dev/null || die "the worker exited during the run"
 cleanup
 
 step "result"
 line=$("$NODE" "$APP/pipeline-tool.mjs" summary --engine "$WORK/engine.json" --pipeline "$WORK/pipeline.json" \
-  --set "device=$device" --set "preset=$preset" --set "prompt_len=$prompt_len" --set "max_tokens=$max_tokens" \
+  --set "device=$device" --set "workload=$workload" --set "preset=$preset" --set "prompt_len=$prompt_len" --set "max_tokens=$max_tokens" \
   --set "max_seqs=$max_seqs" --set "max_batch_tokens=$max_batch_tokens") || die "summary"
 {
   echo "$line"

@@ -94,6 +94,11 @@ describe("filesystem store, two worker processes", () => {
     const perWorker = await Promise.all(workers.map(async (w) => metricValue(await w.metrics(), "batchgen_worker_lines_done_total")));
     expect(Math.min(...perWorker), `lines done per worker: ${perWorker.join(", ")}`).toBeGreaterThan(0);
     expect(perWorker[0]! + perWorker[1]!).toBe(2_000);
+    // Prompt tokens the workers' engines served from their prefix caches reach the batch
+    // (Usage over gRPC) and add up to the workers' own counters.
+    const cached = await Promise.all(workers.map(async (w) => metricValue(await w.metrics(), "batchgen_worker_prompt_tokens_cached_total")));
+    expect(done.progress?.prompt_tokens_cached).toBe(cached[0]! + cached[1]!);
+    expect(done.progress?.prompt_tokens_cached).toBeGreaterThan(0);
     console.log(`2,000 mixed lines on 2 CPU worker processes in ${seconds.toFixed(1)} s; lines per worker: ${perWorker.join(", ")}`);
   });
 });

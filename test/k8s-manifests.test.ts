@@ -648,6 +648,7 @@ describe("deploy/ files", () => {
       "batchgen_worker_requests_waiting",
       "batchgen_worker_kv_blocks_used",
       "batchgen_worker_engine_step_seconds",
+      "batchgen_worker_prompt_tokens_cached_total",
     ]) {
       expect(used.has(required), `dashboard shows ${required}`).toBe(true);
     }

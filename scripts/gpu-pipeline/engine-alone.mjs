@@ -34,6 +34,7 @@ export async function engineAlone({ input, warmup, engineOptions, log }) {
   log(`engine: loaded ${engine.model.architecture} on ${engine.model.deviceName} in ${loadSecs.toFixed(1)} s, ${engine.model.kvBlocks} KV blocks`);
   try {
     if (warmup) await asWorkerWould(engine, readBatch(warmup), "warmup-");
+    const before = engine.stats();
     const t0 = performance.now();
     const results = await asWorkerWould(engine, lines, "");
     const secs = (performance.now() - t0) / 1000;
@@ -57,6 +58,10 @@ export async function engineAlone({ input, warmup, engineOptions, log }) {
       kv_blocks: engine.model.kvBlocks,
       steps: stats.steps,
       preemptions: stats.preemptions,
+      prefix_caching: engineOptions.enablePrefixCaching ?? true,
+      prompt_tokens: lines.reduce((n, l) => n + l.prompt.length, 0),
+      prompt_tokens_computed: stats.promptTokensProcessed - before.promptTokensProcessed,
+      prompt_tokens_cached: stats.promptTokensCached - before.promptTokensCached,
     };
   } finally {
     await engine.close();

@@ -1,6 +1,9 @@
-// A batch input file of completion lines whose prompts are random token ids, as in
-// workload A: exactly promptLen ids each, maxTokens output tokens each (greedy,
-// ignore_eos), so every line produces the same number of tokens.
+// A batch input file of completion lines whose prompts are random token ids (greedy,
+// ignore_eos, so every line produces exactly its max_tokens):
+//  - workload A: exactly promptLen ids each, maxTokens output tokens each;
+//  - shared-prefix (bench_engine's --workload shared-prefix): each line one of
+//    `prefixes` random prefixes of [prefixMin, prefixMax] ids, then [suffixMin,
+//    suffixMax] ids of its own, and [outMin, outMax] output tokens.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -21,19 +24,27 @@ function randomIds(seed) {
  * engine benchmark's, bench/bench_engine.cpp), clipped to the vocabulary, so they
  * avoid the special tokens at its start. Returns what was written.
  */
-export function makeBatch({ modelDir, model, lines, promptLen, maxTokens, seed, out }) {
+export function makeBatch({ modelDir, model, lines, promptLen, maxTokens, seed, out, shared }) {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const vocab = Math.min(config.vocab_size, 200_000);
   if (!(vocab > 1000)) throw new Error(`${modelDir}/config.json: vocab_size ${config.vocab_size} is too small`);
   const next = randomIds(seed);
+  const ids = (n) => Array.from({ length: n }, () => next(1000, vocab));
+  const between = (lo, hi) => next(lo, hi + 1);
+  const heads = shared ? Array.from({ length: shared.prefixes }, () => ids(between(shared.prefixMin, shared.prefixMax))) : [];
   const rows = [];
+  let promptTokens = 0;
+  let outTokens = 0;
   for (let i = 0; i < lines; i++) {
-    const prompt = Array.from({ length: promptLen }, () => next(1000, vocab));
-    const body = { model, prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true };
+    const prompt = shared ? [...heads[next(0, shared.prefixes)], ...ids(between(shared.suffixMin, shared.suffixMax))] : ids(promptLen);
+    const max = shared ? between(shared.outMin, shared.outMax) : maxTokens;
+    promptTokens += prompt.length;
+    outTokens += max;
+    const body = { model, prompt, max_tokens: max, temperature: 0, ignore_eos: true };
     rows.push(JSON.stringify({ custom_id: `line-${i}`, method: "POST", url: "/v1/completions", body }));
   }
   writeFileSync(out, rows.join("\n") + "\n");
-  return { lines, promptLen, maxTokens, bytes: Buffer.byteLength(rows.join("\n")) + 1 };
+  return { lines, promptTokens, outTokens, bytes: Buffer.byteLength(rows.join("\n")) + 1 };
 }
 
 /** The lines of a batch file as { customId, prompt, maxTokens } (what the engine-alone run replays). */

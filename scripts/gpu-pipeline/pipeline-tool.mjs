@@ -6,8 +6,12 @@
 //   wait-tcp PORT [--timeout-s S]         until something listens on 127.0.0.1:PORT
 //   wait-worker --url URL [--timeout-s S] until the coordinator has a worker connected
 //   make-batch --model-dir D --model NAME --lines N --prompt-len L --max-tokens M --seed S --out FILE
-//   engine --input FILE [--warmup FILE] --model-dir D --device DEV --max-seqs N [--max-batch-tokens T] [--threads T] --report FILE
-//   submit --url URL --api-key K --input FILE [--expect-tokens M] [--expect-prompt-tokens L] [--report FILE] [--poll-ms 50]
+//              [--workload shared-prefix [--prefixes 8 --prefix-min 500 --prefix-max 1500
+//               --suffix-min 20 --suffix-max 150 --out-min 100 --out-max 250]]
+//   engine --input FILE [--warmup FILE] --model-dir D --device DEV --max-seqs N [--max-batch-tokens T] [--threads T]
+//          [--no-prefix-caching] --report FILE
+//   submit --url URL --api-key K --input FILE [--expect-tokens M | --expect-input-max-tokens] [--expect-prompt-tokens L]
+//          [--report FILE] [--poll-ms 50]
 //   summary --engine FILE --pipeline FILE [--set KEY=VALUE ...]   one JSON line: both speeds and their ratio
 import { readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
@@ -75,16 +79,31 @@ const commands = {
 
   async "make-batch"(args) {
     const v = args.values;
+    const workload = v.workload ?? "a";
+    if (workload !== "a" && workload !== "shared-prefix") throw new Error(`--workload: a or shared-prefix, got ${workload}`);
+    const shared =
+      workload === "shared-prefix"
+        ? {
+            prefixes: int(v, "prefixes", "8"),
+            prefixMin: int(v, "prefix-min", "500"),
+            prefixMax: int(v, "prefix-max", "1500"),
+            suffixMin: int(v, "suffix-min", "20"),
+            suffixMax: int(v, "suffix-max", "150"),
+            outMin: int(v, "out-min", "100"),
+            outMax: int(v, "out-max", "250"),
+          }
+        : undefined;
     const made = makeBatch({
       modelDir: str(v, "model-dir"),
       model: str(v, "model"),
       lines: int(v, "lines"),
-      promptLen: int(v, "prompt-len"),
-      maxTokens: int(v, "max-tokens"),
+      promptLen: shared ? 0 : int(v, "prompt-len"),
+      maxTokens: shared ? 0 : int(v, "max-tokens"),
       seed: int(v, "seed", "1"),
       out: str(v, "out"),
+      shared,
     });
-    log(`make-batch: ${made.lines} lines of ${made.promptLen} prompt ids, max_tokens ${made.maxTokens} (${made.bytes} bytes)`);
+    log(`make-batch (${workload}): ${made.lines} lines, ${made.promptTokens} prompt ids, ${made.outTokens} output tokens (${made.bytes} bytes)`);
   },
 
   async engine(args) {
@@ -92,6 +111,7 @@ const commands = {
     const engineOptions = { modelDir: str(v, "model-dir"), device: str(v, "device"), maxSeqs: int(v, "max-seqs") };
     if (v["max-batch-tokens"] !== undefined) engineOptions.maxBatchTokens = int(v, "max-batch-tokens");
     if (v.threads !== undefined) engineOptions.threads = int(v, "threads");
+    if (v["no-prefix-caching"]) engineOptions.enablePrefixCaching = false;
     const report = await engineAlone({ input: str(v, "input"), warmup: v.warmup, engineOptions, log });
     writeFileSync(str(v, "report"), JSON.stringify(report) + "\n");
     log(`engine: ${report.completion_tokens} tokens in ${report.secs.toFixed(2)} s = ${report.out_tok_s.toFixed(1)} tok/s`);
@@ -108,6 +128,7 @@ const commands = {
       timeoutS: int(v, "timeout-s", "1800"),
       expectTokens: v["expect-tokens"] === undefined ? undefined : int(v, "expect-tokens"),
       expectPromptTokens: v["expect-prompt-tokens"] === undefined ? undefined : int(v, "expect-prompt-tokens"),
+      expectInputMaxTokens: v["expect-input-max-tokens"] === true,
       log,
     });
     if (v.report !== undefined) writeFileSync(v.report, JSON.stringify(report) + "\n");
@@ -137,6 +158,10 @@ const commands = {
         pipeline_coordinator_tok_s: pipeline.coordinator_tok_s,
         engine_secs: Math.round(engine.secs * 1000) / 1000,
         engine_out_tok_s: round(engine.out_tok_s),
+        prompt_tokens: pipeline.prompt_tokens,
+        engine_prompt_tokens_computed: engine.prompt_tokens_computed,
+        pipeline_prompt_tokens_computed: pipeline.prompt_tokens_computed,
+        pipeline_prompt_tokens_cached: pipeline.prompt_tokens_cached,
         ratio: Math.round((pipeline.out_tok_s / engine.out_tok_s) * 1000) / 1000,
       }),
     );
@@ -156,9 +181,11 @@ async function main() {
     strict: true,
     options: Object.fromEntries(
       ["timeout-s", "warmup", "url", "model-dir", "model", "lines", "prompt-len", "max-tokens", "seed", "out", "input", "device", "max-seqs",
-        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "pipeline"]
+        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "pipeline",
+        "workload", "prefixes", "prefix-min", "prefix-max", "suffix-min", "suffix-max", "out-min", "out-max"]
         .map((k) => [k, { type: "string" }])
-        .concat([["set", { type: "string", multiple: true }]]),
+        .concat([["set", { type: "string", multiple: true }]])
+        .concat(["no-prefix-caching", "expect-input-max-tokens"].map((k) => [k, { type: "boolean" }])),
     ),
   });
   await command(args);

@@ -19,15 +19,18 @@ const ENDED = new Set(["completed", "failed", "expired", "cancelled"]);
  * Submits `input` and waits. Throws when the batch does not complete or any line is
  * missing, failed, or has other than expectTokens completion tokens (when given).
  */
-export async function submitBatch({ url, apiKey, input, endpoint, pollMs, timeoutS, expectPromptTokens, expectTokens, log }) {
+export async function submitBatch({ url, apiKey, input, endpoint, pollMs, timeoutS, expectPromptTokens, expectTokens, expectInputMaxTokens, log }) {
   const content = readFileSync(input);
-  const wanted = new Set(
+  // custom_id -> the line's max_tokens (expectInputMaxTokens: each line must produce exactly that).
+  const wantedTokens = new Map(
     content
       .toString("utf8")
       .split("\n")
       .filter((l) => l.trim() !== "")
-      .map((l) => JSON.parse(l).custom_id),
+      .map((l) => JSON.parse(l))
+      .map((l) => [l.custom_id, l.body.max_tokens]),
   );
+  const wanted = new Set(wantedTokens.keys());
 
   const tUpload = performance.now();
   const form = new FormData();
@@ -91,6 +94,9 @@ export async function submitBatch({ url, apiKey, input, endpoint, pollMs, timeou
     if (expectTokens !== undefined && body.usage.completion_tokens !== expectTokens) {
       problems.push(`${line.custom_id}: ${body.usage.completion_tokens} completion tokens, expected ${expectTokens} (${body.choices?.[0]?.finish_reason})`);
     }
+    if (expectInputMaxTokens && body.usage.completion_tokens !== wantedTokens.get(line.custom_id)) {
+      problems.push(`${line.custom_id}: ${body.usage.completion_tokens} completion tokens, its max_tokens is ${wantedTokens.get(line.custom_id)}`);
+    }
     if (expectPromptTokens !== undefined && body.usage.prompt_tokens !== expectPromptTokens) {
       problems.push(`${line.custom_id}: ${body.usage.prompt_tokens} prompt tokens, expected ${expectPromptTokens}`);
     }
@@ -107,6 +113,9 @@ export async function submitBatch({ url, apiKey, input, endpoint, pollMs, timeou
     batch_id: batch.id,
     lines: got.size,
     prompt_tokens: promptTokens,
+    // Of those, served from the engines' prefix caches (the batch's progress).
+    prompt_tokens_cached: batch.progress?.prompt_tokens_cached ?? null,
+    prompt_tokens_computed: batch.progress?.prompt_tokens_computed ?? null,
     completion_tokens: completionTokens,
     // The figure: output tokens over in_progress -> completed (finalization included).
     secs,

@@ -40,7 +40,8 @@ export function formatBatch(b: Batch): string {
   ];
   if (b.progress && !isTerminal(b.status)) {
     const p = b.progress;
-    rows.push(["tokens", `${p.prompt_tokens} in, ${p.completion_tokens} out, ${p.tokens_per_second} tok/s`]);
+    const cached = p.prompt_tokens_cached ? ` (${p.prompt_tokens_cached} cached)` : "";
+    rows.push(["tokens", `${p.prompt_tokens} in${cached}, ${p.completion_tokens} out, ${p.tokens_per_second} tok/s`]);
     rows.push(["eta", formatDuration(p.eta_seconds)]);
   } else if (b.progress) {
     rows.push(["tokens", `${b.progress.prompt_tokens} in, ${b.progress.completion_tokens} out`]);

@@ -7,7 +7,7 @@ const base: BatchRecord = {
   completionWindow: "24h", metadata: null, priority: 0, createdAtMs: 1_000_500, expiresAtMs: 87_400_500, inProgressAtMs: 1_000_000,
   finalizingAtMs: null, completedAtMs: null, failedAtMs: null, expiredAtMs: null, cancellingAtMs: null, cancelledAtMs: null,
   outputFileId: null, errorFileId: null, errors: null, model: "m", total: 100, shards: 1, shardLines: 256, completed: 20, failed: 5,
-  promptTokens: 300, completionTokens: 500, stopReason: null, outputExpiresAfterS: null,
+  promptTokens: 300, completionTokens: 500, promptTokensCached: 120, stopReason: null, outputExpiresAfterS: null,
 };
 
 describe("batchView", () => {
@@ -17,7 +17,11 @@ describe("batchView", () => {
     expect(v.in_progress_at).toBe(1000);
     expect(v.request_counts).toEqual({ total: 100, completed: 20, failed: 5 });
     expect(v.usage.total_tokens).toBe(800);
-    expect(v.progress).toEqual({ lines_done: 25, prompt_tokens: 300, completion_tokens: 500, tokens_per_second: 0.1, eta_seconds: 30_000 });
+    expect(v.progress).toEqual({
+      lines_done: 25, prompt_tokens: 300, completion_tokens: 500, prompt_tokens_cached: 120, prompt_tokens_computed: 180,
+      tokens_per_second: 0.1, eta_seconds: 30_000,
+    });
+    expect(v.usage.input_tokens_details.cached_tokens).toBe(120);
   });
   it("has no ETA before the first line and none once final", () => {
     expect(batchView({ ...base, completed: 0, failed: 0 }, 2_000_000).progress?.eta_seconds).toBeNull();

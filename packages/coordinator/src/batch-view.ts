@@ -46,7 +46,7 @@ export function batchView(b: BatchRecord, nowMs: number = Date.now()): BatchView
     model: b.model,
     usage: {
       input_tokens: b.promptTokens,
-      input_tokens_details: { cached_tokens: 0 },
+      input_tokens_details: { cached_tokens: b.promptTokensCached },
       output_tokens: b.completionTokens,
       output_tokens_details: { reasoning_tokens: 0 },
       total_tokens: b.promptTokens + b.completionTokens,
@@ -55,6 +55,8 @@ export function batchView(b: BatchRecord, nowMs: number = Date.now()): BatchView
       lines_done: done,
       prompt_tokens: b.promptTokens,
       completion_tokens: b.completionTokens,
+      prompt_tokens_cached: b.promptTokensCached,
+      prompt_tokens_computed: b.promptTokens - b.promptTokensCached,
       tokens_per_second: elapsedS > 0 ? Math.round((b.completionTokens / elapsedS) * 10) / 10 : 0,
       eta_seconds: running && rate > 0 ? Math.ceil((b.total - done) / rate) : running ? null : 0,
     },

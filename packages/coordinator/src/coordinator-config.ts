@@ -109,6 +109,13 @@ export const coordinatorConfigSchema = z.object({
   shardLines: positiveInt.max(100_000).default(256),
   /** A shard also ends once its lines reach this many bytes, so a lease message stays bounded. */
   shardMaxBytes: positiveInt.default(32 * 1024 * 1024),
+  /**
+   * Prefix-aware sharding: lines with the same prefix key are packed into the same shards
+   * within windows of this many lines (at least shardLines); 0 = shards of consecutive lines.
+   */
+  prefixWindowLines: z.number().int().min(0).default(4096),
+  /** Characters of a prompt's lead that make its prefix key. */
+  prefixKeyChars: positiveInt.default(512),
   /** BullMQ lock of a leased shard; extended while the worker's stream lives. */
   lockDurationMs: positiveInt.min(1000).default(30_000),
   /** How often the BullMQ stalled checker looks for shards whose lock expired. */

@@ -89,7 +89,7 @@ export class CoordinatorMetrics {
     });
     this.tokensCompleted = new Counter({
       name: `${PREFIX}tokens_completed_total`,
-      help: "Tokens of lines persisted for the first time (prompt, completion).",
+      help: "Tokens of lines persisted for the first time (prompt, completion; prompt_cached: of prompt, served from the engines' prefix caches).",
       labelNames: ["kind"],
       registers,
     });

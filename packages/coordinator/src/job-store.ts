@@ -66,11 +66,21 @@ export interface BatchRecord {
   failed: number;
   promptTokens: number;
   completionTokens: number;
+  /** Of promptTokens: served from the engines' prefix caches (the rest were computed). */
+  promptTokensCached: number;
   /** Set when a cancel or the completion window stops the batch. */
   stopReason: StopReason | null;
 }
 
-/** One shard: a byte range of the input file, as a BullMQ job's data. */
+/** A run of consecutive request lines: [firstLine, lineCount, byteStart, byteEnd). */
+export type LineRun = [number, number, number, number];
+
+/**
+ * One shard as a BullMQ job's data: lines [firstLine, firstLine + lineCount) at bytes
+ * [byteStart, byteEnd) of the input file, or, when `runs` is set (prefix packing),
+ * those runs of consecutive lines (firstLine, lineCount and the bytes are then the
+ * first line, the number of lines and the byte envelope). shard-lines.ts reads both.
+ */
 export interface ShardJobData {
   batchId: string;
   shard: number;
@@ -81,6 +91,10 @@ export interface ShardJobData {
   inputKey: string;
   endpoint: string;
   priority: number;
+  /** [firstLine, lineCount, byteStart, byteEnd] per run, in line order; absent = one run. */
+  runs?: LineRun[];
+  /** The prefix key most of its lines share (the lease broker's affinity hint). */
+  prefixKey?: string;
 }
 
 /** A shard taken from its model's queue with a lock token; the lock lives while extended. */
@@ -102,6 +116,8 @@ export interface LineOutcome {
   ok: boolean;
   promptTokens: number;
   completionTokens: number;
+  /** Of promptTokens, served from the engine's prefix cache (0 when not reported). */
+  cachedTokens?: number;
 }
 
 export interface MarkResult {
@@ -115,6 +131,7 @@ export interface MarkResult {
   newlyOk: number;
   newPromptTokens: number;
   newCompletionTokens: number;
+  newCachedTokens: number;
 }
 
 export type StoreEvent =

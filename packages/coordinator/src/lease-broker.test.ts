@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { JobStore, LeasedShard, ShardJobData } from "./job-store.js";
 import { LeaseBroker, type AssignResult, type LeaseTaker } from "./lease-broker.js";
 
-function shard(n: number): LeasedShard {
-  const data = { batchId: "b", shard: n } as ShardJobData;
+function shard(n: number, prefixKey?: string): LeasedShard {
+  const data = { batchId: "b", shard: n, ...(prefixKey ? { prefixKey } : {}) } as ShardJobData;
   return { data, token: `t${n}`, extend: async () => true, complete: async () => true, release: async () => true, retryLater: async () => true };
 }
 
@@ -76,6 +76,55 @@ describe("LeaseBroker", () => {
     broker.want(failing);
     await tick(100);
     expect(released).toEqual([3]);
+    await broker.stop();
+  });
+
+  it("gives a shard to the session that served its prefix key recently, when it wants work", async () => {
+    const q = new FakeQueue();
+    const keys = ["k1", "k2", "k1", "k1", "k2", "k3", "k2", "k1", "k3"];
+    q.items = keys.map((k, i) => shard(i, k));
+    const broker = new LeaseBroker({ store: q.store, logger, pollMs: 1000 });
+    const a = new Taker("m", 10);
+    const b = new Taker("m", 10);
+    broker.want(a);
+    broker.want(b);
+    await tick();
+    // k1 -> a (round-robin), k2 -> b (round-robin), then every k1 to a and k2 to b;
+    // k3, new, goes round-robin and then stays where it went.
+    const keysOf = (t: Taker) => [...new Set(t.got.map((n) => keys[n]))];
+    expect(a.got.length + b.got.length).toBe(keys.length);
+    expect(keysOf(a).includes("k1") && !keysOf(b).includes("k1")).toBe(true);
+    expect(keysOf(b).includes("k2") && !keysOf(a).includes("k2")).toBe(true);
+    expect(keysOf(a).includes("k3") !== keysOf(b).includes("k3")).toBe(true);
+    await broker.stop();
+  });
+
+  it("never starves an idle session: affinity lasts only while the affine session has credit", async () => {
+    const q = new FakeQueue();
+    q.items = Array.from({ length: 8 }, (_, i) => shard(i, "same"));
+    const broker = new LeaseBroker({ store: q.store, logger, pollMs: 1000 });
+    const busy = new Taker("m", 3);
+    const idle = new Taker("m", 10);
+    broker.want(busy);
+    broker.want(idle);
+    await tick();
+    // All one key: the first session keeps it while it has credit, then the idle one gets the rest.
+    expect(busy.got).toEqual([0, 1, 2]);
+    expect(idle.got).toEqual([3, 4, 5, 6, 7]);
+    await broker.stop();
+  });
+
+  it("shards without a key go round-robin, as before", async () => {
+    const q = new FakeQueue();
+    q.items = [0, 1, 2, 3].map((n) => shard(n));
+    const broker = new LeaseBroker({ store: q.store, logger, pollMs: 1000 });
+    const a = new Taker("m", 5);
+    const b = new Taker("m", 5);
+    broker.want(a);
+    broker.want(b);
+    await tick();
+    expect(a.got).toEqual([0, 2]);
+    expect(b.got).toEqual([1, 3]);
     await broker.stop();
   });
 });

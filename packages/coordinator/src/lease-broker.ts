@@ -1,7 +1,16 @@
 // Hands queued shards to worker sessions that have credit. One puller per model per
 // replica takes jobs from the model's BullMQ queue (getNextJob with the lease id as token)
-// and gives each to the next session in round-robin that still wants work. When the queue
-// is empty it sleeps until a "work" event (shards queued or put back anywhere) or a poll.
+// and gives each to a session that still wants work. When the queue is empty it sleeps
+// until a "work" event (shards queued or put back anywhere) or a poll.
+//
+// Which session: prefix affinity first, then round-robin. A shard with a prefix key
+// (prefix-aware sharding) goes to the session that most recently took a shard of the
+// same key among its last AFFINITY_KEYS keys, when that session wants work now: its
+// engine probably still holds that prefix's KV blocks. Otherwise the next session in
+// round-robin takes it. Affinity is a hint, never a wait: a shard always goes to some
+// session that wants work at once, and since a session wants work only while it has
+// credit (about 2x its engine's sequences), a busy session with affinity stops
+// attracting shards once its credit is spent, and idle sessions get the rest.
 import { newId, type Logger } from "@batchgen/core";
 import type { JobStore, LeasedShard } from "./job-store.js";
 
@@ -56,9 +65,13 @@ export class LeaseBroker {
 
 /** Shards being handed over at once per model (each reads its byte range and done bits). */
 const MAX_ASSIGNS_IN_FLIGHT = 4;
+/** Prefix keys remembered per session for affinity. */
+export const AFFINITY_KEYS = 8;
 
 class ModelPuller {
   private readonly takers = new Set<LeaseTaker>();
+  /** Per session: the prefix keys of its latest shards, newest first. */
+  private readonly recentKeys = new Map<LeaseTaker, string[]>();
   private readonly inFlight = new Set<Promise<void>>();
   private loop: Promise<void> | null = null;
   private woken = false;
@@ -77,6 +90,7 @@ class ModelPuller {
 
   remove(taker: LeaseTaker): void {
     this.takers.delete(taker);
+    this.recentKeys.delete(taker);
   }
 
   wake(): void {
@@ -123,8 +137,7 @@ class ModelPuller {
         await Promise.race(this.inFlight);
         continue;
       }
-      const taker = this.nextTaker();
-      if (!taker) {
+      if (!this.nextTaker(false)) {
         // Assigns under way may hand credit back (a shard with nothing left to run).
         if (this.inFlight.size === 0) return;
         await Promise.race(this.inFlight);
@@ -143,10 +156,39 @@ class ModelPuller {
         if (!this.woken) await this.sleep(pollMs);
         continue;
       }
+      const taker = this.takerFor(shard);
+      if (!taker) {
+        // Every session stopped wanting work while the shard was being taken.
+        await shard.release();
+        continue;
+      }
       const step = this.assign(taker, shard).finally(() => this.inFlight.delete(step));
       this.inFlight.add(step);
     }
     await Promise.allSettled(this.inFlight);
+  }
+
+  /** The session a shard goes to: affinity by prefix key, else round-robin (see the header). */
+  private takerFor(shard: LeasedShard): LeaseTaker | null {
+    const key = shard.data.prefixKey;
+    let taker: LeaseTaker | null = null;
+    if (key) {
+      let best = AFFINITY_KEYS;
+      for (const t of this.takers) {
+        const at = this.recentKeys.get(t)?.indexOf(key) ?? -1;
+        if (at >= 0 && at < best && t.wantsWork()) {
+          best = at;
+          taker = t;
+        }
+      }
+    }
+    taker ??= this.nextTaker();
+    if (taker && key) {
+      const keys = (this.recentKeys.get(taker) ?? []).filter((k) => k !== key);
+      keys.unshift(key);
+      this.recentKeys.set(taker, keys.slice(0, AFFINITY_KEYS));
+    }
+    return taker;
   }
 
   /** Hand one shard over; reading it and telling the worker overlap with taking the next. */

@@ -62,6 +62,9 @@ export interface BatchProgress {
   lines_done: number;
   prompt_tokens: number;
   completion_tokens: number;
+  /** Of prompt_tokens: served from the engines' prefix caches, and computed. */
+  prompt_tokens_cached?: number;
+  prompt_tokens_computed?: number;
   tokens_per_second: number;
   eta_seconds: number | null;
 }

@@ -1,12 +1,20 @@
-// The engine benchmark, workload A (docs/benchmarks.md): N prompts of exactly IN
-// random token ids, exactly OUT generated tokens each (greedy, EOS ignored), on a
-// random-weight model of a real shape in bf16 (Gemma 1/2/3, Qwen3, Llama 3.2). Drives the C++ Engine directly:
-// submit everything, step until done. Prints one JSON line like the peer
-// (../shared/peers/hf_transformers.py); out_tok_s is the figure.
+// The engine benchmark (docs/benchmarks.md), on a random-weight model of a real shape
+// in bf16 (Gemma 1/2/3, Qwen3, Llama 3.2), greedy with EOS ignored. Drives the C++ Engine directly: submit everything,
+// step until done. Prints one JSON line like the peer (../shared/peers/hf_transformers.py);
+// out_tok_s is the figure, prompt_tokens_computed / _cached the prompt work.
+//  - workload A (default): N prompts of exactly IN random token ids, OUT tokens each;
+//  - --workload shared-prefix: N prompts, each one of P random prefixes of
+//    [prefix-min, prefix-max] tokens then [suffix-min, suffix-max] unique tokens, and
+//    [out-min, out-max] generated tokens (defaults: 2000 lines, 8 prefixes of 500-1500,
+//    20-150 unique, 100-250 out), each line drawing its prefix at random; inp and out
+//    in the JSON line are then the mean prompt and output lengths.
 //
 //   bench_engine --shape gemma-2b --model-dir /dev/shm/bg-gemma-2b [--device cuda]
 //                [--n 1024] [--inp 512] [--out 256] [--max-seqs 1024]
 //                [--max-batch-tokens 8192] [--deterministic] [--seed 1] [--write-only]
+//                [--workload a|shared-prefix] [--prefixes 8] [--prefix-min 500]
+//                [--prefix-max 1500] [--suffix-min 20] [--suffix-max 150]
+//                [--out-min 100] [--out-max 250] [--no-prefix-caching]
 //                [--temperature 0] [--json-schema FIELDS] [--top-logprobs K] [--n-choices C]
 //
 // Sampling extras (issue 13), each on every line:
@@ -297,7 +305,10 @@ int main(int argc, char** argv) {
   std::string shape = "gemma-2b", model_dir, device = "cuda";
   int n = -1, inp = 512, out = 256, max_seqs = -1, max_batch_tokens = 8192, block_size = 16;
   uint64_t seed = 1;
-  bool deterministic = false, write_only = false;
+  bool deterministic = false, write_only = false, prefix_caching = true;
+  std::string workload = "a";
+  int prefixes = 8, prefix_min = 500, prefix_max = 1500, suffix_min = 20, suffix_max = 150, out_min = 100,
+      out_max = 250;
   int json_fields = 0, top_logprobs = -1, n_choices = 1;
   float temperature = 0.0f;
   double kv_fraction = 0.9;
@@ -320,6 +331,15 @@ int main(int argc, char** argv) {
     else if (a == "--seed") seed = std::stoull(val());
     else if (a == "--deterministic") deterministic = true;
     else if (a == "--write-only") write_only = true;
+    else if (a == "--workload") workload = val();
+    else if (a == "--prefixes") prefixes = std::stoi(val());
+    else if (a == "--prefix-min") prefix_min = std::stoi(val());
+    else if (a == "--prefix-max") prefix_max = std::stoi(val());
+    else if (a == "--suffix-min") suffix_min = std::stoi(val());
+    else if (a == "--suffix-max") suffix_max = std::stoi(val());
+    else if (a == "--out-min") out_min = std::stoi(val());
+    else if (a == "--out-max") out_max = std::stoi(val());
+    else if (a == "--no-prefix-caching") prefix_caching = false;
     else if (a == "--json-schema") json_fields = std::stoi(val());
     else if (a == "--top-logprobs") top_logprobs = std::stoi(val());
     else if (a == "--n-choices") n_choices = std::stoi(val());
@@ -333,8 +353,14 @@ int main(int argc, char** argv) {
     usage("unknown --shape " + shape + " (" + names + ")");
   }
   if (model_dir.empty()) usage("--model-dir is required (written there when empty)");
+  const bool shared = workload == "shared-prefix";
+  if (!shared && workload != "a") usage("unknown --workload " + workload + " (a, shared-prefix)");
+  if (shared && (prefixes < 1 || prefix_min < 1 || prefix_max < prefix_min || suffix_min < 1 ||
+                 suffix_max < suffix_min || out_min < 1 || out_max < out_min)) {
+    usage("shared-prefix: need prefixes >= 1 and 1 <= min <= max for prefix, suffix and out");
+  }
   // The larger shapes' KV caches hold fewer full sequences: half the prompts.
-  if (n < 0) n = it->second.layers * it->second.kv_heads * it->second.head_dim > 28 * 1024 ? 512 : 1024;
+  if (n < 0) n = shared ? 2000 : it->second.layers * it->second.kv_heads * it->second.head_dim > 28 * 1024 ? 512 : 1024;
   if (max_seqs < 0) max_seqs = n;
   if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
   if (write_only) return 0;
@@ -347,8 +373,9 @@ int main(int argc, char** argv) {
     o.max_batch_tokens = max_batch_tokens;
     o.block_size = block_size;
     o.kv_cache_memory_fraction = kv_fraction;
-    o.max_model_len = std::max(inp + out + 1, 1024);
+    o.max_model_len = std::max(shared ? prefix_max + suffix_max + out_max + 1 : inp + out + 1, 1024);
     o.deterministic = deterministic;
+    o.enable_prefix_caching = prefix_caching;
     if (json_fields > 0 && !file_exists(model_dir + "/tokenizer.json")) o.token_bytes = synthetic_vocab(it->second.vocab);
     const auto t_load = std::chrono::steady_clock::now();
     std::unique_ptr<Engine> engine = Engine::load(o);
@@ -383,16 +410,31 @@ int main(int argc, char** argv) {
     while (engine->has_work()) engine->step();
 
     std::vector<GenerateRequest> reqs;
-    for (int i = 0; i < n; ++i) {
-      if (n_choices > 1 && i % n_choices != 0) {  // choice c of a prompt: the same prompt, seed + c
-        GenerateRequest c = reqs[size_t(i - i % n_choices)];
-        c.id = "r" + std::to_string(i);
-        c.sampling.seed = seed + uint64_t(i % n_choices);
-        reqs.push_back(c);
-      } else {
-        reqs.push_back(request("r" + std::to_string(i), inp, out));
+    if (shared) {
+      std::uniform_int_distribution<int> plen(prefix_min, prefix_max), slen(suffix_min, suffix_max),
+          olen(out_min, out_max), which(0, prefixes - 1);
+      std::vector<std::vector<int32_t>> heads;
+      for (int p = 0; p < prefixes; ++p) heads.push_back(request("", plen(rng), 1).prompt);
+      for (int i = 0; i < n; ++i) {
+        const std::vector<int32_t>& head = heads[size_t(which(rng))];
+        GenerateRequest r = request("r" + std::to_string(i), slen(rng), olen(rng));
+        r.prompt.insert(r.prompt.begin(), head.begin(), head.end());
+        reqs.push_back(std::move(r));
+      }
+    } else {
+      for (int i = 0; i < n; ++i) {
+        if (n_choices > 1 && i % n_choices != 0) {  // choice c of a prompt: the same prompt, seed + c
+          GenerateRequest c = reqs[size_t(i - i % n_choices)];
+          c.id = "r" + std::to_string(i);
+          c.sampling.seed = seed + uint64_t(i % n_choices);
+          reqs.push_back(c);
+        } else {
+          reqs.push_back(request("r" + std::to_string(i), inp, out));
+        }
       }
     }
+    int64_t prompt_tokens = 0;
+    for (const GenerateRequest& r : reqs) prompt_tokens += int64_t(r.prompt.size());
     const EngineStats before = engine->stats();
     const auto t0 = std::chrono::steady_clock::now();
     for (const GenerateRequest& r : reqs) engine->submit(r);
@@ -400,21 +442,27 @@ int main(int argc, char** argv) {
     while (engine->has_work()) {
       for (const GenerateResult& r : engine->step()) {
         tokens += int64_t(r.tokens.size());
+        const int want = shared ? reqs[size_t(std::stoi(r.id.substr(1)))].sampling.max_tokens : out;
         const bool ended_early = json_fields > 0 && r.finish_reason == FinishReason::stop;
-        if (r.finish_reason == FinishReason::error || (!ended_early && int(r.tokens.size()) != out)) ++wrong;
+        if (r.finish_reason == FinishReason::error || (!ended_early && int(r.tokens.size()) != want)) ++wrong;
       }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const EngineStats after = engine->stats();
-    if (wrong) std::fprintf(stderr, "bench_engine: %lld requests did not produce exactly %d tokens\n", (long long)wrong, out);
+    if (wrong) std::fprintf(stderr, "bench_engine: %lld requests did not produce the tokens asked for\n", (long long)wrong);
     std::printf(
-        "{\"engine\":\"batchgen\",\"device\":\"%s\",\"gpu\":\"%s\",\"shape\":\"%s\",\"n\":%d,\"inp\":%d,"
-        "\"out\":%d,\"secs\":%.2f,\"out_tok_s\":%.1f,\"total_tok_s\":%.1f,\"deterministic\":%s,"
-        "\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,\"block_size\":%d,\"steps\":%lld,"
-        "\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,\"temperature\":%g,\"json_schema_fields\":%d,"
-        "\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld}\n",
-        info.device.c_str(), info.device_name.c_str(), shape.c_str(), n, inp, out, secs, tokens / secs,
-        (tokens + int64_t(n) * inp) / secs, deterministic ? "true" : "false", max_seqs, max_batch_tokens,
+        "{\"engine\":\"batchgen\",\"device\":\"%s\",\"gpu\":\"%s\",\"shape\":\"%s\",\"workload\":\"%s\","
+        "\"n\":%d,\"inp\":%d,\"out\":%d,\"secs\":%.2f,\"out_tok_s\":%.1f,\"total_tok_s\":%.1f,"
+        "\"deterministic\":%s,\"prefix_caching\":%s,\"prompt_tokens\":%lld,\"prompt_tokens_computed\":%lld,"
+        "\"prompt_tokens_cached\":%lld,\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,"
+        "\"block_size\":%d,\"steps\":%lld,\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,"
+        "\"temperature\":%g,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld}\n",
+        info.device.c_str(), info.device_name.c_str(), shape.c_str(), workload.c_str(), n,
+        shared ? int(prompt_tokens / std::max(1, n)) : inp, shared ? int(tokens / std::max(1, n)) : out, secs,
+        tokens / secs, double(tokens + prompt_tokens) / secs, deterministic ? "true" : "false",
+        prefix_caching ? "true" : "false", (long long)prompt_tokens,
+        (long long)(after.prompt_tokens_processed - before.prompt_tokens_processed),
+        (long long)(after.prompt_tokens_cached - before.prompt_tokens_cached), max_seqs, max_batch_tokens,
         (long long)info.kv_blocks, block_size, (long long)(after.steps - before.steps),
         (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong, temperature, json_fields,
         top_logprobs, n_choices, (long long)(after.grammar_masks - before.grammar_masks));

@@ -30,6 +30,11 @@ export interface EngineLoadOptions {
   maxModelLen?: number;
   /** Batch-invariant results on every backend (may cost speed); default false. */
   deterministic?: boolean;
+  /**
+   * Automatic prefix caching: requests whose prompts start with the same full KV
+   * blocks share them and compute only the rest; default true.
+   */
+  enablePrefixCaching?: boolean;
 }
 
 /**
@@ -93,6 +98,8 @@ export interface GenerateResult {
   /** Set when finishReason is "error". */
   error?: string;
   promptTokens: number;
+  /** Prompt tokens served from the prefix cache instead of computed. */
+  cachedTokens: number;
   completionTokens: number;
   /** Times the request was preempted (and recomputed) under KV pressure. */
   preemptions: number;

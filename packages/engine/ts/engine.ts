@@ -119,6 +119,7 @@ function toResult(r: NativeResult): GenerateResult {
     tokens: Array.from(r.tokens),
     finishReason: r.finishReason,
     promptTokens: r.promptTokens,
+    cachedTokens: r.cachedTokens,
     completionTokens: r.completionTokens,
     preemptions: r.preemptions,
     timings: { queueMs: r.queueMs, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs },
@@ -178,6 +179,9 @@ function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
     fail(`device: must be "cpu", "cuda" or "cuda:N", got ${String(device)}`);
   }
   if (o.deterministic !== undefined && typeof o.deterministic !== "boolean") fail("deterministic: must be a boolean");
+  if (o.enablePrefixCaching !== undefined && typeof o.enablePrefixCaching !== "boolean") {
+    fail("enablePrefixCaching: must be a boolean");
+  }
   return {
     modelDir: o.modelDir,
     device,
@@ -190,6 +194,7 @@ function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
     maxSeqs: integer(o.maxSeqs, "maxSeqs", 1, INT32_MAX, 256),
     maxModelLen: integer(o.maxModelLen, "maxModelLen", 0, INT32_MAX, 0),
     deterministic: o.deterministic ?? false,
+    enablePrefixCaching: o.enablePrefixCaching ?? true,
   };
 }
 

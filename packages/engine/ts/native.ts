@@ -28,6 +28,7 @@ export interface NativeLoadOptions {
   maxSeqs: number;
   maxModelLen: number;
   deterministic: boolean;
+  enablePrefixCaching: boolean;
 }
 
 /** One request as submit() reads it. */
@@ -63,6 +64,8 @@ export interface NativeResult {
   finishReason: "stop" | "length" | "abort" | "error";
   error: string;         // "" unless finishReason is "error"
   promptTokens: number;
+  /** Prompt tokens served from the prefix cache (at the request's first admission). */
+  cachedTokens: number;
   completionTokens: number;
   preemptions: number;
   queueMs: number;
@@ -82,8 +85,12 @@ export interface NativeStats {
   kvBlocksTotal: number;
   kvBlocksUsed: number;
   kvBlocksFree: number;
+  /** Free blocks that still hold a cached prefix (counted in kvBlocksFree too). */
+  kvBlocksCached: number;
   /** Prompt tokens run through the model, recomputation after preemption included. */
   promptTokensProcessed: number;
+  /** Prompt tokens served from the prefix cache instead of computed. */
+  promptTokensCached: number;
   generatedTokens: number;
   steps: number;
   preemptions: number;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CharTokenizerDouble } from "../test/support/char-tokenizer-double.js";
 import { InstantEngineDouble } from "./instant-engine-double.js";
-import { LineRunner } from "./line-runner.js";
+import { LineRunner, promptOrder } from "./line-runner.js";
 
 const setup = (opts: { maxModelLen?: number; completionTokens?: number; words?: string[] } = {}) => {
   const engine = new InstantEngineDouble({ maxModelLen: opts.maxModelLen ?? 200, completionTokens: opts.completionTokens ?? 64, recordRequests: true });
@@ -142,5 +142,19 @@ describe("LineRunner", () => {
     expect(out).toMatchObject({ kind: "error", code: "context_length_exceeded" });
     expect(out.kind === "error" && out.message).toMatch(/at least \d+ tokens/);
     expect(calls).toHaveLength(0);
+  });
+
+  it("orders a lease's lines by prompt so lines sharing a prefix reach the engine together", async () => {
+    const { engine, runner } = setup();
+    const line = (prompt: number[]) => JSON.stringify({ model: "m", prompt, max_tokens: 2 });
+    const bodies = [line([30, 31, 5]), line([40, 41, 1]), "not json", line([30, 31, 2]), line([40, 41, 0]), line([30])];
+    const prepared = await Promise.all(bodies.map((b, i) => runner.prepare(`x${i}`, "/v1/completions", b)));
+    const order = promptOrder(prepared);
+    // The failed line first, then [30] < [30,31,2] < [30,31,5] < [40,41,0] < [40,41,1].
+    expect(order).toEqual([2, 5, 3, 0, 4, 1]);
+    for (const i of order) await runner.execute(`x${i}`, prepared[i]!);
+    expect(engine.requests.map((r) => r.id)).toEqual(["x5", "x3", "x0", "x4", "x1"]);
+    const failed = await runner.execute("x2", prepared[2]!);
+    expect(failed).toMatchObject({ kind: "error", code: "invalid_request" });
   });
 });

@@ -10,7 +10,7 @@ import { applyStopStrings, planStopStrings } from "./stop-strings.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
 
 export type LineOutcome =
-  | { kind: "response"; bodyJson: string; promptTokens: number; completionTokens: number; engineMs: number }
+  | { kind: "response"; bodyJson: string; promptTokens: number; cachedTokens: number; completionTokens: number; engineMs: number }
   | { kind: "error"; code: string; message: string; promptTokens: number }
   | { kind: "aborted" };
 
@@ -23,10 +23,19 @@ export interface LineRunnerOptions {
   modelName: string;
 }
 
+/** A line parsed and tokenized, ready for the engine (or already failed). */
+export type PreparedLine =
+  | { ok: true; request: ParsedRequest; prompt: number[]; stops: ReturnType<typeof planStopStrings> }
+  | { ok: false; outcome: LineOutcome };
+
 export class LineRunner {
   /** Engine ids of the extra choices of running n > 1 lines, by the line's engine id. */
   readonly #choiceIds = new Map<string, string[]>();
-  /** Lines whose prompt is being made (not in the engine yet), and those of them aborted meanwhile. */
+
+  /**
+   * Lines prepared or being prepared but not yet in the engine (from prepare() until
+   * execute() starts), and those of them aborted meanwhile.
+   */
   private readonly preparing = new Set<string>();
   private readonly abortedEarly = new Set<string>();
 
@@ -39,8 +48,8 @@ export class LineRunner {
   }
 
   /**
-   * Stops a line: before it gets to the engine (its prompt still being made), or in the
-   * engine, every choice of it. Throws like EngineDriver.abort for choice 0.
+   * Stops a line: before it gets to the engine (prepared or its prompt still being made),
+   * or in the engine, every choice of it. Throws like EngineDriver.abort for choice 0.
    */
   abort(engineId: string): void {
     if (this.preparing.has(engineId)) {
@@ -59,20 +68,35 @@ export class LineRunner {
 
   /** Never rejects: every failure of the line becomes an "error" outcome. */
   async run(engineId: string, endpoint: string, bodyJson: string): Promise<LineOutcome> {
+    return this.execute(engineId, await this.prepare(engineId, endpoint, bodyJson));
+  }
+
+  /**
+   * Parses the body and builds the prompt's tokens (through the prompt source); never
+   * rejects. The line counts as preparing, so abort() reaches it, until execute() takes it.
+   */
+  async prepare(engineId: string, endpoint: string, bodyJson: string): Promise<PreparedLine> {
     let promptLen = 0;
+    this.preparing.add(engineId);
     try {
       const request = parseRequest(endpoint, bodyJson);
-      const { engine, tokenizer } = this.opts;
-      this.preparing.add(engineId);
-      let prompt: number[];
-      try {
-        prompt = await this.prompts.tokens(request);
-      } finally {
-        this.preparing.delete(engineId);
-      }
-      if (this.abortedEarly.delete(engineId)) return { kind: "aborted" };
+      const prompt = await this.prompts.tokens(request);
       promptLen = prompt.length;
-      const stops = planStopStrings(request.stop, tokenizer);
+      return { ok: true, request, prompt, stops: planStopStrings(request.stop, this.opts.tokenizer) };
+    } catch (err) {
+      return { ok: false, outcome: failure(err, promptLen) };
+    }
+  }
+
+  /** Runs a prepared line through the engine, every choice of it. Never rejects. */
+  async execute(engineId: string, line: PreparedLine): Promise<LineOutcome> {
+    this.preparing.delete(engineId);
+    if (this.abortedEarly.delete(engineId)) return { kind: "aborted" };
+    if (!line.ok) return line.outcome;
+    const { request, prompt, stops } = line;
+    const promptLen = prompt.length;
+    try {
+      const { engine } = this.opts;
       // Choice 0 runs under the line's engine id, choice i under "<id>/i".
       const ids = Array.from({ length: request.n }, (_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
       const generates = ids.map((id, choice) =>
@@ -114,15 +138,13 @@ export class LineRunner {
         kind: "response",
         bodyJson: responseBodyJson(completion),
         promptTokens: results[0]!.promptTokens,
+        // Choices share the prompt: the first choice's cached count is the line's.
+        cachedTokens: results[0]!.cachedTokens,
         completionTokens,
         engineMs: Math.max(...results.map((r) => r.timings.totalMs)),
       };
     } catch (err) {
-      if (err instanceof LineFailure) return { kind: "error", code: err.code, message: err.message, promptTokens: promptLen };
-      const message = err instanceof Error ? err.message : String(err);
-      // The engine rejects bad input (InvalidArgumentError) per request; the line fails, the worker goes on.
-      const code = isInvalidArgument(err) ? "invalid_request" : "engine_error";
-      return { kind: "error", code, message, promptTokens: promptLen };
+      return failure(err, promptLen);
     }
   }
 
@@ -164,6 +186,32 @@ function tokenLogprobs(result: GenerateResult, count: number, tokenizer: WorkerT
     });
   }
   return out;
+}
+
+/**
+ * The order to submit a lease's lines in: by prompt tokens, so that lines sharing a
+ * prefix reach the engine together and share its cached blocks while they are warm
+ * (failed lines first; ties keep the lease's order). Returns indexes into `lines`.
+ */
+export function promptOrder(lines: readonly PreparedLine[]): number[] {
+  const order = lines.map((_, i) => i);
+  return order.sort((a, b) => comparePrepared(lines[a]!, lines[b]!) || a - b);
+}
+
+function comparePrepared(a: PreparedLine, b: PreparedLine): number {
+  if (!a.ok || !b.ok) return (a.ok ? 1 : 0) - (b.ok ? 1 : 0);
+  const x = a.prompt, y = b.prompt;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+function failure(err: unknown, promptTokens: number): LineOutcome {
+  if (err instanceof LineFailure) return { kind: "error", code: err.code, message: err.message, promptTokens };
+  const message = err instanceof Error ? err.message : String(err);
+  // The engine rejects bad input (InvalidArgumentError) per request; the line fails, the worker goes on.
+  const code = isInvalidArgument(err) ? "invalid_request" : "engine_error";
+  return { kind: "error", code, message, promptTokens };
 }
 
 function parseRequest(endpoint: string, bodyJson: string): ParsedRequest {

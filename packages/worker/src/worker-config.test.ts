@@ -38,4 +38,13 @@ describe("worker config", () => {
     expect(loadWorkerConfig({ flags: { ...base, modelDir: "/m/gemma-3-270m-q4_k_m.gguf" } }).modelName).toBe("gemma-3-270m-q4_k_m");
     expect(loadWorkerConfig({ flags: { ...base, modelName: "x" } }).modelName).toBe("x");
   });
+
+  it("--no-prefix-caching is a switch that turns the engine's prefix caching off", () => {
+    const { values } = parseArgs({ args: ["--no-prefix-caching"], options: workerFlagOptions, strict: true });
+    expect(values).toEqual({ "no-prefix-caching": true });
+    expect(loadWorkerConfig({ flags: { ...base, noPrefixCaching: values["no-prefix-caching"] } }).noPrefixCaching).toBe(true);
+    expect(loadWorkerConfig({ flags: base }).noPrefixCaching).toBe(false);
+    expect(loadWorkerConfig({ env: { BATCHGEN_WORKER_NO_PREFIX_CACHING: "true" }, flags: base }).noPrefixCaching).toBe(true);
+    expect(workerFlagHelp()).toMatch(/^ {2}--no-prefix-caching +compute every prompt in full/m);
+  });
 });

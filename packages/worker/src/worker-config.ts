@@ -41,6 +41,8 @@ export const workerConfigSchema = z.object({
   deterministic: z.boolean().optional(),
   /** Threads that render chat templates and tokenize prompts (0: the main thread, a line per turn). */
   promptThreads: int(0).max(64).default(1),
+  /** Switches the engine's automatic prefix caching off (on by default). */
+  noPrefixCaching: z.boolean().default(false),
   /** Lines to hold, as a multiple of maxSeqs (work asked for before the engine runs dry). */
   prefetch: z.number().min(1).default(2),
   metrics: z.boolean().default(true),

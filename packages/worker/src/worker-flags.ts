@@ -28,6 +28,7 @@ export const workerFlags: WorkerFlag[] = [
   { flag: "kv-cache-memory-fraction", arg: "f", help: "KV cache size as a fraction of free GPU memory" },
   { flag: "deterministic", arg: "", help: "batch-invariant engine results: a request's output does not depend on what runs beside it (may cost speed)" },
   { flag: "prompt-threads", arg: "n", help: "threads that tokenize prompts, off the event loop (0 = main thread; default 1)" },
+  { flag: "no-prefix-caching", arg: "", help: "compute every prompt in full: no sharing of cached prefix blocks between lines" },
   { flag: "prefetch", arg: "x", help: "lines held, as a multiple of max-seqs (default 2)" },
   { flag: "metrics-port", arg: "port", help: "/metrics port, 0 = any free (default 9400)" },
   { flag: "metrics-host", arg: "host", help: "/metrics, /healthz, /readyz bind address (default 127.0.0.1; 0.0.0.0 in a pod)" },

@@ -22,7 +22,7 @@ describe("encodeWorkerMessage", () => {
         lineIndex: 123_456_789n,
         customId: "r-1",
         outcome: { case: "response", value: { statusCode: 200, bodyJson: '{"a":"é ✓ 😀"}' } },
-        usage: { promptTokens: 300, completionTokens: 8 },
+        usage: { promptTokens: 300, completionTokens: 8, cachedTokens: 256 },
         engineMs: 1.25,
       },
     });
@@ -34,7 +34,7 @@ describe("encodeWorkerMessage", () => {
       value: { leaseId: "l", batchId: "b", lineIndex: 0n, customId: "", outcome: { case: "error", value: { code: "invalid_request", message: "x".repeat(300) } }, usage: { promptTokens: 0, completionTokens: 0 } },
     });
     same({ case: "result", value: { leaseId: "l".repeat(200), lineIndex: 2n ** 63n + 5n, outcome: { case: "response", value: { statusCode: 0, bodyJson: "" } }, engineMs: 0 } });
-    same({ case: "result", value: { leaseId: "l", customId: "ü".repeat(100_000), outcome: { case: "error", value: {} }, usage: { promptTokens: 4_294_967_295, completionTokens: 128 } } });
+    same({ case: "result", value: { leaseId: "l", customId: "ü".repeat(100_000), outcome: { case: "error", value: {} }, usage: { promptTokens: 4_294_967_295, completionTokens: 128, cachedTokens: 4_294_967_295 } } });
     same({ case: "result", value: {} });
   });
 

@@ -20,6 +20,7 @@ const TAG_SUB_1_VARINT = 1 << 3;
 const TAG_SUB_1_STRING = (1 << 3) | 2;
 const TAG_SUB_2_VARINT = 2 << 3;
 const TAG_SUB_2_STRING = (2 << 3) | 2;
+const TAG_SUB_3_VARINT = 3 << 3;
 
 export function encodeWorkerMessage(m: WorkerMessage): Buffer {
   if (m.msg.case === "result" && m.$unknown === undefined) return encodeResultMessage(m.msg.value);
@@ -88,7 +89,10 @@ function encodeResultMessage(r: Result): Buffer {
   const u = r.usage;
   const prompt = u ? u.promptTokens >>> 0 : 0;
   const completion = u ? u.completionTokens >>> 0 : 0;
-  const usageSize = u ? (prompt !== 0 ? 1 + varintSize(prompt) : 0) + (completion !== 0 ? 1 + varintSize(completion) : 0) : 0;
+  const cached = u ? u.cachedTokens >>> 0 : 0;
+  const usageSize = u
+    ? (prompt !== 0 ? 1 + varintSize(prompt) : 0) + (completion !== 0 ? 1 + varintSize(completion) : 0) + (cached !== 0 ? 1 + varintSize(cached) : 0)
+    : 0;
   if (u) size += 1 + varintSize(usageSize) + usageSize;
   if (r.engineMs !== 0) size += 9;
 
@@ -142,6 +146,10 @@ function encodeResultMessage(r: Result): Buffer {
     if (completion !== 0) {
       buf[pos++] = TAG_SUB_2_VARINT;
       varint(completion);
+    }
+    if (cached !== 0) {
+      buf[pos++] = TAG_SUB_3_VARINT;
+      varint(cached);
     }
   }
   if (r.engineMs !== 0) {

@@ -8,6 +8,7 @@ import type { LineOutcome } from "./line-runner.js";
 
 export class WorkerMetrics {
   private readonly promptTokens: Counter;
+  private readonly promptTokensCached: Counter;
   private readonly generationTokens: Counter;
   private readonly linesOk: { inc(): void };
   private readonly linesError: { inc(): void };
@@ -18,6 +19,11 @@ export class WorkerMetrics {
   constructor(registry: Registry, engineStats: () => EngineStats | null) {
     const registers = [registry];
     this.promptTokens = new Counter({ name: "batchgen_worker_prompt_tokens_total", help: "Prompt tokens of finished lines", registers });
+    this.promptTokensCached = new Counter({
+      name: "batchgen_worker_prompt_tokens_cached_total",
+      help: "Prompt tokens of finished lines served from the engine's prefix cache (the rest were computed)",
+      registers,
+    });
     this.generationTokens = new Counter({ name: "batchgen_worker_generation_tokens_total", help: "Generated tokens of finished lines", registers });
     const linesDone = new Counter({ name: "batchgen_worker_lines_done_total", help: "Lines finished, by outcome (ok | error)", labelNames: ["outcome"], registers });
     // Label children looked up once: a line costs no label hashing.
@@ -48,6 +54,9 @@ export class WorkerMetrics {
     gauge("batchgen_worker_engine_step_seconds", "Duration of the engine's last step", (s) => s.lastStepMs / 1000);
     gauge("batchgen_worker_engine_steps", "Engine steps run since start", (s) => s.steps);
     gauge("batchgen_worker_engine_preemptions", "Requests preempted since start", (s) => s.preemptions);
+    gauge("batchgen_worker_kv_blocks_cached", "Free KV blocks still holding a cached prefix", (s) => s.kvBlocksCached);
+    gauge("batchgen_worker_engine_prompt_tokens_computed", "Prompt tokens the engine computed since start (recompute included)", (s) => s.promptTokensProcessed);
+    gauge("batchgen_worker_engine_prompt_tokens_cached", "Prompt tokens the engine served from its prefix cache since start", (s) => s.promptTokensCached);
   }
 
   leaseTaken(_lines: number): void {
@@ -57,6 +66,7 @@ export class WorkerMetrics {
   lineDone(outcome: LineOutcome): void {
     if (outcome.kind === "response") {
       this.promptTokens.inc(outcome.promptTokens);
+      this.promptTokensCached.inc(outcome.cachedTokens);
       this.generationTokens.inc(outcome.completionTokens);
       this.engineRequestSeconds.observe(outcome.engineMs / 1000);
       this.linesOk.inc();

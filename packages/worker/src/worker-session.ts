@@ -8,7 +8,7 @@ import type { Logger } from "@batchgen/core";
 import type { ConnectStream } from "./coordinator-client.js";
 import type { CreditLedger } from "./credit-ledger.js";
 import type { EngineDriver } from "./engine-driver.js";
-import type { LineOutcome, LineRunner } from "./line-runner.js";
+import { promptOrder, type LineOutcome, type LineRunner } from "./line-runner.js";
 import type { WorkerMetrics } from "./worker-metrics.js";
 
 export interface HelloInfo {
@@ -186,18 +186,26 @@ export class WorkerSession {
     ledger.onLease(lease.lines.length);
     this.leases.set(lease.leaseId, held);
     logger.debug("lease", { leaseId: lease.leaseId, batchId: lease.batchId, shard: lease.shardIndex, lines: lease.lines.length });
-    for (const line of lease.lines) {
-      const index = Number(line.lineIndex);
-      const engineId = `${lease.leaseId}#${index}`;
-      held.running.set(index, engineId);
-      // A mixed batch's line names its own endpoint where it differs from the lease's.
-      const endpoint = line.url || lease.endpoint;
-      // run() never rejects (a line's failure is its outcome); a bug past it is logged, not lost.
-      void runner
-        .run(engineId, endpoint, line.bodyJson)
-        .then((outcome) => this.onLineDone(held, index, line.customId, outcome))
-        .catch((err: unknown) => logger.error("finishing a line failed", { leaseId: lease.leaseId, line: index, error: err instanceof Error ? err.message : String(err) }));
-    }
+    // Every line is running from here (a cancel or release finds it); prompts are made off
+    // the event loop, then the lines go to the engine in prompt order, so lines sharing a
+    // prefix arrive together and share its cached blocks.
+    const engineIds = lease.lines.map((line) => `${lease.leaseId}#${Number(line.lineIndex)}`);
+    lease.lines.forEach((line, i) => held.running.set(Number(line.lineIndex), engineIds[i]!));
+    // A mixed batch's line names its own endpoint where it differs from the lease's.
+    void Promise.all(lease.lines.map((line, i) => runner.prepare(engineIds[i]!, line.url || lease.endpoint, line.bodyJson)))
+      .then((prepared) => {
+        for (const i of promptOrder(prepared)) {
+          const line = lease.lines[i]!;
+          const index = Number(line.lineIndex);
+          void runner
+            .execute(engineIds[i]!, prepared[i]!)
+            .then((outcome) => this.onLineDone(held, index, line.customId, outcome))
+            // execute() never rejects (a line's failure is its outcome); a bug past it is logged, not lost.
+            .catch((err: unknown) => logger.error("finishing a line failed", { leaseId: lease.leaseId, line: index, error: err instanceof Error ? err.message : String(err) }));
+        }
+      })
+      // prepare() never rejects either.
+      .catch((err: unknown) => logger.error("preparing a lease failed", { leaseId: lease.leaseId, error: err instanceof Error ? err.message : String(err) }));
     metrics.leaseTaken(lease.lines.length);
     if (lease.lines.length === 0) this.completeLease(held);
   }
@@ -222,7 +230,7 @@ export class WorkerSession {
               lineIndex: BigInt(index),
               customId,
               outcome: { case: "response", value: { $typeName: "batchgen.v1.Response", statusCode: 200, bodyJson: outcome.bodyJson } },
-              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens },
+              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens, cachedTokens: outcome.cachedTokens },
               engineMs: outcome.engineMs,
             }
           : {
@@ -232,7 +240,7 @@ export class WorkerSession {
               lineIndex: BigInt(index),
               customId,
               outcome: { case: "error", value: { $typeName: "batchgen.v1.LineError", code: outcome.code, message: outcome.message } },
-              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: 0 },
+              usage: { $typeName: "batchgen.v1.Usage", promptTokens: outcome.promptTokens, completionTokens: 0, cachedTokens: 0 },
               engineMs: 0,
             };
       this.write({ $typeName: "batchgen.v1.WorkerMessage", msg: { case: "result", value: result } });

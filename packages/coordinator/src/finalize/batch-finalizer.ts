@@ -5,9 +5,10 @@
 // register both as files and set the final status with exact request counts. One replica
 // finalizes a batch at a time (a lock); a replica that dies mid-way leaves it to another.
 import { newId, type BatchStatus, type Logger, type ObjectStore } from "@batchgen/core";
-import type { JobStore, BatchRecord } from "../job-store.js";
+import type { JobStore, BatchRecord, LineRun } from "../job-store.js";
 import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
 import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
+import { readRuns } from "../shard-lines.js";
 import type { SwallowedErrors } from "../swallowed-errors.js";
 import { UploadSink } from "./upload-sink.js";
 import { SHARD_PARKED } from "../grpc/shard-failures.js";
@@ -152,7 +153,12 @@ export class BatchFinalizer {
     return true;
   }
 
-  /** Every line of the batch, in input order, into the output or the error sink. */
+  /**
+   * Every line of the batch, in input order, into the output or the error sink. Shards
+   * are merged a window at a time: without prefix packing a window is one shard of
+   * consecutive lines; with it, the shards of one packing window, which together hold a
+   * run of consecutive lines (so only that window's results are held at once).
+   */
   private async merge(batch: BatchRecord, outcome: Outcome, out: UploadSink, err: UploadSink): Promise<void> {
     const { objects } = this.deps;
     if (batch.total === 0 || batch.shards === 0) return;
@@ -160,12 +166,14 @@ export class BatchFinalizer {
     const parked = await this.deps.store.parkedShards(batch.id);
     const keys = objects.list(partsPrefix(batch.id))[Symbol.asyncIterator]();
     let next = await keys.next();
+    const starts = index.windows ?? index.shards.map((_, i) => i);
 
-    for (let shard = 0; shard < index.shards.length; shard++) {
-      const [firstLine, count] = index.shards[shard]!;
+    for (let w = 0; w < starts.length; w++) {
+      const first = starts[w]!;
+      const end = w + 1 < starts.length ? starts[w + 1]! : index.shards.length;
       const results = new Map<number, { ok: boolean; json: string }>();
-      while (!next.done && shardOfPartKey(batch.id, next.value) <= shard) {
-        if (shardOfPartKey(batch.id, next.value) === shard) {
+      while (!next.done && shardOfPartKey(batch.id, next.value) < end) {
+        if (shardOfPartKey(batch.id, next.value) >= first) {
           const text = (await objects.getBytes(next.value)).toString("utf8");
           for (const p of decodePart(text)) {
             if (!results.has(p.line)) results.set(p.line, { ok: p.ok, json: p.json });
@@ -173,31 +181,75 @@ export class BatchFinalizer {
         }
         next = await keys.next();
       }
-      let customIds: string[] | null = null;
-      for (let line = firstLine; line < firstLine + count; line++) {
-        const r = results.get(line);
-        if (r) {
-          await (r.ok ? out : err).writeLine(r.json);
-          continue;
+      const runs = windowRuns(index, first, end);
+      const parkedLines = parkedLinesOf(index, parked, first, end);
+      let customIds: Map<number, string> | null = null;
+      for (const [firstLine, count] of runs) {
+        for (let line = firstLine; line < firstLine + count; line++) {
+          const r = results.get(line);
+          if (r) {
+            await (r.ok ? out : err).writeLine(r.json);
+            continue;
+          }
+          customIds ??= await this.customIdsOf(batch, runs);
+          const customId = customIds.get(line) ?? "";
+          const why = parkedLines.get(line);
+          await err.writeLine(why !== undefined ? errorLine(null, customId, SHARD_PARKED, why) : notRunLine(customId, outcome));
         }
-        customIds ??= await this.customIdsOf(batch, index, shard);
-        const customId = customIds[line - firstLine] ?? "";
-        const why = parked.get(shard);
-        await err.writeLine(why !== undefined ? errorLine(null, customId, SHARD_PARKED, why) : notRunLine(customId, outcome));
       }
     }
   }
 
-  private async customIdsOf(batch: BatchRecord, index: ShardIndex, shard: number): Promise<string[]> {
-    const entry = index.shards[shard];
-    if (!entry) return [];
-    const [, , start, end] = entry;
-    const text = (await this.deps.objects.getRange(batch.inputKey, start, end)).toString("utf8");
-    return text
-      .split("\n")
-      .filter((l) => l.trim() !== "")
-      .map((l) => (JSON.parse(l) as { custom_id: string }).custom_id);
+  private async customIdsOf(batch: BatchRecord, runs: LineRun[]): Promise<Map<number, string>> {
+    const ids = await readRuns(this.deps.objects, batch.inputKey, runs, (raw, line) => [line, customIdOf(raw)] as const);
+    return new Map(ids);
   }
+}
+
+/** A line's custom_id; "" for a line that is not a readable request (an invalid line a skip_invalid_lines batch kept). */
+function customIdOf(raw: string): string {
+  try {
+    const id = (JSON.parse(raw) as { custom_id?: unknown } | null)?.custom_id;
+    return typeof id === "string" ? id : "";
+  } catch {
+    return "";
+  }
+}
+
+/** The lines of shards [first, end) as runs of consecutive lines, in line order. */
+/** The lines of the window's parked shards, with the reason each shard was parked. */
+function parkedLinesOf(index: ShardIndex, parked: Map<number, string>, first: number, end: number): Map<number, string> {
+  const lines = new Map<number, string>();
+  if (parked.size === 0) return lines;
+  for (let s = first; s < end; s++) {
+    const why = parked.get(s);
+    const entry = index.shards[s];
+    if (why === undefined || !entry) continue;
+    for (const [firstLine, count] of index.runs?.[s] ?? [entry]) {
+      for (let line = firstLine; line < firstLine + count; line++) lines.set(line, why);
+    }
+  }
+  return lines;
+}
+
+function windowRuns(index: ShardIndex, first: number, end: number): LineRun[] {
+  const runs: LineRun[] = [];
+  for (let s = first; s < end; s++) {
+    const entry = index.shards[s];
+    if (!entry) continue;
+    runs.push(...(index.runs?.[s] ?? [entry]));
+  }
+  runs.sort((a, b) => a[0] - b[0]);
+  const merged: LineRun[] = [];
+  for (const r of runs) {
+    const last = merged[merged.length - 1];
+    if (last && last[0] + last[1] === r[0]) {
+      merged[merged.length - 1] = [last[0], last[1] + r[1], Math.min(last[2], r[2]), Math.max(last[3], r[3])];
+    } else {
+      merged.push([...r]);
+    }
+  }
+  return merged;
 }
 
 function notRunLine(customId: string, outcome: Outcome): string {

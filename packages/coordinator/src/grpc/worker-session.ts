@@ -19,7 +19,7 @@ import type { CoordinatorMetrics } from "../coordinator-metrics.js";
 import type { FleetWorker, JobStore, LeasedShard, ShardJobData, StopReason } from "../job-store.js";
 import type { AssignResult, LeaseBroker, LeaseTaker } from "../lease-broker.js";
 import { encodePart, errorLine, lineIds, partKey, responseLine } from "../result-part.js";
-import { readShardLines } from "../shard-lines.js";
+import { readShardLines, shardDoneLines, shardLineIndexes } from "../shard-lines.js";
 import type { SwallowedErrors } from "../swallowed-errors.js";
 import { backoffMs, type ShardFailureReason, type ShardFailures } from "./shard-failures.js";
 
@@ -52,6 +52,7 @@ interface PendingResult {
   json: string;
   promptTokens: number;
   completionTokens: number;
+  cachedTokens: number;
 }
 
 interface ActiveLease {
@@ -272,6 +273,7 @@ export class WorkerSession implements LeaseTaker {
       json,
       promptTokens: r.usage?.promptTokens ?? 0,
       completionTokens: r.usage?.completionTokens ?? 0,
+      cachedTokens: r.usage?.cachedTokens ?? 0,
     });
     if (lease.pending.length >= this.deps.config.ackEvery && !lease.flushQueued) void this.flush(lease);
   }
@@ -282,7 +284,7 @@ export class WorkerSession implements LeaseTaker {
     lease.doneByWorker = true;
     if (!(await this.flushUntilStored(lease))) return;
     if (!lease.finished && !lease.lost) {
-      const done = await this.deps.store.doneLines(lease.data.batchId, lease.data.firstLine, lease.data.lineCount);
+      const done = await shardDoneLines(this.deps.store, lease.data);
       if (lease.stopped || done.every(Boolean)) await this.finish(lease);
       // Lines without a result (a worker that skipped some): run them again.
       else await this.requeue(lease);
@@ -336,12 +338,14 @@ export class WorkerSession implements LeaseTaker {
       await shard.complete();
       return "skipped";
     }
-    const done = await store.doneLines(d.batchId, d.firstLine, d.lineCount);
+    const done = await shardDoneLines(store, d);
     if (done.every(Boolean)) {
       if (await shard.complete()) metrics.shardsDone.inc();
       return "skipped";
     }
-    const todo = await readShardLines(objects, d, (i) => done[i - d.firstLine] === true);
+    // `done` is in shard line order; skipped lines (done ones) are not parsed at all.
+    const doneLines = new Set(shardLineIndexes(d).filter((_, i) => done[i]));
+    const todo = await readShardLines(objects, d, (i) => doneLines.has(i));
     const lease: ActiveLease = {
       id: shard.token,
       data: d,
@@ -450,7 +454,7 @@ export class WorkerSession implements LeaseTaker {
       mark = await store.markLinesDone(
         d.batchId,
         d.shard,
-        items.map((i) => ({ line: i.line, ok: i.ok, promptTokens: i.promptTokens, completionTokens: i.completionTokens })),
+        items.map((i) => ({ line: i.line, ok: i.ok, promptTokens: i.promptTokens, completionTokens: i.completionTokens, cachedTokens: i.cachedTokens })),
       );
     } catch (err) {
       // Not acked: keep them for the next attempt, after a backoff.
@@ -483,6 +487,7 @@ export class WorkerSession implements LeaseTaker {
     metrics.linesCompleted.inc({ outcome: "error" }, mark.newlyDone - mark.newlyOk);
     metrics.tokensCompleted.inc({ kind: "prompt" }, mark.newPromptTokens);
     metrics.tokensCompleted.inc({ kind: "completion" }, mark.newCompletionTokens);
+    metrics.tokensCompleted.inc({ kind: "prompt_cached" }, mark.newCachedTokens);
     if (!this.closed) this.send({ case: "ack", value: { leaseId: lease.id, lineIndexes: items.map((i) => BigInt(i.line)) } });
     if (mark.shardDone >= d.lineCount && !lease.finished && !lease.lost) await this.finish(lease);
     if (mark.batchDone >= lease.batchTotal) this.deps.onBatchDone(d.batchId);

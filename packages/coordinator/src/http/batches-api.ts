@@ -111,6 +111,7 @@ export class BatchesApi {
       failed: 0,
       promptTokens: 0,
       completionTokens: 0,
+      promptTokensCached: 0,
       stopReason: null,
       outputExpiresAfterS,
     };

@@ -5,7 +5,7 @@
 // replica runs the ingest again (queuing a shard twice is a no-op).
 import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
-import type { JobStore, ShardJobData } from "../job-store.js";
+import type { JobStore, LineRun, ShardJobData } from "../job-store.js";
 import { RetrySchedule } from "../retry-schedule.js";
 import type { SwallowedErrors } from "../swallowed-errors.js";
 import { encodePart, invalidLineError, partKey } from "../result-part.js";
@@ -28,12 +28,18 @@ export function shardIndexKey(batchId: string): string {
   return `batches/${batchId}/shards.json`;
 }
 
-/** The shard index object: [firstLine, lineCount, byteStart, byteEnd] per shard. */
+/**
+ * The shard index object: [firstLine, lineCount, byteStart, byteEnd] per shard (with
+ * prefix packing: the first line, the line count and the byte envelope of its runs).
+ */
 export interface ShardIndex {
   total: number;
   /** Most lines a shard holds (a shard may hold fewer: the last one, or one full of bytes). */
   shardLines: number;
   shards: Array<[number, number, number, number]>;
+  /** Prefix packing: each shard's runs of consecutive lines, and the first shard of each window. */
+  runs?: LineRun[][];
+  windows?: number[];
 }
 
 /** The batch metadata key of the extension that runs the valid lines of a file with invalid ones. */
@@ -104,6 +110,8 @@ export class BatchIngest {
       maxReportedErrors: config.maxReportedErrors,
       lookupModel: (m) => served.get(m) ?? null,
       skipInvalidLines: batch.metadata?.[SKIP_INVALID_LINES] === "true",
+      prefixWindowLines: config.prefixWindowLines > 0 ? Math.max(config.prefixWindowLines, config.shardLines) : 0,
+      prefixKeyChars: config.prefixKeyChars,
     });
 
     let source: NodeJS.ReadableStream;
@@ -138,6 +146,10 @@ export class BatchIngest {
       shardLines: config.shardLines,
       shards: result.shards.map((s) => [s.firstLine, s.lineCount, s.byteStart, s.byteEnd]),
     };
+    if (result.windows.length > 0) {
+      index.runs = result.shards.map((s) => s.runs ?? [[s.firstLine, s.lineCount, s.byteStart, s.byteEnd]]);
+      index.windows = result.windows;
+    }
     await objects.put(shardIndexKey(batchId), JSON.stringify(index));
     await store.updateBatch(batchId, {
       model: result.model,
@@ -159,6 +171,8 @@ export class BatchIngest {
       inputKey: batch.inputKey,
       endpoint: batch.endpoint,
       priority: batch.priority,
+      ...(s.runs && s.runs.length > 1 ? { runs: s.runs } : {}),
+      ...(s.prefixKey ? { prefixKey: s.prefixKey } : {}),
     }));
     await store.enqueueShards(result.model, jobs, batch.priority);
     const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });
@@ -175,14 +189,21 @@ export class BatchIngest {
   /**
    * The lines left out go to the error file as line errors: persisted as result parts and
    * marked done like any result, before the shards are queued, so no worker gets them
-   * (a lease skips done lines). A second ingest run marks nothing twice.
+   * (a lease skips done lines). Each goes with the shard whose runs hold it (with prefix
+   * packing a shard's lines are not one range). A second ingest run marks nothing twice.
    */
   private async writeInvalidLines(batchId: string, shards: readonly ShardRange[], invalid: readonly InvalidLine[]): Promise<void> {
     const { store, objects } = this.deps;
-    let i = 0;
+    const byLine = new Map(invalid.map((l) => [l.lineIndex, l]));
     for (const s of shards) {
       const lines: InvalidLine[] = [];
-      while (i < invalid.length && invalid[i]!.lineIndex < s.firstLine + s.lineCount) lines.push(invalid[i++]!);
+      const runs: LineRun[] = s.runs ?? [[s.firstLine, s.lineCount, s.byteStart, s.byteEnd]];
+      for (const [first, count] of runs) {
+        for (let i = first; i < first + count; i++) {
+          const l = byLine.get(i);
+          if (l) lines.push(l);
+        }
+      }
       for (let at = 0; at < lines.length; at += 1000) {
         const chunk = lines.slice(at, at + 1000);
         const part = chunk.map((l) => ({ line: l.lineIndex, ok: false, json: invalidLineError(l.customId, l.code, l.message, l.param, l.lineNumber) }));

@@ -3,21 +3,20 @@
 // for that url) and across lines (unique custom_id, one model per batch, a model the
 // fleet serves, max_tokens within the model's context). A line's url may differ from the
 // batch's endpoint (a mixed batch, an extension) unless `strictEndpoint` asks for
-// OpenAI's rule. Shards are runs of up to `shardLines` lines (and about `shardMaxBytes`
-// bytes) as byte ranges. With `skipInvalidLines` (an extension, the batch's
-// metadata skip_invalid_lines: "true") an invalid line does not fail the batch: it stays
-// in its shard's byte range and is reported in `invalid`, to go to the error file.
-import { BatchErrorCodes, parseBatchLine, type BatchError } from "@batchgen/core";
+// OpenAI's rule. Shards are planned by ShardPlanner: runs of up to `shardLines` lines
+// (and about `shardMaxBytes` bytes), or, with prefix packing, lines of one prefix key
+// packed together within windows of `prefixWindowLines` lines. With `skipInvalidLines`
+// (an extension, the batch's metadata skip_invalid_lines: "true") an invalid line does
+// not fail the batch: it is reported in `invalid`, to go to the error file, and stays in
+// a shard like any line (with prefix packing, under the key "", which no valid line has)
+// to be skipped when the shard is read (it is marked done at ingest).
+import { BatchErrorCodes, parseBatchLine, type BatchError, type ParsedRequest } from "@batchgen/core";
 import { CustomIdSet } from "./custom-id-set.js";
+import { prefixKey } from "./prefix-key.js";
+import { ShardPlanner, type ShardRange } from "./shard-planner.js";
 import type { SplitLine } from "./split-lines.js";
 
-export interface ShardRange {
-  shard: number;
-  firstLine: number;
-  lineCount: number;
-  byteStart: number;
-  byteEnd: number;
-}
+export type { ShardRange };
 
 /** What the fleet serves: null for an unknown model; maxModelLen 0 when not known. */
 export type ModelLookup = (model: string) => { maxModelLen: number } | null;
@@ -34,6 +33,10 @@ export interface InputValidatorOptions {
   lookupModel: ModelLookup;
   /** Keep going past invalid lines (reported in `invalid`) instead of failing the batch. */
   skipInvalidLines?: boolean;
+  /** Prefix packing window in lines; 0 or absent = shards of consecutive lines. */
+  prefixWindowLines?: number;
+  /** Characters of a prompt's lead that make its prefix key (prefix-key.ts). */
+  prefixKeyChars?: number;
 }
 
 /** A line left out of the run (skipInvalidLines): it gets a line error in the error file. */
@@ -58,6 +61,8 @@ export interface ValidationResult {
   shards: ShardRange[];
   /** skipInvalidLines: the lines left out (every one, in file order). */
   invalid: InvalidLine[];
+  /** Prefix packing: the first shard of each window (empty without packing). */
+  windows: number[];
 }
 
 export class InputValidator {
@@ -67,13 +72,14 @@ export class InputValidator {
   private total = 0;
   private model: string | null = null;
   private maxModelLen = 0;
-  private readonly shards: ShardRange[] = [];
-  private current: ShardRange | null = null;
+  private readonly planner: ShardPlanner;
   private readonly invalid: InvalidLine[] = [];
   private lineIndex = -1;
   private lineText: string | null = null;
 
-  constructor(private readonly opts: InputValidatorOptions) {}
+  constructor(private readonly opts: InputValidatorOptions) {
+    this.planner = new ShardPlanner({ shardLines: opts.shardLines, shardMaxBytes: opts.shardMaxBytes, windowLines: opts.prefixWindowLines ?? 0 });
+  }
 
   /** True once enough errors are known that reading further changes nothing. */
   get saturated(): boolean {
@@ -86,16 +92,11 @@ export class InputValidator {
     const lineIndex = this.total++;
     this.lineIndex = lineIndex;
     this.lineText = line.text;
-    this.check(line);
+    const request = this.check(line);
     if (this.errorCount > 0 && !this.opts.skipInvalidLines) return; // a failed batch needs no shards
-    if (!this.current) {
-      this.current = { shard: this.shards.length, firstLine: lineIndex, lineCount: 0, byteStart: line.start, byteEnd: line.end };
-      this.shards.push(this.current);
-    }
-    this.current.lineCount++;
-    this.current.byteEnd = line.end;
-    const full = this.current.byteEnd - this.current.byteStart >= (this.opts.shardMaxBytes ?? Infinity);
-    if (this.current.lineCount === this.opts.shardLines || full) this.current = null;
+    // An invalid line (skipInvalidLines) keeps its place in a shard, under the key "".
+    const key = this.planner.packing && request ? prefixKey(request, this.opts.prefixKeyChars) : "";
+    this.planner.add(lineIndex, line.start, line.end, key);
   }
 
   finish(): ValidationResult {
@@ -112,7 +113,8 @@ export class InputValidator {
       errorCount: this.errorCount,
       total: this.total,
       model: this.model,
-      shards: failed ? [] : this.shards,
+      shards: failed ? [] : this.planner.finish(),
+      windows: failed ? [] : this.planner.windows,
       invalid: this.invalid,
     };
   }
@@ -125,11 +127,12 @@ export class InputValidator {
     }
   }
 
-  private check(line: SplitLine): void {
+  /** The line's request when it is valid, else null (its error recorded). */
+  private check(line: SplitLine): ParsedRequest | null {
     const n = line.number;
     if (line.invalidUtf8) {
       this.fail(BatchErrorCodes.invalidUtf8, "This line is not valid UTF-8; input files must be UTF-8 encoded.", null, n);
-      return;
+      return null;
     }
     if (line.text === null) {
       this.fail(
@@ -138,12 +141,12 @@ export class InputValidator {
         null,
         n,
       );
-      return;
+      return null;
     }
     const parsed = parseBatchLine(line.text, n);
     if (!parsed.ok) {
       this.fail(parsed.code, parsed.message, parsed.param, n);
-      return;
+      return null;
     }
     const { line: input, request } = parsed;
     if (this.opts.strictEndpoint && input.url !== this.opts.endpoint) {
@@ -153,7 +156,7 @@ export class InputValidator {
         "url",
         n,
       );
-      return;
+      return null;
     }
     if (!this.ids.add(input.custom_id)) {
       this.fail(
@@ -162,7 +165,7 @@ export class InputValidator {
         "custom_id",
         n,
       );
-      return;
+      return null;
     }
     if (this.model === null) {
       const served = this.opts.lookupModel(request.model);
@@ -175,7 +178,7 @@ export class InputValidator {
           "body.model",
           n,
         );
-        return;
+        return null;
       }
       this.maxModelLen = served.maxModelLen;
     } else if (request.model !== this.model) {
@@ -185,7 +188,7 @@ export class InputValidator {
         "body.model",
         n,
       );
-      return;
+      return null;
     }
     if (this.maxModelLen > 0 && request.maxTokens !== null && request.maxTokens > this.maxModelLen) {
       this.fail(
@@ -194,7 +197,9 @@ export class InputValidator {
         "body.max_tokens",
         n,
       );
+      return null;
     }
+    return request;
   }
 }
 

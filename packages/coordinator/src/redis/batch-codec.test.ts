@@ -33,6 +33,7 @@ const record: BatchRecord = {
   failed: 1,
   promptTokens: 7,
   completionTokens: 9,
+  promptTokensCached: 3,
   stopReason: null,
   outputExpiresAfterS: null,
 };

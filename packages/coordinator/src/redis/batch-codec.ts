@@ -35,11 +35,12 @@ const FIELDS: Record<keyof Omit<BatchRecord, "id">, [hashField: string, kind: Ki
   failed: ["failed", "number"],
   promptTokens: ["prompt_tokens", "number"],
   completionTokens: ["completion_tokens", "number"],
+  promptTokensCached: ["prompt_tokens_cached", "number"],
   stopReason: ["stop_reason", "string"],
   outputExpiresAfterS: ["output_expires_after_s", "number"],
 };
 
-const COUNTERS = new Set(["total", "shards", "shardLines", "completed", "failed", "promptTokens", "completionTokens", "priority"]);
+const COUNTERS = new Set(["total", "shards", "shardLines", "completed", "failed", "promptTokens", "completionTokens", "promptTokensCached", "priority"]);
 
 /** Hash field/value pairs for the given fields; a null value becomes "" (deleted by the writer). */
 export function encodeBatchFields(fields: BatchFields & { status?: BatchStatus }): Array<[string, string]> {

@@ -335,8 +335,8 @@ export class RedisJobStore implements JobStore {
 
   async markLinesDone(batchId: string, shard: number, outcomes: readonly LineOutcome[]): Promise<MarkResult> {
     const args: Array<string | number> = [shard];
-    for (const o of outcomes) args.push(o.line, o.ok ? 1 : 0, o.promptTokens, o.completionTokens);
-    const [newlyDone, batchDone, shardDone, newlyOk, newPromptTokens, newCompletionTokens] = (await runScript(
+    for (const o of outcomes) args.push(o.line, o.ok ? 1 : 0, o.promptTokens, o.completionTokens, o.cachedTokens ?? 0);
+    const [newlyDone, batchDone, shardDone, newlyOk, newPromptTokens, newCompletionTokens, newCachedTokens] = (await runScript(
       this.redis,
       "markLinesDone",
       [this.key("batch", batchId, "done"), this.key("batch", batchId, "shard-done"), this.key("batch", batchId)],
@@ -349,6 +349,7 @@ export class RedisJobStore implements JobStore {
       newlyOk: newlyOk ?? 0,
       newPromptTokens: newPromptTokens ?? 0,
       newCompletionTokens: newCompletionTokens ?? 0,
+      newCachedTokens: newCachedTokens ?? 0,
     };
   }
 

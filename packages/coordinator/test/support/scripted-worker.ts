@@ -27,6 +27,8 @@ export interface ScriptedWorkerOptions {
   heartbeats?: boolean;
   /** Keep running lines after a Cancel (a worker that ignores it); default false. */
   ignoreCancel?: boolean;
+  /** Prompt tokens (of 3) a line reports as served from the engine's prefix cache; default 0. */
+  cachedTokens?: (lineIndex: number) => number;
   /** The response body for a line; default a chat.completion echoing the custom_id. */
   respond?: (line: { lineIndex: number; customId: string; body: Record<string, unknown> }) => { body: unknown } | { error: { code: string; message: string } };
 }
@@ -143,7 +145,7 @@ export class ScriptedWorker {
             "body" in out
               ? { case: "response", value: { statusCode: 200, bodyJson: JSON.stringify(out.body) } }
               : { case: "error", value: out.error },
-          usage: { promptTokens: 3, completionTokens: 2 },
+          usage: { promptTokens: 3, completionTokens: 2, cachedTokens: this.opts.cachedTokens?.(Number(line.lineIndex)) ?? 0 },
           engineMs: 1,
         },
       });

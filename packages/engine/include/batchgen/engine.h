@@ -34,6 +34,7 @@ struct EngineOptions {
                                      // to what the KV cache holds (an explicit value that
                                      // does not fit is an error)
   bool deterministic = false;        // batch-invariant results on every backend
+  bool enable_prefix_caching = true; // share the K/V of identical prompt prefixes (full blocks)
   // Bytes of every token id, for structured output (grammar masks). Empty: read
   // from <model_dir>/tokenizer.json at the first request with a JSON format.
   std::vector<std::string> token_bytes;
@@ -58,6 +59,7 @@ struct GenerateResult {
   FinishReason finish_reason = FinishReason::stop;
   std::string error;                 // set when finish_reason == error
   int32_t prompt_tokens = 0;
+  int32_t cached_tokens = 0;         // prompt tokens served from the prefix cache (first admission)
   int32_t completion_tokens = 0;
   int32_t preemptions = 0;
   double queue_ms = 0;               // submit -> first scheduled
@@ -77,7 +79,9 @@ struct EngineStats {
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_free = 0;
-  int64_t prompt_tokens_processed = 0;
+  int64_t kv_blocks_cached = 0;      // free blocks still holding a cached prefix (part of free)
+  int64_t prompt_tokens_processed = 0;  // prompt work computed (recompute after preemption included)
+  int64_t prompt_tokens_cached = 0;  // prompt work served from the prefix cache instead
   int64_t generated_tokens = 0;
   int64_t steps = 0;
   int64_t preemptions = 0;

@@ -214,6 +214,11 @@ void read_rope(const Json& cfg, const std::string& path, bool per_layer_type, Mo
 std::vector<int32_t> read_layer_windows(const Json& cfg, const std::string& path, const std::string& type,
                                         int32_t num_layers) {
   Fields f(cfg, path);
+  // Model::load checks the layer count against the weights only later: nothing may be
+  // sized by an absurd count before that (2e9 layers would be 8 GB here).
+  if (num_layers < 1 || num_layers > 65536) {
+    load_error(path + ": num_hidden_layers = " + std::to_string(num_layers) + " is outside [1, 65536]");
+  }
   std::vector<int32_t> windows(size_t(num_layers), 0);
   const bool gemma2 = type == "gemma2", gemma3 = type == "gemma3_text" || type == "gemma3";
   const bool qwen = type == "qwen2" || type == "qwen3";

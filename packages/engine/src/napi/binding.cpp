@@ -109,6 +109,7 @@ bg::EngineOptions options_read(const Napi::Object& o) {
   e.max_seqs = int32_t(get_int(o, "maxSeqs", 1, INT32_MAX));
   e.max_model_len = int32_t(get_int(o, "maxModelLen", 0, INT32_MAX));
   e.deterministic = get_bool(o, "deterministic");
+  e.enable_prefix_caching = get_bool(o, "enablePrefixCaching");
   return e;
 }
 
@@ -162,6 +163,7 @@ Napi::Object result_to_js(Napi::Env env, const bg::GenerateResult& r) {
   o.Set("finishReason", bg::finish_reason_name(r.finish_reason));
   o.Set("error", r.error);
   o.Set("promptTokens", r.prompt_tokens);
+  o.Set("cachedTokens", r.cached_tokens);
   o.Set("completionTokens", r.completion_tokens);
   o.Set("preemptions", r.preemptions);
   o.Set("queueMs", r.queue_ms);
@@ -185,7 +187,9 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("kvBlocksTotal", double(s.kv_blocks_total));
   o.Set("kvBlocksUsed", double(s.kv_blocks_used));
   o.Set("kvBlocksFree", double(s.kv_blocks_free));
+  o.Set("kvBlocksCached", double(s.kv_blocks_cached));
   o.Set("promptTokensProcessed", double(s.prompt_tokens_processed));
+  o.Set("promptTokensCached", double(s.prompt_tokens_cached));
   o.Set("generatedTokens", double(s.generated_tokens));
   o.Set("steps", double(s.steps));
   o.Set("preemptions", double(s.preemptions));

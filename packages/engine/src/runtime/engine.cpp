@@ -53,6 +53,14 @@ uint64_t seed_from_id(const std::string& id) {
   throw EngineError(ErrorCode::invalid_argument, msg);
 }
 
+// How far back any layer attends (ModelConfig::attention_reach): 0 when some layer
+// sees the whole context, and then no block is ever released; otherwise the widest
+// window, and blocks wholly behind it are freed as a sequence grows (Scheduler
+// kv_window). Mistral windows every layer: a long sequence holds window / block + 2
+// blocks. Models that mix local and global layers (Gemma 2, Gemma 3's 5 local : 1
+// global) keep every block: their global layers read them all.
+int32_t kv_window_of(const ModelConfig& cfg) { return cfg.attention_reach(); }
+
 void options_validate(const EngineOptions& o) {
   if (o.model_dir.empty()) invalid("model_dir is empty");
   if (o.threads < 0) invalid("threads must be >= 0 (0 = all cores), got " + std::to_string(o.threads));
@@ -124,6 +132,8 @@ class EngineImpl final : public Engine {
     sc.max_seqs = max_seqs;
     sc.max_model_len = max_len;
     sc.eos_token_ids = cfg.eos_token_ids;
+    sc.enable_prefix_caching = options_.enable_prefix_caching;
+    sc.kv_window = kv_window_of(cfg);
     scheduler_ = std::make_unique<Scheduler>(sc, num_blocks, bs);
     logits_chunk_ = max_seqs;  // forward() has logits rows for max_seqs sequences
 
@@ -290,7 +300,9 @@ class EngineImpl final : public Engine {
     s.kv_blocks_total = bm.num_blocks();
     s.kv_blocks_used = bm.num_used();
     s.kv_blocks_free = bm.num_free();
+    s.kv_blocks_cached = bm.num_cached_free();
     s.prompt_tokens_processed = scheduler_->prompt_tokens_processed();
+    s.prompt_tokens_cached = scheduler_->prompt_tokens_cached();
     s.generated_tokens = scheduler_->generated_tokens();
     s.steps = steps_;
     s.preemptions = scheduler_->preemptions();
@@ -390,6 +402,7 @@ class EngineImpl final : public Engine {
     g.finish_reason = r.finish_reason;
     g.error = error;
     g.prompt_tokens = int32_t(r.prompt.size());
+    g.cached_tokens = r.num_cached;
     g.completion_tokens = int32_t(r.output.size());
     g.preemptions = r.preemptions;
     const double sub = r.times.submitted;

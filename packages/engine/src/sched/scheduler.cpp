@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "batchgen/sampling.h"
+
 namespace bg {
 
 Scheduler::Scheduler(const SchedulerConfig& config, int64_t num_blocks, int32_t block_size)
@@ -13,7 +15,7 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t num_blocks, int32_t 
 }
 
 Request* Scheduler::add(const std::string& id, std::vector<int32_t> prompt,
-                        const SamplingParams& sampling, int32_t priority) {
+                        const SamplingParams& sampling, int32_t priority, uint64_t cache_salt) {
   if (requests_.count(id)) throw std::invalid_argument("duplicate request id '" + id + "'");
   if (prompt.empty()) throw std::invalid_argument("empty prompt");
   auto r = std::make_unique<Request>();
@@ -23,6 +25,7 @@ Request* Scheduler::add(const std::string& id, std::vector<int32_t> prompt,
   r->arrival = next_arrival_++;
   r->prompt = std::move(prompt);
   r->sampling = sampling;
+  r->cache_salt = cache_salt;
   Request* raw = r.get();
   requests_.emplace(id, std::move(r));
   waiting_.insert(raw);
@@ -38,11 +41,85 @@ void Scheduler::erase_running(Request* r) {
   if (it != running_.end()) running_.erase(it);
 }
 
+void Scheduler::hashes_extend(Request& r, int32_t n) {
+  const int32_t bs = blocks_.block_size();
+  std::vector<int32_t> tokens(static_cast<size_t>(bs));
+  while (int32_t(r.block_hashes.size()) < n) {
+    const int32_t i = int32_t(r.block_hashes.size());
+    for (int32_t j = 0; j < bs; ++j) tokens[size_t(j)] = r.token(i * bs + j);
+    const uint64_t parent = i == 0 ? block_hash_seed(rng_mix(config_.cache_salt) ^ r.cache_salt)
+                                   : r.block_hashes[size_t(i) - 1];
+    r.block_hashes.push_back(block_hash(parent, tokens.data(), bs));
+  }
+}
+
+std::vector<int32_t> Scheduler::cache_match(Request& r, int32_t max_blocks) {
+  hashes_extend(r, max_blocks);
+  const int32_t bs = blocks_.block_size();
+  std::vector<int32_t> tokens(static_cast<size_t>(bs));
+  std::vector<int32_t> hits;
+  uint64_t parent = block_hash_seed(rng_mix(config_.cache_salt) ^ r.cache_salt);
+  for (int32_t i = 0; i < max_blocks; ++i) {
+    for (int32_t j = 0; j < bs; ++j) tokens[size_t(j)] = r.token(i * bs + j);
+    const uint64_t h = r.block_hashes[size_t(i)];
+    const int32_t b = blocks_.lookup(BlockKey{h, parent, tokens.data()});
+    if (b < 0) break;
+    hits.push_back(b);
+    parent = h;
+  }
+  return hits;
+}
+
+bool Scheduler::twin_computing(const Request& r, int32_t index) const {
+  return size_t(index) < r.block_hashes.size() && pending_.count(r.block_hashes[size_t(index)]);
+}
+
+void Scheduler::blocks_register(Request& r) {
+  const int32_t bs = blocks_.block_size();
+  const int32_t full = r.num_computed / bs;
+  if (full <= r.num_registered) return;
+  hashes_extend(r, full);
+  std::vector<int32_t> tokens(static_cast<size_t>(bs));
+  for (int32_t i = r.num_registered; i < full; ++i) {
+    for (int32_t j = 0; j < bs; ++j) tokens[size_t(j)] = r.token(i * bs + j);
+    const uint64_t parent = i == 0 ? block_hash_seed(rng_mix(config_.cache_salt) ^ r.cache_salt)
+                                   : r.block_hashes[size_t(i) - 1];
+    if (blocks_.table(r.handle)[size_t(i)] >= 0) {
+      blocks_.register_block(r.handle, i, BlockKey{r.block_hashes[size_t(i)], parent, tokens.data()});
+    }
+    if (i < r.pending_end) {
+      auto it = pending_.find(r.block_hashes[size_t(i)]);
+      if (it != pending_.end() && --it->second == 0) pending_.erase(it);
+    }
+  }
+  r.num_registered = full;
+}
+
+void Scheduler::pending_drop(Request& r) {
+  for (int32_t i = r.num_registered; i < r.pending_end; ++i) {
+    auto it = pending_.find(r.block_hashes[size_t(i)]);
+    if (it != pending_.end() && --it->second == 0) pending_.erase(it);
+  }
+  r.pending_end = 0;
+}
+
+void Scheduler::window_release(Request& r) {
+  if (config_.kv_window <= 0) return;
+  // Positions < num_computed - kv_window are behind every future query's window.
+  const int32_t n = std::max(0, r.num_computed - config_.kv_window) / blocks_.block_size();
+  if (n <= r.num_released) return;
+  blocks_.release_front(r.handle, n);
+  r.num_released = n;
+}
+
 void Scheduler::preempt(Request* r, ScheduleOutput& out) {
   erase_running(r);
+  pending_drop(*r);
   blocks_.free_seq(r->handle);
   r->num_computed = 0;
   r->num_prefill = 0;
+  r->num_registered = 0;
+  r->num_released = 0;
   ++r->preemptions;
   ++preemptions_;
   // Its arrival is older than anything admitted after it, so (priority, arrival)
@@ -92,17 +169,47 @@ ScheduleOutput Scheduler::schedule() {
   }
 
   // 3. Admit waiting requests, FIFO within priority, unless this step had to
-  //    preempt (admitting then would only thrash).
+  //    preempt (admitting then would only thrash). With prefix caching a request
+  //    starts after its longest cached chain; one whose next block a running
+  //    twin is computing waits for it (later requests may go first).
   if (out.preempted.empty()) {
-    while (!waiting_.empty() && budget > 0 && running_.size() < max_seqs &&
-           out.seqs.size() < max_seqs) {
-      Request* r = *waiting_.begin();
-      int32_t n = std::min(r->num_tokens() - r->num_computed, budget);
-      if (!blocks_.ensure_capacity(r->handle, int64_t(r->num_computed) + n)) break;
-      waiting_.erase(waiting_.begin());
+    const int32_t bs = blocks_.block_size();
+    for (auto it = waiting_.begin(); it != waiting_.end() && budget > 0 &&
+                                     running_.size() < max_seqs && out.seqs.size() < max_seqs;) {
+      Request* r = *it;
+      std::vector<int32_t> hits;
+      if (config_.enable_prefix_caching) {
+        const int32_t matchable = (r->num_tokens() - 1) / bs;  // the last token is always computed
+        hits = cache_match(*r, matchable);
+        if (int32_t(hits.size()) < matchable && twin_computing(*r, int32_t(hits.size()))) {
+          ++twin_waits_;
+          ++it;
+          continue;
+        }
+      }
+      const int32_t cached = int32_t(hits.size()) * bs;
+      const int32_t n = std::min(r->num_tokens() - cached, budget);
+      int64_t revived = 0;  // hits that leave the LRU pool, so stop counting as free
+      for (int32_t b : hits) revived += blocks_.ref_count(b) == 0 ? 1 : 0;
+      if (blocks_.blocks_for(cached + n) - int64_t(hits.size()) > blocks_.num_free() - revived) break;
+      for (int32_t b : hits) blocks_.append_shared(r->handle, b);
+      blocks_.ensure_capacity(r->handle, int64_t(cached) + n);  // fits: checked above
+      it = waiting_.erase(it);
       insert_running(r);
+      r->num_computed = cached;
+      r->num_registered = int32_t(hits.size());
       r->num_prefill = r->num_tokens();
-      out.seqs.push_back(ScheduledSeq{r, r->num_computed, n, false});
+      if (!r->admitted) r->num_cached = std::min(cached, int32_t(r->prompt.size()));
+      r->admitted = true;
+      prompt_tokens_cached_ += cached;
+      if (config_.enable_prefix_caching) {
+        // Announce the full blocks it will compute, so twins wait for them.
+        const int32_t full = r->num_tokens() / bs;
+        hashes_extend(*r, full);
+        for (int32_t i = int32_t(hits.size()); i < full; ++i) ++pending_[r->block_hashes[size_t(i)]];
+        r->pending_end = full;
+      }
+      out.seqs.push_back(ScheduledSeq{r, cached, n, false});
       budget -= n;
     }
   }
@@ -139,6 +246,8 @@ std::vector<std::unique_ptr<Request>> Scheduler::update(const ScheduleOutput& ou
     prompt_tokens_processed_ +=
         std::max(0, std::min(s.start + s.num_tokens, r->num_prefill) - s.start);
     r->num_computed = s.start + s.num_tokens;
+    if (config_.enable_prefix_caching) blocks_register(*r);
+    window_release(*r);
     if (!s.samples) continue;
     int32_t token = sampled[row++];
     r->output.push_back(token);
@@ -160,6 +269,7 @@ std::unique_ptr<Request> Scheduler::remove(const std::string& id) {
   requests_.erase(it);
   waiting_.erase(r.get());
   erase_running(r.get());
+  pending_drop(*r);
   blocks_.free_seq(r->handle);
   return r;
 }

@@ -21,6 +21,24 @@
 //     arrival) order while budget, sequence slots and blocks last; admission
 //     stops at the first one that does not fit (FIFO, no overtaking).
 // Lower priority values run first; FIFO within a priority.
+//
+// Prefix caching (enable_prefix_caching): every full block a request computes is
+// registered in the block manager's prefix index under its chain hash (prompt
+// and generated tokens alike, so a preempted request finds its own blocks again).
+// At admission a request shares the longest chain of registered blocks that
+// leaves at least its last token to compute (logits must come from somewhere),
+// and its prefill starts at the first uncached token. Twins: a waiting request
+// whose next uncached full block is being computed by a running request (admitted
+// earlier, maybe in this very step) is held back and later requests may overtake
+// it; once that block is registered it is admitted and shares it. So identical
+// prompts submitted together (n > 1, a shared system prompt) prefill their common
+// full blocks once. Held requests never wait on a request that is not running:
+// preempting or removing the running twin releases them.
+//
+// Sliding windows (kv_window > 0: no layer attends further back than kv_window
+// tokens): after each step, blocks that lie wholly before num_computed -
+// kv_window are released (table entries -1), so a long sequence holds a bounded
+// number of blocks. With any global layer the engine passes 0: nothing is freed.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -40,6 +58,9 @@ struct SchedulerConfig {
   int32_t max_seqs = 256;
   int32_t max_model_len = 0;           // a sequence stops ("length") when it reaches this
   std::vector<int32_t> eos_token_ids;  // stop unless SamplingParams::ignore_eos
+  bool enable_prefix_caching = false;
+  uint64_t cache_salt = 0;             // mixed into every block hash (the model)
+  int32_t kv_window = 0;               // 0: keep every block (see above)
 };
 
 // Timestamps (steady-clock ms) the engine keeps with a request; the scheduler
@@ -59,6 +80,13 @@ struct Request {
   int32_t num_computed = 0;            // tokens whose K/V are in the cache
   int32_t num_prefill = 0;             // tokens counted as prompt work since (re)admission
   int32_t preemptions = 0;
+  int32_t num_cached = 0;              // prompt tokens served from the prefix cache at first admission
+  bool admitted = false;               // admitted at least once
+  uint64_t cache_salt = 0;             // the request's part of the block hash (an adapter)
+  std::vector<uint64_t> block_hashes;  // chain hashes of its full blocks, as far as computed
+  int32_t num_registered = 0;          // table blocks offered to the prefix index
+  int32_t pending_end = 0;             // blocks [num_registered, pending_end) announced as coming
+  int32_t num_released = 0;            // leading blocks dropped (outside the window)
   FinishReason finish_reason = FinishReason::stop;
   RequestTimes times;
 
@@ -91,8 +119,9 @@ class Scheduler {
   // Queues a request (ids unique among live requests: std::invalid_argument
   // otherwise). sampling.seed must already be resolved. Returns the request, owned
   // by the scheduler until it finishes or is aborted.
+  // cache_salt separates requests whose K/V differ for the same tokens (an adapter).
   Request* add(const std::string& id, std::vector<int32_t> prompt, const SamplingParams& sampling,
-               int32_t priority);
+               int32_t priority, uint64_t cache_salt = 0);
 
   // Plans one step; the returned pointers stay valid until update().
   ScheduleOutput schedule();
@@ -115,7 +144,12 @@ class Scheduler {
   BlockManager& blocks() { return blocks_; }
   const SchedulerConfig& config() const { return config_; }
 
+  // Prompt work (prompt, plus generated tokens recomputed after a preemption):
+  // tokens computed, and tokens served from the prefix cache instead.
   int64_t prompt_tokens_processed() const { return prompt_tokens_processed_; }
+  int64_t prompt_tokens_cached() const { return prompt_tokens_cached_; }
+  // Admissions held back because a running request was computing their prefix.
+  int64_t twin_waits() const { return twin_waits_; }
   int64_t generated_tokens() const { return generated_tokens_; }
   int64_t preemptions() const { return preemptions_; }
 
@@ -126,6 +160,16 @@ class Scheduler {
     }
   };
   void preempt(Request* r, ScheduleOutput& out);
+  // Prefix cache: hashes of r's first n full blocks; the registered blocks of its
+  // longest cached chain (at most max_blocks); whether a running request is
+  // computing its block `index`; registering the blocks r has computed; and
+  // dropping r's announcements when it stops running.
+  void hashes_extend(Request& r, int32_t n);
+  std::vector<int32_t> cache_match(Request& r, int32_t max_blocks);
+  bool twin_computing(const Request& r, int32_t index) const;
+  void blocks_register(Request& r);
+  void pending_drop(Request& r);
+  void window_release(Request& r);
   void insert_running(Request* r);
   void erase_running(Request* r);
   // Finish reason after appending `token`, or false when the request goes on.
@@ -138,7 +182,10 @@ class Scheduler {
   std::vector<Request*> running_;      // sorted by Before
   uint64_t next_arrival_ = 0;
   SeqHandle next_handle_ = 1;
+  std::unordered_map<uint64_t, int32_t> pending_;  // block hash -> running requests computing it
   int64_t prompt_tokens_processed_ = 0;
+  int64_t prompt_tokens_cached_ = 0;
+  int64_t twin_waits_ = 0;
   int64_t generated_tokens_ = 0;
   int64_t preemptions_ = 0;
 };

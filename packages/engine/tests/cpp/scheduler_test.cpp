@@ -31,6 +31,7 @@ struct Sim {
   std::vector<std::vector<std::pair<std::string, int32_t>>> plan;  // per step: (id, tokens)
   int64_t steps = 0;
   std::set<int32_t> force_eos_at;  // positions at which the fake emits EOS
+  std::map<std::string, int32_t> cached;  // finished id -> prompt tokens served from the cache
 
   Sim(SchedulerConfig cfg, int64_t blocks, int32_t block_size)
       : sched(cfg, blocks, block_size), cache(size_t(blocks * block_size), -1) {}
@@ -46,11 +47,20 @@ struct Sim {
     sched.add(id, prompt, sp, priority);
   }
 
+  void add_tokens(const std::string& id, std::vector<int32_t> prompt, int32_t max_tokens) {
+    SamplingParams sp;
+    sp.max_tokens = max_tokens;
+    sched.add(id, std::move(prompt), sp, 0);
+  }
+
+  int32_t window = 0;        // the fake reads only the last `window` positions (0: all)
+  int64_t max_used = 0;      // most blocks in use after any step
+
   // The fake forward pass: write this step's tokens into their slots, then for
   // each sampling row hash the whole context as read through the block table.
   int32_t fake_sample(const Request& r, int32_t ctx) {
     uint64_t h = 1469598103934665603ull;
-    for (int32_t pos = 0; pos < ctx; ++pos) {
+    for (int32_t pos = window > 0 ? std::max(0, ctx - window) : 0; pos < ctx; ++pos) {
       int64_t tok = cache[size_t(sched.blocks().slot(r.handle, pos))];
       h = (h ^ uint64_t(tok + 7)) * 1099511628211ull;
     }
@@ -65,7 +75,7 @@ struct Sim {
     CHECK(int32_t(out.seqs.size()) <= cfg.max_seqs);
     CHECK(sched.num_running() <= cfg.max_seqs);
     std::set<const Request*> reqs;
-    std::set<int32_t> blocks;
+    std::map<int32_t, int32_t> refs;  // block -> tables holding it
     int32_t total = 0;
     for (const ScheduledSeq& s : out.seqs) {
       CHECK(reqs.insert(s.request).second);
@@ -73,10 +83,19 @@ struct Sim {
       CHECK_EQ(s.start, s.request->num_computed);
       CHECK(s.start + s.num_tokens <= s.request->num_tokens());
       CHECK(sched.blocks().capacity(s.request->handle) >= s.start + s.num_tokens);
-      for (int32_t b : sched.blocks().table(s.request->handle)) CHECK(blocks.insert(b).second);
+      // Only full blocks before the first token to compute may be shared.
+      const auto& t = sched.blocks().table(s.request->handle);
+      for (size_t i = 0; i < t.size(); ++i) {
+        if (t[i] < 0) continue;
+        ++refs[t[i]];
+        if (int64_t(i + 1) * sched.blocks().block_size() > s.start) CHECK_EQ(sched.blocks().ref_count(t[i]), 1);
+      }
       total += s.num_tokens;
     }
     CHECK_EQ(total, out.total_tokens);
+    // Every reference a block has comes from a table (running requests not
+    // scheduled this step hold theirs too, so only an upper bound here).
+    for (auto& kv : refs) CHECK(kv.second <= sched.blocks().ref_count(kv.first));
   }
 
   // Runs one step; returns false when the scheduler had nothing to run.
@@ -99,7 +118,9 @@ struct Sim {
     plan.push_back(p);
     for (auto& f : sched.update(out, sampled.data())) {
       done[f->id] = Finished{f->output, f->finish_reason, f->preemptions};
+      cached[f->id] = f->num_cached;
     }
+    max_used = std::max(max_used, sched.blocks().num_used());
     return true;
   }
 
@@ -125,6 +146,36 @@ Finished run_alone(const std::string& id, int32_t prompt_len, int32_t max_tokens
   s.add(id, prompt_len, max_tokens);
   s.run();
   return s.done.at(id);
+}
+
+SchedulerConfig caching(SchedulerConfig c) {
+  c.enable_prefix_caching = true;
+  return c;
+}
+
+// A prompt: `shared` tokens of prefix p, then `own` tokens unique to (p, u).
+std::vector<int32_t> prefixed(int32_t p, int32_t shared, int32_t u, int32_t own) {
+  std::vector<int32_t> t;
+  for (int32_t i = 0; i < shared; ++i) t.push_back(10 + (p * 131 + i * 17) % 900);
+  for (int32_t i = 0; i < own; ++i) t.push_back(10 + (p * 7 + u * 313 + i * 29 + 500) % 900);
+  return t;
+}
+
+// Runs prompts (submitted together, or `stagger` steps apart) through a Sim and
+// returns the outputs by id.
+struct Job {
+  std::string id;
+  std::vector<int32_t> prompt;
+  int32_t max_tokens;
+};
+std::map<std::string, Finished> run_jobs(Sim& s, const std::vector<Job>& jobs, int stagger = 0) {
+  for (const Job& j : jobs) {
+    s.add_tokens(j.id, j.prompt, j.max_tokens);
+    for (int i = 0; i < stagger; ++i) s.step();
+  }
+  s.run(50000);
+  CHECK(!s.sched.has_work());
+  return s.done;
 }
 
 }  // namespace
@@ -335,6 +386,186 @@ TEST_CASE(many_requests_random_lengths_match_running_alone) {
     CHECK(s.done.at(r.id).tokens == run_alone(r.id, r.len, r.max).tokens);
   }
   CHECK_EQ(s.sched.blocks().num_free(), 40);
+}
+
+TEST_CASE(prefix_ending_mid_block_is_shared_and_counted) {
+  // 4-token blocks; a 10-token shared prefix (2 full blocks + 2), 5 own tokens.
+  std::vector<Job> jobs;
+  for (int u = 0; u < 4; ++u) jobs.push_back(Job{"u" + std::to_string(u), prefixed(1, 10, u, 5), 6});
+  Sim off(config(64, 8), 128, 4);
+  auto want = run_jobs(off, jobs, 3);
+  Sim on(caching(config(64, 8)), 128, 4);
+  auto got = run_jobs(on, jobs, 3);
+  for (const Job& j : jobs) CHECK(got.at(j.id).tokens == want.at(j.id).tokens);
+  // The first computes all 15 tokens; each later one finds the 2 full prefix blocks.
+  CHECK_EQ(on.cached.at("u0"), 0);
+  for (int u = 1; u < 4; ++u) CHECK_EQ(on.cached.at("u" + std::to_string(u)), 8);
+  CHECK_EQ(on.sched.prompt_tokens_cached(), 24);
+  CHECK_EQ(on.sched.prompt_tokens_processed(), 60 - 24);
+  CHECK_EQ(off.sched.prompt_tokens_processed(), 60);
+  CHECK_EQ(on.sched.blocks().num_free(), 128);
+}
+
+TEST_CASE(prompts_diverging_mid_block_share_only_whole_blocks) {
+  // Same 9 tokens, then different: blocks 0 and 1 shared, block 2 differs in its
+  // second token.
+  std::vector<int32_t> a = prefixed(2, 9, 0, 7), b = prefixed(2, 9, 1, 7);
+  CHECK(a[9] != b[9]);
+  Sim on(caching(config(64, 8)), 64, 4);
+  auto got = run_jobs(on, {{"a", a, 8}, {"b", b, 8}}, 2);
+  CHECK_EQ(on.cached.at("b"), 8);
+  Sim alone_b(config(64, 8), 64, 4);
+  CHECK(run_jobs(alone_b, {{"b", b, 8}}).at("b").tokens == got.at("b").tokens);
+  Sim alone_a(config(64, 8), 64, 4);
+  CHECK(run_jobs(alone_a, {{"a", a, 8}}).at("a").tokens == got.at("a").tokens);
+}
+
+TEST_CASE(a_whole_prompt_in_cache_still_computes_its_last_token) {
+  // 12 tokens = 3 full blocks: a twin may share 2 and recomputes block 2 (its
+  // last token's logits are needed).
+  std::vector<int32_t> p = prefixed(3, 12, 0, 0);
+  Sim on(caching(config(64, 8)), 64, 4);
+  auto got = run_jobs(on, {{"x", p, 5}, {"y", p, 5}}, 4);
+  CHECK_EQ(on.cached.at("y"), 8);
+  CHECK(got.at("x").tokens == got.at("y").tokens);
+}
+
+TEST_CASE(twins_in_one_step_prefill_their_prefix_once) {
+  // Four identical 22-token prompts submitted together, a budget too small for
+  // one prefill in a step: the first computes; the others wait for its blocks and
+  // then compute only the tail of their last block.
+  std::vector<int32_t> p = prefixed(4, 22, 0, 0);
+  std::vector<Job> jobs;
+  for (int i = 0; i < 4; ++i) jobs.push_back(Job{"n" + std::to_string(i), p, 6});
+  Sim on(caching(config(8, 8)), 128, 4);
+  auto got = run_jobs(on, jobs);
+  Sim off(config(8, 8), 128, 4);
+  auto want = run_jobs(off, jobs);
+  for (const Job& j : jobs) CHECK(got.at(j.id).tokens == want.at(j.id).tokens);
+  CHECK(on.sched.twin_waits() > 0);
+  // 22 tokens once, then 22 - 20 = 2 per twin (5 full blocks shared).
+  CHECK_EQ(on.sched.prompt_tokens_processed(), 22 + 3 * 2);
+  for (int i = 1; i < 4; ++i) CHECK_EQ(on.cached.at("n" + std::to_string(i)), 20);
+}
+
+TEST_CASE(a_prefix_still_prefilling_when_its_twin_arrives) {
+  // The twin arrives after the first chunk: it waits, then shares every full
+  // block of the prefix; its own suffix differs.
+  std::vector<int32_t> a = prefixed(5, 60, 0, 3), b = prefixed(5, 60, 1, 6);
+  Sim on(caching(config(40, 8)), 128, 4);
+  on.add_tokens("a", a, 4);
+  CHECK(on.step());  // a's first 40 tokens
+  on.add_tokens("b", b, 4);
+  CHECK(on.step());  // a's last 23; b held (a is computing its block 10)
+  CHECK_EQ(on.plan.back().size(), size_t(1));
+  on.run();
+  CHECK(on.sched.twin_waits() > 0);
+  CHECK_EQ(on.cached.at("b"), 60);
+  Sim off(config(40, 8), 128, 4);
+  auto want = run_jobs(off, {{"a", a, 4}, {"b", b, 4}}, 1);
+  CHECK(on.done.at("a").tokens == want.at("a").tokens);
+  CHECK(on.done.at("b").tokens == want.at("b").tokens);
+}
+
+TEST_CASE(eviction_under_memory_pressure_keeps_outputs) {
+  // 8 prefixes, 40 requests, a cache of 30 blocks: cached prefixes are evicted
+  // and recomputed; outputs stay those of running alone.
+  std::vector<Job> jobs;
+  for (int i = 0; i < 40; ++i) {
+    const int p = (i / 2) % 8;
+    jobs.push_back(Job{"e" + std::to_string(i), prefixed(p, 12 + 2 * p, i, 1 + i % 5), 3 + i % 7});
+  }
+  Sim on(caching(config(32, 4)), 30, 4);
+  auto got = run_jobs(on, jobs, 1);
+  CHECK(on.sched.blocks().evictions() > 0);
+  CHECK(on.sched.prompt_tokens_cached() > 0);
+  for (const Job& j : jobs) {
+    Sim alone(config(64, 8), 256, 4);
+    CHECK(run_jobs(alone, {j}).at(j.id).tokens == got.at(j.id).tokens);
+  }
+  CHECK_EQ(on.sched.blocks().num_free(), 30);
+}
+
+TEST_CASE(preempting_a_sequence_with_shared_blocks_recomputes_correctly) {
+  // Six requests sharing a 16-token prefix, each decoding 24 tokens, in 22
+  // blocks: decodes run out of room and the newest (whose prefix blocks are
+  // shared with the others) are preempted and come back through the cache.
+  std::vector<Job> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(Job{"s" + std::to_string(i), prefixed(6, 16, i, 4 + i), 24});
+  Sim on(caching(config(64, 8)), 22, 4);
+  auto got = run_jobs(on, jobs);
+  CHECK(on.sched.preemptions() > 0);
+  int32_t preempted = 0;
+  for (const Job& j : jobs) {
+    Sim alone(config(64, 8), 256, 4);
+    CHECK(run_jobs(alone, {j}).at(j.id).tokens == got.at(j.id).tokens);
+    preempted += got.at(j.id).preemptions > 0 ? 1 : 0;
+  }
+  CHECK(preempted > 0);
+  CHECK_EQ(on.sched.blocks().num_free(), 22);
+  CHECK_EQ(on.sched.blocks().num_seqs(), size_t(0));
+}
+
+TEST_CASE(random_workload_with_caching_matches_running_alone) {
+  Sim s(caching(config(48, 6)), 40, 4);
+  uint64_t x = 777;
+  auto rnd = [&](int32_t n) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    return int32_t((x >> 33) % uint64_t(n));
+  };
+  std::vector<Job> jobs;
+  for (int i = 0; i < 40; ++i) {
+    Job j{"r" + std::to_string(i), prefixed(rnd(3), rnd(30), rnd(4), 1 + rnd(20)), 1 + rnd(30)};
+    jobs.push_back(j);
+    s.add_tokens(j.id, j.prompt, j.max_tokens);
+    if (i % 5 == 4) s.step();
+  }
+  s.run(20000);
+  CHECK_EQ(s.done.size(), jobs.size());
+  CHECK(s.sched.prompt_tokens_cached() > 0);
+  for (const Job& j : jobs) {
+    Sim alone(config(64, 8), 256, 4);
+    CHECK(run_jobs(alone, {j}).at(j.id).tokens == s.done.at(j.id).tokens);
+  }
+  CHECK_EQ(s.sched.blocks().num_free(), 40);
+}
+
+TEST_CASE(salts_keep_caches_apart) {
+  std::vector<int32_t> p = prefixed(7, 16, 0, 2);
+  Scheduler s(caching(config(64, 8)), 64, 4);
+  SamplingParams sp;
+  sp.max_tokens = 1;
+  s.add("a", p, sp, 0, /*cache_salt=*/1);
+  ScheduleOutput o = s.schedule();
+  int32_t tok = 11;
+  s.update(o, &tok);
+  s.add("b", p, sp, 0, /*cache_salt=*/2);
+  s.add("c", p, sp, 0, /*cache_salt=*/1);
+  o = s.schedule();
+  CHECK_EQ(o.seqs.size(), size_t(2));
+  CHECK_EQ(o.seqs.at(0).start, 0);   // b: other salt, nothing cached
+  CHECK_EQ(o.seqs.at(1).start, 16);  // c: a's 4 blocks
+}
+
+TEST_CASE(windowed_sequences_hold_a_bounded_number_of_blocks) {
+  // Every layer sees 16 tokens back; one request generates 400 tokens past a
+  // 20-token prompt: it never holds more than window / block + 2 blocks, and its
+  // output equals a run without freeing (the fake reads only the window).
+  SchedulerConfig c = config(64, 4);
+  c.kv_window = 16;
+  Sim win(c, 64, 4);
+  win.window = 16;
+  win.add("long", 20, 400, 0, {}, true);
+  win.run();
+  Sim full(config(64, 4), 256, 4);
+  full.window = 16;
+  full.add("long", 20, 400, 0, {}, true);
+  full.run();
+  CHECK_EQ(win.done.at("long").tokens.size(), size_t(400));
+  CHECK(win.done.at("long").tokens == full.done.at("long").tokens);
+  CHECK(win.max_used <= 16 / 4 + 2);
+  CHECK(full.max_used >= 100);
+  CHECK_EQ(win.sched.blocks().num_free(), 64);
 }
 
 int main(int argc, char** argv) { return bg_test::run_all(argc, argv); }

@@ -1,0 +1,153 @@
+// Automatic prefix caching on the CPU backend, deterministic mode: every request
+// gives the same tokens (greedy and seeded) with caching on as with it off, and
+// the cached-token counts are the ones the block layout predicts. Needs the
+// native addon (pnpm --filter @batchgen/engine build).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { Engine, type EngineLoadOptions, type GenerateRequest, type GenerateResult } from "../ts/index.js";
+import { makeModel } from "../ts/make-model.js";
+
+let root: string;
+let modelDir: string;
+const engines: Engine[] = [];
+const BLOCK = 16;
+
+async function open(options: Partial<EngineLoadOptions>): Promise<Engine> {
+  const engine = await Engine.load({
+    modelDir,
+    threads: 2,
+    kvCacheBlocks: 512,
+    maxModelLen: 512,
+    blockSize: BLOCK,
+    deterministic: true,
+    ...options,
+  });
+  engines.push(engine);
+  return engine;
+}
+
+function lcg(seed: number): (n: number) => number {
+  let x = seed >>> 0;
+  return (n) => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x % n;
+  };
+}
+
+function tokens(count: number, seed: number): number[] {
+  const rnd = lcg(seed);
+  return Array.from({ length: count }, () => 3 + rnd(990));
+}
+
+// Greedy and seeded sampling alternate.
+function request(id: string, prompt: number[], i: number, maxTokens = 8): GenerateRequest {
+  const mode = i % 2 === 0 ? { temperature: 0 } : { temperature: 0.9, topK: 40, seed: 100 + i };
+  return { id, prompt, maxTokens, ignoreEos: true, ...mode };
+}
+
+/** Runs the requests on an engine with caching off and on (both submitted at once). */
+async function onAndOff(
+  requests: GenerateRequest[],
+  options: Partial<EngineLoadOptions> = {},
+): Promise<{ on: Map<string, GenerateResult>; off: Map<string, GenerateResult>; engine: Engine }> {
+  const offEngine = await open({ ...options, enablePrefixCaching: false });
+  const off = new Map((await Promise.all(requests.map((r) => offEngine.generate(r)))).map((r) => [r.id, r]));
+  const engine = await open({ ...options, enablePrefixCaching: true });
+  const on = new Map((await Promise.all(requests.map((r) => engine.generate(r)))).map((r) => [r.id, r]));
+  for (const r of requests) {
+    expect(on.get(r.id!)!.tokens, r.id).toEqual(off.get(r.id!)!.tokens);
+    expect(on.get(r.id!)!.finishReason).toBe(off.get(r.id!)!.finishReason);
+    expect(off.get(r.id!)!.cachedTokens).toBe(0);
+  }
+  expect(offEngine.stats().promptTokensCached).toBe(0);
+  return { on, off, engine };
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "bg-prefix-"));
+  modelDir = join(root, "tiny-llama");
+  await makeModel({ dir: modelDir, preset: "tiny-llama", seed: 11 });
+});
+
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.close()));
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("prefix caching: same tokens with it on and off", () => {
+  it("a shared prefix that ends mid-block: the full blocks are served from the cache", async () => {
+    // 40 shared tokens = 2 full blocks + 8; then 5..20 own tokens.
+    const prefix = tokens(40, 1);
+    const reqs = Array.from({ length: 6 }, (_, i) => request(`mid-${i}`, [...prefix, ...tokens(5 + 3 * i, 50 + i)], i));
+    const { on, engine } = await onAndOff(reqs);
+    // The first computes everything; the twins wait for its blocks, then share 2.
+    expect(on.get("mid-0")!.cachedTokens).toBe(0);
+    for (let i = 1; i < 6; i++) expect(on.get(`mid-${i}`)!.cachedTokens).toBe(2 * BLOCK);
+    const s = engine.stats();
+    const promptTotal = reqs.reduce((n, r) => n + r.prompt.length, 0);
+    expect(s.promptTokensCached).toBe(5 * 2 * BLOCK);
+    expect(s.promptTokensProcessed).toBe(promptTotal - 5 * 2 * BLOCK);
+    expect(s.kvBlocksUsed).toBe(0);
+    expect(s.kvBlocksCached).toBeGreaterThan(0);
+  });
+
+  it("two prompts that diverge mid-block share only the blocks before it", async () => {
+    const common = tokens(24, 2);  // block 0 full, block 1 diverges at its 9th token
+    const a = [...common, ...tokens(30, 3)];
+    const b = [...common, ...tokens(30, 4)];
+    const { on } = await onAndOff([request("a", a, 0, 12), request("b", b, 1, 12)]);
+    expect(on.get("a")!.cachedTokens).toBe(0);
+    expect(on.get("b")!.cachedTokens).toBe(BLOCK);
+  });
+
+  it("identical prompts submitted together (n > 1) prefill once, the last token excepted", async () => {
+    const prompt = tokens(70, 5);  // 4 full blocks + 6
+    const reqs = Array.from({ length: 4 }, (_, i) => request(`n-${i}`, prompt, i, 10));
+    const { on, engine } = await onAndOff(reqs);
+    for (let i = 1; i < 4; i++) expect(on.get(`n-${i}`)!.cachedTokens).toBe(4 * BLOCK);
+    expect(engine.stats().promptTokensProcessed).toBe(70 + 3 * (70 - 4 * BLOCK));
+  });
+
+  it("a prefix still being prefilled when its twin arrives is computed once", async () => {
+    // A 32-token budget: the 200-token prefix takes the first request 7 steps; the
+    // twin, submitted right behind it, waits for its blocks instead of recomputing.
+    const prefix = tokens(200, 6);
+    const reqs = [request("first", [...prefix, ...tokens(9, 7)], 0), request("twin", [...prefix, ...tokens(17, 8)], 1)];
+    const { on, engine } = await onAndOff(reqs, { maxBatchTokens: 32 });
+    expect(on.get("twin")!.cachedTokens).toBe(12 * BLOCK);
+    expect(engine.stats().promptTokensProcessed).toBe(209 + 217 - 12 * BLOCK);
+  });
+
+  it("eviction under memory pressure: outputs unchanged, later lines still hit", async () => {
+    // 8 prefixes of 48 tokens, 32 requests, a 48-block cache (768 slots): cached
+    // prefixes are evicted and recomputed as the requests go by.
+    const prefixes = Array.from({ length: 8 }, (_, p) => tokens(48, 200 + p));
+    const reqs = Array.from({ length: 32 }, (_, i) =>
+      request(`ev-${i}`, [...prefixes[(i * 3) % 8]!, ...tokens(4 + (i % 9), 300 + i)], i, 6 + (i % 5)),
+    );
+    const { on, engine } = await onAndOff(reqs, { kvCacheBlocks: 48, maxModelLen: 128, maxSeqs: 8 });
+    const cached = [...on.values()].reduce((n, r) => n + r.cachedTokens, 0);
+    expect(cached).toBeGreaterThan(0);
+    expect(engine.stats().promptTokensCached).toBe(cached);
+    expect(engine.stats().kvBlocksFree).toBe(48);
+  });
+
+  it("preempting a sequence whose blocks are shared recomputes it to the same tokens", async () => {
+    // 10 requests share a 64-token prefix and decode 60 tokens each in 40 blocks:
+    // decodes run out of room and sequences holding shared blocks are preempted.
+    const prefix = tokens(64, 9);
+    const reqs = Array.from({ length: 10 }, (_, i) => request(`pre-${i}`, [...prefix, ...tokens(3 + i, 400 + i)], i, 60));
+    const { on, engine } = await onAndOff(reqs, { kvCacheBlocks: 40, maxModelLen: 160, maxSeqs: 10 });
+    expect(engine.stats().preemptions).toBeGreaterThan(0);
+    expect([...on.values()].some((r) => r.preemptions > 0)).toBe(true);
+    expect(engine.stats().kvBlocksUsed).toBe(0);
+  });
+
+  it("enablePrefixCaching must be a boolean", async () => {
+    await expect(Engine.load({ modelDir, enablePrefixCaching: "yes" as unknown as boolean })).rejects.toThrow(/enablePrefixCaching/);
+  });
+});
