@@ -4,7 +4,7 @@
 // maps both to 507 insufficient_storage). Uploads over the limit (10 times) answer 507
 // with a JSON error and leave no object and no temp file; results that cannot be written
 // (a scripted gRPC worker, a test double, answers with 5 KB bodies) are retried with
-// backoff and their shards parked instead of re-run without end.
+// backoff and their shards parked instead of re-run without end (10 batches).
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -65,7 +65,7 @@ describe("disk full under the filesystem store (a file-size limit)", () => {
     expect((await uploadFile(coordinator.httpUrl, jsonl([chatLine("small")]))).status).toBe(200);
   });
 
-  it("results that cannot be written are parked after a bounded number of runs", async () => {
+  it(`results that cannot be written are parked after a bounded number of runs (${ROUNDS} batches)`, async () => {
     worker = new ScriptedWorker({
       address: coordinator.grpcAddress,
       model: MODEL,
@@ -74,27 +74,31 @@ describe("disk full under the filesystem store (a file-size limit)", () => {
       respond: ({ customId }) => ({ body: { id: customId, filler: "x".repeat(5_000) } }),
     });
     await worker.start();
-    const ids = Array.from({ length: 20 }, (_, i) => `r${i}`);
-    const file = await uploadFile(coordinator.httpUrl, jsonl(ids.map((id) => chatLine(id))));
-    expect(file.status).toBe(200);
-    const res = await fetch(`${coordinator.httpUrl}/v1/batches`, {
-      method: "POST",
-      headers: { authorization: "Bearer sk-test-a", "content-type": "application/json" },
-      body: JSON.stringify({ input_file_id: file.body.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
-    });
-    const batch = (await res.json()) as { id: string };
     const metrics = () => scrape(`${coordinator.httpUrl}/metrics`);
-    const counts = async () =>
-      ((await (await fetch(`${coordinator.httpUrl}/v1/batches/${batch.id}`, { headers: { authorization: "Bearer sk-test-a" } })).json()) as {
-        request_counts: { completed: number; failed: number };
-      }).request_counts;
-    await waitFor("every line parked", async () => (await counts()).failed === 20, 30_000, 100);
-    expect(await counts()).toMatchObject({ completed: 0, failed: 20 });
-    // Both shards, parked once each, for the writes that failed (a lease may also have expired under load).
-    expect(metricValue(await metrics(), "batchgen_coordinator_shards_parked_total")).toBe(2);
+    for (let round = 0; round < ROUNDS; round++) {
+      const ids = Array.from({ length: 20 }, (_, i) => `r${round}-${i}`);
+      const file = await uploadFile(coordinator.httpUrl, jsonl(ids.map((id) => chatLine(id))));
+      expect(file.status).toBe(200);
+      const res = await fetch(`${coordinator.httpUrl}/v1/batches`, {
+        method: "POST",
+        headers: { authorization: "Bearer sk-test-a", "content-type": "application/json" },
+        body: JSON.stringify({ input_file_id: file.body.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+      });
+      const batch = (await res.json()) as { id: string };
+      const counts = async () =>
+        ((await (await fetch(`${coordinator.httpUrl}/v1/batches/${batch.id}`, { headers: { authorization: "Bearer sk-test-a" } })).json()) as {
+          request_counts: { completed: number; failed: number };
+        }).request_counts;
+      const sentBefore = worker.resultsSent;
+      await waitFor(`every line of batch ${round + 1} parked`, async () => (await counts()).failed === 20, 30_000, 100);
+      expect(await counts()).toMatchObject({ completed: 0, failed: 20 });
+      // Both shards of every batch so far, parked once each, for the writes that failed.
+      expect(metricValue(await metrics(), "batchgen_coordinator_shards_parked_total")).toBe(2 * (round + 1));
+      // Each shard ran at most shardMaxFailures times: 20 lines x 2.
+      const sent = worker.resultsSent - sentBefore;
+      expect(sent).toBeLessThanOrEqual(40);
+    }
     const sent = worker.resultsSent;
-    // Each shard ran at most shardMaxFailures times: 20 lines x 2.
-    expect(sent).toBeLessThanOrEqual(40);
     await new Promise((r) => setTimeout(r, 500));
     expect(worker.resultsSent).toBe(sent);
     expect(storeEntries(".batchgen-tmp")).toEqual([]);
