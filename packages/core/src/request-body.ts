@@ -57,8 +57,6 @@ export interface ParsedRequest {
   responseFormat: ResponseFormat;
 }
 
-export const MAX_CHOICES = REQUEST_LIMITS.n.max;
-export const MAX_TOP_LOGPROBS = 20;
 
 export const MAX_STOP_SEQUENCES = 4;
 export const CHAT_ROLES = ["system", "developer", "user", "assistant"] as const;
@@ -115,20 +113,12 @@ function parseLogprobs(endpoint: BatchEndpoint, body: Body): number | null {
   const lp = opt(body, "logprobs");
   if (endpoint === "/v1/completions") {
     if (lp === undefined || lp === false) return null;
-    if (typeof lp !== "number" || !Number.isInteger(lp) || lp < 0 || lp > MAX_TOP_LOGPROBS) {
-      throw invalid(`'logprobs' must be an integer from 0 to ${MAX_TOP_LOGPROBS}, got ${JSON.stringify(lp)}.`, "logprobs");
-    }
-    return lp;
+    return ranged(body, "logprobs", REQUEST_LIMITS.top_logprobs)!;
   }
   if (lp !== undefined && typeof lp !== "boolean") throw invalid(`'logprobs' must be true or false, got ${typeName(lp)}.`, "logprobs");
-  const top = opt(body, "top_logprobs");
-  if (top !== undefined) {
-    if (typeof top !== "number" || !Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS) {
-      throw invalid(`'top_logprobs' must be an integer from 0 to ${MAX_TOP_LOGPROBS}, got ${JSON.stringify(top)}.`, "top_logprobs");
-    }
-    if (lp !== true) throw invalid("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs");
-  }
-  return lp === true ? ((top as number | undefined) ?? 0) : null;
+  const top = ranged(body, "top_logprobs", REQUEST_LIMITS.top_logprobs);
+  if (top !== undefined && lp !== true) throw invalid("'top_logprobs' needs 'logprobs' set to true.", "top_logprobs");
+  return lp === true ? (top ?? 0) : null;
 }
 
 function parseLogitBias(body: Body): Map<number, number> {

@@ -29,6 +29,8 @@ export const REQUEST_LIMITS = {
   priority: { min: INT32_MIN, max: INT32_MAX, integer: true },
   /** Choices per line (n): each runs as its own engine request. */
   n: { min: 1, max: 128, integer: true },
+  /** top_logprobs on chat lines, logprobs (a count) on completion lines. */
+  top_logprobs: { min: 0, max: 20, integer: true },
   /** OpenAI's ranges; the engine applies them over the tokens a sequence produced. */
   presence_penalty: { min: -2, max: 2, integer: false },
   frequency_penalty: { min: -2, max: 2, integer: false },
