@@ -80,7 +80,7 @@ const vitest = spawnSync(
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, "utf8"));
   passed += r.numPassedTests ?? 0;
-  failed += (r.numFailedTests ?? 0) + (r.numFailedTestSuites ?? 0) - countSuitesWithFailedTests(r);
+  failed += (r.numFailedTests ?? 0) + countFilesFailedWithoutTests(r);
   if ((r.numTotalTests ?? 0) === 0) failed += 1;
 } else {
   console.error(`vitest wrote no report (exit ${vitest.status})`);
@@ -88,9 +88,10 @@ if (existsSync(report)) {
 }
 if (vitest.status !== 0 && failed === 0) failed += 1;
 
-// A suite that failed to load has no failed tests of its own; count it once.
-function countSuitesWithFailedTests(r) {
-  return (r.testResults ?? []).filter((s) => s.status === "failed" && (s.assertionResults ?? []).some((a) => a.status === "failed")).length;
+// A file that failed to load (or failed in a hook) has no failed tests of its own;
+// count it once. (numFailedTestSuites counts describe blocks too, so it is not used.)
+function countFilesFailedWithoutTests(r) {
+  return (r.testResults ?? []).filter((s) => s.status === "failed" && !(s.assertionResults ?? []).some((a) => a.status === "failed")).length;
 }
 
 console.log(`\n${passed} passed, ${failed} failed`);

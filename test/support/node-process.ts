@@ -28,8 +28,10 @@ export class NodeProcess {
     const [command, argv] = shell ? ["bash", ["-c", `${shell} && exec "$0" "$@"`, process.execPath, ...args]] : [process.execPath, args];
     this.child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     live.add(this.child);
+    // "close", not "exit": it comes once stdout and stderr are read to their end, so a
+    // test that awaits `exited` sees every line the process wrote before it ended.
     this.exited = new Promise((resolve) =>
-      this.child.once("exit", (code, signal) => {
+      this.child.once("close", (code, signal) => {
         live.delete(this.child);
         resolve({ code, signal });
       }),
