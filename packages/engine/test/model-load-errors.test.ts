@@ -1,7 +1,8 @@
 // Bad model directories get a clear error of the right class, naming the file and
 // tensor at fault, and the process goes on: missing directory, config or weights,
 // corrupt config, truncated safetensors, headers that lie about sizes and offsets,
-// shapes that disagree with config.json, an unsupported architecture.
+// shapes that disagree with config.json, an unsupported architecture; and GGUF files
+// (written by the gguf package) whose architecture or tensor type we do not support.
 import { copyFile, cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { DeviceError, Engine, EngineError, ModelLoadError, UnsupportedError } from "../ts/index.js";
 import { referenceCases, type ReferenceCase } from "./reference-models.js";
+import { runPython } from "./run-python.js";
 
 let good: ReferenceCase;
 let root: string;
@@ -171,6 +173,67 @@ describe("model load errors", () => {
     try {
       const r = await engine.generate({ prompt: good.greedy[0]!.prompt, maxTokens: 8, temperature: 0, ignoreEos: true });
       expect(r.tokens).toEqual(good.greedy[0]!.tokens.slice(0, 8));
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+// A one-layer llama GGUF as llama.cpp lays it out; `arch` and the type of attn_q vary.
+const TINY_GGUF = String.raw`
+import json, sys
+import numpy as np
+from gguf import GGUFWriter, GGMLQuantizationType as T
+from gguf.constants import GGML_QUANT_SIZES
+inp = json.load(sys.stdin)
+rng = np.random.default_rng(7)
+H, V = 256, 64
+f = lambda *shape: (rng.standard_normal(shape) * 0.05).astype(np.float32)
+for path, arch, q_type in inp["files"]:
+    w = GGUFWriter(path, arch)
+    w.add_context_length(128); w.add_embedding_length(H); w.add_block_count(1); w.add_feed_forward_length(H)
+    w.add_head_count(2); w.add_head_count_kv(1); w.add_layer_norm_rms_eps(1e-5); w.add_rope_freq_base(1e4)
+    w.add_tokenizer_model("gpt2"); w.add_token_list(["t%d" % i for i in range(V)]); w.add_token_types([1] * V)
+    w.add_token_merges([]); w.add_eos_token_id(1)
+    w.add_tensor("token_embd.weight", f(V, H)); w.add_tensor("output_norm.weight", f(H) + 1)
+    w.add_tensor("blk.0.attn_norm.weight", f(H) + 1); w.add_tensor("blk.0.ffn_norm.weight", f(H) + 1)
+    if q_type == "F32":
+        w.add_tensor("blk.0.attn_q.weight", f(H, H))
+    else:
+        block, size = GGML_QUANT_SIZES[T[q_type]]
+        w.add_tensor("blk.0.attn_q.weight", np.zeros((H, H // block * size), dtype=np.uint8), raw_dtype=T[q_type])
+    w.add_tensor("blk.0.attn_k.weight", f(128, H)); w.add_tensor("blk.0.attn_v.weight", f(128, H))
+    for name in ("attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+        w.add_tensor("blk.0.%s.weight" % name, f(H, H))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+print("null")
+`;
+
+describe("GGUF load errors", () => {
+  it("an unsupported architecture or tensor type is an UnsupportedError that names it; the good file loads", async () => {
+    const file = (name: string) => join(root, `${name}.gguf`);
+    runPython(TINY_GGUF, {
+      files: [[file("good"), "llama", "F32"], [file("mamba"), "mamba", "F32"], [file("q3k"), "llama", "Q3_K"],
+        [file("iq2"), "llama", "IQ2_XXS"]],
+    });
+
+    const mamba = await loadError(file("mamba"));
+    expect(mamba).toBeInstanceOf(UnsupportedError);
+    expect(mamba.message).toBe(
+      `${file("mamba")}: GGUF architecture "mamba" is not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3)`);
+    for (const [name, type] of [["q3k", "Q3_K"], ["iq2", "IQ2_XXS"]] as const) {
+      const err = await loadError(file(name));
+      expect(err).toBeInstanceOf(UnsupportedError);
+      expect(err.message).toBe(`${file(name)}: tensor 'blk.0.attn_q.weight' has type ${type}, which batchgen cannot ` +
+        "dequantize (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K are supported)");
+    }
+
+    // The same file with attn_q in F32 loads and runs: the errors above are the type's and the architecture's.
+    const engine = await Engine.load({ modelDir: file("good"), device: "cpu", threads: 1, kvCacheBlocks: 16 });
+    try {
+      expect(engine.model.architecture).toBe("LlamaForCausalLM");
+      const r = await engine.generate({ prompt: [3, 4, 5], maxTokens: 4, temperature: 0, ignoreEos: true });
+      expect(r.tokens).toHaveLength(4);
     } finally {
       await engine.close();
     }
