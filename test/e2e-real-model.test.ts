@@ -1,8 +1,16 @@
 // Real answers through the whole pipeline: examples/questions.jsonl (30 simple
 // questions) as a batch through the coordinator, a worker process and the CPU
-// engine on the real Gemma 3 270M GGUF. The answers hold the expected facts for
-// the questions a 270M pretrained model gets right (capitals, sums, colours, a
-// few more); the rest are only required to be text.
+// engine on the real Gemma 3 270M GGUF (greedy, so the answers are fixed).
+//
+// FACTS: the 19 questions the 270M pretrained model answers right (capitals, sums,
+// colours, a few more), each answer checked for its fact. UNCHECKED: the 11 it gets
+// wrong or leaves without the fact (Italy "is the capital of Italy", the Red Planet
+// is "Earth", a week has "12 days", ...); those lines are only required to complete.
+// Every question is in exactly one of the two, so a question added to the file must
+// be sorted here. The greedy choices these facts rest on lead the runner-up by at
+// least 0.04 in logit (measured with logprobs), three orders of magnitude above the
+// engine's logit error against transformers on this file (gguf-model.test.ts), so
+// summation order and thread counts do not flip them.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,16 +38,25 @@ const FACTS: Record<string, RegExp> = {
   "capital-egypt": /\bCairo\b/,
   "capital-china": /\bBeijing\b/,
   "capital-uk": /\bLondon\b/,
-  "sum-2-3": /= 5\b/,
-  "sum-10-5": /= 15\b/,
-  "sum-7-8": /= 15\b/,
+  // The sum alone or after "=": " 5" or " 2 + 3 = 5", not the question's own numbers.
+  "sum-2-3": /(?:^|=)\s*5\b/,
+  "sum-10-5": /(?:^|=)\s*15\b/,
+  "sum-7-8": /(?:^|=)\s*15\b/,
   "colour-sky": /\bblue\b/i,
   "colour-grass": /\bgreen\b/i,
   "colour-blood": /\bred\b/i,
   "largest-planet": /\bJupiter\b/,
+  "romeo-author": /\bShakespeare\b/,
+  "freezing-point": /\b0 degrees\b/,
+  "tallest-animal": /\bgiraffe\b/i,
   "opposite-hot": /\bcold\b/i,
   "bees-make": /\bhoney\b/i,
 };
+
+const UNCHECKED = [
+  "capital-italy", "product-3-4", "colour-snow", "colour-banana", "days-week", "months-year", "red-planet",
+  "water-formula", "largest-ocean", "spider-legs", "sun-rises",
+];
 
 let settings: ClusterSettings;
 let coordinator: Awaited<ReturnType<typeof startInProcessCoordinator>>;
@@ -64,6 +81,7 @@ describe("real questions on the real model, end to end", () => {
     const input = readFileSync(QUESTIONS, "utf8");
     const lines = input.trim().split("\n").map((l) => JSON.parse(l) as { custom_id: string });
     expect(lines).toHaveLength(30);
+    expect([...Object.keys(FACTS), ...UNCHECKED].sort()).toEqual(lines.map((l) => l.custom_id).sort());
     const api = batchApi(coordinator.httpUrl, API_KEY);
     const file = await api.upload(input, "questions.jsonl");
     const batch = await api.createBatch(file.id, "/v1/completions");
@@ -74,8 +92,8 @@ describe("real questions on the real model, end to end", () => {
     const answers = new Map(output.map((l) => [l.custom_id, (l.response!.body as { choices: Array<{ text: string }> }).choices[0]!.text]));
     console.log([...answers].map(([id, a]) => `${id}: ${JSON.stringify(a)}`).join("\n"));
     for (const [id, fact] of Object.entries(FACTS)) expect(answers.get(id), id).toMatch(fact);
+    console.log(`${Object.keys(FACTS).length} of ${lines.length} answers checked for their fact`);
     // The stop string "\n" ends each answer at its line.
     for (const a of answers.values()) expect(a).not.toContain("\n");
-    expect(Object.keys(FACTS).length).toBeGreaterThanOrEqual(15);
   }, 420_000);
 });
