@@ -1,7 +1,9 @@
 // KV blocks behind a sliding window are given back: a Mistral-style model whose
 // every layer attends over the last 32 tokens, generating far past its window,
 // holds a bounded number of KV blocks (engine stats), and its tokens are those the
-// whole sequence's logits give when nothing is released (promptLogits).
+// whole sequence's logits give when nothing is released (promptLogits). A model that
+// mixes local and global layers (Gemma 2 here; Gemma 3 likewise) frees nothing: its
+// global layers read every block.
 // Needs the native addon (pnpm --filter @batchgen/engine build).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,6 +16,7 @@ import { makeModel } from "../ts/make-model.js";
 
 let root: string;
 let modelDir: string;
+let mixedDir: string;
 const engines: Engine[] = [];
 const WINDOW = 32;
 const BLOCK = 16;
@@ -22,7 +25,27 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "bg-window-"));
   modelDir = join(root, "tiny-mistral-window");
   await makeModel({ dir: modelDir, preset: "tiny-mistral", seed: 3, overrides: { sliding_window: WINDOW } });
+  mixedDir = join(root, "tiny-gemma2-window");
+  await makeModel({ dir: mixedDir, preset: "tiny-gemma2", seed: 3, overrides: { sliding_window: WINDOW } });
 });
+
+/** Generates greedily and returns the result with the most KV blocks in use at any step. */
+async function generateWatched(engine: Engine, prompt: number[], maxTokens: number) {
+  let maxUsed = 0;
+  let done = false;
+  const watch = (async () => {
+    while (!done) {
+      maxUsed = Math.max(maxUsed, engine.stats().kvBlocksUsed);
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  const r = await engine.generate({ prompt, maxTokens, temperature: 0, ignoreEos: true });
+  done = true;
+  await watch;
+  return { r, maxUsed };
+}
+
+const PROMPT = Array.from({ length: 50 }, (_, i) => 3 + ((i * 37) % 900));
 
 afterAll(async () => {
   await Promise.all(engines.map((e) => e.close()));
@@ -33,18 +56,8 @@ describe("sliding-window KV release", () => {
   it("a long generation on an all-local model holds window / block + 2 blocks at most", async () => {
     const engine = await Engine.load({ modelDir, threads: 2, blockSize: BLOCK, kvCacheBlocks: 256, maxModelLen: 1024, maxBatchTokens: 64 });
     engines.push(engine);
-    const prompt = Array.from({ length: 50 }, (_, i) => 3 + ((i * 37) % 900));
-    let maxUsed = 0;
-    let done = false;
-    const watch = (async () => {
-      while (!done) {
-        maxUsed = Math.max(maxUsed, engine.stats().kvBlocksUsed);
-        await new Promise((r) => setImmediate(r));
-      }
-    })();
-    const r = await engine.generate({ prompt, maxTokens: 600, temperature: 0, ignoreEos: true });
-    done = true;
-    await watch;
+    const prompt = PROMPT;
+    const { r, maxUsed } = await generateWatched(engine, prompt, 600);
     expect(r.tokens).toHaveLength(600);
     // 650 positions would be 41 blocks; the window needs 2, plus the block being
     // written and one straddling the window's start, plus a 64-token prefill chunk.
@@ -63,5 +76,15 @@ describe("sliding-window KV release", () => {
       for (let v = 1; v < vocab; v++) if (row[v]! > row[best]!) best = v;
       expect(best, `position ${prompt.length + i}`).toBe(r.tokens[i]);
     }
+  });
+
+  it("a model with global layers (Gemma 2: local and global alternate) keeps every block", async () => {
+    const engine = await Engine.load({ modelDir: mixedDir, threads: 2, blockSize: BLOCK, kvCacheBlocks: 256, maxModelLen: 1024, maxBatchTokens: 64 });
+    engines.push(engine);
+    const { r, maxUsed } = await generateWatched(engine, PROMPT, 150);
+    expect(r.tokens).toHaveLength(150);
+    // The KV of all 199 positions that were run (the last token is sampled, never fed back), in 13 blocks.
+    expect(maxUsed).toBe(Math.ceil((PROMPT.length + 150 - 1) / BLOCK));
+    expect(engine.stats().kvBlocksUsed).toBe(0);
   });
 });
