@@ -100,7 +100,7 @@ describe("object-store faults", () => {
     const ids = Array.from({ length: 600 }, (_, i) => `w${i}`);
     const b = await submitBatch(c.url(), ids.map((id) => chatLine(id)));
     await waitForStatus(c.url(), b.id, ["in_progress"]);
-    const faults: HttpFault[] = ["fail", "reset", "stall"];
+    const faults: Exclude<HttpFault, "pass">[] = ["fail", "reset", "stall"];
     for (let round = 0; round < ROUNDS; round++) {
       const kind = faults[round % faults.length]!;
       const before = proxy.injected[kind];
