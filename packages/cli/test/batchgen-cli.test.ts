@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ScriptedWorker } from "../../coordinator/test/support/scripted-worker.js";
 import { freePort } from "../src/free-port.js";
 import { runBatchgen, startBatchgen } from "./support/run-batchgen.js";
 
@@ -63,6 +64,28 @@ describe("batchgen", () => {
     // It says plainly that this model is not the real one, and why.
     expect(out).toMatch(/model\s+tiny-gemma \(random weights: its answers are noise; /);
     expect(up.stderr()).toContain("the real model gemma-3-270m cannot be had (--random-model was given)");
+  });
+
+  it("up makes its worker port need a random token of this run: its own worker is in, a client without it gets UNAUTHENTICATED", async () => {
+    const log = await readFile(join(dir, "data", "logs", "up.log"), "utf8");
+    const started = log
+      .split("\n")
+      .filter((l) => l.includes('"coordinator started"'))
+      .map((l) => JSON.parse(l) as { grpc_port: number })
+      .at(-1)!;
+    expect(log).not.toMatch(/insecure/i);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^batchgen_coordinator_insecure_workers 0$/m);
+    expect(metrics).toMatch(/^batchgen_coordinator_workers_connected\{model="tiny-gemma"\} 1$/m);
+    for (const token of [undefined, "", "batchgen", "0".repeat(32)]) {
+      const rogue = new ScriptedWorker({ address: `127.0.0.1:${started.grpc_port}`, model: "tiny-gemma", credit: 100, ...(token === undefined ? {} : { token }) });
+      try {
+        await expect(rogue.start()).rejects.toMatchObject({ code: 16 });
+        expect(rogue.leases).toHaveLength(0);
+      } finally {
+        rogue.kill();
+      }
+    }
   });
 
   it("submit --wait shows progress, then downloads output.jsonl in input order", async () => {

@@ -94,30 +94,39 @@ describe("object-store faults", () => {
 
   it(`result writes failing in ${ROUNDS} windows (5xx, reset, stall): retried with backoff, every line once`, async () => {
     const { c, prefix } = await storeCluster({ shardLines: 50, resultWriteAttempts: 20, flushIntervalMs: 50 });
-    await fleet.start(c, { credit: 100, lineDelayMs: 8 });
-    const ids = Array.from({ length: 300 }, (_, i) => `w${i}`);
+    // One lease at a time, ~10 ms a line: the batch outlasts the ten windows below.
+    await fleet.start(c, { credit: 50, lineDelayMs: 10 });
+    const fdsBefore = openFds();
+    const ids = Array.from({ length: 600 }, (_, i) => `w${i}`);
     const b = await submitBatch(c.url(), ids.map((id) => chatLine(id)));
     await waitForStatus(c.url(), b.id, ["in_progress"]);
-    const faults: HttpFault[] = ["fail", "reset", "stall"];
+    const faults: Exclude<HttpFault, "pass">[] = ["fail", "reset", "stall"];
     for (let round = 0; round < ROUNDS; round++) {
       const kind = faults[round % faults.length]!;
+      const before = proxy.injected[kind];
       proxy.rule = ({ method, path }) => (method === "PUT" && path.includes(`/${prefix}/batches/`) && path.includes("/parts/") ? kind : "pass");
-      await new Promise((r) => setTimeout(r, 250));
+      // Each window holds until a result write has really been hit.
+      await waitFor(`window ${round}: a result write hit by ${kind}`, async () => proxy.injected[kind] > before, 15_000, 10);
+      await new Promise((r) => setTimeout(r, 100));
       proxy.rule = () => "pass";
       await new Promise((r) => setTimeout(r, 150));
     }
     const done = await waitForStatus(c.url(), b.id, ["completed"], undefined, 60_000);
-    expect(done.request_counts).toEqual({ total: 300, completed: 300, failed: 0 });
+    expect(done.request_counts).toEqual({ total: 600, completed: 600, failed: 0 });
     const out = parseJsonl((await api(c.url(), "GET", `/v1/files/${done.output_file_id}/content`)).body as string);
     expect(out.map((l) => l.custom_id)).toEqual(ids);
+    expect(done.error_file_id).toBeNull();
     expect(metricValue(await (await fetch(`${c.url()}/metrics`)).text(), "batchgen_coordinator_result_write_retries_total")).toBeGreaterThan(0);
-    // Parts are gone once the batch is final; no upload was left half-done.
+    // Parts are gone once the batch is final; no upload was left half-done, no socket left open.
     expect((await keys(prefix)).filter((k) => k.includes("/parts/"))).toEqual([]);
+    await waitFor("fds back to where they were", async () => openFds() <= fdsBefore + 8, 10_000, 100);
   });
 
   it(`finalize hitting a fault (${ROUNDS} batches, 5xx / reset / stall): retried, output complete`, async () => {
     const { c, prefix } = await storeCluster({ shardLines: 20 });
     await fleet.start(c, { credit: 100 });
+    expect((await uploadFile(c.url(), jsonl([chatLine("warm")]))).status).toBe(200);
+    const fdsBefore = openFds();
     const faults: HttpFault[] = ["fail", "reset", "stall"];
     for (let round = 0; round < ROUNDS; round++) {
       let left = 1; // the first write of each output file fails
@@ -139,7 +148,11 @@ describe("object-store faults", () => {
       expect(left, `round ${round}: the fault was injected`).toBe(0);
       const out = parseJsonl((await api(c.url(), "GET", `/v1/files/${done.output_file_id}/content`)).body as string);
       expect(out.map((l) => l.custom_id)).toEqual(ids);
+      expect(done.error_file_id).toBeNull();
     }
+    // Ten faulted finalizes left no upload half-done and no socket open.
+    expect((await keys(prefix)).filter((k) => k.includes("/parts/"))).toEqual([]);
+    await waitFor("fds back to where they were", async () => openFds() <= fdsBefore + 8, 10_000, 100);
   });
 
   it("a store that stays unwritable: shards are parked after a bounded number of runs, not thousands", async () => {

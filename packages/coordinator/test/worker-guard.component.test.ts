@@ -5,6 +5,7 @@
 import { createLogger } from "@batchgen/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { createCoordinator } from "../src/index.js";
+import { listenAddresses } from "../../../test/support/listen-addresses.js";
 import { metricValue } from "../../../test/support/prometheus-text.js";
 import { ScriptedFleet } from "./support/scripted-fleet.js";
 import { ScriptedWorker } from "./support/scripted-worker.js";
@@ -106,6 +107,24 @@ describe("credit and failing shards", () => {
 });
 
 describe("coordinator start", () => {
+  it("listens on loopback unless told otherwise, and /metrics answers only with a metrics key once one is set", async () => {
+    cluster = await startCluster({ metricsKey: "m-old, m-new" });
+    const c = cluster.replicas[0]!;
+    expect(listenAddresses(c.httpPort)).toEqual(["127.0.0.1"]);
+    expect(listenAddresses(c.grpcPort)).toEqual(["127.0.0.1"]);
+    const scrape = (authorization?: string) => fetch(`${cluster!.url()}/metrics`, authorization ? { headers: { authorization } } : {});
+    for (const refused of [await scrape(), await scrape("Bearer m-wrong"), await scrape("m-new")]) {
+      expect(refused.status).toBe(401);
+      expect((await refused.json()).error.code).toBe("invalid_metrics_key");
+    }
+    for (const key of ["m-old", "m-new"]) {
+      const ok = await scrape(`Bearer ${key}`);
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain("batchgen_coordinator_insecure_workers 0");
+    }
+  });
+
+
   it("names the problem when TLS is half configured", () => {
     const base = { redisUrl: process.env.REDIS_URL!, workerToken: "t", logLevel: "silent" as const };
     expect(() => createCoordinator({ ...base, grpcTlsCert: "/x.pem" }, { logger: createLogger("c", { level: "silent" }) })).toThrow(/go together/);

@@ -4,6 +4,7 @@ import { createLogger } from "@batchgen/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { CharTokenizerDouble } from "../test/support/char-tokenizer-double.js";
 import { FakeCoordinator, type FakeConnection } from "../test/support/fake-coordinator.js";
+import { listenAddresses } from "../../../test/support/listen-addresses.js";
 import { InstantEngineDouble } from "./instant-engine-double.js";
 import { createWorker } from "./worker.js";
 
@@ -19,6 +20,7 @@ async function setup(
     maxSeqs?: number;
     token?: string;
     metrics?: boolean;
+    metricsKey?: string;
     /** The worker's coordinator setting, given the scripted coordinator's address (default: that address). */
     coordinator?: (address: string) => string;
   } = {},
@@ -34,7 +36,7 @@ async function setup(
       maxSeqs: opts.maxSeqs ?? 4,
       metrics: opts.metrics ?? false,
       metricsPort: 0,
-      metricsHost: "127.0.0.1",
+      ...(opts.metricsKey ? { metricsKey: opts.metricsKey } : {}),
       reconnectMinMs: 20,
       reconnectMaxMs: 100,
     },
@@ -374,5 +376,19 @@ describe("worker session", () => {
     expect(text).toMatch(/^batchgen_worker_kv_blocks_total /m);
     expect(text).toMatch(/^batchgen_worker_engine_step_seconds /m);
     expect(text).toMatch(/^batchgen_worker_connected 1$/m);
+  });
+
+  it("serves /metrics on loopback unless told otherwise, and only with a metrics key once one is set", async () => {
+    const { worker } = await setup({ metrics: true, metricsKey: "wm-1,wm-2" });
+    await worker.start();
+    expect(listenAddresses(worker.metricsPort!)).toEqual(["127.0.0.1"]);
+    const url = `http://127.0.0.1:${worker.metricsPort}/metrics`;
+    expect((await fetch(url)).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: "Bearer wm-3" } })).status).toBe(401);
+    const ok = await fetch(url, { headers: { authorization: "Bearer wm-2" } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(/^batchgen_worker_connected /m);
+    // Health answers without a key (probes carry none).
+    expect((await fetch(`http://127.0.0.1:${worker.metricsPort}/healthz`)).status).toBe(200);
   });
 });

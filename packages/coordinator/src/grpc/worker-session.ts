@@ -234,7 +234,8 @@ export class WorkerSession implements LeaseTaker {
   private async reportFleet(): Promise<void> {
     if (!this.fleet || this.closed) return;
     this.fleet.leases = this.leases.size;
-    await this.deps.store.putWorker(this.fleet, this.modelTtlMs()).catch(() => undefined);
+    // The fleet record expires by itself; the next heartbeat writes it again.
+    await this.deps.store.putWorker(this.fleet, this.modelTtlMs()).catch((e: unknown) => this.background("worker_session.put_worker", e));
   }
 
   private modelTtlMs(): number {
@@ -620,7 +621,8 @@ export class WorkerSession implements LeaseTaker {
     for (const t of this.timers) clearInterval(t);
     this.deps.broker.forget(this);
     if (this.welcomed) this.deps.metrics.workersConnected.dec({ model: this.model });
-    if (this.fleet) void this.deps.store.removeWorker(this.sessionId).catch(() => undefined);
+    // A record not removed expires by itself (its TTL).
+    if (this.fleet) void this.deps.store.removeWorker(this.sessionId).catch((e: unknown) => this.background("worker_session.remove_worker", e));
     this.log.info("worker disconnected", { worker_id: this.workerId, reason, leases: this.leases.size });
     await this.chain;
     // A stream that broke under held leases is the worker's failure (counted: a shard that

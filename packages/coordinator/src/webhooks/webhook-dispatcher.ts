@@ -81,6 +81,7 @@ export class WebhookDispatcher {
         signal: AbortSignal.timeout(config.webhookTimeoutMs),
         redirect: "manual",
       });
+      // Only the status matters: a body that fails to drain changes nothing about the delivery.
       await res.body?.cancel().catch(() => undefined);
       if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
     } catch (err) {
