@@ -15,21 +15,29 @@
 #      same engine options as the worker's;
 #   2. the pipeline: redis-server, the coordinator (filesystem store), one worker; the
 #      batch is uploaded and run through the HTTP API, its output checked line by line.
-# Each run warms up on 4 other lines first. Prints one JSON line: both output tokens/s
-# (pipeline: batch in_progress -> completed, model load and warm-up excluded from both)
-# and their ratio.
+# Each run warms up on 4 other lines first. Prints one JSON line per workload: both
+# output tokens/s (pipeline: batch in_progress -> completed, model load and warm-up
+# excluded from both) and their ratio.
 #
 # Options (default first):
 #   --device cuda:0|cpu   --preset gemma-2b|tiny-gemma|...   --lines 2000
 #   --prompt-len 512      --max-tokens 256    --max-seqs 1024   --max-batch-tokens 8192
 #   --threads N (CPU)     --jobs 16 (build)   --cuda-arch 90    --seed 1
-#   --workload a|shared-prefix: shared-prefix is bench_engine's shared-prefix workload
-#     (each line one of 8 prefixes of 500-1500 ids, then 20-150 of its own, 100-250
-#     output tokens; --prompt-len and --max-tokens then size only the warm-up), prefix
-#     caching on in both runs; the JSON line then also has the prompt tokens computed
-#     (engine alone, and the pipeline's from the batch progress).
+#   --workload a|shared-prefix|shared-prefix,a: shared-prefix is bench_engine's
+#     shared-prefix workload (each line one of 8 prefixes of 500-1500 ids, then 20-150 of
+#     its own, 100-250 output tokens; --prompt-len and --max-tokens then size only the
+#     warm-up and workload A); a list runs each workload's engine-alone run, then one
+#     coordinator and worker for all of them, and prints one JSON line per workload.
+#     Prefix caching is on in every run (the worker's default).
+#   --prefixes 8 --prefix-min 500 --prefix-max 1500 --suffix-min 20 --suffix-max 150
+#   --out-min 100 --out-max 250: the shared-prefix workload's shape
+#   --compare-caching-off: the engine alone also runs each workload with prefix caching
+#     off (the baseline of "caching on vs off in one run")
+# Every JSON line carries the prompt tokens, and of them computed and served from the
+# cache, for each run (engine alone from the engine's counters, pipeline from the batch's
+# progress).
 # Output under $OUT (default build/gpu-pipeline): pipeline.log (every step, the build and
-# both runs), coordinator.log, worker.log, result.json (the JSON line and both reports).
+# all runs), coordinator.log, worker.log, result.json (the JSON lines, then every report).
 # Scratch: $BG_PIPELINE_WORK (default /tmp/batchgen-pipeline); models under $BG_SCRATCH
 # (default /dev/shm/batchgen, or /tmp/batchgen when /dev/shm has under 12 GiB free)/pipeline,
 # kept for a later run.
@@ -47,8 +55,13 @@ fi
 MODELS=$scratch/pipeline
 
 device=cuda:0 preset=gemma-2b lines=2000 prompt_len=512 max_tokens=256 max_seqs=1024
-max_batch_tokens=8192 threads="" jobs=16 cuda_arch=90 seed=1 workload=a
+max_batch_tokens=8192 threads="" jobs=16 cuda_arch=90 seed=1 workload=a compare_off=0 shape=()
 while [ $# -gt 0 ]; do
+  case $1 in
+    --compare-caching-off) compare_off=1; shift; continue ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+  esac
+  [ $# -ge 2 ] || { echo "gpu-pipeline: $1 needs a value" >&2; exit 2; }
   case $1 in
     --device) device=$2 ;;
     --preset) preset=$2 ;;
@@ -62,10 +75,18 @@ while [ $# -gt 0 ]; do
     --cuda-arch) cuda_arch=$2 ;;
     --seed) seed=$2 ;;
     --workload) workload=$2 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --prefixes|--prefix-min|--prefix-max|--suffix-min|--suffix-max|--out-min|--out-max) shape+=("$1" "$2") ;;
     *) echo "gpu-pipeline: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
-  shift 2 || { echo "gpu-pipeline: $1 needs a value" >&2; exit 2; }
+  shift 2
+done
+IFS=, read -ra workloads <<<"$workload"
+[ ${#workloads[@]} -gt 0 ] || { echo "gpu-pipeline: --workload: a, shared-prefix or a list of them" >&2; exit 2; }
+for w in "${workloads[@]}"; do
+  case $w in
+    a|shared-prefix) ;;
+    *) echo "gpu-pipeline: --workload: a, shared-prefix or a list of them (got $w)" >&2; exit 2 ;;
+  esac
 done
 
 mkdir -p "$OUT" "$WORK" "$MODELS"
@@ -143,30 +164,41 @@ if [ ! -f "$model_dir/config.json" ]; then
 else
   echo "reusing it"
 fi
-BATCH=$WORK/batch.jsonl
-if [ "$workload" = shared-prefix ]; then
-  step "batch: $lines lines of the shared-prefix workload"
-  "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
-    --workload shared-prefix --seed "$seed" --out "$BATCH" || die "make-batch"
-  expect=(--expect-input-max-tokens)
-else
-  step "batch: $lines lines, $prompt_len prompt ids, max_tokens $max_tokens"
-  "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
-    --prompt-len "$prompt_len" --max-tokens "$max_tokens" --seed "$seed" --out "$BATCH" || die "make-batch"
-  expect=(--expect-tokens "$max_tokens" --expect-prompt-tokens "$prompt_len")
-fi
-# Both runs first warm up on 4 other lines (the engine benchmark does too): first-use costs
-# (cuBLAS handles, kernel loading) stay out of both figures.
+# One batch per workload; flags that check each one's output.
+batch_of() { echo "$WORK/batch-$1.jsonl"; }
+expect_of() {
+  if [ "$1" = shared-prefix ]; then echo --expect-input-max-tokens; else echo --expect-tokens "$max_tokens" --expect-prompt-tokens "$prompt_len"; fi
+}
+for w in "${workloads[@]}"; do
+  if [ "$w" = shared-prefix ]; then
+    step "batch: $lines lines of the shared-prefix workload ${shape[*]}"
+    "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
+      --workload shared-prefix "${shape[@]}" --seed "$seed" --out "$(batch_of "$w")" || die "make-batch"
+  else
+    step "batch: $lines lines, $prompt_len prompt ids, max_tokens $max_tokens"
+    "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
+      --prompt-len "$prompt_len" --max-tokens "$max_tokens" --seed "$seed" --out "$(batch_of "$w")" || die "make-batch"
+  fi
+done
+# Every run first warms up on 4 other lines (the engine benchmark does too): first-use
+# costs (cuBLAS handles, kernel loading) stay out of every figure.
 WARMUP=$WORK/warmup.jsonl
 "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines 4 \
   --prompt-len "$prompt_len" --max-tokens 8 --seed $((seed + 1000)) --out "$WARMUP" || die "make-batch (warm-up)"
 
 engine_flags=(--device "$device" --max-seqs "$max_seqs" --max-batch-tokens "$max_batch_tokens" ${threads:+--threads "$threads"})
 
-# --- 1. the engine alone
-step "engine alone: Engine.generate x $lines (${engine_flags[*]})"
-limit 1200 "$NODE" "$APP/pipeline-tool.mjs" engine --input "$BATCH" --warmup "$WARMUP" --model-dir "$model_dir" "${engine_flags[@]}" \
-  --report "$WORK/engine.json" || die "the engine-alone run"
+# --- 1. the engine alone (each run loads the model afresh: an empty prefix cache)
+for w in "${workloads[@]}"; do
+  step "engine alone, $w: Engine.generate x $lines (${engine_flags[*]})"
+  limit 1200 "$NODE" "$APP/pipeline-tool.mjs" engine --input "$(batch_of "$w")" --warmup "$WARMUP" --model-dir "$model_dir" "${engine_flags[@]}" \
+    --report "$WORK/engine-$w.json" || die "the engine-alone run ($w)"
+  if [ "$compare_off" = 1 ]; then
+    step "engine alone, $w, prefix caching off"
+    limit 1200 "$NODE" "$APP/pipeline-tool.mjs" engine --input "$(batch_of "$w")" --warmup "$WARMUP" --model-dir "$model_dir" "${engine_flags[@]}" \
+      --no-prefix-caching --report "$WORK/engine-off-$w.json" || die "the engine-alone run ($w, caching off)"
+  fi
+done
 
 # --- 2. the pipeline
 step "pipeline: redis-server, coordinator, worker"
@@ -198,24 +230,40 @@ pids+=($worker_pid)
   || { tail -20 "$OUT/worker.log"; die "the worker did not connect"; }
 echo "worker connected"
 
-step "pipeline: warm-up batch (4 lines), then submit $BATCH and wait"
+step "pipeline: warm-up batch (4 lines)"
 limit 300 "$NODE" "$APP/pipeline-tool.mjs" submit --url "http://127.0.0.1:$http_port" --api-key "$api_key" \
   --input "$WARMUP" --expect-tokens 8 --poll-ms 50 || { tail -20 "$OUT/worker.log"; die "the warm-up batch"; }
-limit 1800 "$NODE" "$APP/pipeline-tool.mjs" submit --url "http://127.0.0.1:$http_port" --api-key "$api_key" \
-  --input "$BATCH" "${expect[@]}" --poll-ms 50 \
-  --report "$WORK/pipeline.json" || { tail -20 "$OUT/worker.log"; tail -20 "$OUT/coordinator.log"; die "the pipeline run"; }
-kill -0 "$worker_pid" 2>/dev/null || die "the worker exited during the run"
+for w in "${workloads[@]}"; do
+  step "pipeline, $w: submit $(batch_of "$w") and wait"
+  # shellcheck disable=SC2046 # expect_of's words are separate flags
+  limit 1800 "$NODE" "$APP/pipeline-tool.mjs" submit --url "http://127.0.0.1:$http_port" --api-key "$api_key" \
+    --input "$(batch_of "$w")" $(expect_of "$w") --poll-ms 50 \
+    --report "$WORK/pipeline-$w.json" || { tail -20 "$OUT/worker.log"; tail -20 "$OUT/coordinator.log"; die "the pipeline run ($w)"; }
+  kill -0 "$worker_pid" 2>/dev/null || die "the worker exited during the run ($w)"
+done
 cleanup
 
 step "result"
-line=$("$NODE" "$APP/pipeline-tool.mjs" summary --engine "$WORK/engine.json" --pipeline "$WORK/pipeline.json" \
-  --set "device=$device" --set "workload=$workload" --set "preset=$preset" --set "prompt_len=$prompt_len" --set "max_tokens=$max_tokens" \
-  --set "max_seqs=$max_seqs" --set "max_batch_tokens=$max_batch_tokens") || die "summary"
+lines_out=()
+for w in "${workloads[@]}"; do
+  sizes=(--set "prompt_len=$prompt_len" --set "max_tokens=$max_tokens")
+  [ "$w" = shared-prefix ] && sizes=()
+  off=()
+  [ "$compare_off" = 1 ] && off=(--engine-off "$WORK/engine-off-$w.json")
+  line=$("$NODE" "$APP/pipeline-tool.mjs" summary --engine "$WORK/engine-$w.json" "${off[@]}" --pipeline "$WORK/pipeline-$w.json" \
+    --set "device=$device" --set "workload=$w" --set "preset=$preset" "${sizes[@]}" \
+    --set "max_seqs=$max_seqs" --set "max_batch_tokens=$max_batch_tokens") || die "summary ($w)"
+  lines_out+=("$line")
+done
 {
-  echo "$line"
-  echo "{\"engine\":$(cat "$WORK/engine.json"),\"pipeline\":$(cat "$WORK/pipeline.json")}"
+  printf '%s\n' "${lines_out[@]}"
+  for w in "${workloads[@]}"; do
+    off_report=null
+    [ "$compare_off" = 1 ] && off_report=$(cat "$WORK/engine-off-$w.json")
+    echo "{\"workload\":\"$w\",\"engine\":$(cat "$WORK/engine-$w.json"),\"engine_caching_off\":$off_report,\"pipeline\":$(cat "$WORK/pipeline-$w.json")}"
+  done
 } >"$OUT/result.json"
-echo "$line"
+printf '%s\n' "${lines_out[@]}"
 }
 
 main 2>&1 | tee "$LOG"

@@ -12,7 +12,9 @@
 //          [--no-prefix-caching] --report FILE
 //   submit --url URL --api-key K --input FILE [--expect-tokens M | --expect-input-max-tokens] [--expect-prompt-tokens L]
 //          [--report FILE] [--poll-ms 50]
-//   summary --engine FILE --pipeline FILE [--set KEY=VALUE ...]   one JSON line: both speeds and their ratio
+//   summary --engine FILE [--engine-off FILE] --pipeline FILE [--set KEY=VALUE ...]
+//          one JSON line: both speeds and their ratio, the prompt tokens computed and cached in
+//          each run (and with --engine-off, the engine alone with caching off and on/off)
 import { readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { parseArgs } from "node:util";
@@ -139,6 +141,8 @@ const commands = {
     const v = args.values;
     const engine = JSON.parse(readFileSync(str(v, "engine"), "utf8"));
     const pipeline = JSON.parse(readFileSync(str(v, "pipeline"), "utf8"));
+    const off = v["engine-off"] === undefined ? null : JSON.parse(readFileSync(v["engine-off"], "utf8"));
+    if (off && off.prefix_caching !== false) throw new Error(`--engine-off ${v["engine-off"]}: a run with prefix caching on`);
     const extra = {};
     for (const kv of v.set ?? []) {
       const eq = kv.indexOf("=");
@@ -160,9 +164,16 @@ const commands = {
         engine_out_tok_s: round(engine.out_tok_s),
         prompt_tokens: pipeline.prompt_tokens,
         engine_prompt_tokens_computed: engine.prompt_tokens_computed,
+        engine_prompt_tokens_cached: engine.prompt_tokens_cached,
         pipeline_prompt_tokens_computed: pipeline.prompt_tokens_computed,
         pipeline_prompt_tokens_cached: pipeline.prompt_tokens_cached,
         ratio: Math.round((pipeline.out_tok_s / engine.out_tok_s) * 1000) / 1000,
+        ...(off && {
+          engine_caching_off_secs: Math.round(off.secs * 1000) / 1000,
+          engine_caching_off_out_tok_s: round(off.out_tok_s),
+          engine_caching_off_prompt_tokens_computed: off.prompt_tokens_computed,
+          engine_caching_on_vs_off: Math.round((engine.out_tok_s / off.out_tok_s) * 1000) / 1000,
+        }),
       }),
     );
   },
@@ -181,7 +192,7 @@ async function main() {
     strict: true,
     options: Object.fromEntries(
       ["timeout-s", "warmup", "url", "model-dir", "model", "lines", "prompt-len", "max-tokens", "seed", "out", "input", "device", "max-seqs",
-        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "pipeline",
+        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "engine-off", "pipeline",
         "workload", "prefixes", "prefix-min", "prefix-max", "suffix-min", "suffix-max", "out-min", "out-max"]
         .map((k) => [k, { type: "string" }])
         .concat([["set", { type: "string", multiple: true }]])

@@ -93,6 +93,7 @@ describe("prefix caching: same tokens with it on and off", () => {
     expect(s.promptTokensProcessed).toBe(promptTotal - 5 * 2 * BLOCK);
     expect(s.kvBlocksUsed).toBe(0);
     expect(s.kvBlocksCached).toBeGreaterThan(0);
+    expect(s.kvBlocksEvicted).toBe(0); // a 512-block cache: no pressure
   });
 
   it("two prompts that diverge mid-block share only the blocks before it", async () => {
@@ -123,17 +124,22 @@ describe("prefix caching: same tokens with it on and off", () => {
   });
 
   it("eviction under memory pressure: outputs unchanged, later lines still hit", async () => {
-    // 8 prefixes of 48 tokens, 32 requests, a 48-block cache (768 slots): cached
-    // prefixes are evicted and recomputed as the requests go by.
+    // 8 prefixes of 48 tokens (3 blocks), each for 2 consecutive requests, twice over
+    // (32 requests); 4 running at once in a 24-block cache. The second of a pair shares
+    // its twin's blocks; by the time a prefix comes round again, other prefixes have
+    // evicted it and it is computed afresh.
     const prefixes = Array.from({ length: 8 }, (_, p) => tokens(48, 200 + p));
     const reqs = Array.from({ length: 32 }, (_, i) =>
-      request(`ev-${i}`, [...prefixes[(i * 3) % 8]!, ...tokens(4 + (i % 9), 300 + i)], i, 6 + (i % 5)),
+      request(`ev-${i}`, [...prefixes[Math.floor(i / 2) % 8]!, ...tokens(4 + (i % 9), 300 + i)], i, 6 + (i % 5)),
     );
-    const { on, engine } = await onAndOff(reqs, { kvCacheBlocks: 48, maxModelLen: 128, maxSeqs: 8 });
+    const { on, engine } = await onAndOff(reqs, { kvCacheBlocks: 24, maxModelLen: 128, maxSeqs: 4 });
     const cached = [...on.values()].reduce((n, r) => n + r.cachedTokens, 0);
+    expect(engine.stats().kvBlocksEvicted).toBeGreaterThan(0);
     expect(cached).toBeGreaterThan(0);
+    // Without eviction all 24 requests after the first of their prefix would share 3 blocks.
+    expect(cached).toBeLessThan(24 * 3 * BLOCK);
     expect(engine.stats().promptTokensCached).toBe(cached);
-    expect(engine.stats().kvBlocksFree).toBe(48);
+    expect(engine.stats().kvBlocksFree).toBe(24);
   });
 
   it("preempting a sequence whose blocks are shared recomputes it to the same tokens", async () => {

@@ -87,6 +87,8 @@ export interface NativeStats {
   kvBlocksFree: number;
   /** Free blocks that still hold a cached prefix (counted in kvBlocksFree too). */
   kvBlocksCached: number;
+  /** Cached blocks dropped from the prefix cache to make room, since load. */
+  kvBlocksEvicted: number;
   /** Prompt tokens run through the model, recomputation after preemption included. */
   promptTokensProcessed: number;
   /** Prompt tokens served from the prefix cache instead of computed. */

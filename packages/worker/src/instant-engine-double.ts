@@ -95,6 +95,7 @@ export class InstantEngineDouble implements EngineDriver {
       kvBlocksUsed: 0,
       kvBlocksFree: 0,
       kvBlocksCached: 0,
+      kvBlocksEvicted: 0,
       promptTokensProcessed: this.promptTokensProcessed,
       promptTokensCached: 0,
       generatedTokens: this.generatedTokens,

@@ -8,6 +8,11 @@ const ENGINE_MODULE = "@batchgen/engine";
 
 export async function loadEngineDriver(config: WorkerConfig): Promise<EngineDriver> {
   const { Engine } = (await import(ENGINE_MODULE)) as typeof import("@batchgen/engine");
+  return Engine.load(engineLoadOptions(config));
+}
+
+/** The engine options a worker's settings give (only those set; the engine's defaults otherwise). */
+export function engineLoadOptions(config: WorkerConfig): EngineLoadOptions {
   const options: EngineLoadOptions = { modelDir: config.modelDir, device: config.device as EngineLoadOptions["device"], maxSeqs: config.maxSeqs };
   if (config.threads !== undefined) options.threads = config.threads;
   if (config.maxBatchTokens !== undefined) options.maxBatchTokens = config.maxBatchTokens;
@@ -16,5 +21,5 @@ export async function loadEngineDriver(config: WorkerConfig): Promise<EngineDriv
   if (config.kvCacheMemoryFraction !== undefined) options.kvCacheMemoryFraction = config.kvCacheMemoryFraction;
   if (config.deterministic !== undefined) options.deterministic = config.deterministic;
   if (config.noPrefixCaching) options.enablePrefixCaching = false;
-  return Engine.load(options);
+  return options;
 }

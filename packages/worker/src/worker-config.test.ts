@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { describe, expect, it } from "vitest";
+import { engineLoadOptions } from "./load-engine-driver.js";
 import { coordinatorAddresses, loadWorkerConfig } from "./worker-config.js";
 import { workerFlagHelp, workerFlagOptions } from "./worker-flags.js";
 
@@ -46,5 +47,8 @@ describe("worker config", () => {
     expect(loadWorkerConfig({ flags: base }).noPrefixCaching).toBe(false);
     expect(loadWorkerConfig({ env: { BATCHGEN_WORKER_NO_PREFIX_CACHING: "true" }, flags: base }).noPrefixCaching).toBe(true);
     expect(workerFlagHelp()).toMatch(/^ {2}--no-prefix-caching +compute every prompt in full/m);
+    // ... and reaches the engine as enablePrefixCaching: false; without it the engine's default (on).
+    expect(engineLoadOptions(loadWorkerConfig({ flags: { ...base, noPrefixCaching: true } })).enablePrefixCaching).toBe(false);
+    expect(engineLoadOptions(loadWorkerConfig({ flags: base }))).not.toHaveProperty("enablePrefixCaching");
   });
 });

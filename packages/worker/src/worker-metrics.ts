@@ -55,6 +55,7 @@ export class WorkerMetrics {
     gauge("batchgen_worker_engine_steps", "Engine steps run since start", (s) => s.steps);
     gauge("batchgen_worker_engine_preemptions", "Requests preempted since start", (s) => s.preemptions);
     gauge("batchgen_worker_kv_blocks_cached", "Free KV blocks still holding a cached prefix", (s) => s.kvBlocksCached);
+    gauge("batchgen_worker_kv_blocks_evicted", "Cached KV blocks dropped from the prefix cache to make room, since start", (s) => s.kvBlocksEvicted);
     gauge("batchgen_worker_engine_prompt_tokens_computed", "Prompt tokens the engine computed since start (recompute included)", (s) => s.promptTokensProcessed);
     gauge("batchgen_worker_engine_prompt_tokens_cached", "Prompt tokens the engine served from its prefix cache since start", (s) => s.promptTokensCached);
   }

@@ -80,6 +80,7 @@ struct EngineStats {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_free = 0;
   int64_t kv_blocks_cached = 0;      // free blocks still holding a cached prefix (part of free)
+  int64_t kv_blocks_evicted = 0;     // cached blocks dropped from the prefix cache to make room
   int64_t prompt_tokens_processed = 0;  // prompt work computed (recompute after preemption included)
   int64_t prompt_tokens_cached = 0;  // prompt work served from the prefix cache instead
   int64_t generated_tokens = 0;

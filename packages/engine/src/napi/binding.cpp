@@ -188,6 +188,7 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("kvBlocksUsed", double(s.kv_blocks_used));
   o.Set("kvBlocksFree", double(s.kv_blocks_free));
   o.Set("kvBlocksCached", double(s.kv_blocks_cached));
+  o.Set("kvBlocksEvicted", double(s.kv_blocks_evicted));
   o.Set("promptTokensProcessed", double(s.prompt_tokens_processed));
   o.Set("promptTokensCached", double(s.prompt_tokens_cached));
   o.Set("generatedTokens", double(s.generated_tokens));

@@ -301,6 +301,7 @@ class EngineImpl final : public Engine {
     s.kv_blocks_used = bm.num_used();
     s.kv_blocks_free = bm.num_free();
     s.kv_blocks_cached = bm.num_cached_free();
+    s.kv_blocks_evicted = bm.evictions();
     s.prompt_tokens_processed = scheduler_->prompt_tokens_processed();
     s.prompt_tokens_cached = scheduler_->prompt_tokens_cached();
     s.generated_tokens = scheduler_->generated_tokens();
