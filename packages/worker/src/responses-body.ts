@@ -26,11 +26,13 @@ function formatEcho(f: ResponseFormat): Record<string, unknown> {
 export function buildResponseObject(out: ResponseOutput, request: ParsedRequest): Record<string, unknown> {
   const hex = nextResponseIdHex();
   const complete = out.finishReason === "stop";
+  const createdAt = out.createdAt ?? Math.floor(Date.now() / 1000);
   return {
     id: out.id ?? `resp_${hex}`,
     object: "response",
-    created_at: out.createdAt ?? Math.floor(Date.now() / 1000),
+    created_at: createdAt,
     status: complete ? "completed" : "incomplete",
+    completed_at: complete ? Math.max(createdAt, Math.floor(Date.now() / 1000)) : null,
     background: false,
     error: null,
     incomplete_details: complete ? null : { reason: "max_output_tokens" },
@@ -58,7 +60,7 @@ export function buildResponseObject(out: ResponseOutput, request: ParsedRequest)
     truncation: "disabled",
     usage: {
       input_tokens: out.inputTokens,
-      input_tokens_details: { cached_tokens: out.cachedTokens },
+      input_tokens_details: { cached_tokens: out.cachedTokens, cache_write_tokens: 0 },
       output_tokens: out.outputTokens,
       output_tokens_details: { reasoning_tokens: 0 },
       total_tokens: out.inputTokens + out.outputTokens,
