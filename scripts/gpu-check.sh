@@ -15,7 +15,8 @@
 #   reference   tools/gpu_reference.py: transformers float32 references
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
 #   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests;
-#               --prefix-cache: the same tokens with prefix caching on and off
+#               --prefix-cache: the same tokens with prefix caching on and off;
+#               --embeddings: pooled vectors beside generations, device vs CPU engine
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
 #   prefix      bench_engine --workload shared-prefix on Gemma-2B (2000 lines, 8 prefixes
 #               of 500-1500 tokens, 20-150 own, 100-250 out), prefix caching off then on,
@@ -157,6 +158,8 @@ do_invariance() {
   # Prefix caching: tokens identical with it on and off (deterministic mode).
   limit 240 "$B/cuda_model_check" --prefix-cache "$SCRATCH/gemma-2b" || ok=1
   limit 120 "$B/cuda_model_check" --prefix-cache "$SCRATCH/ref/llama-gqa/model" || ok=1
+  # Embedding requests (prefill only, pooled) beside generations: the device's vectors against the CPU engine's.
+  limit 180 "$B/cuda_model_check" --embeddings "$SCRATCH/ref/llama-gqa/model" || ok=1
   return $ok
 }
 

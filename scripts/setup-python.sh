@@ -20,6 +20,6 @@ if ! .venv/bin/pip install -q --disable-pip-version-check -r "$req" >"$log" 2>&1
   exit 1
 fi
 rm -f "$log"
-.venv/bin/python -c 'import torch, transformers, safetensors, gguf, peft' \
+.venv/bin/python -c 'import torch, transformers, safetensors, gguf, peft, sentence_transformers, openai' \
   || { echo "setup-python: the installed reference does not import" >&2; exit 1; }
 cp "$req" "$stamp"

@@ -44,6 +44,15 @@ export class EngineReference {
     return this.engine.close();
   }
 
+  /** An embeddings input as a worker on a model without modules.json answers it: mean pooling, unit length. */
+  async embedding(input: string | number[]): Promise<number[]> {
+    const prompt = typeof input === "string" ? this.tokenizer.encode(input, { addSpecialTokens: true }) : input;
+    const r = await this.engine.generate({ prompt, pooling: "mean" });
+    if (!r.embedding) throw new Error(`reference engine: no embedding (${r.finishReason} ${r.error ?? ""})`);
+    const norm = Math.sqrt(r.embedding.reduce((s, x) => s + x * x, 0));
+    return Array.from(r.embedding, (x) => x / norm);
+  }
+
   private async run(line: RequestLine): Promise<ExpectedCompletion> {
     const b = line.body as {
       messages?: Array<{ role: string; content: string }>;

@@ -131,7 +131,7 @@ describe("batches", () => {
       expectOpenAIError(r.body, code, param);
     };
     await bad({ endpoint: "/v1/chat/completions", completion_window: "24h" }, 400, "missing_required_parameter", "input_file_id");
-    await bad({ input_file_id: up.body.id, endpoint: "/v1/embeddings", completion_window: "24h" }, 400, "invalid_request", "endpoint");
+    await bad({ input_file_id: up.body.id, endpoint: "/v1/moderations", completion_window: "24h" }, 400, "invalid_request", "endpoint");
     await bad({ input_file_id: up.body.id, endpoint: "/v1/completions", completion_window: "5m" }, 400, "invalid_request", "completion_window");
     await bad({ input_file_id: "file_missing", endpoint: "/v1/completions", completion_window: "24h" }, 404, "not_found", "input_file_id");
     await bad({ input_file_id: up.body.id, endpoint: "/v1/completions", completion_window: "24h", metadata: { k: 1 } }, 400, "invalid_request", "metadata");

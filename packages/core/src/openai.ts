@@ -1,8 +1,8 @@
 // The OpenAI Batch API line and object formats, as the official SDKs expect them.
 // Extensions beyond OpenAI are optional fields and say so.
 
-export type BatchEndpoint = "/v1/chat/completions" | "/v1/completions";
-export const BATCH_ENDPOINTS: readonly BatchEndpoint[] = ["/v1/chat/completions", "/v1/completions"];
+export type BatchEndpoint = "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/responses";
+export const BATCH_ENDPOINTS: readonly BatchEndpoint[] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"];
 
 export function isBatchEndpoint(url: unknown): url is BatchEndpoint {
   return (BATCH_ENDPOINTS as readonly unknown[]).includes(url);

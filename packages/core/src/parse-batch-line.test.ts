@@ -39,7 +39,7 @@ describe("parseBatchLine", () => {
     ["empty custom_id", line({ ...good, custom_id: "" }), "invalid_request", "custom_id"],
     ["huge custom_id", line({ ...good, custom_id: "x".repeat(513) }), "invalid_request", "custom_id"],
     ["GET", line({ ...good, method: "GET" }), "invalid_method", "method"],
-    ["unknown url", line({ ...good, url: "/v1/embeddings" }), "invalid_url", "url"],
+    ["unknown url", line({ ...good, url: "/v1/moderations" }), "invalid_url", "url"],
     ["body not an object", line({ ...good, body: "text" }), "invalid_request", "body"],
     ["body an array", line({ ...good, body: [] }), "invalid_request", "body"],
     ["no model", line({ ...good, body: { messages: good.body.messages } }), "missing_required_parameter", "body.model"],

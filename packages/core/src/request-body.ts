@@ -7,9 +7,12 @@
 import { BatchgenError } from "./errors.js";
 import type { BatchEndpoint } from "./openai.js";
 import { describeRange, inRange, REQUEST_LIMITS, type NumberRange } from "./request-limits.js";
-import { parseResponseFormat, type ResponseFormat } from "./response-format.js";
+import { parseEmbeddingOptions, type EmbeddingOptions } from "./embedding-input.js";
+import { parseResponseFormat, parseTextFormat, type ResponseFormat } from "./response-format.js";
+import { parseResponsesInput } from "./responses-input.js";
 
 export type { ResponseFormat } from "./response-format.js";
+export type { EmbeddingInput, EmbeddingOptions } from "./embedding-input.js";
 
 export interface ChatMessage {
   role: string;
@@ -19,8 +22,13 @@ export interface ChatMessage {
 export interface ParsedRequest {
   endpoint: BatchEndpoint;
   model: string;
-  kind: "chat" | "completion";
-  /** Chat: text content parts joined; role "developer" is read as "system". */
+  /**
+   * chat (/v1/chat/completions), completion (/v1/completions), response
+   * (/v1/responses: a conversation like chat, answered with a response object) or
+   * embedding (/v1/embeddings: `embedding` says what; the sampling fields keep their defaults).
+   */
+  kind: "chat" | "completion" | "response" | "embedding";
+  /** Chat and response: text content parts joined; role "developer" is read as "system". */
   messages?: ChatMessage[];
   /** Completion given as text. */
   prompt?: string;
@@ -53,8 +61,12 @@ export interface ParsedRequest {
   repetitionPenalty: number;
   /** Token id -> bias in [-100, 100]. */
   logitBias: Map<number, number>;
-  /** Chat: OpenAI's `response_format`; completions: the same field as an extension. */
+  /** Chat: OpenAI's `response_format`; completions: the same field as an extension; responses: `text.format`. */
   responseFormat: ResponseFormat;
+  /** Embeddings: the inputs, dimensions and encoding. */
+  embedding?: EmbeddingOptions;
+  /** Responses: `instructions` as given (also the first, system, message), echoed in the response object. */
+  instructions?: string;
 }
 
 
@@ -216,13 +228,37 @@ function parsePrompt(body: Body): { prompt?: string; promptTokenIds?: number[] }
   throw invalid(`'prompt' must be a string or an array of token ids, got ${typeName(v)}.`, "prompt");
 }
 
+const RESPONSES_UNSUPPORTED = ["previous_response_id", "conversation", "prompt", "reasoning", "max_tool_calls", "top_logprobs", "logprobs", "n", "response_format"];
+
+/** What /v1/responses lines cannot ask for (beyond what rejectUnsupported refuses everywhere). */
+function rejectUnsupportedResponses(body: Body): void {
+  if (opt(body, "background") === true) throw invalid("'background' is not supported in a batch.", "background");
+  for (const key of RESPONSES_UNSUPPORTED) {
+    if (opt(body, key) !== undefined) throw invalid(`'${key}' is not supported on /v1/responses lines.`, key);
+  }
+  const text = opt(body, "text");
+  if (text !== undefined && !isObject(text)) throw invalid(`'text' must be an object, got ${typeName(text)}.`, "text");
+}
+
+/** Sampling fields at their defaults: what an embeddings line carries besides `embedding`. */
+function embeddingRequest(body: Body, model: string): ParsedRequest {
+  return {
+    endpoint: "/v1/embeddings", model, kind: "embedding", maxTokens: null, temperature: 1, topP: 1, topK: 0, minP: 0, seed: null,
+    stop: [], priority: ranged(body, "priority", REQUEST_LIMITS.priority, 0), ignoreEos: false, n: 1, logprobs: null,
+    presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logitBias: new Map(), responseFormat: { type: "text" },
+    embedding: parseEmbeddingOptions(body),
+  };
+}
+
 /** Parse and check one request body; throws BatchgenError("invalid_request", ..., {param}). */
 export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): ParsedRequest {
   if (!isObject(body)) throw invalid(`'body' must be a JSON object, got ${typeName(body)}.`, "body");
   const model = opt(body, "model");
   if (model === undefined) throw invalid("Missing required parameter: 'model'.", "model", "missing_required_parameter");
   if (typeof model !== "string" || model.trim() === "") throw invalid("'model' must be a non-empty string.", "model");
+  if (endpoint === "/v1/embeddings") return embeddingRequest(body, model);
   rejectUnsupported(body);
+  if (endpoint === "/v1/responses") rejectUnsupportedResponses(body);
 
   const maxCompletion = ranged(body, "max_completion_tokens", REQUEST_LIMITS.max_tokens);
   const maxTokens = ranged(body, "max_tokens", REQUEST_LIMITS.max_tokens);
@@ -237,10 +273,11 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
     throw invalid(`'ignore_eos' must be true or false, got ${typeName(ignoreEos)}.`, "ignore_eos");
   }
 
+  const maxOutput = endpoint === "/v1/responses" ? ranged(body, "max_output_tokens", REQUEST_LIMITS.max_tokens) : undefined;
   const common = {
     endpoint,
     model,
-    maxTokens: maxCompletion ?? maxTokens ?? null,
+    maxTokens: maxOutput ?? maxCompletion ?? maxTokens ?? null,
     temperature: ranged(body, "temperature", REQUEST_LIMITS.temperature, 1),
     topP: ranged(body, "top_p", REQUEST_LIMITS.top_p, 1),
     // vLLM's -1 means "off" as 0 does here.
@@ -256,7 +293,10 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
     frequencyPenalty: ranged(body, "frequency_penalty", REQUEST_LIMITS.frequency_penalty, 0),
     repetitionPenalty: ranged(body, "repetition_penalty", REQUEST_LIMITS.repetition_penalty, 1),
     logitBias: parseLogitBias(body),
-    responseFormat: parseResponseFormat(opt(body, "response_format")),
+    responseFormat:
+      endpoint === "/v1/responses"
+        ? parseTextFormat((opt(body, "text") as Body | undefined)?.format)
+        : parseResponseFormat(opt(body, "response_format")),
   };
   if (common.responseFormat.type !== "text" && common.ignoreEos) {
     throw invalid("'ignore_eos' cannot be combined with a JSON 'response_format': the line ends on an end-of-sequence token.", "ignore_eos");
@@ -266,6 +306,12 @@ export function parseRequestBody(endpoint: BatchEndpoint, body: unknown): Parsed
   }
   if (endpoint === "/v1/completions") {
     return { ...common, kind: "completion", ...parsePrompt(body) };
+  }
+  if (endpoint === "/v1/responses") {
+    const instructions = opt(body, "instructions");
+    const response: ParsedRequest = { ...common, kind: "response", messages: parseResponsesInput(body) };
+    if (typeof instructions === "string") response.instructions = instructions;
+    return response;
   }
   throw invalid(`unsupported endpoint ${JSON.stringify(endpoint)}.`, "url", "invalid_url");
 }

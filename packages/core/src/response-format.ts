@@ -139,25 +139,45 @@ export function checkStrictSchema(schema: unknown, param: string): void {
   walk(schema, "#", 0);
 }
 
-/** Reads `response_format` (absent or null: text). */
+/** Reads `response_format` (absent or null: text): chat's shape, the schema under `json_schema`. */
 export function parseResponseFormat(v: unknown): ResponseFormat {
   const param = "response_format";
   if (v === undefined || v === null) return { type: "text" };
   if (!isObject(v)) throw invalid("'response_format' must be an object.", param);
+  if (v.type === "json_schema") {
+    const js = v.json_schema;
+    if (!isObject(js)) throw invalid("Missing required parameter: 'response_format.json_schema'.", `${param}.json_schema`);
+    return jsonSchemaFormat(js, `${param}.json_schema`);
+  }
+  return plainFormat(v, param);
+}
+
+/**
+ * Reads a /v1/responses line's `text.format` (absent or null: text): the Responses
+ * API's flat shape, name, schema and strict beside `type`.
+ */
+export function parseTextFormat(v: unknown): ResponseFormat {
+  const param = "text.format";
+  if (v === undefined || v === null) return { type: "text" };
+  if (!isObject(v)) throw invalid("'text.format' must be an object.", param);
+  return v.type === "json_schema" ? jsonSchemaFormat(v, param) : plainFormat(v, param);
+}
+
+function plainFormat(v: Obj, param: string): ResponseFormat {
   if (v.type === "text") return { type: "text" };
   if (v.type === "json_object") return { type: "json_object" };
-  if (v.type !== "json_schema") {
-    throw invalid(`'response_format.type' must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(v.type)}.`, `${param}.type`);
-  }
-  const js = v.json_schema;
-  if (!isObject(js)) throw invalid("Missing required parameter: 'response_format.json_schema'.", `${param}.json_schema`);
+  throw invalid(`'${param}.type' must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(v.type)}.`, `${param}.type`);
+}
+
+/** name, strict and schema of a json_schema format, found under `param`. */
+function jsonSchemaFormat(js: Obj, param: string): ResponseFormat {
   if (typeof js.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(js.name)) {
-    throw invalid("'response_format.json_schema.name' must be 1-64 letters, digits, '_' or '-'.", `${param}.json_schema.name`);
+    throw invalid(`'${param}.name' must be 1-64 letters, digits, '_' or '-'.`, `${param}.name`);
   }
   if (js.strict !== undefined && js.strict !== null && typeof js.strict !== "boolean") {
-    throw invalid("'response_format.json_schema.strict' must be a boolean.", `${param}.json_schema.strict`);
+    throw invalid(`'${param}.strict' must be a boolean.`, `${param}.strict`);
   }
   const schema = js.schema ?? { type: "object" };
-  checkStrictSchema(schema, `${param}.json_schema.schema`);
+  checkStrictSchema(schema, `${param}.schema`);
   return { type: "json_schema", name: js.name, strict: js.strict === true, schema: schema as Obj };
 }

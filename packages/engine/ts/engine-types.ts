@@ -80,6 +80,14 @@ export interface GenerateRequest {
   logprobs?: number;
   /** Structured output: any JSON object, or JSON that matches a schema (the strict-mode subset). */
   responseFormat?: { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown };
+  /**
+   * An embedding request: the prompt runs as a prefill (in the same continuous batch
+   * as generations) and no token is generated; the result's `embedding` is the
+   * model's final-norm hidden states pooled over the prompt: the last position's
+   * ("last") or their mean ("mean"). The prompt may fill the whole context; the
+   * sampling fields are ignored.
+   */
+  pooling?: "last" | "mean";
 }
 
 /** One generated token's logprob and its best alternatives (when asked for). */
@@ -107,6 +115,8 @@ export interface GenerateResult {
   timings: { queueMs: number; firstTokenMs: number; totalMs: number };
   /** Per generated token, when the request asked for logprobs. */
   logprobs?: TokenLogprob[];
+  /** Embedding requests that finished ("stop"): the pooled hidden state (hiddenSize values, not normalized). */
+  embedding?: Float32Array;
 }
 
 /** Live counters of the engine, as the native side reports them. */

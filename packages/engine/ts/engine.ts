@@ -125,6 +125,7 @@ function toResult(r: NativeResult): GenerateResult {
     timings: { queueMs: r.queueMs, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs },
   };
   if (r.finishReason === "error") result.error = r.error;
+  if (r.embedding.length > 0) result.embedding = r.embedding;
   if (r.logprobs.length > 0 || r.topLogprobsK > 0) {
     const k = r.topLogprobsK;
     result.logprobs = Array.from(r.logprobs, (logprob, i) => ({
@@ -230,7 +231,14 @@ function nativeRequest(r: GenerateRequest): NativeRequest {
     ...logitBias(r.logitBias),
     logprobs: integer(r.logprobs, "logprobs", 0, 20, -1),
     ...responseFormat(r.responseFormat),
+    pooling: pooling(r.pooling),
   };
+}
+
+function pooling(p: GenerateRequest["pooling"]): NativeRequest["pooling"] {
+  if (p === undefined) return "none";
+  if (p === "last" || p === "mean") return p;
+  fail(`pooling: must be "last" or "mean", got ${String(p)}`);
 }
 
 function logitBias(bias: GenerateRequest["logitBias"]): { logitBiasIds: Int32Array; logitBiasValues: Float32Array } {

@@ -56,6 +56,8 @@ export interface NativeRequest {
   responseFormat: "text" | "json_object" | "json_schema";
   /** The JSON Schema's text when responseFormat is "json_schema", else "". */
   jsonSchema: string;
+  /** "none": a generation; else an embedding request pooled so (engine.h GenerateRequest::pooling). */
+  pooling: "none" | "last" | "mean";
 }
 
 export interface NativeResult {
@@ -77,6 +79,8 @@ export interface NativeResult {
   topLogprobsK: number;
   topLogprobIds: Int32Array;
   topLogprobs: Float32Array;
+  /** Embedding requests: the pooled final-norm hidden state (empty otherwise, or when it failed). */
+  embedding: Float32Array;
 }
 
 export interface NativeStats {

@@ -9,6 +9,7 @@ export type { EngineDriver } from "./engine-driver.js";
 export { InstantEngineDouble, type InstantEngineDoubleOptions } from "./instant-engine-double.js";
 export { loadWorkerTokenizer, type WorkerTokenizer } from "./worker-tokenizer.js";
 export { LineRunner, type LineOutcome } from "./line-runner.js";
+export { readEmbeddingModel, type EmbeddingModel } from "./embedding-model.js";
 export { buildResponseBody, responseBodyJson, type ChatCompletionBody, type TextCompletionBody } from "./response-body.js";
 export { toGenerateRequest } from "./sampling-params.js";
 export { applyStopStrings, planStopStrings } from "./stop-strings.js";

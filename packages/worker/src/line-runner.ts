@@ -1,10 +1,13 @@
 // One leased line, start to finish: parse the body, build the prompt (off the event
 // loop: prompt-source.ts), run the engine, cut at stop strings, build the OpenAI response body.
 import { parseRequestBody, type BatchEndpoint, type ParsedRequest } from "@batchgen/core";
+import type { EmbeddingModel } from "./embedding-model.js";
+import { embeddingsBodyJson, finishVector } from "./embeddings-body.js";
 import type { EngineDriver, GenerateResult } from "./engine-driver.js";
 import { LineFailure } from "./line-failure.js";
 import { InlinePrompts, type PromptSource } from "./prompt-source.js";
 import { responseBodyJson, type Choice, type Completion, type TokenLogprobInfo } from "./response-body.js";
+import { buildResponseObject } from "./responses-body.js";
 import { toGenerateRequest } from "./sampling-params.js";
 import { applyStopStrings, planStopStrings } from "./stop-strings.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
@@ -21,11 +24,15 @@ export interface LineRunnerOptions {
   prompts?: PromptSource;
   /** The model name written into response bodies. */
   modelName: string;
+  /** How embeddings lines pool and normalize (embedding-model.ts); default: mean, normalized. */
+  embedding?: EmbeddingModel;
 }
+
+const DEFAULT_EMBEDDING: EmbeddingModel = { ok: true, pooling: "mean", normalize: true, source: "default" };
 
 /** A line parsed and tokenized, ready for the engine (or already failed). */
 export type PreparedLine =
-  | { ok: true; request: ParsedRequest; prompt: number[]; stops: ReturnType<typeof planStopStrings> }
+  | { ok: true; request: ParsedRequest; prompt: number[]; stops: ReturnType<typeof planStopStrings>; inputs?: number[][] }
   | { ok: false; outcome: LineOutcome };
 
 export class LineRunner {
@@ -80,6 +87,11 @@ export class LineRunner {
     this.preparing.add(engineId);
     try {
       const request = parseRequest(endpoint, bodyJson);
+      if (request.embedding) {
+        const inputs = await this.embeddingInputs(request);
+        promptLen = inputs.reduce((sum, p) => sum + p.length, 0);
+        return { ok: true, request, prompt: inputs[0]!, stops: { stopTokenIds: [], textStops: [] }, inputs };
+      }
       const prompt = await this.prompts.tokens(request);
       promptLen = prompt.length;
       return { ok: true, request, prompt, stops: planStopStrings(request.stop, this.opts.tokenizer) };
@@ -93,6 +105,7 @@ export class LineRunner {
     this.preparing.delete(engineId);
     if (this.abortedEarly.delete(engineId)) return { kind: "aborted" };
     if (!line.ok) return line.outcome;
+    if (line.inputs) return this.embed(engineId, line.request, line.inputs);
     const { request, prompt, stops } = line;
     const promptLen = prompt.length;
     try {
@@ -106,13 +119,7 @@ export class LineRunner {
       const settled = await Promise.allSettled(generates.map((g) => engine.generate(g))).finally(() => this.#choiceIds.delete(engineId));
       const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
       if (rejected) {
-        for (const id of ids) {
-          try {
-            engine.abort(id);
-          } catch {
-            // Finished or never submitted.
-          }
-        }
+        this.abortAll(ids);
         throw rejected.reason;
       }
       const results = settled.map((s) => (s as PromiseFulfilledResult<GenerateResult>).value);
@@ -124,8 +131,20 @@ export class LineRunner {
       const choices = results.map((r) => this.choice(r, stops.textStops, request.logprobs !== null));
       const completionTokens = choices.reduce((sum, c) => sum + c.tokens, 0);
       const [first, ...more] = choices;
+      const usage = {
+        promptTokens: results[0]!.promptTokens,
+        // Choices share the prompt: the first choice's cached count is the line's.
+        cachedTokens: results[0]!.cachedTokens,
+        completionTokens,
+        engineMs: Math.max(...results.map((r) => r.timings.totalMs)),
+      };
+      if (request.kind === "response") {
+        const out = { model: this.opts.modelName, text: first!.choice.text, finishReason: first!.choice.finishReason };
+        const body = buildResponseObject({ ...out, inputTokens: usage.promptTokens, cachedTokens: usage.cachedTokens, outputTokens: completionTokens }, request);
+        return { kind: "response", bodyJson: JSON.stringify(body), ...usage };
+      }
       const completion: Completion = {
-        kind: request.kind,
+        kind: request.kind === "chat" ? "chat" : "completion",
         model: this.opts.modelName,
         text: first!.choice.text,
         finishReason: first!.choice.finishReason,
@@ -134,17 +153,82 @@ export class LineRunner {
       };
       if (first!.choice.logprobs !== undefined) completion.logprobs = first!.choice.logprobs;
       if (more.length > 0) completion.moreChoices = more.map((c) => c.choice);
+      return { kind: "response", bodyJson: responseBodyJson(completion), ...usage };
+    } catch (err) {
+      return failure(err, promptLen);
+    }
+  }
+
+  /** Each input's token ids (tokenized as completion prompts are), checked against the context. */
+  private async embeddingInputs(request: ParsedRequest): Promise<number[][]> {
+    const model = this.opts.embedding ?? DEFAULT_EMBEDDING;
+    if (!model.ok) throw new LineFailure("invalid_request", `This model cannot serve embeddings: ${model.reason}.`);
+    const { maxModelLen } = this.opts.engine.model;
+    const inputs = await Promise.all(
+      request.embedding!.inputs.map((input) =>
+        "tokenIds" in input ? Promise.resolve([...input.tokenIds]) : this.prompts.tokens({ kind: "completion", prompt: input.text }),
+      ),
+    );
+    inputs.forEach((ids, i) => {
+      if (ids.length === 0) throw new LineFailure("invalid_request", `input[${i}] tokenized to zero tokens.`);
+      if (ids.length > maxModelLen) {
+        throw new LineFailure(
+          "context_length_exceeded",
+          `This model's maximum context length is ${maxModelLen} tokens, however you requested ${ids.length} tokens in input[${i}]. Please reduce your input.`,
+        );
+      }
+    });
+    return inputs;
+  }
+
+  /** An embeddings line: one prefill-only engine request per input (ids as choices have them), then the list body. */
+  private async embed(engineId: string, request: ParsedRequest, inputs: number[][]): Promise<LineOutcome> {
+    const promptLen = inputs.reduce((sum, p) => sum + p.length, 0);
+    const { engine } = this.opts;
+    const model = (this.opts.embedding ?? DEFAULT_EMBEDDING) as Extract<EmbeddingModel, { ok: true }>;
+    const options = request.embedding!;
+    try {
+      const ids = inputs.map((_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
+      if (ids.length > 1) this.#choiceIds.set(engineId, ids.slice(1));
+      const settled = await Promise.allSettled(
+        ids.map((id, i) => engine.generate({ id, prompt: inputs[i]!, pooling: model.pooling, priority: request.priority })),
+      ).finally(() => this.#choiceIds.delete(engineId));
+      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (rejected) {
+        this.abortAll(ids);
+        throw rejected.reason;
+      }
+      const results = settled.map((s) => (s as PromiseFulfilledResult<GenerateResult>).value);
+      if (results.some((r) => r.finishReason === "abort")) return { kind: "aborted" };
+      const failed = results.find((r) => r.finishReason === "error" || r.embedding === undefined);
+      if (failed) {
+        return { kind: "error", code: "engine_error", message: failed.error ?? "The engine returned no embedding.", promptTokens: promptLen };
+      }
+      const width = results[0]!.embedding!.length;
+      if (options.dimensions !== null && options.dimensions > width) {
+        throw new LineFailure("invalid_request", `'dimensions' is ${options.dimensions}, but this model's embeddings have ${width}.`);
+      }
+      const vectors = results.map((r) => finishVector(r.embedding!, options.dimensions, model.normalize));
       return {
         kind: "response",
-        bodyJson: responseBodyJson(completion),
-        promptTokens: results[0]!.promptTokens,
-        // Choices share the prompt: the first choice's cached count is the line's.
-        cachedTokens: results[0]!.cachedTokens,
-        completionTokens,
+        bodyJson: embeddingsBodyJson({ model: this.opts.modelName, vectors, options, promptTokens: promptLen }),
+        promptTokens: promptLen,
+        cachedTokens: 0,
+        completionTokens: 0,
         engineMs: Math.max(...results.map((r) => r.timings.totalMs)),
       };
     } catch (err) {
       return failure(err, promptLen);
+    }
+  }
+
+  private abortAll(ids: string[]): void {
+    for (const id of ids) {
+      try {
+        this.opts.engine.abort(id);
+      } catch {
+        // Finished or never submitted.
+      }
     }
   }
 

@@ -1,8 +1,9 @@
 // A parsed request -> the prompt's token ids, as Hugging Face transformers would make
-// them: a chat is rendered with the model's chat template (generation prompt added)
+// them: a chat (or a /v1/responses conversation) is rendered with the model's chat template (generation prompt added)
 // and tokenized without adding special tokens (the template writes <bos> itself); a
-// completion prompt is tokenized with the special tokens the model's tokenizer adds
-// (BOS where tokenizer_config.json's add_bos_token says so). Token-id prompts pass as is.
+// completion prompt (and each embeddings input, as sentence-transformers tokenizes it)
+// is tokenized with the special tokens the model's tokenizer adds (BOS where
+// tokenizer_config.json's add_bos_token says so). Token-id prompts pass as is.
 import type { ParsedRequest } from "@batchgen/core";
 import { LineFailure } from "./line-failure.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
@@ -21,7 +22,7 @@ export interface PromptLimit {
 const NORMALIZATION_SLACK = 4;
 
 export function promptTokens(request: PromptRequest, tokenizer: WorkerTokenizer, limit?: PromptLimit): number[] {
-  if (request.kind === "chat") {
+  if (request.kind === "chat" || request.kind === "response") {
     let text: string;
     try {
       text = tokenizer.applyChatTemplate(request.messages ?? [], { addGenerationPrompt: true });

@@ -29,7 +29,7 @@ export interface SamplingContext {
  */
 export function toGenerateRequest(request: ParsedRequest, ctx: SamplingContext): GenerateRequest {
   const promptLen = ctx.promptTokens.length;
-  const where = request.kind === "chat" ? "messages" : "prompt";
+  const where = request.kind === "completion" ? "prompt" : request.kind === "response" ? "input" : "messages";
   if (promptLen === 0) throw new LineFailure("invalid_request", `The ${where} rendered to zero tokens.`);
   if (promptLen >= ctx.maxModelLen) {
     throw new LineFailure(

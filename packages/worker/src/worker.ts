@@ -12,6 +12,7 @@ import { CoordinatorClient } from "./coordinator-client.js";
 import { CreditLedger } from "./credit-ledger.js";
 import type { EngineDriver } from "./engine-driver.js";
 import { loadEngineDriver } from "./load-engine-driver.js";
+import { readEmbeddingModel } from "./embedding-model.js";
 import { LineRunner } from "./line-runner.js";
 import { PromptPool } from "./prompt-pool.js";
 import { withDefaults, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
@@ -133,7 +134,9 @@ class WorkerAgent implements Worker {
       await this.shutdown();
       return;
     }
-    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName, ...(this.prompts ? { prompts: this.prompts } : {}) });
+    const embedding = await readEmbeddingModel(config.modelDir);
+    if (!embedding.ok) this.logger.warn("embeddings lines will fail on this model", { reason: embedding.reason });
+    this.runner = new LineRunner({ engine: this.engine, tokenizer, modelName: config.modelName, embedding, ...(this.prompts ? { prompts: this.prompts } : {}) });
     const engine = this.engine;
     this.metrics = new WorkerMetrics(this.registry, () => engine.stats());
     if (config.metrics) {

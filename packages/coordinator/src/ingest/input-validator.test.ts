@@ -73,7 +73,7 @@ describe("InputValidator", () => {
       "{bad",
       line("a"),
       line("b", "other"),
-      JSON.stringify({ custom_id: "u", method: "POST", url: "/v1/embeddings", body: { model: "m", input: "x" } }),
+      JSON.stringify({ custom_id: "u", method: "POST", url: "/v1/moderations", body: { model: "m", input: "x" } }),
       line("c", "m", { max_tokens: 101 }),
       null,
       line("d"),

@@ -40,9 +40,18 @@ struct EngineOptions {
   std::vector<std::string> token_bytes;
 };
 
+// How an embedding request pools the final-norm hidden states of its prompt.
+enum class Pooling : uint8_t { none, last, mean };
+
 struct GenerateRequest {
   std::string id;                    // unique among live requests
   std::vector<int32_t> prompt;       // token ids, non-empty
+  // Not none: an embedding request. It runs its prompt only (prefill, in the same
+  // continuous batch as generations; no token is sampled, no prefix cache is read:
+  // every position's hidden state is computed) and its result carries the final-norm
+  // hidden states pooled so: the last position's, or the mean over all positions.
+  // The prompt may fill the whole context (max_model_len); sampling is ignored.
+  Pooling pooling = Pooling::none;
   SamplingParams sampling;
   bool has_seed = false;             // false: seed derived from id
   int32_t priority = 0;              // lower runs first; FIFO within a priority
@@ -71,6 +80,8 @@ struct GenerateResult {
   int32_t top_logprobs_k = 0;
   std::vector<int32_t> top_logprob_ids;
   std::vector<float> top_logprobs;
+  // Embedding requests: the pooled hidden state [hidden_size] (not normalized).
+  std::vector<float> embedding;
 };
 
 struct EngineStats {

@@ -227,6 +227,8 @@ class TransformerModel final : public Model {
     return logits;
   }
 
+  Tensor hidden_states(int32_t num_tokens) const override { return act_.normed.row_slice(0, num_tokens); }
+
  private:
   struct Activations {
     Tensor residual, normed, proj, qkv, attn, gate_up, mlp, logit_hidden;

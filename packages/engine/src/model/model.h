@@ -118,6 +118,9 @@ class Model {
   // One step. Returns f32 logits [step.num_logit_rows, vocab_size] in backend
   // memory, valid until the next forward.
   virtual Tensor forward(const StepTensors& step) = 0;
+  // The final-norm hidden states [step.num_tokens, hidden_size] of the last
+  // forward (every token's; activation dtype), valid until the next forward.
+  virtual Tensor hidden_states(int32_t num_tokens) const = 0;
 };
 
 }  // namespace bg

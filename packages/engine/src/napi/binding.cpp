@@ -145,6 +145,10 @@ bg::GenerateRequest request_read(const Napi::Object& o) {
   else if (format != "text") invalid("'responseFormat' must be text, json_object or json_schema");
   s.json_schema = get_string(o, "jsonSchema");
   r.priority = int32_t(get_int(o, "priority", INT32_MIN, INT32_MAX));
+  const std::string pooling = get_string(o, "pooling");
+  if (pooling == "last") r.pooling = bg::Pooling::last;
+  else if (pooling == "mean") r.pooling = bg::Pooling::mean;
+  else if (pooling != "none") invalid("'pooling' must be none, last or mean");
   return r;
 }
 
@@ -177,6 +181,9 @@ Napi::Object result_to_js(Napi::Env env, const bg::GenerateResult& r) {
   Napi::Float32Array top = Napi::Float32Array::New(env, r.top_logprobs.size());
   if (!r.top_logprobs.empty()) std::memcpy(top.Data(), r.top_logprobs.data(), r.top_logprobs.size() * sizeof(float));
   o.Set("topLogprobs", top);
+  Napi::Float32Array embedding = Napi::Float32Array::New(env, r.embedding.size());
+  if (!r.embedding.empty()) std::memcpy(embedding.Data(), r.embedding.data(), r.embedding.size() * sizeof(float));
+  o.Set("embedding", embedding);
   return o;
 }
 

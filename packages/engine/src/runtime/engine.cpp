@@ -157,6 +157,10 @@ class EngineImpl final : public Engine {
 
   void validate(const GenerateRequest& req) const override {
     if (req.id.empty()) invalid("request id is empty");
+    if (req.pooling != Pooling::none) {
+      prompt_validate(req.prompt, info_.max_model_len, "embed");  // nothing is generated
+      return;
+    }
     prompt_validate(req.prompt, info_.max_model_len - 1, "generate");
     sampling_params_validate(req.sampling, info_.vocab_size);
     if (req.sampling.format != SamplingParams::Format::text) {
@@ -174,15 +178,17 @@ class EngineImpl final : public Engine {
     }
     SamplingParams sp = req.sampling;
     if (!req.has_seed) sp.seed = seed_from_id(req.id);
+    const bool embed = req.pooling != Pooling::none;
     std::unique_ptr<RequestExtras> extras;
-    if (RequestExtras::wanted(sp)) {
+    if (!embed && RequestExtras::wanted(sp)) {
       extras = std::make_unique<RequestExtras>();
       if (sp.format != SamplingParams::Format::text) {
         extras->grammar = std::make_unique<grammar::GrammarState>(grammar_for(sp));
       }
     }
-    Request* r = scheduler_->add(req.id, req.prompt, sp, req.priority);
+    Request* r = scheduler_->add(req.id, req.prompt, sp, req.priority, 0, embed);
     if (extras) extras_[req.id] = std::move(extras);
+    if (embed) pooled_[req.id] = Pooled{req.pooling, std::vector<double>(size_t(info_.hidden_size)), 0};
     r->times.submitted =
         req.arrival == Clock::time_point{} ? now_ms() : ms_since_epoch(req.arrival);
   }
@@ -254,6 +260,7 @@ class EngineImpl final : public Engine {
           backend_->sample(logits, rows, sampled.data());
         }
       }
+      if (!pooled_.empty()) pool_hidden(out, tensors.num_tokens);
     } catch (const std::exception& e) {
       // The step's K/V may be half written: fail its requests, keep the rest.
       const double t = now_ms();
@@ -413,9 +420,50 @@ class EngineImpl final : public Engine {
     return g;
   }
 
+  // Embedding requests: their rows of this step's final-norm hidden states, summed
+  // (mean pooling: every computed row; last: the prompt's last row, in the step that
+  // completes it). A preempted request recomputes its prompt, so its sum restarts.
+  void pool_hidden(const ScheduleOutput& out, int32_t num_tokens) {
+    for (const Request* r : out.preempted) {
+      auto it = pooled_.find(r->id);
+      if (it == pooled_.end()) continue;
+      std::fill(it->second.sum.begin(), it->second.sum.end(), 0.0);
+      it->second.count = 0;
+    }
+    const size_t H = size_t(info_.hidden_size);
+    const Tensor hidden = model_->hidden_states(num_tokens);
+    int32_t offset = 0;
+    for (const ScheduledSeq& s : out.seqs) {
+      const int32_t at = offset;
+      offset += s.num_tokens;
+      if (!s.request->prefill_only) continue;
+      auto it = pooled_.find(s.request->id);
+      if (it == pooled_.end()) continue;
+      Pooled& p = it->second;
+      const bool last = p.pooling == Pooling::last;
+      if (last && !s.finishes_prefill) continue;
+      const int32_t n = last ? 1 : s.num_tokens;
+      pool_rows_.resize(size_t(n) * H);
+      backend_->copy_to_host_f32(hidden.row_slice(last ? at + s.num_tokens - 1 : at, n), pool_rows_.data());
+      for (int32_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < H; ++j) p.sum[j] += double(pool_rows_[size_t(i) * H + j]);
+      }
+      p.count += n;
+    }
+  }
+
   // The result of a request leaving the engine, with its extras (then dropped).
   GenerateResult result_finish(const Request& r, double now, const std::string& error) {
     GenerateResult g = result_make(r, now, error);
+    auto pooled = pooled_.find(r.id);
+    if (pooled != pooled_.end()) {
+      const Pooled& p = pooled->second;
+      if (r.finish_reason == FinishReason::stop && p.count > 0) {
+        g.embedding.resize(p.sum.size());
+        for (size_t j = 0; j < p.sum.size(); ++j) g.embedding[j] = float(p.sum[j] / double(p.count));
+      }
+      pooled_.erase(pooled);
+    }
     auto it = extras_.find(r.id);
     if (it != extras_.end()) {
       request_extras_to_result(*it->second, r.sampling.logprobs, g);
@@ -506,6 +554,14 @@ class EngineImpl final : public Engine {
   int64_t steps_ = 0;
   double last_step_ms_ = 0;
   std::unordered_map<std::string, std::unique_ptr<RequestExtras>> extras_;
+  // Embedding requests' pooled hidden states so far (double sums), by id.
+  struct Pooled {
+    Pooling pooling;
+    std::vector<double> sum;
+    int64_t count;
+  };
+  std::unordered_map<std::string, Pooled> pooled_;
+  std::vector<float> pool_rows_;
   std::vector<std::string> sampling_ids_;     // ids of the last step's sampling rows
   int64_t grammar_masks_ = 0;
   int mask_threads_ = int(std::max(1u, std::min(8u, std::thread::hardware_concurrency())));

@@ -15,7 +15,8 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t num_blocks, int32_t 
 }
 
 Request* Scheduler::add(const std::string& id, std::vector<int32_t> prompt,
-                        const SamplingParams& sampling, int32_t priority, uint64_t cache_salt) {
+                        const SamplingParams& sampling, int32_t priority, uint64_t cache_salt,
+                        bool prefill_only) {
   if (requests_.count(id)) throw std::invalid_argument("duplicate request id '" + id + "'");
   if (prompt.empty()) throw std::invalid_argument("empty prompt");
   auto r = std::make_unique<Request>();
@@ -26,6 +27,7 @@ Request* Scheduler::add(const std::string& id, std::vector<int32_t> prompt,
   r->prompt = std::move(prompt);
   r->sampling = sampling;
   r->cache_salt = cache_salt;
+  r->prefill_only = prefill_only;
   Request* raw = r.get();
   requests_.emplace(id, std::move(r));
   waiting_.insert(raw);
@@ -178,7 +180,8 @@ ScheduleOutput Scheduler::schedule() {
                                      running_.size() < max_seqs && out.seqs.size() < max_seqs;) {
       Request* r = *it;
       std::vector<int32_t> hits;
-      if (config_.enable_prefix_caching) {
+      const bool caching = config_.enable_prefix_caching && !r->prefill_only;
+      if (caching) {
         const int32_t matchable = (r->num_tokens() - 1) / bs;  // the last token is always computed
         hits = cache_match(*r, matchable);
         if (int32_t(hits.size()) < matchable && twin_computing(*r, int32_t(hits.size()))) {
@@ -202,7 +205,7 @@ ScheduleOutput Scheduler::schedule() {
       if (!r->admitted) r->num_cached = std::min(cached, int32_t(r->prompt.size()));
       r->admitted = true;
       prompt_tokens_cached_ += cached;
-      if (config_.enable_prefix_caching) {
+      if (caching) {
         // Announce the full blocks it will compute, so twins wait for them.
         const int32_t full = r->num_tokens() / bs;
         hashes_extend(*r, full);
@@ -215,7 +218,9 @@ ScheduleOutput Scheduler::schedule() {
   }
 
   for (ScheduledSeq& s : out.seqs) {
-    s.samples = s.start + s.num_tokens == s.request->num_tokens();
+    const bool completes = s.start + s.num_tokens == s.request->num_tokens();
+    s.samples = completes && !s.request->prefill_only;
+    s.finishes_prefill = completes && s.request->prefill_only;
     out.total_tokens += s.num_tokens;
     out.num_sampling += s.samples ? 1 : 0;
   }
@@ -248,6 +253,12 @@ std::vector<std::unique_ptr<Request>> Scheduler::update(const ScheduleOutput& ou
     r->num_computed = s.start + s.num_tokens;
     if (config_.enable_prefix_caching) blocks_register(*r);
     window_release(*r);
+    if (s.finishes_prefill) {
+      std::unique_ptr<Request> done = remove(r->id);
+      done->finish_reason = FinishReason::stop;
+      finished.push_back(std::move(done));
+      continue;
+    }
     if (!s.samples) continue;
     int32_t token = sampled[row++];
     r->output.push_back(token);

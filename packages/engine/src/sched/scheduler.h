@@ -35,6 +35,12 @@
 // full blocks once. Held requests never wait on a request that is not running:
 // preempting or removing the running twin releases them.
 //
+// Prefill-only requests (embeddings, `prefill_only`): scheduled like any other,
+// but a step that completes their prompt finishes them (finish reason stop) instead
+// of sampling; they never read the prefix cache (every position must be computed,
+// for mean pooling) nor make twins wait, though the blocks they compute are
+// registered for others. Their prompt may fill max_model_len.
+//
 // Sliding windows (kv_window > 0: no layer attends further back than kv_window
 // tokens): after each step, blocks that lie wholly before num_computed -
 // kv_window are released (table entries -1), so a long sequence holds a bounded
@@ -82,6 +88,7 @@ struct Request {
   int32_t preemptions = 0;
   int32_t num_cached = 0;              // prompt tokens served from the prefix cache at first admission
   bool admitted = false;               // admitted at least once
+  bool prefill_only = false;           // finishes when its prompt is computed (see above)
   uint64_t cache_salt = 0;             // the request's part of the block hash (an adapter)
   std::vector<uint64_t> block_hashes;  // chain hashes of its full blocks, as far as computed
   int32_t num_registered = 0;          // table blocks offered to the prefix index
@@ -102,6 +109,7 @@ struct ScheduledSeq {
   int32_t start = 0;
   int32_t num_tokens = 0;
   bool samples = false;                // start + num_tokens == request->num_tokens()
+  bool finishes_prefill = false;       // the same for a prefill-only request (it never samples)
 };
 
 struct ScheduleOutput {
@@ -121,7 +129,7 @@ class Scheduler {
   // by the scheduler until it finishes or is aborted.
   // cache_salt separates requests whose K/V differ for the same tokens (an adapter).
   Request* add(const std::string& id, std::vector<int32_t> prompt, const SamplingParams& sampling,
-               int32_t priority, uint64_t cache_salt = 0);
+               int32_t priority, uint64_t cache_salt = 0, bool prefill_only = false);
 
   // Plans one step; the returned pointers stay valid until update().
   ScheduleOutput schedule();

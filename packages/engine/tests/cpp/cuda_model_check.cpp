@@ -28,6 +28,12 @@
 //       own; greedy and seeded sampling) submitted together, deterministic = true,
 //       with prefix caching off and then on: every request's tokens must be
 //       identical, and the cached run must have served prompt tokens from its cache.
+//   cuda_model_check --embeddings MODEL_DIR [--device cuda] [--requests 64]
+//       Embedding requests (pooling last and mean, prompts of 1-300 tokens) submitted
+//       together with the mixed generations under a 256-token budget (chunked
+//       prefills beside decodes) on the device, against the same prompts on the CPU
+//       engine (f32): every pooled vector's cosine to the CPU's must be >= 0.999
+//       (bf16 weights and activations on the device).
 //
 // Ends with `N passed, N failed` (checks, not positions).
 #include <algorithm>
@@ -243,10 +249,63 @@ void check_prefix_cache(const std::string& model_dir, const std::string& device,
   verdict(differ == 0 && cached > 0, msg);
 }
 
+// Pooled vectors by id (embedding requests) while the generations among `reqs` run beside them.
+std::map<std::string, std::vector<float>> run_embeddings(Engine& e, const std::vector<GenerateRequest>& reqs) {
+  for (const GenerateRequest& r : reqs) e.submit(r);
+  std::map<std::string, std::vector<float>> out;
+  while (e.has_work()) {
+    for (GenerateResult& r : e.step()) {
+      if (r.finish_reason == FinishReason::error) throw std::runtime_error("request failed: " + r.error);
+      if (!r.embedding.empty()) out[r.id] = std::move(r.embedding);
+    }
+  }
+  return out;
+}
+
+void check_embeddings(const std::string& model_dir, const std::string& device, int n) {
+  std::unique_ptr<Engine> dev = load(model_dir, device, false, 64, 256);
+  std::vector<GenerateRequest> reqs = mixed_requests(n, dev->model_info().vocab_size);
+  std::vector<GenerateRequest> embeds;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    GenerateRequest e;
+    e.id = "e" + std::to_string(i);
+    e.prompt = reqs[i].prompt;
+    e.pooling = i % 2 == 0 ? Pooling::last : Pooling::mean;
+    embeds.push_back(e);
+  }
+  std::vector<GenerateRequest> together = reqs;
+  together.insert(together.end(), embeds.begin(), embeds.end());
+  const std::map<std::string, std::vector<float>> got = run_embeddings(*dev, together);
+  dev.reset();
+  std::unique_ptr<Engine> cpu = load(model_dir, "cpu", false, 64, 2048);
+  const std::map<std::string, std::vector<float>> want = run_embeddings(*cpu, embeds);
+  double worst = 1.0;
+  int missing = 0;
+  for (const GenerateRequest& e : embeds) {
+    auto g = got.find(e.id);
+    auto w = want.find(e.id);
+    if (g == got.end() || w == want.end() || g->second.size() != w->second.size()) {
+      ++missing;
+      continue;
+    }
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t j = 0; j < g->second.size(); ++j) {
+      ab += double(g->second[j]) * w->second[j];
+      aa += double(g->second[j]) * g->second[j];
+      bb += double(w->second[j]) * w->second[j];
+    }
+    worst = std::min(worst, ab / std::sqrt(aa * bb));
+  }
+  char msg[256];
+  std::snprintf(msg, sizeof msg, "embeddings %s: %d pooled vectors (last and mean) beside %d generations, min cosine to the CPU %.6f, %d missing",
+                model_dir.c_str(), int(embeds.size()), int(reqs.size()), worst, missing);
+  verdict(missing == 0 && worst >= 0.999, msg);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string reference_dir, invariance_dir, prefix_dir, device = "cuda";
+  std::string reference_dir, invariance_dir, prefix_dir, embeddings_dir, device = "cuda";
   double max_rel_l2 = 2e-2;
   int requests = 64;
   for (int i = 1; i < argc; ++i) {
@@ -255,6 +314,7 @@ int main(int argc, char** argv) {
     if (a == "--reference") reference_dir = val();
     else if (a == "--invariance") invariance_dir = val();
     else if (a == "--prefix-cache") prefix_dir = val();
+    else if (a == "--embeddings") embeddings_dir = val();
     else if (a == "--device") device = val();
     else if (a == "--max-rel-l2") max_rel_l2 = std::stod(val());
     else if (a == "--requests") requests = std::stoi(val());
@@ -267,6 +327,7 @@ int main(int argc, char** argv) {
     if (!reference_dir.empty()) check_reference(reference_dir, device, max_rel_l2);
     if (!invariance_dir.empty()) check_invariance(invariance_dir, device, requests);
     if (!prefix_dir.empty()) check_prefix_cache(prefix_dir, device, requests);
+    if (!embeddings_dir.empty()) check_embeddings(embeddings_dir, device, requests);
   } catch (const std::exception& e) {
     verdict(false, std::string("error: ") + e.what());
   }

@@ -81,6 +81,9 @@ struct Sim {
       CHECK(reqs.insert(s.request).second);
       CHECK(s.num_tokens >= 1);
       CHECK_EQ(s.start, s.request->num_computed);
+      const bool completes = s.start + s.num_tokens == s.request->num_tokens();
+      CHECK_EQ(s.samples, completes && !s.request->prefill_only);
+      CHECK_EQ(s.finishes_prefill, completes && s.request->prefill_only);
       CHECK(s.start + s.num_tokens <= s.request->num_tokens());
       CHECK(sched.blocks().capacity(s.request->handle) >= s.start + s.num_tokens);
       // Only full blocks before the first token to compute may be shared.
@@ -566,6 +569,39 @@ TEST_CASE(windowed_sequences_hold_a_bounded_number_of_blocks) {
   CHECK(win.max_used <= 16 / 4 + 2);
   CHECK(full.max_used >= 100);
   CHECK_EQ(win.sched.blocks().num_free(), 64);
+}
+
+
+// Embedding requests: prefill only, chunked like any prompt beside generations, finish
+// (stop, no token) in the step that completes their prompt, and compute every position
+// even when the prefix cache holds their blocks (mean pooling needs every row).
+TEST_CASE(prefill_only_requests_finish_at_their_prompt_and_skip_the_cache) {
+  const std::vector<int32_t> prompt = prefixed(1, 20, 0, 0);
+  const std::vector<int32_t> full(40, 17);  // a prompt may fill the context
+  SamplingParams sp;
+  int32_t embed_tokens = 0, full_tokens = 0;
+  // gen fills the prefix cache; embed shares its prompt but computes it all; gen2 reads the cache.
+  Sim t(caching(config(8, 8, 40)), 64, 4);
+  t.add_tokens("gen", prompt, 5);
+  t.run();
+  t.sched.add("embed", prompt, sp, 0, 0, true);
+  t.add_tokens("gen2", prompt, 3);
+  t.sched.add("embed-full", full, sp, 0, 0, true);
+  t.run();
+  for (const auto& step : t.plan) {
+    for (const auto& [id, n] : step) {
+      if (id == "embed") embed_tokens += n;
+      if (id == "embed-full") full_tokens += n;
+    }
+  }
+  CHECK_EQ(embed_tokens, 20);
+  CHECK_EQ(full_tokens, 40);
+  CHECK(t.done.at("embed").tokens.empty());
+  CHECK(t.done.at("embed").reason == FinishReason::stop);
+  CHECK_EQ(t.cached.at("embed"), 0);
+  CHECK(t.cached.at("gen2") > 0);
+  CHECK_EQ(int32_t(t.done.at("gen2").tokens.size()), 3);
+  CHECK(t.done.at("embed-full").tokens.empty());
 }
 
 int main(int argc, char** argv) { return bg_test::run_all(argc, argv); }
