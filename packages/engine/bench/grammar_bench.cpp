@@ -6,10 +6,15 @@
 // of F fields: string, integer, boolean in turn, as bench_engine --json-schema F),
 // a line ends when its JSON can end and EOS is drawn, or at its token budget.
 //
-//   grammar_bench TOKENIZER_JSON [--rows 1024] [--steps 256] [--fields 10] [--threads 8]
+//   grammar_bench TOKENIZER_JSON [--rows 1024] [--steps 256] [--fields 10] [--threads 8] [--ramp 0]
 //
-// Prints per-step milliseconds (median and mean over the steps after the first
-// 16, when the mask cache is warm), the upload bytes per step and the cache size.
+// --ramp K starts K rows a step (as bench_engine's prefill admits 16 prompts of 512
+// tokens a step with --max-batch-tokens 8192), so rows reach the end of their
+// budgets at different steps; 0 starts them all at once.
+//
+// Prints per-step milliseconds (median and mean over the steps from 16 after the
+// last row started, the mask cache warm), the mask bytes a device would upload per
+// step, the distinct masks per step and the states cached.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -80,7 +85,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string tokenizer = argv[1];
-  int rows = 1024, steps = 256, fields = 10, threads = 8;
+  int rows = 1024, steps = 256, fields = 10, threads = 8, ramp = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const int v = std::atoi(argv[i + 1]);
@@ -88,6 +93,7 @@ int main(int argc, char** argv) {
     else if (a == "--steps") steps = v;
     else if (a == "--fields") fields = v;
     else if (a == "--threads") threads = v;
+    else if (a == "--ramp") ramp = v;
     else {
       std::fprintf(stderr, "grammar_bench: unknown option %s\n", a.c_str());
       return 2;
@@ -119,9 +125,11 @@ int main(int argc, char** argv) {
   int64_t tokens = 0;
   std::vector<uint32_t> pinned;  // what a device backend copies the masks into
   ThreadPool pool(threads);
-  for (int step = 0; step < steps; ++step) {
+  const int last_start = ramp > 0 ? (rows - 1) / ramp : 0;
+  for (int step = 0; step < steps + last_start; ++step) {
     std::vector<Row*> active;
-    for (Row& r : live) if (!r.done) active.push_back(&r);
+    const size_t started = ramp > 0 ? std::min(size_t(rows), size_t(step + 1) * size_t(ramp)) : size_t(rows);
+    for (size_t i = 0; i < started; ++i) if (!live[i].done) active.push_back(&live[i]);
     if (active.empty()) break;
     const auto t0 = Clock::now();
     SampleExtrasBuilder xb(int32_t(active.size()), vocab_size, compiled->mask_words());
@@ -156,7 +164,7 @@ int main(int argc, char** argv) {
       }
     }
     const double t_accept = ms_since(t2);
-    if (step >= 16) {
+    if (step >= 16 + last_start) {  // every row started, the cache warm
       masks_ms.add(t_masks);
       pack_ms.add(t_pack);
       accept_ms.add(t_accept);
@@ -165,10 +173,10 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "{\"rows\":%d,\"fields\":%d,\"threads\":%d,\"vocab_load_ms\":%.0f,\"tokens\":%lld,\"steps_timed\":%zu,"
+      "{\"rows\":%d,\"ramp\":%d,\"fields\":%d,\"threads\":%d,\"vocab_load_ms\":%.0f,\"tokens\":%lld,\"steps_timed\":%zu,"
       "\"masks_ms_median\":%.3f,\"masks_ms_mean\":%.3f,\"pack_ms_median\":%.3f,\"accept_ms_median\":%.3f,"
       "\"upload_mb_median\":%.3f,\"distinct_masks_median\":%.0f,\"cached_states\":%zu}\n",
-      rows, fields, threads, vocab_ms, (long long)tokens, masks_ms.v.size(), masks_ms.median(), masks_ms.mean(),
+      rows, ramp, fields, threads, vocab_ms, (long long)tokens, masks_ms.v.size(), masks_ms.median(), masks_ms.mean(),
       pack_ms.median(), accept_ms.median(), upload_mb.median(), distinct.median(), compiled->cached_states());
   return 0;
 }
