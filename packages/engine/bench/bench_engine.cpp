@@ -60,6 +60,7 @@
 #include "backend/dtype_convert.h"
 #include "batchgen/engine.h"
 #include "batchgen/sampling.h"
+#include "schema_fields.h"
 
 using namespace bg;
 
@@ -271,19 +272,6 @@ void write_model(const std::string& dir, const std::string& shape_name, const Sh
   std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", dir.c_str(), total / 1e9);
 }
 
-// An object schema of `fields` required properties: string, integer, boolean in turn.
-std::string schema_of(int fields) {
-  static const char* types[] = {"string", "integer", "boolean"};
-  std::string props, req;
-  for (int i = 0; i < fields; ++i) {
-    const std::string name = "field_" + std::to_string(i);
-    props += (i ? "," : "") + ("\"" + name + "\":{\"type\":\"") + types[i % 3] + "\"}";
-    req += (i ? "," : "") + ("\"" + name + "\"");
-  }
-  return "{\"type\":\"object\",\"properties\":{" + props + "},\"required\":[" + req +
-         "],\"additionalProperties\":false}";
-}
-
 // Token bytes for a model without a tokenizer: 0..2 special (pad, eos, bos), then
 // the 256 bytes, then printable pieces (a fixed stream).
 std::vector<std::string> synthetic_vocab(int vocab) {
@@ -390,7 +378,7 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(seed);
     const int lo = vocab > 200000 ? 1000 : 3, hi = std::min(vocab, 200000);
     std::uniform_int_distribution<int> tok(lo, hi - 1);
-    const std::string schema = json_fields > 0 ? schema_of(json_fields) : "";
+    const std::string schema = json_fields > 0 ? schema_of_fields(json_fields) : "";
     auto request = [&](const std::string& id, int len, int max_tokens) {
       GenerateRequest r;
       r.id = id;

@@ -26,6 +26,7 @@
 #include "grammar/token_mask.h"
 #include "grammar/token_vocab.h"
 #include "sample/request_extras.h"
+#include "schema_fields.h"
 
 using namespace bg;
 using Clock = std::chrono::steady_clock;
@@ -34,18 +35,6 @@ namespace {
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-std::string schema_of(int fields) {
-  static const char* types[] = {"string", "integer", "boolean"};
-  std::string props, req;
-  for (int i = 0; i < fields; ++i) {
-    const std::string name = "field_" + std::to_string(i);
-    props += (i ? "," : "") + ("\"" + name + "\":{\"type\":\"") + types[i % 3] + "\"}";
-    req += (i ? "," : "") + ("\"" + name + "\"");
-  }
-  return "{\"type\":\"object\",\"properties\":{" + props + "},\"required\":[" + req +
-         "],\"additionalProperties\":false}";
 }
 
 // The k-th (0-based) set bit of a mask.
@@ -105,7 +94,7 @@ int main(int argc, char** argv) {
       grammar::token_vocab_make(grammar::token_bytes_from_tokenizer_json(tokenizer, vocab_size)));
   const double vocab_ms = ms_since(t_vocab);
   auto compiled = std::make_shared<const grammar::CompiledGrammar>(
-      grammar::grammar_from_json_schema(schema_of(fields)), vocab);
+      grammar::grammar_from_json_schema(schema_of_fields(fields)), vocab);
   const std::vector<int32_t> eos = {1};
 
   SamplingParams p;
