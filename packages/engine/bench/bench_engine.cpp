@@ -20,7 +20,9 @@
 // Sampling extras (issue 13), each on every line:
 //   --json-schema F    response format json_schema with an F-field object (string,
 //                      integer and boolean fields in turn); lines end when the JSON
-//                      closes (EOS), so out_tok_s counts the tokens actually made
+//                      closes (EOS), so out_tok_s counts the tokens actually made;
+//                      grammar_distinct_masks and grammar_host_ms_per_step say what
+//                      the host built (it overlaps the forward pass on a GPU)
 //   --top-logprobs K   logprobs with K alternatives per token
 //   --n-choices C      n/C distinct prompts, each submitted C times with seeds
 //                      seed..seed+C-1 (what the worker does for a line with n = C);
@@ -58,6 +60,7 @@
 #include "backend/dtype_convert.h"
 #include "batchgen/engine.h"
 #include "batchgen/sampling.h"
+#include "schema_fields.h"
 
 using namespace bg;
 
@@ -269,19 +272,6 @@ void write_model(const std::string& dir, const std::string& shape_name, const Sh
   std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", dir.c_str(), total / 1e9);
 }
 
-// An object schema of `fields` required properties: string, integer, boolean in turn.
-std::string schema_of(int fields) {
-  static const char* types[] = {"string", "integer", "boolean"};
-  std::string props, req;
-  for (int i = 0; i < fields; ++i) {
-    const std::string name = "field_" + std::to_string(i);
-    props += (i ? "," : "") + ("\"" + name + "\":{\"type\":\"") + types[i % 3] + "\"}";
-    req += (i ? "," : "") + ("\"" + name + "\"");
-  }
-  return "{\"type\":\"object\",\"properties\":{" + props + "},\"required\":[" + req +
-         "],\"additionalProperties\":false}";
-}
-
 // Token bytes for a model without a tokenizer: 0..2 special (pad, eos, bos), then
 // the 256 bytes, then printable pieces (a fixed stream).
 std::vector<std::string> synthetic_vocab(int vocab) {
@@ -388,7 +378,7 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(seed);
     const int lo = vocab > 200000 ? 1000 : 3, hi = std::min(vocab, 200000);
     std::uniform_int_distribution<int> tok(lo, hi - 1);
-    const std::string schema = json_fields > 0 ? schema_of(json_fields) : "";
+    const std::string schema = json_fields > 0 ? schema_of_fields(json_fields) : "";
     auto request = [&](const std::string& id, int len, int max_tokens) {
       GenerateRequest r;
       r.id = id;
@@ -456,7 +446,8 @@ int main(int argc, char** argv) {
         "\"deterministic\":%s,\"prefix_caching\":%s,\"prompt_tokens\":%lld,\"prompt_tokens_computed\":%lld,"
         "\"prompt_tokens_cached\":%lld,\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,"
         "\"block_size\":%d,\"steps\":%lld,\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,"
-        "\"temperature\":%g,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld}\n",
+        "\"temperature\":%g,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
+        "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f}\n",
         info.device.c_str(), info.device_name.c_str(), shape.c_str(), workload.c_str(), n,
         shared ? int(prompt_tokens / std::max(1, n)) : inp, shared ? int(tokens / std::max(1, n)) : out, secs,
         tokens / secs, double(tokens + prompt_tokens) / secs, deterministic ? "true" : "false",
@@ -465,7 +456,9 @@ int main(int argc, char** argv) {
         (long long)(after.prompt_tokens_cached - before.prompt_tokens_cached), max_seqs, max_batch_tokens,
         (long long)info.kv_blocks, block_size, (long long)(after.steps - before.steps),
         (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong, temperature, json_fields,
-        top_logprobs, n_choices, (long long)(after.grammar_masks - before.grammar_masks));
+        top_logprobs, n_choices, (long long)(after.grammar_masks - before.grammar_masks),
+        (long long)(after.grammar_distinct_masks - before.grammar_distinct_masks),
+        (after.grammar_host_ms - before.grammar_host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)));
     return wrong ? 1 : 0;
   } catch (const EngineError& e) {
     std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());

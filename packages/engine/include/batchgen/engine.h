@@ -99,6 +99,8 @@ struct EngineStats {
   int64_t preemptions = 0;
   double last_step_ms = 0;
   int64_t grammar_masks = 0;         // grammar token masks applied (one per row and step)
+  int64_t grammar_distinct_masks = 0;  // masks built and handed to the sampler (rows in one state share one)
+  double grammar_host_ms = 0;        // host time building masks (overlaps a device's forward pass)
 };
 
 struct ModelInfo {

@@ -63,13 +63,16 @@ std::shared_ptr<MaskEntry> CompiledGrammar::compute(const MatchState& s) const {
   return e;
 }
 
-std::shared_ptr<const MaskEntry> CompiledGrammar::entry(const MatchState& s) const {
-  const std::string key = s.key();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second;
-  }
+std::shared_ptr<const MaskEntry> CompiledGrammar::entry(const MatchState& s) const { return entry(s, s.key()); }
+
+std::shared_ptr<const MaskEntry> CompiledGrammar::cached(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cache_.find(key);
+  return it != cache_.end() ? it->second : nullptr;
+}
+
+std::shared_ptr<const MaskEntry> CompiledGrammar::entry(const MatchState& s, const std::string& key) const {
+  if (std::shared_ptr<const MaskEntry> hit = cached(key)) return hit;
   std::shared_ptr<const MaskEntry> e = compute(s);  // outside the lock: other rows go on
   std::lock_guard<std::mutex> lock(mu_);
   if (cache_.size() * e->allowed.size() * 4 >= kMaxCacheBytes) cache_.clear();
@@ -79,8 +82,13 @@ std::shared_ptr<const MaskEntry> CompiledGrammar::entry(const MatchState& s) con
 
 void CompiledGrammar::fill_mask(const MatchState& s, int32_t budget, const std::vector<int32_t>& end_ids,
                                 uint32_t* words) const {
+  fill_mask(*entry(s), budget, end_ids, words);
+}
+
+void CompiledGrammar::fill_mask(const MaskEntry& entry, int32_t budget, const std::vector<int32_t>& end_ids,
+                                uint32_t* words) const {
   const size_t n = size_t(mask_words());
-  std::shared_ptr<const MaskEntry> e = entry(s);
+  const MaskEntry* e = &entry;
   const int32_t limit = budget - 1;  // bytes that may remain after this token
   if (limit >= e->max_after) {
     std::memcpy(words, e->allowed.data(), n * 4);

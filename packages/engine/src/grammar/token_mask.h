@@ -14,6 +14,7 @@
 // budget - 1, one token per byte at worst. So a line that hits max_tokens still
 // ends on valid JSON whenever max_tokens covers the schema's shortest value.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -50,10 +51,22 @@ class CompiledGrammar {
   // (end-of-sequence and stop ids) are allowed once the value can end. Thread-safe.
   void fill_mask(const MatchState& s, int32_t budget, const std::vector<int32_t>& end_ids,
                  uint32_t* words) const;
+  // The same from the state's cached entry (entry(s)).
+  void fill_mask(const MaskEntry& e, int32_t budget, const std::vector<int32_t>& end_ids, uint32_t* words) const;
+  // The state's mask entry, computed on the first ask and cached by the state's
+  // key (MatchState::key()). Thread-safe; two threads asking for one new state
+  // may both compute it.
+  std::shared_ptr<const MaskEntry> entry(const MatchState& s) const;
+  std::shared_ptr<const MaskEntry> entry(const MatchState& s, const std::string& key) const;
+  // The cached entry of a state's key, or null (computes nothing).
+  std::shared_ptr<const MaskEntry> cached(const std::string& key) const;
   size_t cached_states() const;
 
+  // fill_mask's words depend on the budget only up to max_after + 1: budgets
+  // with one clamp give one mask (rows in one state share it).
+  static int32_t budget_clamp(const MaskEntry& e, int32_t budget) { return std::min(budget, e.max_after + 1); }
+
  private:
-  std::shared_ptr<const MaskEntry> entry(const MatchState& s) const;
   std::shared_ptr<MaskEntry> compute(const MatchState& s) const;
 
   Grammar grammar_;

@@ -246,8 +246,13 @@ class EngineImpl final : public Engine {
           xb.add_row(p, e, q.prompt, q.output);
         }
         if (xb.any()) {
-          xb.fill_masks(info_.eos_token_ids, mask_threads_);
-          grammar_masks_ += xb.masks();
+          const auto tm = Clock::now();
+          xb.fill_masks(info_.eos_token_ids, mask_pool());
+          if (xb.masks() > 0) {
+            grammar_masks_ += xb.masks();
+            grammar_distinct_masks_ += xb.distinct_masks();
+            grammar_host_ms_ += std::chrono::duration<double, std::milli>(Clock::now() - tm).count();
+          }
           SampleLogprobs lp;
           if (xb.extras().has_logprobs()) {
             lp_sampled.assign(R, 0.0f);
@@ -316,6 +321,8 @@ class EngineImpl final : public Engine {
     s.preemptions = scheduler_->preemptions();
     s.last_step_ms = last_step_ms_;
     s.grammar_masks = grammar_masks_;
+    s.grammar_distinct_masks = grammar_distinct_masks_;
+    s.grammar_host_ms = grammar_host_ms_;
     return s;
   }
 
@@ -477,6 +484,7 @@ class EngineImpl final : public Engine {
                      const std::vector<RequestExtras*>& row_extras, const std::vector<float>& lp_sampled,
                      const std::vector<int32_t>& lp_ids, const std::vector<float>& lp_values) {
     sampling_ids_.clear();
+    std::vector<std::pair<RequestExtras*, int32_t>> accepts;  // grammar rows and their tokens
     size_t i = 0;
     for (const ScheduledSeq& s : out.seqs) {
       if (!s.samples) continue;
@@ -498,8 +506,20 @@ class EngineImpl final : public Engine {
                               info_.eos_token_ids.end() ||
                           std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) !=
                               p.stop_token_ids.end();
-        if (!ends && !e->grammar->accept(token)) e->grammar_failed = true;
+        if (!ends) accepts.emplace_back(e, token);
       }
+    }
+    // Between the step's sampling and the next forward pass the device idles:
+    // a thousand rows' grammar walks go over the mask threads.
+    auto accept = [&](size_t i) {
+      if (!accepts[i].first->grammar->accept(accepts[i].second)) accepts[i].first->grammar_failed = true;
+    };
+    if (accepts.size() >= 256) {
+      mask_pool()->parallel_for(int64_t(accepts.size()), 64, [&](int, int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) accept(size_t(i));
+      });
+    } else {
+      for (size_t i = 0; i < accepts.size(); ++i) accept(i);
     }
   }
 
@@ -537,6 +557,13 @@ class EngineImpl final : public Engine {
     return compiled;
   }
 
+  // Threads for the grammar masks (the caller counts as one), which run while a
+  // device computes the step's forward pass.
+  ThreadPool* mask_pool() {
+    if (!mask_pool_) mask_pool_ = std::make_unique<ThreadPool>(int(std::max(1u, std::min(8u, std::thread::hardware_concurrency()))));
+    return mask_pool_.get();
+  }
+
   void finish_step(double t0, double t1) {
     ++steps_;
     last_step_ms_ = t1 - t0;
@@ -563,8 +590,9 @@ class EngineImpl final : public Engine {
   std::unordered_map<std::string, Pooled> pooled_;
   std::vector<float> pool_rows_;
   std::vector<std::string> sampling_ids_;     // ids of the last step's sampling rows
-  int64_t grammar_masks_ = 0;
-  int mask_threads_ = int(std::max(1u, std::min(8u, std::thread::hardware_concurrency())));
+  int64_t grammar_masks_ = 0, grammar_distinct_masks_ = 0;
+  double grammar_host_ms_ = 0;
+  std::unique_ptr<ThreadPool> mask_pool_;  // made at the first grammar row
   mutable std::mutex grammar_mu_;
   mutable std::set<std::string> checked_schemas_;
   std::map<std::string, std::shared_ptr<const grammar::CompiledGrammar>> grammars_;

@@ -1,7 +1,9 @@
 #include "sample/request_extras.h"
 
 #include <algorithm>
-#include <future>
+#include <map>
+#include <tuple>
+#include <unordered_map>
 
 namespace bg {
 
@@ -69,32 +71,83 @@ void SampleExtrasBuilder::add_row(const SamplingParams& p, RequestExtras* e, con
   }
 }
 
-void SampleExtrasBuilder::fill_masks(const std::vector<int32_t>& eos_ids, int threads) {
+void SampleExtrasBuilder::fill_masks(const std::vector<int32_t>& eos_ids, ThreadPool* pool) {
   // Rows added after the last list began have offsets still 0: carry the ends forward.
   for (size_t r = 1; r < x_.pen_offsets.size(); ++r) x_.pen_offsets[r] = std::max(x_.pen_offsets[r], x_.pen_offsets[r - 1]);
   for (size_t r = 1; r < x_.bias_offsets.size(); ++r) x_.bias_offsets[r] = std::max(x_.bias_offsets[r], x_.bias_offsets[r - 1]);
   const size_t n = mask_states_.size();
   if (n == 0) return;
-  const size_t words = size_t(x_.mask_words);
-  x_.masks.assign(n * words, 0);
-  auto work = [&](size_t lo, size_t hi) {
-    std::vector<int32_t> end_ids;
-    for (size_t i = lo; i < hi; ++i) {
-      end_ids = eos_ids;
-      end_ids.insert(end_ids.end(), mask_stops_[i]->begin(), mask_stops_[i]->end());
-      const grammar::GrammarState* g = mask_states_[i];
-      g->grammar().fill_mask(g->state(), budgets_[size_t(mask_rows_[i])], end_ids, x_.masks.data() + i * words);
+  auto parallel_if = [pool](bool wide, size_t count, const auto& fn) {
+    if (pool && wide && count > 1) {
+      pool->parallel_for(int64_t(count), 1, [&](int, int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) fn(size_t(i));
+      });
+    } else {
+      for (size_t i = 0; i < count; ++i) fn(i);
     }
   };
-  const size_t t = std::max<size_t>(1, std::min<size_t>(size_t(threads), n));
-  if (t == 1) {
-    work(0, n);
-    return;
+
+  // 1. Distinct states (per grammar), then their cached entries; a state new to
+  //    the cache is walked over the vocabulary here, so this runs on the pool too.
+  struct State {
+    const grammar::GrammarState* g;
+    std::string key;
+    std::shared_ptr<const grammar::MaskEntry> entry;
+  };
+  std::vector<State> states;
+  std::vector<size_t> state_of(n);
+  {
+    std::unordered_map<std::string, size_t> index;
+    std::string k;
+    for (size_t i = 0; i < n; ++i) {
+      const grammar::GrammarState* g = mask_states_[i];
+      const grammar::CompiledGrammar* cg = &g->grammar();
+      k.assign(reinterpret_cast<const char*>(&cg), sizeof cg);
+      k += g->state().key();
+      auto it = index.emplace(k, states.size());
+      if (it.second) states.push_back(State{g, k.substr(sizeof cg), nullptr});
+      state_of[i] = it.first->second;
+    }
   }
-  std::vector<std::future<void>> parts;
-  for (size_t k = 1; k < t; ++k) parts.push_back(std::async(std::launch::async, work, n * k / t, n * (k + 1) / t));
-  work(0, n / t);
-  for (auto& f : parts) f.get();
+  std::vector<size_t> misses;
+  for (size_t u = 0; u < states.size(); ++u) {
+    states[u].entry = states[u].g->grammar().cached(states[u].key);
+    if (!states[u].entry) misses.push_back(u);
+  }
+  parallel_if(true, misses.size(), [&](size_t m) {
+    State& st = states[misses[m]];
+    st.entry = st.g->grammar().entry(st.g->state(), st.key);
+  });
+
+  // 2. Distinct masks: (state, budget clamp, stop ids).
+  struct Slot {
+    size_t state;
+    int32_t budget;
+    const std::vector<int32_t>* stops;
+  };
+  std::vector<Slot> slots;
+  {
+    std::map<std::tuple<size_t, int32_t, std::vector<int32_t>>, int32_t> index;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t u = state_of[i];
+      const int32_t budget = grammar::CompiledGrammar::budget_clamp(*states[u].entry, budgets_[size_t(mask_rows_[i])]);
+      auto it = index.emplace(std::make_tuple(u, budget, *mask_stops_[i]), int32_t(slots.size()));
+      if (it.second) slots.push_back(Slot{u, budget, mask_stops_[i]});
+      x_.mask_row[size_t(mask_rows_[i])] = it.first->second;
+    }
+  }
+
+  // 3. Each distinct mask once (a copy of the entry's bits, mostly: threads pay
+  //    off only for many).
+  const size_t words = size_t(x_.mask_words);
+  x_.masks.resize(slots.size() * words);
+  parallel_if(slots.size() * words * 4 >= (size_t(4) << 20), slots.size(), [&](size_t j) {
+    const Slot& sl = slots[j];
+    std::vector<int32_t> end_ids = eos_ids;
+    end_ids.insert(end_ids.end(), sl.stops->begin(), sl.stops->end());
+    const State& st = states[sl.state];
+    st.g->grammar().fill_mask(*st.entry, sl.budget, end_ids, x_.masks.data() + j * words);
+  });
 }
 
 void request_extras_to_result(const RequestExtras& e, int32_t k, GenerateResult& g) {

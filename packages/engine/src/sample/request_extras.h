@@ -3,6 +3,7 @@
 // penalties, and the logprobs gathered so far. One RequestExtras per live request
 // that uses any of them; the engine builds each step's SampleExtras from them.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "batchgen/engine.h"
+#include "backend/cpu/thread_pool.h"
 #include "batchgen/sampling.h"
 #include "grammar/token_mask.h"
 
@@ -39,23 +41,28 @@ class SampleExtrasBuilder {
   // (p.stop_token_ids) end it under a grammar, beside the model's EOS ids.
   void add_row(const SamplingParams& p, RequestExtras* extras, const std::vector<int32_t>& prompt,
                const std::vector<int32_t>& output);
-  // Computes the grammar masks of the rows added with one (budget per row), on up
-  // to `threads` threads; eos_ids and each row's stop ids are allowed once its
-  // value can end.
-  void fill_masks(const std::vector<int32_t>& eos_ids, int threads);
+  // Computes the grammar masks of the rows added with one (budget per row) on the
+  // pool's threads (the caller's alone when null); eos_ids and each row's stop ids
+  // are allowed once its value can end. Rows whose masks are equal share one:
+  // same grammar state (the state's entry is cached in its CompiledGrammar), same
+  // budget clamp (CompiledGrammar::budget_clamp) and same stop ids. A batch on one
+  // schema has a few dozen distinct masks a step however many rows it runs, so
+  // this is what the host computes and a device uploads.
+  void fill_masks(const std::vector<int32_t>& eos_ids, ThreadPool* pool);
   void set_budget(int32_t row, int32_t budget) { budgets_[size_t(row)] = budget; }
   SampleExtras& extras() { return x_; }
   bool any() const { return any_; }
-  int64_t masks() const { return int64_t(mask_states_.size()); }
+  int64_t masks() const { return int64_t(mask_states_.size()); }       // rows under a grammar
+  int64_t distinct_masks() const { return int64_t(x_.masks.size()) / std::max(1, x_.mask_words); }
 
  private:
   SampleExtras x_;
   int32_t rows_ = 0, vocab_ = 0, next_ = 0;
   bool any_ = false;
   std::vector<int32_t> budgets_;
-  std::vector<const grammar::GrammarState*> mask_states_;   // per mask slot
-  std::vector<int32_t> mask_rows_;                         // row of each mask slot
-  std::vector<const std::vector<int32_t>*> mask_stops_;    // stop ids of each mask slot
+  std::vector<const grammar::GrammarState*> mask_states_;   // per row under a grammar
+  std::vector<int32_t> mask_rows_;                         // its row
+  std::vector<const std::vector<int32_t>*> mask_stops_;    // its stop ids
 };
 
 // Appends a result's logprobs (k alternatives per token) from its extras.

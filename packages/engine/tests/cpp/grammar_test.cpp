@@ -1,7 +1,9 @@
 // Structured output: JSON Schema subset compile errors, the byte matcher, token
 // masks over a synthetic vocabulary with the closing budget, and the sampler's
 // penalties, bias, masks and logprobs on the CPU reference.
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -11,6 +13,7 @@
 #include "grammar/json_matcher.h"
 #include "grammar/token_mask.h"
 #include "model/json.h"
+#include "sample/request_extras.h"
 #include "sample/sampler.h"
 
 using namespace bg;
@@ -139,6 +142,61 @@ TEST_CASE(masked_random_walks_end_in_valid_json_within_the_budget) {
     if (!parses) std::printf("line %d (ended %d): %s\n", line, int(ended), text.c_str());
   }
   CHECK(cg->cached_states() > 0);
+}
+
+// The engine's per-step path: rows in one grammar state share a mask, and every
+// row's mask is what fill_mask gives it alone (budget near the end, stop ids).
+TEST_CASE(step_masks_are_shared_by_state_and_equal_each_rows_own) {
+  auto vocab = test_vocab();
+  auto cg = std::make_shared<const CompiledGrammar>(grammar_from_json_schema(kSchema), vocab);
+  auto other = std::make_shared<const CompiledGrammar>(grammar_json_object(), vocab);
+  std::mt19937 rng(11);
+  const int32_t rows = 96;
+  std::vector<std::unique_ptr<RequestExtras>> extras;
+  std::vector<SamplingParams> params(static_cast<size_t>(rows));
+  std::vector<int32_t> budgets;
+  std::vector<uint32_t> words(size_t(cg->mask_words()));
+  for (int32_t r = 0; r < rows; ++r) {
+    auto e = std::make_unique<RequestExtras>();
+    e->grammar = std::make_unique<GrammarState>(r % 7 == 3 ? other : cg);
+    // A short masked walk: a handful of positions, so many rows meet in one state.
+    const int32_t walk = int32_t(rng() % 4);
+    for (int32_t n = 0; n < walk; ++n) {
+      e->grammar->grammar().fill_mask(e->grammar->state(), 1000, {0}, words.data());
+      std::vector<int32_t> allowed;
+      for (int32_t id = 1; id < vocab->size(); ++id) if ((words[size_t(id) >> 5] >> (id & 31)) & 1u) allowed.push_back(id);
+      if (allowed.empty()) break;
+      CHECK(e->grammar->accept(allowed[rng() % allowed.size()]));
+    }
+    params[size_t(r)].format = SamplingParams::Format::json_schema;
+    if (r % 11 == 5) params[size_t(r)].stop_token_ids = {7};
+    budgets.push_back(r % 5 == 0 ? 1 + int32_t(rng() % 80) : 1000 + int32_t(rng() % 50));
+    extras.push_back(std::move(e));
+  }
+  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), new ThreadPool(3)}) {
+    SampleExtrasBuilder xb(rows + 1, vocab->size(), cg->mask_words());
+    const std::vector<int32_t> none;
+    xb.add_row(SamplingParams{}, nullptr, none, none);  // row 0: no extras, no mask
+    for (int32_t r = 0; r < rows; ++r) {
+      xb.set_budget(r + 1, budgets[size_t(r)]);
+      xb.add_row(params[size_t(r)], extras[size_t(r)].get(), none, none);
+    }
+    xb.fill_masks({0}, pool);
+    const SampleExtras& x = xb.extras();
+    CHECK_EQ(xb.masks(), int64_t(rows));
+    CHECK(xb.distinct_masks() < rows / 2);
+    CHECK_EQ(x.mask_row[0], -1);
+    for (int32_t r = 0; r < rows; ++r) {
+      std::vector<int32_t> end_ids = {0};
+      end_ids.insert(end_ids.end(), params[size_t(r)].stop_token_ids.begin(), params[size_t(r)].stop_token_ids.end());
+      const GrammarState& g = *extras[size_t(r)]->grammar;
+      g.grammar().fill_mask(g.state(), budgets[size_t(r)], end_ids, words.data());
+      const int32_t slot = x.mask_row[size_t(r) + 1];
+      CHECK(slot >= 0 && slot < xb.distinct_masks());
+      CHECK(std::equal(words.begin(), words.end(), x.masks.begin() + long(slot) * x.mask_words));
+    }
+    delete pool;
+  }
 }
 
 TEST_CASE(penalties_bias_and_masks_follow_the_definition) {

@@ -491,7 +491,9 @@ class CudaBackend final : public Backend {
     const size_t top = size_t(R) * kMaxTopLogprobs;
     float* host_lp = nullptr;
     if (x.top_logprobs) {
-      host_lp = static_cast<float*>(lp_host_.ensure((size_t(R) + 2 * top) * 4));
+      const size_t lp_bytes = (size_t(R) + 2 * top) * 4;
+      if (lp_bytes > lp_host_.bytes()) lp_host_.ensure(lp_bytes + lp_bytes / 2);
+      host_lp = static_cast<float*>(lp_host_.data());
       BG_CUDA_CHECK(cudaMemcpyAsync(host_lp, x.sampled_lp, size_t(R) * 4, cudaMemcpyDeviceToHost, stream_));
       BG_CUDA_CHECK(cudaMemcpyAsync(host_lp + R, x.top_ids, top * 4, cudaMemcpyDeviceToHost, stream_));
       BG_CUDA_CHECK(cudaMemcpyAsync(host_lp + R + top, x.top_lps, top * 4, cudaMemcpyDeviceToHost, stream_));
@@ -545,8 +547,12 @@ class CudaBackend final : public Backend {
     const size_t bias_raw = reserve(std::max<size_t>(1, e.bias_tokens.size()));
     const size_t lse = reserve(size_t(R)), sampled = reserve(size_t(R));
     const size_t top_ids = reserve(size_t(R) * kMaxTopLogprobs), top_lps = reserve(size_t(R) * kMaxTopLogprobs);
-    char* host = static_cast<char*>(extras_host_.ensure(upload));
-    char* dev = static_cast<char*>(extras_dev_.ensure(bytes));
+    // With room to spare: rows come and go every step, and growing means a fresh
+    // cudaMallocHost / cudaMalloc (and cudaFree waits for the queued forward pass).
+    if (upload > extras_host_.bytes()) extras_host_.ensure(upload + upload / 2);
+    if (bytes > extras_dev_.bytes()) extras_dev_.ensure(bytes + bytes / 2);
+    char* host = static_cast<char*>(extras_host_.data());
+    char* dev = static_cast<char*>(extras_dev_.data());
     for (const Slot& sl : slots) std::memcpy(host + sl.at, sl.src, sl.n * 4);
     if (upload > 0) BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, upload, cudaMemcpyHostToDevice, stream_));
     auto at = [&](size_t off) -> void* { return off == SIZE_MAX ? nullptr : dev + off; };
