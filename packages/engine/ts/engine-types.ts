@@ -36,9 +36,10 @@ export interface EngineLoadOptions {
    */
   enablePrefixCaching?: boolean;
   /**
-   * "fp8": quantize every linear weight held in BF16, F16 or F32 to fp8 e4m3 at
-   * load, one scale per output channel; default: weights as stored (a quantized
-   * checkpoint, AWQ, GPTQ, FP8, NF4 or GGUF Q4, runs in its own format).
+   * "fp8": quantize every decoder linear weight (q/k/v/o, gate/up/down) held in
+   * BF16, F16 or F32 to fp8 e4m3 at load, one scale per output channel (the
+   * embedding and the head keep their dtype); default: weights as stored (a
+   * quantized checkpoint, AWQ, GPTQ, FP8, NF4 or GGUF Q4, runs in its own format).
    */
   quantize?: "fp8";
 }

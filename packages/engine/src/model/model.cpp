@@ -184,7 +184,10 @@ class TransformerModel final : public Model {
     load_into(st, m + "norm.weight", {H}, final_norm_, 0, 1);
     // A tied head is the embedding table; a stored lm_head.weight is then ignored,
     // as transformers ties over it.
-    if (!c.tie_word_embeddings) load_linear(st, {{head.substr(0, head.size() - 7), c.vocab_size}}, H, lm_head_);
+    // --quantize leaves the head in its dtype (as vLLM's online fp8 does); a
+    // checkpoint that quantized it is read as it is.
+    if (!c.tie_word_embeddings)
+      load_linear(st, {{head.substr(0, head.size() - 7), c.vocab_size}}, H, lm_head_, /*may_quantize=*/false);
   }
 
   const ModelConfig& config() const override { return config_; }
@@ -319,9 +322,10 @@ class TransformerModel final : public Model {
   }
 
   // The quantized form of part `prefix` ([rows, cols]) when there is one: GGUF's
-  // int4, the checkpoint's quantization_config, or --quantize fp8 of a float weight.
+  // int4, the checkpoint's quantization_config, or (when may_quantize) --quantize
+  // fp8 of a float weight.
   std::optional<QuantWeight> quantized_part(const SafetensorsSet& st, const std::string& prefix, int64_t rows,
-                                            int64_t cols) {
+                                            int64_t cols, bool may_quantize) {
     auto it = int4_.find(prefix + ".weight");
     if (it != int4_.end()) {
       if (it->second.rows != rows || it->second.cols != cols)
@@ -331,7 +335,7 @@ class TransformerModel final : public Model {
       return std::move(it->second);
     }
     if (std::optional<QuantWeight> q = quant_linear_load(st, config_.quant, prefix, rows, cols)) return q;
-    if (options_.quantize != "fp8") return std::nullopt;
+    if (options_.quantize != "fp8" || !may_quantize) return std::nullopt;
     const SafetensorsTensor& t = checked(st, prefix + ".weight", {rows, cols});
     if (t.st_dtype != "BF16" && t.st_dtype != "F16" && t.st_dtype != "F32") return std::nullopt;
     const std::vector<float> w = quant_floats(t);
@@ -342,12 +346,13 @@ class TransformerModel final : public Model {
   // [rows, cols]. All parts quantized: one QuantWeight the backend runs, or
   // dequantizes at load when it cannot. Otherwise a dense weight, with any
   // quantized part dequantized into it (GGUF mixes Q4_K and Q6_K within q/k/v).
-  void load_linear(const SafetensorsSet& st, const std::vector<LinearPart>& parts, int64_t cols, LinearWeight& out) {
+  void load_linear(const SafetensorsSet& st, const std::vector<LinearPart>& parts, int64_t cols, LinearWeight& out,
+                   bool may_quantize = true) {
     std::vector<std::optional<QuantWeight>> q;
     int64_t rows = 0;
     bool all = true;
     for (const LinearPart& part : parts) {
-      q.push_back(quantized_part(st, part.prefix, part.rows, cols));
+      q.push_back(quantized_part(st, part.prefix, part.rows, cols, may_quantize));
       all = all && q.back();
       rows += part.rows;
     }

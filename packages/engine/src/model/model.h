@@ -100,8 +100,9 @@ ModelConfig model_config_parse(const Json& config, const std::string& path, cons
 RopeConfig rope_config_make(const ModelConfig& config, bool local = false);
 
 struct ModelLoadOptions {
-  // "fp8": every linear weight the checkpoint holds in BF16, F16 or F32 is quantized
-  // at load to fp8 e4m3 with per-channel scales (quant_fp8_per_channel); weights
+  // "fp8": every decoder linear weight (q/k/v/o, gate/up/down) the checkpoint holds
+  // in BF16, F16 or F32 is quantized at load to fp8 e4m3 with per-channel scales
+  // (quant_fp8_per_channel); the embedding and the head keep their dtype, weights
   // already quantized keep their format. "" (default): weights as stored.
   std::string quantize;
 };

@@ -1,7 +1,8 @@
 // GGUF Q4_0 and Q4_K tensors repacked into our int4 (group 32) at load, value for
 // value what ggml dequantizes them to:
 //   Q4_0 (32 values: f16 d, 16 bytes): w = d * (q - 8)  -> scale d, offset -8 d
-//     (both exact in f32, so q * d - 8 d is d * (q - 8) to the bit);
+//     (both exact in f32, so q * d - 8 d equals d * (q - 8); only its sign of
+//     zero differs, +0 where ggml gives -0 for q = 8 and a negative d);
 //   Q4_K (256 values: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
 //     bytes): sub-block j has d1 = d * sc_j, m1 = dmin * m_j and w = d1 * q - m1
 //     -> scale d1, offset -m1 (the same two f32 operations).

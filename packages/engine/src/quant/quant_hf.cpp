@@ -206,7 +206,9 @@ QuantWeight quant_load_fp8(const SafetensorsSet& st, const QuantScheme& s, const
   q.rows = rows;
   q.cols = cols;
   q.group_size = bc;
-  q.source = s.describe();
+  q.source = "FP8 e4m3 (" + s.name +
+             (n == 1 ? ", per tensor)"
+                     : br == 1 ? ", per channel)" : ", block " + std::to_string(br) + "x" + std::to_string(bc) + ")");
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   q.data.assign(src, src + rows * cols);
   const int64_t groups = q.groups(), grid_cols = (cols + bc - 1) / bc;
