@@ -15,6 +15,7 @@ export async function loadEngineDriver(config: WorkerConfig): Promise<EngineDriv
   if (config.kvCacheBlocks !== undefined) options.kvCacheBlocks = config.kvCacheBlocks;
   if (config.kvCacheMemoryFraction !== undefined) options.kvCacheMemoryFraction = config.kvCacheMemoryFraction;
   if (config.deterministic !== undefined) options.deterministic = config.deterministic;
+  if (config.quantize !== undefined) options.quantize = config.quantize;
   if (config.noPrefixCaching) options.enablePrefixCaching = false;
   return Engine.load(options);
 }
