@@ -118,7 +118,7 @@ async function summarizeGguf(path: string, engine: typeof import("@batchgen/engi
     headDim: n("attention.key_length", hidden / heads),
     layerWindows,
     quantization: repacked > 0
-      ? `GGUF Q4_0/Q4_K linear weights (${((100 * repacked) / parameters).toFixed(1)}% of the parameters) repacked into int4 g32; other types dequantized`
+      ? `GGUF Q4_0/Q4_K linear weights (${((100 * repacked) / parameters).toFixed(1)}% of the parameters) repacked into int4 g32 (dequantized where fused with another type in q/k/v or gate/up); other types dequantized`
       : "none (GGUF types dequantized at load)",
     quantized: repacked > 0,
     storedBytes,

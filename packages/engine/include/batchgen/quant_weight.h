@@ -46,6 +46,10 @@ struct QuantWeight {
   int64_t bytes() const;
 };
 
+// A weight of this format and shape with zeroed data, scales (and offsets) of
+// the sizes above, for a reader or quantizer to fill in.
+QuantWeight quant_weight_make(QuantFormat format, int64_t rows, int64_t cols, int64_t group_size, std::string source);
+
 // Throws EngineError(internal) when `w` breaks the invariants above (sizes, nibble
 // packing needing an even cols, a k_perm that is not a permutation). Loaders call it
 // on every weight they make, so a layout bug is an error, not wrong numbers.

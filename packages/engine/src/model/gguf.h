@@ -126,6 +126,10 @@ ModelConfig gguf_model_config(const GgufFile& file);
 // are repacked into our int4 there (gguf_repack_int4) instead of dequantized.
 SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file, std::map<std::string, QuantWeight>* int4 = nullptr);
 
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block, whose 12
+// bytes of packed scales start at q (ggml's get_scale_min_k4).
+void ggml_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m);
+
 // Whether a tensor type repacks into our int4 (Q4_0, Q4_K), and the repacking of a
 // 2-D tensor of it: the same values ggml_dequantize gives (quant_gguf.cpp).
 bool gguf_type_repacks_int4(uint32_t type);

@@ -380,7 +380,8 @@ class TransformerModel final : public Model {
         weight_report_.add(quant_label(*q[i]) + ", dequantized: fused with an unquantized part", parts[i].rows * cols);
         upload_dequantized(*q[i], out.dense, row0);
       } else {
-        weight_report_.add(st.get(parts[i].prefix + ".weight").st_dtype, parts[i].rows * cols);
+        weight_report_.add(st.get(parts[i].prefix + ".weight").st_dtype + " as " + dtype_name(backend_.weight_dtype()),
+                           parts[i].rows * cols);
         load_into(st, parts[i].prefix + ".weight", {parts[i].rows, cols}, out.dense, row0, parts[i].rows);
       }
       row0 += parts[i].rows;

@@ -21,19 +21,6 @@ uint32_t word(const SafetensorsTensor& t, int64_t i) {
 
 uint8_t nibble(uint32_t v, int64_t i) { return uint8_t((v >> (4 * i)) & 0x0F); }
 
-QuantWeight int4_empty(int64_t rows, int64_t cols, int64_t group_size, const std::string& source) {
-  QuantWeight q;
-  q.format = QuantFormat::int4;
-  q.rows = rows;
-  q.cols = cols;
-  q.group_size = group_size;
-  q.source = source;
-  q.data.assign(size_t(rows * cols / 2), 0);
-  q.scales.resize(size_t(rows * (cols / group_size)));
-  q.offsets.resize(q.scales.size());
-  return q;
-}
-
 void put_nibble(QuantWeight& q, int64_t r, int64_t j, uint8_t v) {
   q.data[size_t((r * q.cols + j) / 2)] |= uint8_t(v << ((j & 1) * 4));
 }
@@ -56,7 +43,7 @@ QuantWeight quant_load_awq(const SafetensorsSet& st, const QuantScheme& s, const
   const std::vector<float> scales = quant_floats(quant_tensor(st, prefix + ".scales", "F16", {K / G, N}));
   // Nibble i of a word holds output column kOrder[i] of its eight.
   static constexpr int kNibbleOf[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // the inverse of [0, 2, 4, 6, 1, 3, 5, 7]
-  QuantWeight q = int4_empty(N, K, G, s.describe());
+  QuantWeight q = quant_weight_make(QuantFormat::int4, N, K, G, s.describe());
   for (int64_t k = 0; k < K; ++k) {
     for (int64_t n = 0; n < N; ++n) put_nibble(q, n, k, nibble(word(qw, k * (N / 8) + n / 8), kNibbleOf[n % 8]));
   }
@@ -103,7 +90,7 @@ QuantWeight quant_load_gptq(const SafetensorsSet& st, const QuantScheme& s, cons
   }
 
   const std::string act_order = identity ? "" : " act-order";
-  QuantWeight q = int4_empty(N, K, G, s.describe() + act_order);
+  QuantWeight q = quant_weight_make(QuantFormat::int4, N, K, G, s.describe() + act_order);
   if (!identity) q.k_perm = perm;
   for (int64_t j = 0; j < K; ++j) {
     const int64_t k = perm[size_t(j)];

@@ -20,17 +20,6 @@ float f16_at(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
-// ggml's 6-bit scale and min of sub-block j of a Q4_K block (get_scale_min_k4).
-void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = uint8_t((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-    m = uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 }  // namespace
 
 bool gguf_type_repacks_int4(uint32_t type) {
@@ -42,16 +31,8 @@ QuantWeight gguf_repack_int4(const GgufTensor& t, const std::string& file) {
   const GgmlBlock blk = ggml_block(t.type);
   if (!gguf_type_repacks_int4(t.type) || shape.size() != 2 || shape[1] % blk.elems != 0)
     throw EngineError(ErrorCode::internal, file + ": tensor '" + t.name + "' cannot be repacked into int4");
-  QuantWeight q;
-  q.format = QuantFormat::int4;
-  q.rows = shape[0];
-  q.cols = shape[1];
-  q.group_size = 32;
-  q.source = "GGUF " + ggml_type_name(t.type);
+  QuantWeight q = quant_weight_make(QuantFormat::int4, shape[0], shape[1], 32, "GGUF " + ggml_type_name(t.type));
   const int64_t groups = q.cols / 32;
-  q.data.assign(size_t(q.rows * q.cols / 2), 0);
-  q.scales.resize(size_t(q.rows * groups));
-  q.offsets.resize(q.scales.size());
   // Values a (low nibble) and b (high) of stored column pair 2i, 2i + 1.
   auto put = [&](int64_t r, int64_t j, uint8_t v) { q.data[size_t((r * q.cols + j) / 2)] |= uint8_t(v << ((j & 1) * 4)); };
   for (int64_t r = 0; r < q.rows; ++r) {
@@ -73,7 +54,7 @@ QuantWeight gguf_repack_int4(const GgufTensor& t, const std::string& file) {
       const uint8_t* qs = p + 16;
       for (int s = 0; s < 8; ++s) {
         uint8_t sc, m;
-        scale_min_k4(s, p + 4, sc, m);
+        ggml_scale_min_k4(s, p + 4, sc, m);
         const int64_t g = r * groups + (j0 + 32 * s) / 32;
         q.scales[size_t(g)] = d * float(sc);
         q.offsets[size_t(g)] = -(dmin * float(m));

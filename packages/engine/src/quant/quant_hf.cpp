@@ -201,18 +201,13 @@ QuantWeight quant_load_fp8(const SafetensorsSet& st, const QuantScheme& s, const
     load_error(scale->file + ": FP8 scale '" + scale->name + "' has shape " + shape_string(sh) + ", which is neither " +
                "per tensor, per channel [" + std::to_string(rows) + ", 1] nor a block grid of weight_block_size");
   }
-  QuantWeight q;
-  q.format = QuantFormat::fp8_e4m3;
-  q.rows = rows;
-  q.cols = cols;
-  q.group_size = bc;
-  q.source = "FP8 e4m3 (" + s.name +
-             (n == 1 ? ", per tensor)"
-                     : br == 1 ? ", per channel)" : ", block " + std::to_string(br) + "x" + std::to_string(bc) + ")");
+  QuantWeight q = quant_weight_make(
+      QuantFormat::fp8_e4m3, rows, cols, bc,
+      "FP8 e4m3 (" + s.name +
+          (n == 1 ? ", per tensor)" : br == 1 ? ", per channel)" : ", block " + std::to_string(br) + "x" + std::to_string(bc) + ")"));
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   q.data.assign(src, src + rows * cols);
   const int64_t groups = q.groups(), grid_cols = (cols + bc - 1) / bc;
-  q.scales.resize(size_t(rows * groups));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) q.scales[size_t(r * groups + g)] = grid[size_t((r / br) * grid_cols + g)];
   }

@@ -74,16 +74,10 @@ QuantWeight quant_load_nf4(const SafetensorsSet& st, const std::string& prefix, 
     absmax = quant_floats(quant_tensor(st, wname + ".absmax", "F32", {nblocks}));
   }
 
-  QuantWeight q;
-  q.format = QuantFormat::nf4;
-  q.rows = rows;
-  q.cols = cols;
-  q.group_size = block;
-  q.source = "bitsandbytes NF4";
+  QuantWeight q = quant_weight_make(QuantFormat::nf4, rows, cols, block, "bitsandbytes NF4");
   q.lut = lut;
   q.scales = std::move(absmax);  // blocks run along the row-major weight: [rows, cols / block]
   const uint8_t* src = static_cast<const uint8_t*>(packed.data);
-  q.data.resize(size_t(n / 2));
   for (int64_t i = 0; i < n / 2; ++i) q.data[size_t(i)] = uint8_t((src[i] >> 4) | (src[i] << 4));
   return q;
 }

@@ -31,6 +31,19 @@ int64_t QuantWeight::bytes() const {
   return int64_t(data.size()) + 4 * int64_t(scales.size() + offsets.size() + lut.size() + k_perm.size());
 }
 
+QuantWeight quant_weight_make(QuantFormat format, int64_t rows, int64_t cols, int64_t group_size, std::string source) {
+  QuantWeight q;
+  q.format = format;
+  q.rows = rows;
+  q.cols = cols;
+  q.group_size = group_size;
+  q.source = std::move(source);
+  q.data.assign(size_t(is_4bit(format) ? rows * cols / 2 : rows * cols), 0);
+  q.scales.assign(size_t(rows * q.groups()), 0.0f);
+  if (format == QuantFormat::int4) q.offsets.assign(q.scales.size(), 0.0f);
+  return q;
+}
+
 void quant_validate(const QuantWeight& w, const std::string& what) {
   const std::string at = what + " (" + quant_format_name(w.format) + "): ";
   if (w.rows <= 0 || w.cols <= 0 || w.group_size <= 0) internal(at + "empty shape or group size");
@@ -156,14 +169,7 @@ uint8_t f32_to_e4m3(float x) {
 }
 
 QuantWeight quant_fp8_per_channel(const float* w, int64_t rows, int64_t cols) {
-  QuantWeight q;
-  q.format = QuantFormat::fp8_e4m3;
-  q.rows = rows;
-  q.cols = cols;
-  q.group_size = cols;
-  q.source = "--quantize fp8 (per-channel)";
-  q.data.resize(size_t(rows * cols));
-  q.scales.resize(size_t(rows));
+  QuantWeight q = quant_weight_make(QuantFormat::fp8_e4m3, rows, cols, cols, "--quantize fp8 (per-channel)");
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w + r * cols;
     float amax = 0;
@@ -176,18 +182,10 @@ QuantWeight quant_fp8_per_channel(const float* w, int64_t rows, int64_t cols) {
 }
 
 QuantWeight quant_int4_rtn(const float* w, int64_t rows, int64_t cols, int64_t group_size) {
-  QuantWeight q;
-  q.format = QuantFormat::int4;
-  q.rows = rows;
-  q.cols = cols;
-  q.group_size = group_size;
-  q.source = "int4 round-to-nearest";
   if (cols % 2 || group_size <= 0 || cols % group_size)
     throw EngineError(ErrorCode::invalid_argument, "int4 needs an even width that the group size divides");
+  QuantWeight q = quant_weight_make(QuantFormat::int4, rows, cols, group_size, "int4 round-to-nearest");
   const int64_t groups = cols / group_size;
-  q.data.assign(size_t(rows * cols / 2), 0);
-  q.scales.resize(size_t(rows * groups));
-  q.offsets.resize(size_t(rows * groups));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       const float* x = w + r * cols + g * group_size;
