@@ -69,7 +69,7 @@ QuantScheme quant_scheme_parse(const Json* qc, const std::string& path);
 std::optional<QuantWeight> quant_linear_load(const SafetensorsSet& st, const QuantScheme& s,
                                              const std::string& prefix, int64_t rows, int64_t cols);
 
-// The three readers quant_linear_load dispatches to (quant_fp8.cpp, quant_awq_gptq.cpp,
+// The readers quant_linear_load dispatches to (quant_hf.cpp, quant_awq_gptq.cpp,
 // quant_nf4.cpp).
 QuantWeight quant_load_fp8(const SafetensorsSet& st, const QuantScheme& s, const std::string& prefix,
                            int64_t rows, int64_t cols);
