@@ -27,6 +27,15 @@ export interface ModelSummary {
   headDim: number;
   /** Per layer: 0 = global attention, else its window in tokens. */
   layerWindows: number[];
+  /** How the weights are quantized ("none", "AWQ int4 g128", "GGUF Q4_0/Q4_K ..."), and whether they are. */
+  quantization: string;
+  quantized: boolean;
+  /** Bytes the weight tensors take as stored (packed data, scales, zero points included). */
+  storedBytes: number;
+  /** Parameters of the decoder's linear layers (q/k/v/o, gate/up/down) held as floats: what --quantize fp8 converts. */
+  linearParameters: number;
+  /** Their output rows (a per-channel scale each). */
+  linearRows: number;
 }
 
 /** Bytes of K and V one token takes over all layers, for an element size in bytes. */
@@ -64,11 +73,25 @@ async function summarizeGguf(path: string, engine: typeof import("@batchgen/engi
   };
   let parameters = 0;
   let embedding = 0;
+  let storedBytes = 0;
+  let linearParameters = 0;
+  let linearRows = 0;
+  let repacked = 0;
   const types = new Map<string, number>();
   for (const t of f.tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     parameters += count;
+    storedBytes += (count * (engine.GGML_TYPE_BITS[t.type] ?? 32)) / 8;
     if (t.name === "token_embd.weight") embedding = count;
+    if (/^blk\.\d+\.(attn_[qkv]|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$/.test(t.name)) {
+      // F32, F16, BF16: what --quantize fp8 would convert.
+      if (t.type === 0 || t.type === 1 || t.type === 30) {
+        linearParameters += count;
+        linearRows += t.shape[0] ?? 0;
+      }
+      // Q4_0 and Q4_K linear weights run as our int4 (the engine's gguf loader).
+      if (t.type === 2 || t.type === 12) repacked += count;
+    }
     const name = engine.GGML_TYPE_NAMES[t.type] ?? `type ${t.type}`;
     types.set(name, (types.get(name) ?? 0) + 1);
   }
@@ -94,6 +117,13 @@ async function summarizeGguf(path: string, engine: typeof import("@batchgen/engi
     kvHeads: n("attention.head_count_kv", heads),
     headDim: n("attention.key_length", hidden / heads),
     layerWindows,
+    quantization: repacked > 0
+      ? `GGUF Q4_0/Q4_K linear weights (${((100 * repacked) / parameters).toFixed(1)}% of the parameters) repacked into int4 g32 (dequantized where fused with another type in q/k/v or gate/up); other types dequantized`
+      : "none (GGUF types dequantized at load)",
+    quantized: repacked > 0,
+    storedBytes,
+    linearParameters,
+    linearRows,
   };
 }
 
@@ -107,19 +137,30 @@ async function summarizeHf(dir: string): Promise<ModelSummary> {
   };
   let parameters = 0;
   let embedding = 0;
+  let storedBytes = 0;
+  let linearParameters = 0;
+  let linearRows = 0;
   const dtypes = new Map<string, number>();
   const files = (await readdir(dir)).filter((n) => n.endsWith(".safetensors")).sort();
   if (files.length === 0) throw new CliError(`${dir}: no *.safetensors weights`);
   for (const name of files) {
     for (const [tensor, info] of Object.entries(await safetensorsHeader(join(dir, name)))) {
       if (tensor === "__metadata__") continue;
-      const { dtype, shape } = info as { dtype: string; shape: number[] };
-      const count = shape.reduce((a, b) => a * b, 1);
+      const { dtype, shape, data_offsets: offsets } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      storedBytes += offsets[1] - offsets[0];
+      const count = quantizedParameters(tensor, dtype, shape);
+      if (count === 0) continue;
       parameters += count;
       if (tensor.endsWith("embed_tokens.weight")) embedding = count;
+      // The float linear weights, which --quantize fp8 would convert.
+      if (FLOAT_DTYPES.has(dtype) && /\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/.test(tensor)) {
+        linearParameters += count;
+        linearRows += shape[0]!;
+      }
       dtypes.set(dtype, (dtypes.get(dtype) ?? 0) + count);
     }
   }
+  const quantization = describeQuantization(cfg.quantization_config ?? top.quantization_config);
   const layers = num("num_hidden_layers");
   const heads = num("num_attention_heads");
   const windowValue = cfg.sliding_window;
@@ -147,7 +188,46 @@ async function summarizeHf(dir: string): Promise<ModelSummary> {
     kvHeads: num("num_key_value_heads", heads),
     headDim: num("head_dim", num("hidden_size") / heads),
     layerWindows: Array.from({ length: layers }, (_, l) => (window > 0 && windowed(l) ? window : 0)),
+    quantization,
+    quantized: quantization !== "none",
+    storedBytes,
+    linearParameters,
+    linearRows,
   };
+}
+
+const FLOAT_DTYPES = new Set(["BF16", "F16", "F32"]);
+
+// Tensors of quantized checkpoints that hold no parameters of their own: scales,
+// zero points, group indices, lookup tables and bitsandbytes' quant state.
+const QUANT_STATE = /\.(qzeros|scales|g_idx|weight_scale|weight_scale_inv|input_scale|absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__\w+)$/;
+
+/** Parameters a tensor stands for: eight a packed int32 (AWQ/GPTQ qweight), two a byte (bitsandbytes 4-bit). */
+function quantizedParameters(name: string, dtype: string, shape: number[]): number {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (QUANT_STATE.test(name)) return 0;
+  if (name.endsWith(".qweight")) return count * 8;
+  if (dtype === "U8" && name.endsWith(".weight")) return count * 2;
+  return count;
+}
+
+/** quantization_config in the engine's words (src/quant/quant_hf.h lists what it reads). */
+function describeQuantization(qc: unknown): string {
+  if (typeof qc !== "object" || qc === null) return "none";
+  const q = qc as Record<string, unknown>;
+  const method = String(q.quant_method ?? "?");
+  const group = q.group_size === -1 ? " per channel" : ` g${String(q.group_size ?? 128)}`;
+  if (method === "awq") return `AWQ int4${group} (version ${String(q.version ?? "gemm")})`;
+  if (method === "gptq") return `GPTQ int4${group}${q.desc_act === true ? " act-order" : ""}`;
+  if (method === "bitsandbytes") {
+    if (q.load_in_4bit !== true) return "bitsandbytes 8-bit (not supported by the engine)";
+    return `bitsandbytes 4-bit ${String(q.bnb_4bit_quant_type ?? "fp4")}${q.bnb_4bit_use_double_quant === true ? " with double quantization" : ""}`;
+  }
+  if (method === "fp8" || method === "fbgemm_fp8" || method === "compressed-tensors") {
+    const block = Array.isArray(q.weight_block_size) ? `, block ${(q.weight_block_size as number[]).join("x")}` : "";
+    return `FP8 e4m3 (${method}${block})`;
+  }
+  return `${method} (not supported by the engine)`;
 }
 
 async function safetensorsHeader(path: string): Promise<Record<string, unknown>> {

@@ -1,13 +1,16 @@
 // `batchgen inspect-model` on the real Gemma 3 270M GGUF and on a generated Hugging
 // Face directory: parameter counts against the gguf package and transformers, the
-// KV bytes per token and the fit arithmetic worked by hand, and the error for a
-// path that is not a model.
-import { mkdtemp, rm } from "node:fs/promises";
+// KV bytes per token and the fit arithmetic worked by hand; on quantized checkpoints
+// the format that runs and its bytes a parameter; and the error for a path that is
+// not a model.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeModel } from "@batchgen/engine/tokenizer";
 import { realGgufPath } from "../../engine/test/real-gguf.js";
+import { referenceDir } from "../../engine/test/reference-models.js";
 import { runPython } from "../../engine/test/run-python.js";
 import { runBatchgen } from "./support/run-batchgen.js";
 
@@ -65,6 +68,35 @@ describe("batchgen inspect-model", () => {
     // 100 tokens hold 7 blocks of 16; 1 GB is 10^9 bytes.
     const fit = Math.floor(((1e9 - 2 * ref.params) * 0.9) / (112 * perToken));
     expect(field(r.stdout, "fit")).toMatch(new RegExp(`^${fit} sequences of 100 tokens in `));
+  });
+
+  it("says which quantized format runs and its bytes a parameter", { timeout: 600_000 }, async () => {
+    // The engine's quantization fixtures (tools/quant_reference.py): the same 2-layer
+    // Llama as AWQ g64, and in bf16 for --quantize fp8.
+    const ref = await referenceDir(join(dirname(fileURLToPath(import.meta.url)), "../../engine/tools/quant_reference.py"));
+    const awq = join(ref, "awq/model");
+    const r = await runBatchgen(["inspect-model", awq]);
+    expect(r.code).toBe(0);
+    // 2 x (256 x 128) embedding and head, 5 norms of 128, per layer 128x128 q and o, 64x128 k and v,
+    // 256x128 gate and up, 128x256 down: a qweight int32 holds 8 of them.
+    const params = 2 * 256 * 128 + 5 * 128 + 2 * (2 * 128 * 128 + 2 * 64 * 128 + 3 * 256 * 128);
+    expect(field(r.stdout, "parameters")).toBe(`${(params / 1e6).toFixed(1)}M (embedding 0.0M)`);
+    const file = await readFile(join(awq, "model.safetensors"));
+    const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString("utf8")) as Record<string, { data_offsets?: number[] }>;
+    const bytes = Object.values(header).reduce((n, t) => n + (t.data_offsets ? t.data_offsets[1]! - t.data_offsets[0]! : 0), 0);
+    expect(field(r.stdout, "weights")).toBe(
+      `AWQ int4 g64 (version gemm); ${(bytes / params).toFixed(3)} bytes a parameter as stored; the CPU engine runs them packed, ` +
+        "the CUDA engine dequantizes them to bf16 at load (2 bytes a parameter; not the fast path)");
+    const bf16 = await runBatchgen(["inspect-model", join(ref, "quantize-fp8/model"), "--quantize", "fp8"]);
+    expect(bf16.code).toBe(0);
+    const linear = 2 * (2 * 128 * 128 + 2 * 64 * 128 + 3 * 256 * 128);
+    // fp8: a byte a parameter and a 4-byte scale for each of the 2 x (128 + 64 + 64 + 128 + 256 + 256 + 128) rows.
+    const fp8 = (linear + 4 * 2 * (128 + 64 + 64 + 128 + 256 + 256 + 128)) / 2 ** 20;
+    expect(field(bf16.stdout, "weights")).toBe(
+      `none; 2.000 bytes a parameter as stored; --quantize fp8: ${(linear / 1e6).toFixed(1)}M linear parameters to fp8 e4m3, ` +
+        `${fp8.toFixed(1)} MiB with their per-channel scales (${((2 * linear) / 2 ** 20).toFixed(1)} MiB in bf16)`);
+    const bad = await runBatchgen(["inspect-model", awq, "--quantize", "int4"]);
+    expect(bad.stderr.trim()).toBe('batchgen: --quantize: expected fp8, got "int4"');
   });
 
   it("names a path that is not a model, in one line", async () => {

@@ -35,6 +35,13 @@ export interface EngineLoadOptions {
    * blocks share them and compute only the rest; default true.
    */
   enablePrefixCaching?: boolean;
+  /**
+   * "fp8": quantize every decoder linear weight (q/k/v/o, gate/up/down) held in
+   * BF16, F16 or F32 to fp8 e4m3 at load, one scale per output channel (the
+   * embedding and the head keep their dtype); default: weights as stored (a
+   * quantized checkpoint, AWQ, GPTQ, FP8, NF4 or GGUF Q4, runs in its own format).
+   */
+  quantize?: "fp8";
 }
 
 /**

@@ -183,6 +183,7 @@ function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
   if (o.enablePrefixCaching !== undefined && typeof o.enablePrefixCaching !== "boolean") {
     fail("enablePrefixCaching: must be a boolean");
   }
+  if (o.quantize !== undefined && o.quantize !== "fp8") fail(`quantize: must be "fp8" when set, got ${String(o.quantize)}`);
   return {
     modelDir: o.modelDir,
     device,
@@ -196,6 +197,7 @@ function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
     maxModelLen: integer(o.maxModelLen, "maxModelLen", 0, INT32_MAX, 0),
     deterministic: o.deterministic ?? false,
     enablePrefixCaching: o.enablePrefixCaching ?? true,
+    quantize: o.quantize ?? "",
   };
 }
 

@@ -29,6 +29,8 @@ export interface NativeLoadOptions {
   maxModelLen: number;
   deterministic: boolean;
   enablePrefixCaching: boolean;
+  /** "" (weights as stored) or "fp8" (float linear weights quantized at load, per-channel scales). */
+  quantize: string;
 }
 
 /** One request as submit() reads it. */
@@ -116,7 +118,13 @@ export interface NativeModelInfo {
   bosTokenId: number;
   device: string;
   deviceName: string;
+  /** Bytes the backend holds the weights in (packed, where quantized weights run packed). */
   weightBytes: number;
+  weightParams: number;
+  /** Each storage with its share of the parameters, and how quantized weights run. */
+  weightFormat: string;
+  /** K and V bytes one token takes over all layers. */
+  kvBytesPerToken: number;
   blockSize: number;
   kvBlocks: number;
 }

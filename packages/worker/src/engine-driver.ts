@@ -11,6 +11,11 @@ export interface EngineDriver {
     readonly eosTokenIds: number[];
     readonly device: string;
     readonly deviceName: string;
+    /** How the weights are held (ModelInfo.weightFormat), their bytes and parameters, KV bytes a token. */
+    readonly weightFormat?: string;
+    readonly weightBytes?: number;
+    readonly weightParams?: number;
+    readonly kvBytesPerToken?: number;
   };
   /** Resolves when the request finishes; an aborted request resolves with finishReason "abort". */
   generate(request: GenerateRequest): Promise<GenerateResult>;

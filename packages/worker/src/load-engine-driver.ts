@@ -20,6 +20,7 @@ export function engineLoadOptions(config: WorkerConfig): EngineLoadOptions {
   if (config.kvCacheBlocks !== undefined) options.kvCacheBlocks = config.kvCacheBlocks;
   if (config.kvCacheMemoryFraction !== undefined) options.kvCacheMemoryFraction = config.kvCacheMemoryFraction;
   if (config.deterministic !== undefined) options.deterministic = config.deterministic;
+  if (config.quantize !== undefined) options.quantize = config.quantize;
   if (config.noPrefixCaching) options.enablePrefixCaching = false;
   return options;
 }

@@ -25,6 +25,13 @@ describe("worker config", () => {
     expect(() => loadWorkerConfig({ flags: { ...base, coordinator: "a:1," } })).toThrow(/coordinator/);
   });
 
+  it("--quantize takes fp8 and names itself when given anything else", () => {
+    expect(loadWorkerConfig({ flags: { ...base, quantize: "fp8" } }).quantize).toBe("fp8");
+    expect(loadWorkerConfig({ flags: base }).quantize).toBeUndefined();
+    expect(() => loadWorkerConfig({ flags: { ...base, quantize: "int8" } })).toThrow(/quantize/);
+    expect(workerFlagHelp()).toMatch(/^ {2}--quantize <fp8> +quantize the model's/m);
+  });
+
   it("--deterministic is a switch; the environment variable takes true/false", () => {
     const { values } = parseArgs({ args: ["--deterministic", "--max-seqs", "8"], options: workerFlagOptions, strict: true });
     expect(values).toEqual({ deterministic: true, "max-seqs": "8" });

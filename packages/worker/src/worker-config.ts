@@ -39,6 +39,8 @@ export const workerConfigSchema = z.object({
   kvCacheBlocks: int(1).optional(),
   kvCacheMemoryFraction: z.number().gt(0).max(1).optional(),
   deterministic: z.boolean().optional(),
+  /** "fp8": quantize the model's float linear weights at load (per-channel e4m3); default: as stored. */
+  quantize: z.enum(["fp8"]).optional(),
   /** Threads that render chat templates and tokenize prompts (0: the main thread, a line per turn). */
   promptThreads: int(0).max(64).default(1),
   /** Switches the engine's automatic prefix caching off (on by default). */

@@ -26,6 +26,7 @@ export const workerFlags: WorkerFlag[] = [
   { flag: "max-model-len", arg: "n", help: "context length cap" },
   { flag: "kv-cache-blocks", arg: "n", help: "KV cache size in blocks" },
   { flag: "kv-cache-memory-fraction", arg: "f", help: "KV cache size as a fraction of free GPU memory" },
+  { flag: "quantize", arg: "fp8", help: "quantize the model's bf16/f16/f32 linear weights at load (fp8: e4m3, a scale per output channel)" },
   { flag: "deterministic", arg: "", help: "batch-invariant engine results: a request's output does not depend on what runs beside it (may cost speed)" },
   { flag: "prompt-threads", arg: "n", help: "threads that tokenize prompts, off the event loop (0 = main thread; default 1)" },
   { flag: "no-prefix-caching", arg: "", help: "compute every prompt in full: no sharing of cached prefix blocks between lines" },

@@ -18,6 +18,7 @@ import { PromptPool } from "./prompt-pool.js";
 import { withDefaults, workerConfigSchema, type WorkerConfig, type WorkerConfigInput } from "./worker-config.js";
 import { WorkerMetrics } from "./worker-metrics.js";
 import { WorkerSession, type SessionEnd } from "./worker-session.js";
+import { weightsReport } from "./weights-report.js";
 import { loadWorkerTokenizer, type WorkerTokenizer } from "./worker-tokenizer.js";
 
 export const WORKER_VERSION = "0.1.0";
@@ -158,6 +159,7 @@ class WorkerAgent implements Worker {
       model: config.modelName,
       engine: engineString(engine),
       maxModelLen: engine.model.maxModelLen,
+      ...weightsReport(engine),
       coordinator: config.coordinator,
       metricsPort: this.metricsPort,
     });

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "batchgen/quant_weight.h"
 #include "batchgen/sampling.h"
 #include "batchgen/step_batch.h"
 #include "batchgen/tensor.h"
@@ -72,6 +73,16 @@ struct BackendInfo {
   size_t free_memory = 0;
 };
 
+// A quantized linear weight in a backend's own layout (made by quant_upload, used
+// by linear_quant). Destroying it frees its memory, so it must not outlive the backend.
+class QuantLinear {
+ public:
+  virtual ~QuantLinear() = default;
+  virtual int64_t rows() const = 0;
+  virtual int64_t cols() const = 0;
+  virtual int64_t bytes() const = 0;  // memory it holds
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -111,6 +122,20 @@ class Backend {
 
   // out = x @ w^T (+ bias). x [T, K], w [N, K], bias [1, N] or null, out [T, N] (act or f32).
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+
+  // --- quantized weights (batchgen/quant_weight.h) ----------------------------
+  // Takes w into the backend for linear_quant(), or returns null when this backend
+  // has no product for w's format; the model then dequantizes w at load into a
+  // weight_dtype() tensor for linear() (correct, but not the fast path).
+  virtual std::unique_ptr<QuantLinear> quant_upload(const QuantWeight& w) {
+    (void)w;
+    return nullptr;
+  }
+  // linear() with a quantized weight: out = x @ dequant(w)^T (+ bias).
+  virtual void linear_quant(const Tensor& x, const QuantLinear& w, const Tensor* bias, Tensor& out) {
+    (void)x, (void)w, (void)bias, (void)out;
+    throw EngineError(ErrorCode::internal, "linear_quant on a backend without quantized weights");
+  }
 
   // In place on qkv [T, qkv_width]: each q head becomes rms_norm(head) * (q_w + offset)
   // and each k head rms_norm(head) * (k_w + offset); q_w and k_w are [1, head_dim].

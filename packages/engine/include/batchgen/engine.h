@@ -35,6 +35,7 @@ struct EngineOptions {
                                      // does not fit is an error)
   bool deterministic = false;        // batch-invariant results on every backend
   bool enable_prefix_caching = true; // share the K/V of identical prompt prefixes (full blocks)
+  std::string quantize;              // "fp8": quantize float linear weights at load (ModelLoadOptions)
   // Bytes of every token id, for structured output (grammar masks). Empty: read
   // from <model_dir>/tokenizer.json at the first request with a JSON format.
   std::vector<std::string> token_bytes;
@@ -114,7 +115,10 @@ struct ModelInfo {
   int32_t bos_token_id = -1;
   std::string device;
   std::string device_name;
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0;          // as held by the backend
+  int64_t weight_params = 0;
+  std::string weight_format;         // Model::weight_format(): storage shares and how quantized weights run
+  int64_t kv_bytes_per_token = 0;    // K and V over all layers
   int32_t block_size = 0;
   int64_t kv_blocks = 0;
 };

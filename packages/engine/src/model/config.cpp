@@ -428,6 +428,7 @@ ModelConfig model_config_parse(const Json& top_cfg, const std::string& path, con
   }
   c.eos_token_ids = eos;
   c.bos_token_id = bos < c.vocab_size ? bos : -1;
+  c.quant = quant_scheme_parse(top_cfg.find_value("quantization_config"), path);
   return c;
 }
 

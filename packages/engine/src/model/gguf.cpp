@@ -152,26 +152,15 @@ void deq_q8_0(const uint8_t* b, float* y) {  // d, qs[32] (int8)
   for (int j = 0; j < 32; ++j) y[j] = float(int8_t(b[2 + j])) * d;
 }
 
-// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block.
-void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = uint8_t((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-    m = uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 void deq_q4_k(const uint8_t* b, float* y) {  // d, dmin, scales[12], qs[128]
   const float d = h2f(b), dmin = h2f(b + 2);
   const uint8_t* scales = b + 4;
   const uint8_t* q = b + 16;
   for (int j = 0; j < 8; j += 2, q += 32) {
     uint8_t sc, m;
-    scale_min_k4(j, scales, sc, m);
+    ggml_scale_min_k4(j, scales, sc, m);
     const float d1 = d * float(sc), m1 = dmin * float(m);
-    scale_min_k4(j + 1, scales, sc, m);
+    ggml_scale_min_k4(j + 1, scales, sc, m);
     const float d2 = d * float(sc), m2 = dmin * float(m);
     for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0x0F) - m1;
     for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - m2;
@@ -186,9 +175,9 @@ void deq_q5_k(const uint8_t* b, float* y) {  // d, dmin, scales[12], qh[32], qs[
   uint8_t u1 = 1, u2 = 2;
   for (int j = 0; j < 8; j += 2, ql += 32, u1 = uint8_t(u1 << 2), u2 = uint8_t(u2 << 2)) {
     uint8_t sc, m;
-    scale_min_k4(j, scales, sc, m);
+    ggml_scale_min_k4(j, scales, sc, m);
     const float d1 = d * float(sc), m1 = dmin * float(m);
-    scale_min_k4(j + 1, scales, sc, m);
+    ggml_scale_min_k4(j + 1, scales, sc, m);
     const float d2 = d * float(sc), m2 = dmin * float(m);
     for (int l = 0; l < 32; ++l) *y++ = d1 * float((ql[l] & 0x0F) + (qh[l] & u1 ? 16 : 0)) - m1;
     for (int l = 0; l < 32; ++l) *y++ = d2 * float((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
@@ -465,6 +454,16 @@ std::string gguf_find(const std::string& path) {
     load_error(path + " holds several GGUF files (" + list + "); name the one to load");
   }
   return path + "/" + found[0];
+}
+
+void ggml_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = uint8_t((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+    m = uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
 }
 
 }  // namespace bg

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "batchgen/quant_weight.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -121,7 +122,18 @@ ModelConfig gguf_model_config(const GgufFile& file);
 // and BF16 tensors are used in place), with what llama.cpp's converter changed
 // undone: Gemma's norm weights stored as 1 + w, Llama's q/k rows permuted for
 // interleaved rotary. The set keeps `file` alive.
-SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file);
+// With `int4` set, Q4_0 and Q4_K linear weights (the *_proj and lm_head weights)
+// are repacked into our int4 there (gguf_repack_int4) instead of dequantized.
+SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file, std::map<std::string, QuantWeight>* int4 = nullptr);
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block, whose 12
+// bytes of packed scales start at q (ggml's get_scale_min_k4).
+void ggml_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m);
+
+// Whether a tensor type repacks into our int4 (Q4_0, Q4_K), and the repacking of a
+// 2-D tensor of it: the same values ggml_dequantize gives (quant_gguf.cpp).
+bool gguf_type_repacks_int4(uint32_t type);
+QuantWeight gguf_repack_int4(const GgufTensor& t, const std::string& file);
 
 // The Hugging Face name of a GGUF tensor ("blk.3.attn_q.weight" ->
 // "model.layers.3.self_attn.q_proj.weight"), or "" when it has none.

@@ -338,7 +338,7 @@ ModelConfig gguf_model_config(const GgufFile& f) {
   return model_config_parse(cfg, where, nullptr, "");
 }
 
-SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file) {
+SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file, std::map<std::string, QuantWeight>* int4) {
   const GgufFile& f = *file;
   const std::string arch = arch_of(f).gguf;
   const Meta m(f, arch);
@@ -372,6 +372,31 @@ SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file) {
     const bool is_q = hf.find("self_attn.q_proj.") != std::string::npos;
     const bool is_k = hf.find("self_attn.k_proj.") != std::string::npos;
     const bool unpermute = permuted_qk && (is_q || is_k);
+    // convert_hf_to_gguf.py permuted each head's rows from halves to interleaved
+    // pairs: GGUF row 2i + j of a head is Hugging Face row j * (dim / 2) + i.
+    std::vector<int64_t> src_of;
+    if (unpermute) {
+      const int64_t n_head = is_q ? heads : kv_heads;
+      const int64_t rows = st.shape[0];
+      if (rows % (2 * n_head) != 0)
+        load_error(f.path() + ": tensor '" + t.name + "' has " + std::to_string(rows) + " rows, not a multiple of 2 x " +
+                   std::to_string(n_head) + " heads");
+      const int64_t half = rows / n_head / 2;
+      src_of.resize(size_t(rows));
+      for (int64_t h = 0; h < n_head; ++h) {
+        for (int64_t i = 0; i < half; ++i) {
+          for (int64_t j = 0; j < 2; ++j) src_of[size_t(h * 2 * half + j * half + i)] = h * 2 * half + 2 * i + j;
+        }
+      }
+    }
+    const bool linear = hf == "lm_head.weight" || hf.find("_proj.weight") != std::string::npos;
+    if (int4 && linear && gguf_type_repacks_int4(t.type) && st.shape.size() == 2 &&
+        st.shape[1] % ggml_block(t.type).elems == 0) {
+      QuantWeight q = gguf_repack_int4(t, f.path());
+      if (unpermute) quant_reorder_rows(q, src_of);
+      int4->emplace(hf, std::move(q));
+      continue;
+    }
     const bool plain = t.type == 0 || t.type == 1 || t.type == 30;
     if (plain && !norm_offset && !unpermute) {
       st.dtype = t.type == 0 ? DType::f32 : t.type == 1 ? DType::f16 : DType::bf16;
@@ -386,24 +411,10 @@ SafetensorsSet gguf_weights(std::shared_ptr<GgufFile> file) {
       for (float& v : values) v -= 1.0f;
     }
     if (unpermute) {
-      // convert_hf_to_gguf.py permuted each head's rows from halves to interleaved
-      // pairs: GGUF row 2i + j of a head is Hugging Face row j * (dim / 2) + i.
-      const int64_t n_head = is_q ? heads : kv_heads;
-      const int64_t rows = st.shape[0];
       const int64_t cols = st.shape.size() > 1 ? st.shape[1] : 1;
-      if (rows % (2 * n_head) != 0)
-        load_error(f.path() + ": tensor '" + t.name + "' has " + std::to_string(rows) + " rows, not a multiple of 2 x " +
-                   std::to_string(n_head) + " heads");
-      const int64_t half = rows / n_head / 2;
       std::vector<float> hf_rows(values.size());
-      for (int64_t h = 0; h < n_head; ++h) {
-        for (int64_t i = 0; i < half; ++i) {
-          for (int64_t j = 0; j < 2; ++j) {
-            const int64_t src = h * 2 * half + 2 * i + j, dst = h * 2 * half + j * half + i;
-            std::copy_n(values.begin() + src * cols, cols, hf_rows.begin() + dst * cols);
-          }
-        }
-      }
+      for (size_t r = 0; r < src_of.size(); ++r)
+        std::copy_n(values.begin() + src_of[r] * cols, cols, hf_rows.begin() + int64_t(r) * cols);
       values.swap(hf_rows);
     }
     st.dtype = DType::f32;

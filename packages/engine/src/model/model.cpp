@@ -4,7 +4,10 @@
 //   gate_up [2 intermediate, hidden]        rows gate_proj; up_proj
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <vector>
 
 #include "backend/dtype_convert.h"
@@ -28,19 +31,75 @@ float round_to_dtype(float x, DType dtype) {
   return dtype == DType::bf16 ? bf16_to_f32(f32_to_bf16(x)) : x;
 }
 
+// A linear layer's weight: a backend-held quantized weight when the backend runs
+// its format, else a dense tensor (the checkpoint's, or a quantized one dequantized at load).
+struct LinearWeight {
+  Tensor dense;
+  std::unique_ptr<QuantLinear> quant;
+};
+
 struct LayerWeights {
   Tensor input_norm, post_norm;  // [1, hidden]
   Tensor pre_ff_norm, post_ff_norm;  // [1, hidden], sandwich norms only
   Tensor q_norm, k_norm;         // [1, head_dim], QK-norm only
-  Tensor qkv, qkv_bias;          // [qkv_width, hidden], [1, qkv_width] (bias optional)
-  Tensor o, o_bias;              // [hidden, q_width], [1, hidden] (bias optional)
-  Tensor gate_up, down;          // [2I, hidden], [hidden, I]
+  LinearWeight qkv;              // [qkv_width, hidden]
+  Tensor qkv_bias;               // [1, qkv_width] (optional)
+  LinearWeight o;                // [hidden, q_width]
+  Tensor o_bias;                 // [1, hidden] (optional)
+  LinearWeight gate_up, down;    // [2I, hidden], [hidden, I]
+};
+
+std::string quant_label(const QuantWeight& w) {
+  const std::string group = w.group_size == w.cols ? " per-channel" : " g" + std::to_string(w.group_size);
+  return std::string(quant_format_name(w.format)) + group + " (" + w.source + ")";
+}
+
+// How the weights are stored, for ModelInfo and the logs.
+struct WeightReport {
+  std::vector<std::pair<std::string, int64_t>> parts;  // storage -> parameters
+  bool held_quantized = false;        // some weight runs through Backend::linear_quant
+  bool dequantized_at_load = false;   // some quantized weight became a dense tensor
+  std::string backend, dense_dtype;
+
+  void add(const std::string& label, int64_t params) {
+    for (auto& [l, n] : parts) {
+      if (l == label) {
+        n += params;
+        return;
+      }
+    }
+    parts.emplace_back(label, params);
+  }
+
+  std::string describe(int64_t total) const {
+    std::vector<std::pair<std::string, int64_t>> all = parts;
+    int64_t linear = 0;
+    for (const auto& p : parts) linear += p.second;
+    if (total > linear) all.emplace_back(dense_dtype + " (embeddings, norms, biases)", total - linear);
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string s;
+    for (const auto& [label, n] : all) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, " %.1f%%", total > 0 ? 100.0 * double(n) / double(total) : 0.0);
+      s += (s.empty() ? "" : ", ") + label + pct;
+    }
+    if (held_quantized) s += "; quantized weights held packed, multiplied by the " + backend + " backend's quantized product";
+    if (dequantized_at_load)
+      s += "; quantized weights dequantized to " + dense_dtype + " at load on " + backend + " (not the fast path)";
+    return s;
+  }
+};
+
+// One part of a fused linear: the checkpoint's module name and its rows.
+struct LinearPart {
+  std::string prefix;  // "model.layers.0.self_attn.q_proj"
+  int64_t rows;
 };
 
 class TransformerModel final : public Model {
  public:
-  TransformerModel(ModelConfig config, Backend& backend)
-      : config_(std::move(config)), backend_(backend), heads_(config_.heads()) {
+  TransformerModel(ModelConfig config, Backend& backend, ModelLoadOptions options)
+      : config_(std::move(config)), backend_(backend), heads_(config_.heads()), options_(std::move(options)) {
     rope_ = rope_config_make(config_);
     rope_local_ = rope_config_make(config_, /*local=*/true);
     const double pre_attn = config_.query_pre_attn_scalar > 0 ? config_.query_pre_attn_scalar : config_.head_dim;
@@ -60,9 +119,14 @@ class TransformerModel final : public Model {
     for (Tensor* t : owned_) {
       if (t->data) backend_.free(*t);
     }
+    layers_.clear();  // quantized weights free their memory through the backend
+    lm_head_.quant.reset();
     free_kv();
     free_activations();
   }
+
+  // GGUF Q4_0 / Q4_K linear weights already repacked into int4 (gguf_weights).
+  void set_int4(std::map<std::string, QuantWeight> int4) { int4_ = std::move(int4); }
 
   void load_weights(const SafetensorsSet& st) {
     const ModelConfig& c = config_;
@@ -102,10 +166,8 @@ class TransformerModel final : public Model {
         load_into(st, p + "self_attn.q_norm.weight", {hd}, L.q_norm, 0, 1);
         load_into(st, p + "self_attn.k_norm.weight", {hd}, L.k_norm, 0, 1);
       }
-      alloc_weight(L.qkv, qkvw, H);
-      load_into(st, p + "self_attn.q_proj.weight", {qw, H}, L.qkv, 0, qw);
-      load_into(st, p + "self_attn.k_proj.weight", {kw, H}, L.qkv, qw, kw);
-      load_into(st, p + "self_attn.v_proj.weight", {kw, H}, L.qkv, qw + kw, kw);
+      load_linear(st, {{p + "self_attn.q_proj", qw}, {p + "self_attn.k_proj", kw}, {p + "self_attn.v_proj", kw}}, H,
+                  L.qkv);
       if (c.attention_bias) {
         std::vector<float> b;
         append_f32(st, p + "self_attn.q_proj.bias", qw, b);
@@ -114,21 +176,29 @@ class TransformerModel final : public Model {
         alloc_weight(L.qkv_bias, 1, qkvw);
         backend_.upload(L.qkv_bias, 0, b.data(), DType::f32, 1);
       }
-      load_into(st, p + "self_attn.o_proj.weight", {H, qw}, L.o, 0, H);
+      load_linear(st, {{p + "self_attn.o_proj", H}}, qw, L.o);
       if (c.attention_out_bias) load_into(st, p + "self_attn.o_proj.bias", {H}, L.o_bias, 0, 1);
-      alloc_weight(L.gate_up, 2 * I, H);
-      load_into(st, p + "mlp.gate_proj.weight", {I, H}, L.gate_up, 0, I);
-      load_into(st, p + "mlp.up_proj.weight", {I, H}, L.gate_up, I, I);
-      load_into(st, p + "mlp.down_proj.weight", {H, I}, L.down, 0, H);
+      load_linear(st, {{p + "mlp.gate_proj", I}, {p + "mlp.up_proj", I}}, H, L.gate_up);
+      load_linear(st, {{p + "mlp.down_proj", H}}, I, L.down);
     }
     load_into(st, m + "norm.weight", {H}, final_norm_, 0, 1);
     // A tied head is the embedding table; a stored lm_head.weight is then ignored,
     // as transformers ties over it.
-    if (!c.tie_word_embeddings) load_into(st, head, {c.vocab_size, H}, lm_head_, 0, c.vocab_size);
+    // --quantize leaves the head in its dtype (as vLLM's online fp8 does); a
+    // checkpoint that quantized it is read as it is.
+    if (!c.tie_word_embeddings)
+      load_linear(st, {{head.substr(0, head.size() - 7), c.vocab_size}}, H, lm_head_, /*may_quantize=*/false);
   }
 
   const ModelConfig& config() const override { return config_; }
   int64_t weight_bytes() const override { return weight_bytes_; }
+  int64_t weight_params() const override { return weight_params_; }
+  std::string weight_format() const override {
+    WeightReport r = weight_report_;
+    r.backend = backend_.info().name;
+    r.dense_dtype = dtype_name(backend_.weight_dtype());
+    return r.describe(weight_params_);
+  }
 
   int64_t kv_block_bytes(int32_t block_size) const override {
     return 2 * int64_t(config_.num_layers) * block_size * heads_.kv_width() *
@@ -198,12 +268,12 @@ class TransformerModel final : public Model {
         b.add_rms_norm(residual, proj, L.input_norm, eps, off, normed);  // + previous MLP output
       }
       const AttentionParams& ap = attn_[size_t(l)];
-      b.linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv);
+      linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv);
       if (c.qk_norm) b.head_rms_norm(qkv, heads_, L.q_norm, L.k_norm, eps, off);
       b.rope(qkv, step, heads_, ap.window > 0 ? rope_local_ : rope_);
       b.kv_write(qkv, step, heads_, kv_[size_t(l)]);
       b.attention(qkv, step, heads_, kv_[size_t(l)], ap, attn);
-      b.linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj);
+      linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj);
       if (c.sandwich_norms) {
         // Gemma 2/3: the attention output is normed before the residual add, and the
         // MLP has a norm of its own on each side.
@@ -212,9 +282,9 @@ class TransformerModel final : public Model {
       } else {
         b.add_rms_norm(residual, proj, L.post_norm, eps, off, normed);
       }
-      b.linear(normed, L.gate_up, nullptr, gate_up);
+      linear(normed, L.gate_up, nullptr, gate_up);
       b.gated_activation(gate_up, c.activation, mlp);
-      b.linear(mlp, L.down, nullptr, proj);
+      linear(mlp, L.down, nullptr, proj);
       if (c.sandwich_norms) b.rms_norm(proj, L.post_ff_norm, eps, off, proj);
     }
     b.add_rms_norm(residual, proj, final_norm_, eps, off, normed);
@@ -222,7 +292,11 @@ class TransformerModel final : public Model {
     Tensor logits = logits_.row_slice(0, R);
     if (R == 0) return logits;
     b.gather_rows(normed, step, rows);
-    b.linear(rows, c.tie_word_embeddings ? embed_ : lm_head_, nullptr, logits);
+    if (c.tie_word_embeddings) {
+      b.linear(rows, embed_, nullptr, logits);
+    } else {
+      linear(rows, lm_head_, nullptr, logits);
+    }
     if (c.final_logit_softcap > 0) b.softcap(logits, c.final_logit_softcap);
     return logits;
   }
@@ -238,6 +312,93 @@ class TransformerModel final : public Model {
     t = backend_.alloc(backend_.weight_dtype(), rows, cols);
     owned_.push_back(&t);
     weight_bytes_ += int64_t(t.bytes());
+    weight_params_ += rows * cols;
+  }
+
+  void linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& out) {
+    if (w.quant) {
+      backend_.linear_quant(x, *w.quant, bias, out);
+    } else {
+      backend_.linear(x, w.dense, bias, out);
+    }
+  }
+
+  // The quantized form of part `prefix` ([rows, cols]) when there is one: GGUF's
+  // int4, the checkpoint's quantization_config, or (when may_quantize) --quantize
+  // fp8 of a float weight.
+  std::optional<QuantWeight> quantized_part(const SafetensorsSet& st, const std::string& prefix, int64_t rows,
+                                            int64_t cols, bool may_quantize) {
+    auto it = int4_.find(prefix + ".weight");
+    if (it != int4_.end()) {
+      if (it->second.rows != rows || it->second.cols != cols)
+        load_error("GGUF tensor '" + prefix + ".weight' has shape [" + std::to_string(it->second.rows) + ", " +
+                   std::to_string(it->second.cols) + "], but the config implies [" + std::to_string(rows) + ", " +
+                   std::to_string(cols) + "]");
+      return std::move(it->second);
+    }
+    if (std::optional<QuantWeight> q = quant_linear_load(st, config_.quant, prefix, rows, cols)) return q;
+    if (options_.quantize != "fp8" || !may_quantize) return std::nullopt;
+    const SafetensorsTensor& t = checked(st, prefix + ".weight", {rows, cols});
+    if (t.st_dtype != "BF16" && t.st_dtype != "F16" && t.st_dtype != "F32") return std::nullopt;
+    const std::vector<float> w = quant_floats(t);
+    return quant_fp8_per_channel(w.data(), rows, cols);
+  }
+
+  // Loads the linear whose rows are `parts` stacked (q; k; v or gate; up), each
+  // [rows, cols]. All parts quantized: one QuantWeight the backend runs, or
+  // dequantizes at load when it cannot. Otherwise a dense weight, with any
+  // quantized part dequantized into it (GGUF mixes Q4_K and Q6_K within q/k/v).
+  void load_linear(const SafetensorsSet& st, const std::vector<LinearPart>& parts, int64_t cols, LinearWeight& out,
+                   bool may_quantize = true) {
+    std::vector<std::optional<QuantWeight>> q;
+    int64_t rows = 0;
+    bool all = true;
+    for (const LinearPart& part : parts) {
+      q.push_back(quantized_part(st, part.prefix, part.rows, cols, may_quantize));
+      all = all && q.back();
+      rows += part.rows;
+    }
+    if (all) {
+      QuantWeight w = std::move(*q[0]);
+      for (size_t i = 1; i < q.size(); ++i) quant_append_rows(w, *q[i], parts[0].prefix + " and " + parts[i].prefix);
+      out.quant = backend_.quant_upload(w);
+      if (out.quant) {
+        weight_report_.held_quantized = true;
+        weight_report_.add(quant_label(w), rows * cols);
+        weight_bytes_ += out.quant->bytes();
+        weight_params_ += rows * cols;
+        return;
+      }
+      weight_report_.add(quant_label(w), rows * cols);
+      weight_report_.dequantized_at_load = true;
+      alloc_weight(out.dense, rows, cols);
+      upload_dequantized(w, out.dense, 0);
+      return;
+    }
+    alloc_weight(out.dense, rows, cols);
+    int64_t row0 = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (q[i]) {
+        weight_report_.add(quant_label(*q[i]) + ", dequantized: fused with an unquantized part", parts[i].rows * cols);
+        upload_dequantized(*q[i], out.dense, row0);
+      } else {
+        weight_report_.add(st.get(parts[i].prefix + ".weight").st_dtype + " as " + dtype_name(backend_.weight_dtype()),
+                           parts[i].rows * cols);
+        load_into(st, parts[i].prefix + ".weight", {parts[i].rows, cols}, out.dense, row0, parts[i].rows);
+      }
+      row0 += parts[i].rows;
+    }
+  }
+
+  // Rows of w dequantized into dst from dst_row0 on, a slice at a time.
+  void upload_dequantized(const QuantWeight& w, Tensor& dst, int64_t dst_row0) {
+    const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / w.cols);
+    std::vector<float> buf(size_t(std::min(chunk, w.rows) * w.cols));
+    for (int64_t r = 0; r < w.rows; r += chunk) {
+      const int64_t n = std::min(chunk, w.rows - r);
+      quant_dequantize_rows(w, r, n, buf.data());
+      backend_.upload(dst, dst_row0 + r, buf.data(), DType::f32, n);
+    }
   }
 
   const SafetensorsTensor& checked(const SafetensorsSet& st, const std::string& name,
@@ -309,10 +470,15 @@ class TransformerModel final : public Model {
   std::vector<AttentionParams> attn_;   // per layer
   float embed_scale_ = 1.0f;
 
-  Tensor embed_, final_norm_, lm_head_;
+  Tensor embed_, final_norm_;
+  LinearWeight lm_head_;
   std::vector<LayerWeights> layers_;
   std::vector<Tensor*> owned_;  // every weight tensor, for the destructor
   int64_t weight_bytes_ = 0;
+  int64_t weight_params_ = 0;
+  ModelLoadOptions options_;
+  std::map<std::string, QuantWeight> int4_;
+  WeightReport weight_report_;
 
   std::vector<KvLayer> kv_;
   Activations act_;
@@ -323,14 +489,19 @@ class TransformerModel final : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backend) {
+std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backend, const ModelLoadOptions& options) {
+  if (!options.quantize.empty() && options.quantize != "fp8")
+    throw EngineError(ErrorCode::invalid_argument,
+                      "quantize \"" + options.quantize + "\" is not supported (\"fp8\" is, or none)");
   // A GGUF file (or a directory holding one instead of config.json) yields the
   // same config and Hugging Face-named tensors (model/gguf.h).
   const std::string gguf = gguf_find(model_dir);
   std::shared_ptr<GgufFile> file = gguf.empty() ? nullptr : std::shared_ptr<GgufFile>(GgufFile::open(gguf));
   ModelConfig config = file ? gguf_model_config(*file) : model_config_load(model_dir);
-  SafetensorsSet weights = file ? gguf_weights(file) : SafetensorsSet::open_dir(model_dir);
-  auto model = std::make_unique<TransformerModel>(std::move(config), backend);
+  std::map<std::string, QuantWeight> int4;
+  SafetensorsSet weights = file ? gguf_weights(file, &int4) : SafetensorsSet::open_dir(model_dir);
+  auto model = std::make_unique<TransformerModel>(std::move(config), backend, options);
+  model->set_int4(std::move(int4));
   model->load_weights(weights);
   return model;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "batchgen/backend.h"
+#include "quant/quant_hf.h"
 
 namespace bg {
 
@@ -74,6 +75,7 @@ struct ModelConfig {
   float attn_logit_softcap = 0.0f;
   float final_logit_softcap = 0.0f;
   std::string torch_dtype;            // as stored
+  QuantScheme quant;                  // config.json "quantization_config" (none when absent)
 
   HeadLayout heads() const { return HeadLayout{num_heads, num_kv_heads, head_dim}; }
   // How many of a sequence's latest positions some layer may still read: the largest
@@ -97,17 +99,33 @@ ModelConfig model_config_parse(const Json& config, const std::string& path, cons
 // picks the sliding-window layers' embedding (the same unless rope_local_theta is set).
 RopeConfig rope_config_make(const ModelConfig& config, bool local = false);
 
+struct ModelLoadOptions {
+  // "fp8": every decoder linear weight (q/k/v/o, gate/up/down) the checkpoint holds
+  // in BF16, F16 or F32 is quantized at load to fp8 e4m3 with per-channel scales
+  // (quant_fp8_per_channel); the embedding and the head keep their dtype, weights
+  // already quantized keep their format. "" (default): weights as stored.
+  std::string quantize;
+};
+
 class Model {
  public:
   // Loads config + every safetensors file (single or index-sharded) into the backend.
+  // Quantized checkpoints (quant/quant_hf.h, GGUF Q4_0 / Q4_K) become QuantWeights:
+  // the backend runs them (Backend::quant_upload) or they are dequantized at load.
   // Throws EngineError(model_load) naming the file and tensor at fault.
   // The model keeps a reference to `backend` and frees its tensors through it, so
   // the backend must outlive the model.
-  static std::unique_ptr<Model> load(const std::string& model_dir, Backend& backend);
+  static std::unique_ptr<Model> load(const std::string& model_dir, Backend& backend,
+                                     const ModelLoadOptions& options = {});
   virtual ~Model() = default;
 
   virtual const ModelConfig& config() const = 0;
   virtual int64_t weight_bytes() const = 0;
+  virtual int64_t weight_params() const = 0;
+  // How the weights are held, for reports: each storage with its share of the
+  // parameters ("int4 g64 (AWQ int4 g64) 87.5%, f32 12.5%"), then how quantized
+  // ones run ("held packed, dequantized per 16-row block in each product (cpu)").
+  virtual std::string weight_format() const = 0;
   // Bytes one KV block takes over all layers (K and V).
   virtual int64_t kv_block_bytes(int32_t block_size) const = 0;
   // Allocates the paged KV cache: num_blocks blocks of block_size slots per layer.

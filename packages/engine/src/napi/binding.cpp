@@ -110,6 +110,7 @@ bg::EngineOptions options_read(const Napi::Object& o) {
   e.max_model_len = int32_t(get_int(o, "maxModelLen", 0, INT32_MAX));
   e.deterministic = get_bool(o, "deterministic");
   e.enable_prefix_caching = get_bool(o, "enablePrefixCaching");
+  e.quantize = get_string(o, "quantize");
   return e;
 }
 
@@ -221,6 +222,9 @@ Napi::Object model_info_to_js(Napi::Env env, const bg::ModelInfo& m) {
   o.Set("device", m.device);
   o.Set("deviceName", m.device_name);
   o.Set("weightBytes", double(m.weight_bytes));
+  o.Set("weightParams", double(m.weight_params));
+  o.Set("weightFormat", m.weight_format);
+  o.Set("kvBytesPerToken", double(m.kv_bytes_per_token));
   o.Set("blockSize", m.block_size);
   o.Set("kvBlocks", double(m.kv_blocks));
   return o;

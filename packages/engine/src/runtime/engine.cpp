@@ -89,7 +89,9 @@ class EngineImpl final : public Engine {
     bo.threads = options_.threads;
     bo.deterministic = options_.deterministic;
     backend_ = backend_create(bo);
-    model_ = Model::load(options_.model_dir, *backend_);
+    ModelLoadOptions mo;
+    mo.quantize = options_.quantize;
+    model_ = Model::load(options_.model_dir, *backend_, mo);
     const ModelConfig& cfg = model_->config();
 
     int32_t max_len = cfg.max_position_embeddings;
@@ -149,6 +151,9 @@ class EngineImpl final : public Engine {
     info_.device = bi.name;
     info_.device_name = bi.device_name;
     info_.weight_bytes = model_->weight_bytes();
+    info_.weight_params = model_->weight_params();
+    info_.weight_format = model_->weight_format();
+    info_.kv_bytes_per_token = model_->kv_block_bytes(1);
     info_.block_size = bs;
     info_.kv_blocks = num_blocks;
   }

@@ -61,6 +61,32 @@ size_t mem_available_bytes() {
   return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0;
 }
 
+// A quantized weight on the CPU is the host representation itself; linear_quant
+// dequantizes it a block of rows at a time (cpu_linear_quant.cpp).
+// The shapes and dtypes of a linear op with an [n, k] weight.
+void expect_linear(const Tensor& x, int64_t n, int64_t k, const Tensor* bias, const Tensor& out) {
+  expect_dtype(x, DType::f32, "linear input");
+  expect_dtype(out, DType::f32, "linear output");
+  expect(x.cols == k, "linear: input width " + std::to_string(x.cols) + " != weight width " + std::to_string(k));
+  expect(out.rows == x.rows && out.cols == n, "linear: output shape");
+  if (bias) {
+    expect_dtype(*bias, DType::f32, "linear bias");
+    expect(bias->cols == n, "linear: bias width");
+  }
+}
+
+class CpuQuantLinear final : public QuantLinear {
+ public:
+  explicit CpuQuantLinear(QuantWeight w) : w_(std::move(w)) {}
+  int64_t rows() const override { return w_.rows; }
+  int64_t cols() const override { return w_.cols; }
+  int64_t bytes() const override { return w_.bytes(); }
+  const QuantWeight& weight() const { return w_; }
+
+ private:
+  QuantWeight w_;
+};
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options)
@@ -230,19 +256,30 @@ class CpuBackend final : public Backend {
   }
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
-    expect_dtype(x, DType::f32, "linear input");
     expect_dtype(w, DType::f32, "linear weight");
-    expect_dtype(out, DType::f32, "linear output");
-    expect(x.cols == w.cols, "linear: input width " + std::to_string(x.cols) + " != weight width " +
-                                 std::to_string(w.cols));
-    expect(out.rows == x.rows && out.cols == w.rows, "linear: output shape");
-    if (bias) {
-      expect_dtype(*bias, DType::f32, "linear bias");
-      expect(bias->cols == w.rows, "linear: bias width");
-    }
+    expect_linear(x, w.rows, w.cols, bias, out);
     cpu::linear_f32(pool_, x.ptr<float>(), x.stride, w.ptr<float>(), w.stride,
                     bias ? bias->ptr<float>() : nullptr, out.ptr<float>(), out.stride, x.rows, w.rows,
                     x.cols);
+  }
+
+  std::unique_ptr<QuantLinear> quant_upload(const QuantWeight& w) override {
+    quant_validate(w, "cpu quant_upload");
+    return std::make_unique<CpuQuantLinear>(w);
+  }
+
+  void linear_quant(const Tensor& x, const QuantLinear& wq, const Tensor* bias, Tensor& out) override {
+    const QuantWeight& w = static_cast<const CpuQuantLinear&>(wq).weight();
+    expect_linear(x, w.rows, w.cols, bias, out);
+    // Grows to the widest weight once; later calls allocate nothing.
+    const size_t need = size_t(cpu::kQuantBlockRows * w.cols);
+    if (quant_scratch_.empty() || quant_scratch_[0].size() < need) {
+      quant_scratch_.assign(size_t(pool_.size()), std::vector<float>(need));
+      quant_scratch_ptrs_.clear();
+      for (auto& v : quant_scratch_) quant_scratch_ptrs_.push_back(v.data());
+    }
+    cpu::linear_quant_f32(pool_, x.ptr<float>(), x.stride, w, bias ? bias->ptr<float>() : nullptr,
+                          out.ptr<float>(), out.stride, x.rows, quant_scratch_ptrs_.data());
   }
 
   void rope(Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const RopeConfig& rope) override {
@@ -395,6 +432,8 @@ class CpuBackend final : public Backend {
   StepBatch step_;
   std::vector<std::vector<float>> scratch_;  // one per pool chunk
   std::vector<float*> scratch_ptrs_;
+  std::vector<std::vector<float>> quant_scratch_;  // linear_quant: kQuantBlockRows rows per pool chunk
+  std::vector<float*> quant_scratch_ptrs_;
 };
 
 }  // namespace

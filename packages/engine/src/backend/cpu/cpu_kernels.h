@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backend/cpu/thread_pool.h"
+#include "batchgen/quant_weight.h"
 
 namespace bg {
 namespace cpu {
@@ -14,6 +15,19 @@ namespace cpu {
 // Row strides in elements: xs for x, ws for w, os for out.
 void linear_f32(ThreadPool& pool, const float* x, int64_t xs, const float* w, int64_t ws,
                 const float* bias, float* out, int64_t os, int64_t T, int64_t N, int64_t K);
+
+// linear_f32's output columns [n0, n1) on the calling thread, with the same
+// arithmetic (an element's value does not depend on how columns are split).
+void linear_f32_columns(const float* x, int64_t xs, const float* w, int64_t ws, const float* bias, float* out,
+                        int64_t os, int64_t T, int64_t n0, int64_t n1, int64_t K);
+
+// linear_f32 with a quantized weight: each block of kQuantBlockRows weight rows is
+// dequantized (quant_dequantize_rows) into the chunk's scratch (kQuantBlockRows * K
+// floats) and multiplied there, so every output equals linear_f32 on the
+// dequantized weight bit for bit.
+constexpr int64_t kQuantBlockRows = 16;
+void linear_quant_f32(ThreadPool& pool, const float* x, int64_t xs, const QuantWeight& w, const float* bias,
+                      float* out, int64_t os, int64_t T, float* const* scratch);
 
 // out[t] = rms_norm(x[t]) * (w + offset), optionally after residual[t] += add[t]
 // (then out uses the updated residual). x and residual may be the same rows.

@@ -93,6 +93,11 @@ void linear_columns(const float* x, int64_t xs, const float* w, int64_t ws, cons
 
 }  // namespace
 
+void linear_f32_columns(const float* x, int64_t xs, const float* w, int64_t ws, const float* bias, float* out,
+                        int64_t os, int64_t T, int64_t n0, int64_t n1, int64_t K) {
+  linear_columns(x, xs, w, ws, bias, out, os, T, n0, n1, K);
+}
+
 void linear_f32(ThreadPool& pool, const float* x, int64_t xs, const float* w, int64_t ws,
                 const float* bias, float* out, int64_t os, int64_t T, int64_t N, int64_t K) {
   if (T <= 0 || N <= 0) return;
