@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -51,10 +51,10 @@ export function pythonPath(): string {
   return process.env.BATCHGEN_PYTHON ?? (existsSync(venv) ? venv : "python3");
 }
 
-function runScript(outDir: string): Promise<void> {
+function runScript(script: string, outDir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(pythonPath(), [SCRIPT, "--out", outDir], { maxBuffer: 64 * 1024 * 1024 }, (error, _stdout, stderr) => {
-      if (error) reject(new Error(`${pythonPath()} ${SCRIPT} failed: ${error.message}\n${stderr}`));
+    execFile(pythonPath(), [script, "--out", outDir], { maxBuffer: 64 * 1024 * 1024 }, (error, _stdout, stderr) => {
+      if (error) reject(new Error(`${pythonPath()} ${script} failed: ${error.message}\n${stderr}`));
       else resolve();
     });
   });
@@ -62,10 +62,16 @@ function runScript(outDir: string): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The directory holding manifest.json, building it first when needed. */
-export async function referenceDir(): Promise<string> {
-  const hash = createHash("sha256").update(await readFile(SCRIPT)).digest("hex").slice(0, 16);
-  const dir = join(tmpdir(), `batchgen-reference-${hash}`);
+/**
+ * The directory holding manifest.json, building it first when needed: the output
+ * of tools/reference.py, or of another script of tools/ (which may import
+ * reference.py, so its version counts too).
+ */
+export async function referenceDir(script = SCRIPT): Promise<string> {
+  const hashed = createHash("sha256").update(await readFile(script));
+  if (script !== SCRIPT) hashed.update(await readFile(SCRIPT));
+  const hash = hashed.digest("hex").slice(0, 16);
+  const dir = join(tmpdir(), `batchgen-${basename(script, ".py").replace(/_/g, "-")}-${hash}`);
   const lock = `${dir}.lock`;
   const deadline = Date.now() + 10 * 60_000;
   while (!existsSync(join(dir, "manifest.json"))) {
@@ -83,7 +89,7 @@ export async function referenceDir(): Promise<string> {
       if (existsSync(join(dir, "manifest.json"))) break;
       const tmp = `${dir}.tmp-${process.pid}`;
       await rm(tmp, { recursive: true, force: true });
-      await runScript(tmp);
+      await runScript(script, tmp);
       await rm(dir, { recursive: true, force: true });
       await rename(tmp, dir);
     } finally {
@@ -93,7 +99,7 @@ export async function referenceDir(): Promise<string> {
   return dir;
 }
 
-async function readF32(path: string): Promise<Float32Array> {
+export async function readF32(path: string): Promise<Float32Array> {
   const buf = await readFile(path);
   // Copy: a Buffer's offset into its ArrayBuffer need not be 4-aligned.
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));

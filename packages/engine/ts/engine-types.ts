@@ -35,6 +35,14 @@ export interface EngineLoadOptions {
    * blocks share them and compute only the rest; default true.
    */
   enablePrefixCaching?: boolean;
+  /**
+   * LoRA adapters (peft directories: adapter_config.json, adapter_model.safetensors)
+   * that requests may name by `lora`; checked at load, read into a device slot on
+   * first use.
+   */
+  loras?: { name: string; path: string }[];
+  /** Adapter slots in device memory (least recently used out); default 0 = one per adapter, at most 8. */
+  maxLoras?: number;
 }
 
 /**
@@ -80,6 +88,8 @@ export interface GenerateRequest {
   logprobs?: number;
   /** Structured output: any JSON object, or JSON that matches a schema (the strict-mode subset). */
   responseFormat?: { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown };
+  /** A LoRA adapter's name (EngineLoadOptions.loras); default: the base model. */
+  lora?: string;
 }
 
 /** One generated token's logprob and its best alternatives (when asked for). */

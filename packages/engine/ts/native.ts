@@ -29,6 +29,10 @@ export interface NativeLoadOptions {
   maxModelLen: number;
   deterministic: boolean;
   enablePrefixCaching: boolean;
+  /** LoRA adapters requests may name: peft adapter directories. */
+  loras: { name: string; path: string }[];
+  /** Adapter slots in device memory; 0 = one per adapter, at most 8. */
+  maxLoras: number;
 }
 
 /** One request as submit() reads it. */
@@ -56,6 +60,8 @@ export interface NativeRequest {
   responseFormat: "text" | "json_object" | "json_schema";
   /** The JSON Schema's text when responseFormat is "json_schema", else "". */
   jsonSchema: string;
+  /** The LoRA adapter's name (NativeLoadOptions.loras), "" = the base model. */
+  lora: string;
 }
 
 export interface NativeResult {
@@ -97,6 +103,11 @@ export interface NativeStats {
   lastStepMs: number;
   /** Grammar token masks applied so far (one per structured-output row and step). */
   grammarMasks: number;
+  /** LoRA adapters in a device slot now. */
+  lorasResident: string[];
+  /** Adapters read into a slot (first use or after an eviction), and evictions. */
+  loraLoads: number;
+  loraEvictions: number;
 }
 
 export interface NativeModelInfo {
@@ -113,6 +124,11 @@ export interface NativeModelInfo {
   weightBytes: number;
   blockSize: number;
   kvBlocks: number;
+  /** LoRA adapter names; slots that hold adapters at once, their rank and device bytes each. */
+  loras: string[];
+  maxLoras: number;
+  loraRank: number;
+  loraSlotBytes: number;
 }
 
 /** The engine object load() resolves with; it steps on its own native thread. */
@@ -123,7 +139,7 @@ export interface NativeEngine {
   abort(id: string): boolean;
   stats(): NativeStats;
   modelInfo(): NativeModelInfo;
-  promptLogits(prompt: Int32Array): Promise<Float32Array>;
+  promptLogits(prompt: Int32Array, lora?: string): Promise<Float32Array>;
   /** Aborts live requests (their results still arrive through onResults) and stops the thread. */
   close(): Promise<void>;
 }
