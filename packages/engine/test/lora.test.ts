@@ -180,6 +180,21 @@ describe("adapters the engine cannot serve", () => {
     expect(String((missing as Error).message)).toMatch(/no adapter_config\.json/);
   });
 
+  it("an adapter whose weights turn out unreadable fails its requests, not the engine", async () => {
+    const c = cases[0]!;
+    const dir = await edited(c, "corrupt", () => {});
+    const engine = await Engine.load({ modelDir: c.baseDir, device: "cpu", threads: 1, kvCacheBlocks: 16, loras: [{ name: "bad", path: dir }] });
+    try {
+      await writeFile(join(dir, "adapter_model.safetensors"), Buffer.from("not a safetensors file"));
+      const r = await engine.generate({ prompt: [5, 6, 7], maxTokens: 2, lora: "bad" });
+      expect(r.finishReason).toBe("error");
+      expect(r.error).toMatch(/LoRA adapter 'bad': .*adapter_model\.safetensors/);
+      expect((await engine.generate({ prompt: [5, 6, 7], maxTokens: 2 })).finishReason).toBe("length");
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("a request naming an unknown adapter is refused with the known ones", async () => {
     const c = cases[0]!;
     const engine = await load(c);
