@@ -11,6 +11,8 @@ export interface EngineDriver {
     readonly eosTokenIds: number[];
     readonly device: string;
     readonly deviceName: string;
+    /** LoRA adapters a request may name (GenerateRequest.lora). */
+    readonly loras: string[];
   };
   /** Resolves when the request finishes; an aborted request resolves with finishReason "abort". */
   generate(request: GenerateRequest): Promise<GenerateResult>;

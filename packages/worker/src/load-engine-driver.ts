@@ -16,5 +16,7 @@ export async function loadEngineDriver(config: WorkerConfig): Promise<EngineDriv
   if (config.kvCacheMemoryFraction !== undefined) options.kvCacheMemoryFraction = config.kvCacheMemoryFraction;
   if (config.deterministic !== undefined) options.deterministic = config.deterministic;
   if (config.noPrefixCaching) options.enablePrefixCaching = false;
+  if (config.lora.length > 0) options.loras = config.lora;
+  if (config.maxLoras !== undefined) options.maxLoras = config.maxLoras;
   return Engine.load(options);
 }
