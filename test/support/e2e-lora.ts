@@ -4,11 +4,11 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-const TARGETS = {
-  "self_attn.q_proj": (c: ModelShape) => [c.hidden, c.heads * c.headDim],
-  "self_attn.v_proj": (c: ModelShape) => [c.hidden, c.kvHeads * c.headDim],
-  "mlp.down_proj": (c: ModelShape) => [c.intermediate, c.hidden],
-} as const;
+const TARGETS: Record<string, (c: ModelShape) => [inDim: number, outDim: number]> = {
+  "self_attn.q_proj": (c) => [c.hidden, c.heads * c.headDim],
+  "self_attn.v_proj": (c) => [c.hidden, c.kvHeads * c.headDim],
+  "mlp.down_proj": (c) => [c.intermediate, c.hidden],
+};
 
 interface ModelShape {
   hidden: number;

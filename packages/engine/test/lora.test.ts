@@ -45,7 +45,7 @@ interface Manifest {
   }>;
 }
 
-let cases: LoraCase[] = [];
+const cases: LoraCase[] = [];
 let scratch = "";
 
 beforeAll(async () => {
