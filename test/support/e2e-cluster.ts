@@ -127,6 +127,9 @@ export interface WorkerOptions {
   graceMs?: number;
   /** Its /metrics port; default any free one (read from its "worker ready" line). */
   metricsPort?: number;
+  /** LoRA adapters it serves (--lora NAME=DIR each) and its adapter slots (--max-loras). */
+  loras?: Array<{ name: string; path: string }>;
+  maxLoras?: number;
 }
 
 export interface WorkerProcess {
@@ -157,6 +160,8 @@ export function spawnWorker(name: string, o: WorkerOptions): WorkerProcess {
     "--worker-id", name,
     "--deterministic", // batch-invariant: each line's answer is the engine-alone reference's
     ...(o.modelName ? ["--model-name", o.modelName] : []),
+    ...(o.loras ?? []).flatMap((l) => ["--lora", `${l.name}=${l.path}`]),
+    ...(o.maxLoras ? ["--max-loras", String(o.maxLoras)] : []),
   ];
   const args = o.viaCli ? [CLI_MAIN, "worker", ...flags] : [WORKER_MAIN, ...flags];
   const proc = new NodeProcess(name, args, {

@@ -1,5 +1,6 @@
 // A stored batch as the OpenAI Batch object (unix-second timestamps), plus the
-// documented extensions: `model`, `usage`, and `progress` (lines, tokens, tokens/s, ETA).
+// documented extensions: `model`, `adapters` (the LoRA adapters of `model` its lines run
+// on), `usage`, and `progress` (lines, tokens, tokens/s, ETA).
 import type { BatchObject, FileObject } from "@batchgen/core";
 import type { BatchRecord, FileRecord } from "./job-store.js";
 
@@ -7,6 +8,7 @@ const sec = (ms: number | null): number | null => (ms === null ? null : Math.flo
 
 export type BatchView = BatchObject & {
   model: string | null;
+  adapters: string[];
   usage: {
     input_tokens: number;
     input_tokens_details: { cached_tokens: number };
@@ -44,6 +46,7 @@ export function batchView(b: BatchRecord, nowMs: number = Date.now()): BatchView
     request_counts: { total: b.total, completed: b.completed, failed: b.failed },
     metadata: b.metadata,
     model: b.model,
+    adapters: b.adapters ?? [],
     usage: {
       input_tokens: b.promptTokens,
       input_tokens_details: { cached_tokens: b.promptTokensCached },

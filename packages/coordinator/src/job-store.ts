@@ -56,6 +56,8 @@ export interface BatchRecord {
   errors: BatchError[] | null;
   /** Known once ingest has read the file. */
   model: string | null;
+  /** LoRA adapters of `model` the lines name (known once ingest has read the file). */
+  adapters: string[] | null;
   total: number;
   shards: number;
   shardLines: number;
@@ -95,6 +97,8 @@ export interface ShardJobData {
   runs?: LineRun[];
   /** The prefix key most of its lines share (the lease broker's affinity hint). */
   prefixKey?: string;
+  /** LoRA adapters its lines name (the lease broker prefers workers that hold them). */
+  adapters?: string[];
 }
 
 /** A shard taken from its model's queue with a lock token; the lock lives while extended. */
@@ -219,8 +223,10 @@ export interface JobStore {
   liveLeases(batchId: string, nowMs: number): Promise<number>;
 
   // Models served by connected workers
-  registerModel(model: string, maxModelLen: number, ttlMs: number): Promise<void>;
-  servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number }>>;
+  /** A model a worker serves, with the LoRA adapters it serves on it (names that map to `model`). */
+  registerModel(model: string, maxModelLen: number, ttlMs: number, adapters?: readonly string[]): Promise<void>;
+  /** Served names: base models, and adapters with the base they run on. */
+  servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number; base?: string }>>;
 
   // The fleet (workers connected to any replica, from their sessions' heartbeats)
   /** Record a session's worker; it drops out of fleet() after ttlMs without another put. */

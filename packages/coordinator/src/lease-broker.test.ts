@@ -127,4 +127,28 @@ describe("LeaseBroker", () => {
     expect(b.got).toEqual([1, 3]);
     await broker.stop();
   });
+
+  it("prefers the session whose engine holds a shard's LoRA adapters, while it wants work", async () => {
+    const q = new FakeQueue();
+    const withAdapters = (n: number, adapters: string[]): LeasedShard => {
+      const s = shard(n);
+      (s.data as ShardJobData).adapters = adapters;
+      return s;
+    };
+    q.items = [withAdapters(0, ["pirate"]), withAdapters(1, ["pirate", "legal"]), withAdapters(2, ["legal"]), withAdapters(3, ["pirate"]), withAdapters(4, ["pirate"])];
+    const broker = new LeaseBroker({ store: q.store, logger, pollMs: 1000 });
+    const plain = Object.assign(new Taker("m", 5), { adaptersLoaded: new Set<string>() });
+    const pirate = Object.assign(new Taker("m", 3), { adaptersLoaded: new Set(["pirate"]) });
+    const legal = Object.assign(new Taker("m", 5), { adaptersLoaded: new Set(["legal", "other"]) });
+    broker.want(plain);
+    broker.want(pirate);
+    broker.want(legal);
+    await tick();
+    // Shard 1 (pirate + legal): a tie, the first holder wins; pirate's credit runs out
+    // after three shards, and shard 4 goes round-robin (a hint, never a wait).
+    expect(pirate.got).toEqual([0, 1, 3]);
+    expect(legal.got).toEqual([2]);
+    expect(plain.got).toEqual([4]);
+    await broker.stop();
+  });
 });

@@ -11,6 +11,10 @@
 // session that wants work at once, and since a session wants work only while it has
 // credit (about 2x its engine's sequences), a busy session with affinity stops
 // attracting shards once its credit is spent, and idle sessions get the rest.
+//
+// LoRA adapters: a shard whose lines name adapters (and no prefix affinity) goes to the
+// session whose engine holds the most of them now (its heartbeats say which), so
+// adapters are not read into another engine's memory; the same hint, never a wait.
 import { newId, type Logger } from "@batchgen/core";
 import type { JobStore, LeasedShard } from "./job-store.js";
 
@@ -20,6 +24,8 @@ export type AssignResult = "leased" | "skipped" | "busy";
 export interface LeaseTaker {
   readonly model: string;
   wantsWork(): boolean;
+  /** LoRA adapters the worker's engine holds now (absent: none known). */
+  readonly adaptersLoaded?: ReadonlySet<string>;
   /**
    * Take over the shard: lease it, finish it, or put it back. Several may run at once, so
    * a taker reserves the shard's lines from its credit before its first await.
@@ -182,13 +188,30 @@ class ModelPuller {
         }
       }
     }
-    taker ??= this.nextTaker();
+    taker ??= this.adapterTaker(shard.data.adapters) ?? this.nextTaker();
     if (taker && key) {
       const keys = (this.recentKeys.get(taker) ?? []).filter((k) => k !== key);
       keys.unshift(key);
       this.recentKeys.set(taker, keys.slice(0, AFFINITY_KEYS));
     }
     return taker;
+  }
+
+  /** The session that wants work and holds the most of `adapters`, if any holds one. */
+  private adapterTaker(adapters: readonly string[] | undefined): LeaseTaker | null {
+    if (!adapters || adapters.length === 0) return null;
+    let best: LeaseTaker | null = null;
+    let most = 0;
+    for (const t of this.takers) {
+      const held = t.adaptersLoaded;
+      if (!held || held.size === 0) continue;
+      const n = adapters.reduce((sum, a) => sum + (held.has(a) ? 1 : 0), 0);
+      if (n > most && t.wantsWork()) {
+        most = n;
+        best = t;
+      }
+    }
+    return best;
   }
 
   /** Hand one shard over; reading it and telling the worker overlap with taking the next. */

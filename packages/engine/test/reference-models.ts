@@ -64,13 +64,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The directory holding manifest.json, building it first when needed: the output
- * of `script` (tools/reference.py unless another generator is named; it takes
- * --out DIR and writes manifest.json there last).
+ * of tools/reference.py, or of another script of tools/ (which may import
+ * reference.py, so its version counts too).
  */
 export async function referenceDir(script = SCRIPT): Promise<string> {
-  const hash = createHash("sha256").update(await readFile(script)).digest("hex").slice(0, 16);
-  const name = script === SCRIPT ? "batchgen-reference" : `batchgen-${basename(script, ".py")}`;
-  const dir = join(tmpdir(), `${name}-${hash}`);
+  const hashed = createHash("sha256").update(await readFile(script));
+  if (script !== SCRIPT) hashed.update(await readFile(SCRIPT));
+  const hash = hashed.digest("hex").slice(0, 16);
+  const dir = join(tmpdir(), `batchgen-${basename(script, ".py").replace(/_/g, "-")}-${hash}`);
   const lock = `${dir}.lock`;
   const deadline = Date.now() + 10 * 60_000;
   while (!existsSync(join(dir, "manifest.json"))) {

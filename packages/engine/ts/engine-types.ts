@@ -42,6 +42,14 @@ export interface EngineLoadOptions {
    * quantized checkpoint, AWQ, GPTQ, FP8, NF4 or GGUF Q4, runs in its own format).
    */
   quantize?: "fp8";
+  /**
+   * LoRA adapters (peft directories: adapter_config.json, adapter_model.safetensors)
+   * that requests may name by `lora`; checked at load, read into a device slot on
+   * first use.
+   */
+  loras?: { name: string; path: string }[];
+  /** Adapter slots in device memory (least recently used out); default 0 = one per adapter, at most 8. */
+  maxLoras?: number;
 }
 
 /**
@@ -95,6 +103,8 @@ export interface GenerateRequest {
    * sampling fields are ignored.
    */
   pooling?: "last" | "mean";
+  /** A LoRA adapter's name (EngineLoadOptions.loras); default: the base model. */
+  lora?: string;
 }
 
 /** One generated token's logprob and its best alternatives (when asked for). */

@@ -92,11 +92,12 @@ export class Engine {
   }
 
   /** Logits [prompt.length * vocabSize] of every prompt position, the prompt run alone. */
-  promptLogits(prompt: number[] | Int32Array): Promise<Float32Array> {
+  promptLogits(prompt: number[] | Int32Array, lora?: string): Promise<Float32Array> {
     try {
       if (this.#closing !== undefined) throw new EngineError("closed", "the engine is closed");
       const ids = tokenIds(prompt, "prompt");
-      return awaitNative(() => this.#native.promptLogits(ids));
+      if (lora !== undefined && typeof lora !== "string") fail("lora: must be an adapter name");
+      return awaitNative(() => this.#native.promptLogits(ids, lora ?? ""));
     } catch (error) {
       return Promise.reject(toEngineError(error));
     }
@@ -198,7 +199,21 @@ function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
     deterministic: o.deterministic ?? false,
     enablePrefixCaching: o.enablePrefixCaching ?? true,
     quantize: o.quantize ?? "",
+    loras: loraSpecs(o.loras),
+    maxLoras: integer(o.maxLoras, "maxLoras", 0, 4096, 0),
   };
+}
+
+function loraSpecs(loras: EngineLoadOptions["loras"]): NativeLoadOptions["loras"] {
+  if (loras === undefined) return [];
+  if (!Array.isArray(loras)) fail("loras: must be an array of { name, path }");
+  return loras.map((l: unknown, i) => {
+    const { name, path } = (l ?? {}) as { name?: unknown; path?: unknown };
+    if (typeof name !== "string" || name.length === 0 || typeof path !== "string" || path.length === 0) {
+      fail(`loras[${i}]: must be { name, path } with non-empty strings`);
+    }
+    return { name, path };
+  });
 }
 
 function nativeRequest(r: GenerateRequest): NativeRequest {
@@ -234,6 +249,7 @@ function nativeRequest(r: GenerateRequest): NativeRequest {
     logprobs: integer(r.logprobs, "logprobs", 0, 20, -1),
     ...responseFormat(r.responseFormat),
     pooling: pooling(r.pooling),
+    lora: r.lora === undefined ? "" : typeof r.lora === "string" ? r.lora : fail("lora: must be an adapter name"),
   };
 }
 

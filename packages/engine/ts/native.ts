@@ -31,6 +31,10 @@ export interface NativeLoadOptions {
   enablePrefixCaching: boolean;
   /** "" (weights as stored) or "fp8" (float linear weights quantized at load, per-channel scales). */
   quantize: string;
+  /** LoRA adapters requests may name: peft adapter directories. */
+  loras: { name: string; path: string }[];
+  /** Adapter slots in device memory; 0 = one per adapter, at most 8. */
+  maxLoras: number;
 }
 
 /** One request as submit() reads it. */
@@ -60,6 +64,8 @@ export interface NativeRequest {
   jsonSchema: string;
   /** "none": a generation; else an embedding request pooled so (engine.h GenerateRequest::pooling). */
   pooling: "none" | "last" | "mean";
+  /** The LoRA adapter's name (NativeLoadOptions.loras), "" = the base model. */
+  lora: string;
 }
 
 export interface NativeResult {
@@ -105,6 +111,11 @@ export interface NativeStats {
   lastStepMs: number;
   /** Grammar token masks applied so far (one per structured-output row and step). */
   grammarMasks: number;
+  /** LoRA adapters in a device slot now. */
+  lorasResident: string[];
+  /** Adapters read into a slot (first use or after an eviction), and evictions. */
+  loraLoads: number;
+  loraEvictions: number;
 }
 
 export interface NativeModelInfo {
@@ -127,6 +138,11 @@ export interface NativeModelInfo {
   kvBytesPerToken: number;
   blockSize: number;
   kvBlocks: number;
+  /** LoRA adapter names; slots that hold adapters at once, their rank and device bytes each. */
+  loras: string[];
+  maxLoras: number;
+  loraRank: number;
+  loraSlotBytes: number;
 }
 
 /** The engine object load() resolves with; it steps on its own native thread. */
@@ -137,7 +153,7 @@ export interface NativeEngine {
   abort(id: string): boolean;
   stats(): NativeStats;
   modelInfo(): NativeModelInfo;
-  promptLogits(prompt: Int32Array): Promise<Float32Array>;
+  promptLogits(prompt: Int32Array, lora?: string): Promise<Float32Array>;
   /** Aborts live requests (their results still arrive through onResults) and stops the thread. */
   close(): Promise<void>;
 }

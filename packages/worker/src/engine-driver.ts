@@ -16,6 +16,8 @@ export interface EngineDriver {
     readonly weightBytes?: number;
     readonly weightParams?: number;
     readonly kvBytesPerToken?: number;
+    /** LoRA adapters a request may name (GenerateRequest.lora). */
+    readonly loras: string[];
   };
   /** Resolves when the request finishes; an aborted request resolves with finishReason "abort". */
   generate(request: GenerateRequest): Promise<GenerateResult>;

@@ -19,6 +19,8 @@ export interface InstantEngineDoubleOptions {
   eosTokenIds?: number[];
   /** Keep every request in `requests` (unit tests); off by default so a long benchmark holds nothing. */
   recordRequests?: boolean;
+  /** LoRA adapter names the double accepts (it answers the same for each). */
+  loras?: string[];
 }
 
 interface Pending {
@@ -55,6 +57,7 @@ export class InstantEngineDouble implements EngineDriver {
       eosTokenIds: opts.eosTokenIds ?? [1],
       device: "cpu",
       deviceName: "instant engine double",
+      loras: opts.loras ?? [],
     };
     this.completionTokens = opts.completionTokens ?? 8;
     this.delayMs = opts.delayMs ?? 0;
@@ -103,6 +106,9 @@ export class InstantEngineDouble implements EngineDriver {
       preemptions: 0,
       lastStepMs: 0,
       grammarMasks: 0,
+      lorasResident: [...new Set(this.requests.map((r) => r.lora).filter((l): l is string => l !== undefined))],
+      loraLoads: 0,
+      loraEvictions: 0,
     };
   }
 

@@ -13,7 +13,11 @@ import { applyStopStrings, planStopStrings } from "./stop-strings.js";
 import type { WorkerTokenizer } from "./worker-tokenizer.js";
 
 export type LineOutcome =
-  | { kind: "response"; bodyJson: string; promptTokens: number; cachedTokens: number; completionTokens: number; engineMs: number }
+  | {
+      kind: "response"; bodyJson: string; promptTokens: number; cachedTokens: number; completionTokens: number; engineMs: number;
+      /** The LoRA adapter that answered (absent: the base model). */
+      lora?: string;
+    }
   | { kind: "error"; code: string; message: string; promptTokens: number }
   | { kind: "aborted" };
 
@@ -112,9 +116,12 @@ export class LineRunner {
       const { engine } = this.opts;
       // Choice 0 runs under the line's engine id, choice i under "<id>/i".
       const ids = Array.from({ length: request.n }, (_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
-      const generates = ids.map((id, choice) =>
-        toGenerateRequest(request, { id, choice, promptTokens: prompt, maxModelLen: engine.model.maxModelLen, stopTokenIds: stops.stopTokenIds }),
-      );
+      // A line names the base model or one of the worker's LoRA adapters (as in vLLM).
+      const lora = engine.model.loras.includes(request.model) ? request.model : undefined;
+      const generates = ids.map((id, choice) => ({
+        ...toGenerateRequest(request, { id, choice, promptTokens: prompt, maxModelLen: engine.model.maxModelLen, stopTokenIds: stops.stopTokenIds }),
+        ...(lora === undefined ? {} : { lora }),
+      }));
       if (ids.length > 1) this.#choiceIds.set(engineId, ids.slice(1));
       const settled = await Promise.allSettled(generates.map((g) => engine.generate(g))).finally(() => this.#choiceIds.delete(engineId));
       const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -137,15 +144,17 @@ export class LineRunner {
         cachedTokens: results[0]!.cachedTokens,
         completionTokens,
         engineMs: Math.max(...results.map((r) => r.timings.totalMs)),
+        ...(lora === undefined ? {} : { lora }),
       };
       if (request.kind === "response") {
-        const out = { model: this.opts.modelName, text: first!.choice.text, finishReason: first!.choice.finishReason };
+        const out = { model: lora ?? this.opts.modelName, text: first!.choice.text, finishReason: first!.choice.finishReason };
         const body = buildResponseObject({ ...out, inputTokens: usage.promptTokens, cachedTokens: usage.cachedTokens, outputTokens: completionTokens }, request);
         return { kind: "response", bodyJson: JSON.stringify(body), ...usage };
       }
       const completion: Completion = {
         kind: request.kind === "chat" ? "chat" : "completion",
-        model: this.opts.modelName,
+        // The model that answered: the adapter, or the base.
+        model: lora ?? this.opts.modelName,
         text: first!.choice.text,
         finishReason: first!.choice.finishReason,
         promptTokens: results[0]!.promptTokens,

@@ -22,5 +22,7 @@ export function engineLoadOptions(config: WorkerConfig): EngineLoadOptions {
   if (config.deterministic !== undefined) options.deterministic = config.deterministic;
   if (config.quantize !== undefined) options.quantize = config.quantize;
   if (config.noPrefixCaching) options.enablePrefixCaching = false;
+  if (config.lora.length > 0) options.loras = config.lora;
+  if (config.maxLoras !== undefined) options.maxLoras = config.maxLoras;
   return options;
 }

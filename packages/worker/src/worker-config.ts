@@ -1,7 +1,7 @@
 // The worker's settings, validated once at start-up. Flags and environment variables
 // (BATCHGEN_WORKER_<SNAKE_CASE>, e.g. BATCHGEN_WORKER_MODEL_DIR) map onto this schema.
 import { basename, resolve } from "node:path";
-import { loadConfig } from "@batchgen/core";
+import { BatchgenError, loadConfig } from "@batchgen/core";
 import { z } from "zod";
 
 // loadConfig coerces env and string flags to each field's type before validation.
@@ -30,6 +30,35 @@ export const workerConfigSchema = z.object({
   modelDir: z.string().min(1),
   /** The model name requests use; default: the model directory's name. */
   modelName: z.string().min(1).optional(),
+  /**
+   * LoRA adapters a line's `model` may name instead of the base model: NAME=DIR entries
+   * (a list, or one comma-separated string as the environment gives it).
+   */
+  lora: z
+    .union([z.string(), z.array(z.union([z.string(), z.object({ name: z.string(), path: z.string() })]))])
+    .transform((v, ctx) => {
+      type Entry = string | { name: string; path: string };
+      const entries = (Array.isArray(v) ? (v as Entry[]) : [v])
+        .flatMap((e): Entry[] => (typeof e === "string" ? e.split(",") : [e]))
+        .filter((e) => typeof e !== "string" || e.trim() !== "");
+      const out: { name: string; path: string }[] = [];
+      for (const e of entries) {
+        const eq = typeof e === "string" ? e.indexOf("=") : 0;
+        const name = (typeof e === "string" ? e.slice(0, eq) : e.name).trim();
+        const path = (typeof e === "string" ? e.slice(eq + 1) : e.path).trim();
+        if ((typeof e === "string" && eq <= 0) || name === "" || path === "") {
+          ctx.addIssue({ code: "custom", message: `expected NAME=DIR, got ${JSON.stringify(e)}` });
+        } else if (out.some((o) => o.name === name)) {
+          ctx.addIssue({ code: "custom", message: `the adapter name ${JSON.stringify(name)} is given twice` });
+        } else {
+          out.push({ name, path });
+        }
+      }
+      return out;
+    })
+    .default([]),
+  /** LoRA adapters held in device memory at once; default: one per adapter, at most 8. */
+  maxLoras: int(1).optional(),
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected "cpu", "cuda" or "cuda:N"').default("cpu"),
   threads: int(1).optional(),
   /** Engine: most sequences running at once. The worker holds about prefetch x this many lines. */
@@ -91,5 +120,11 @@ export function withDefaults(config: z.output<typeof workerConfigSchema>): Worke
   const modelDir = resolve(config.modelDir);
   // A GGUF file names its model without the extension.
   const modelName = config.modelName ?? basename(modelDir).replace(/\.gguf$/, "");
-  return { ...config, modelDir, modelName, coordinators: coordinatorAddresses(config.coordinator) };
+  if (config.lora.some((l) => l.name === modelName)) {
+    throw new BatchgenError("invalid_request", `invalid configuration: lora: the adapter name ${JSON.stringify(modelName)} is the base model's name`, {
+      param: "lora",
+    });
+  }
+  const lora = config.lora.map((l) => ({ name: l.name, path: resolve(l.path) }));
+  return { ...config, modelDir, modelName, lora, coordinators: coordinatorAddresses(config.coordinator) };
 }

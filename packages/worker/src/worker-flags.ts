@@ -5,6 +5,8 @@ export interface WorkerFlag {
   /** The value's placeholder; "" for a switch (a boolean flag that takes no value). */
   arg: string;
   help: string;
+  /** The flag may be given several times (its values form a list). */
+  multiple?: true;
 }
 
 export const workerFlags: WorkerFlag[] = [
@@ -19,6 +21,13 @@ export const workerFlags: WorkerFlag[] = [
   { flag: "tls-server-name", arg: "name", help: "name the coordinator's certificate must carry, when not the address's host" },
   { flag: "model-dir", arg: "dir", help: "Hugging Face model directory" },
   { flag: "model-name", arg: "name", help: "model name requests use (default: the directory's name)" },
+  {
+    flag: "lora",
+    arg: "name=dir",
+    help: "a LoRA adapter (peft directory) that lines may name as their model; repeat the flag, or comma-separate, for several",
+    multiple: true,
+  },
+  { flag: "max-loras", arg: "n", help: "LoRA adapters held in device memory at once, least recently used out (default: one per adapter, at most 8)" },
   { flag: "device", arg: "cpu|cuda:N", help: "engine device (default cpu)" },
   { flag: "threads", arg: "n", help: "CPU threads of the engine" },
   { flag: "max-seqs", arg: "n", help: "sequences the engine runs at once (default 32)" },
@@ -43,8 +52,8 @@ export function workerFlagSpec(f: WorkerFlag): string {
   return f.arg === "" ? `--${f.flag}` : `--${f.flag} <${f.arg}>`;
 }
 
-export const workerFlagOptions: Record<string, { type: "string" | "boolean" }> = Object.fromEntries(
-  workerFlags.map((f) => [f.flag, { type: f.arg === "" ? ("boolean" as const) : ("string" as const) }]),
+export const workerFlagOptions: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = Object.fromEntries(
+  workerFlags.map((f) => [f.flag, { type: f.arg === "" ? ("boolean" as const) : ("string" as const), ...(f.multiple ? { multiple: true } : {}) }]),
 );
 
 export function workerFlagHelp(): string {

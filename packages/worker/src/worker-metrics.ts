@@ -15,6 +15,8 @@ export class WorkerMetrics {
   private readonly leases: Counter;
   private readonly engineRequestSeconds: Histogram;
   private readonly connected: Gauge;
+  private readonly loraLines: Counter;
+  private readonly loraTokens: Counter;
 
   constructor(registry: Registry, engineStats: () => EngineStats | null) {
     const registers = [registry];
@@ -34,6 +36,18 @@ export class WorkerMetrics {
       name: "batchgen_worker_engine_request_seconds",
       help: "Time a line spent in the engine, queue included",
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.loraLines = new Counter({
+      name: "batchgen_worker_lora_lines_total",
+      help: "Lines answered through a LoRA adapter, by adapter (base-model lines are the rest of lines_done)",
+      labelNames: ["adapter"],
+      registers,
+    });
+    this.loraTokens = new Counter({
+      name: "batchgen_worker_lora_generation_tokens_total",
+      help: "Tokens generated through a LoRA adapter, by adapter",
+      labelNames: ["adapter"],
       registers,
     });
     this.connected = new Gauge({ name: "batchgen_worker_connected", help: "1 while a session with the coordinator is open", registers });
@@ -57,6 +71,8 @@ export class WorkerMetrics {
     gauge("batchgen_worker_kv_blocks_cached", "Free KV blocks still holding a cached prefix", (s) => s.kvBlocksCached);
     gauge("batchgen_worker_kv_blocks_evicted", "Cached KV blocks dropped from the prefix cache to make room, since start", (s) => s.kvBlocksEvicted);
     gauge("batchgen_worker_engine_prompt_tokens_computed", "Prompt tokens the engine computed since start (recompute included)", (s) => s.promptTokensProcessed);
+    gauge("batchgen_worker_lora_adapters_resident", "LoRA adapters in device memory now", (s) => s.lorasResident.length);
+    gauge("batchgen_worker_lora_loads", "LoRA adapters read into device memory since start (first use or after an eviction)", (s) => s.loraLoads);
     gauge("batchgen_worker_engine_prompt_tokens_cached", "Prompt tokens the engine served from its prefix cache since start", (s) => s.promptTokensCached);
   }
 
@@ -71,6 +87,10 @@ export class WorkerMetrics {
       this.generationTokens.inc(outcome.completionTokens);
       this.engineRequestSeconds.observe(outcome.engineMs / 1000);
       this.linesOk.inc();
+      if (outcome.lora !== undefined) {
+        this.loraLines.inc({ adapter: outcome.lora });
+        this.loraTokens.inc({ adapter: outcome.lora }, outcome.completionTokens);
+      }
     } else if (outcome.kind === "error") {
       this.linesError.inc();
     }

@@ -18,6 +18,8 @@ export interface HelloInfo {
   maxConcurrency: number;
   maxModelLen: number;
   version: string;
+  /** LoRA adapters served on the model (names a line's `model` may use). */
+  loras: string[];
 }
 
 export interface SessionDeps {
@@ -299,6 +301,7 @@ export class WorkerSession {
         kvBlocksUsed: BigInt(s.kvBlocksUsed),
         kvBlocksTotal: BigInt(s.kvBlocksTotal),
         tokensPerSecond,
+        lorasLoaded: s.lorasResident,
       },
     });
     this.maybeCredit(); // a safety net: a lost Credit must not starve the worker

@@ -256,6 +256,7 @@ class WorkerAgent implements Worker {
         maxConcurrency: this.ledger.target,
         maxModelLen: engine.model.maxModelLen,
         version: WORKER_VERSION,
+        loras: engine.model.loras,
       },
       runner: this.runner!,
       engine,

@@ -6,7 +6,9 @@ import { Command } from "commander";
 export function workerCommand(): Command {
   const cmd = new Command("worker").description("run one worker: load a model, connect to a coordinator, serve its leases");
   for (const f of workerFlags) {
-    cmd.option(workerFlagSpec(f), `${f.help} [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`);
+    const help = `${f.help} [BATCHGEN_WORKER_${f.flag.toUpperCase().replace(/-/g, "_")}]`;
+    if (f.multiple) cmd.option(workerFlagSpec(f), help, (v: string, prev: string[] = []) => [...prev, v]);
+    else cmd.option(workerFlagSpec(f), help);
   }
   return cmd.action(async (flags: Record<string, unknown>) => {
     await runWorkerProcess(loadWorkerConfig({ env: process.env, flags }));

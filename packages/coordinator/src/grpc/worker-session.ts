@@ -87,6 +87,9 @@ interface ActiveLease {
 export class WorkerSession implements LeaseTaker {
   readonly sessionId = randomUUID();
   model = "";
+  /** LoRA adapters the worker serves (Hello) and those its engine holds now (heartbeats). */
+  private adapters: string[] = [];
+  readonly adaptersLoaded = new Set<string>();
   workerId = "";
   private credit = 0;
   /** The most lines this worker may hold: what its Hello declared, within config.maxWorkerCredit. */
@@ -172,7 +175,7 @@ export class WorkerSession implements LeaseTaker {
     this.chain = this.chain.then(step).catch((err: unknown) => this.background("worker_session.handle_message", err));
   }
 
-  private async onHello(h: { workerId: string; model: string; maxModelLen: number; engine: string; maxConcurrency: number }): Promise<void> {
+  private async onHello(h: { workerId: string; model: string; maxModelLen: number; engine: string; maxConcurrency: number; loras: string[] }): Promise<void> {
     if (this.welcomed) {
       this.fail(GrpcStatus.INVALID_ARGUMENT, "Hello may be sent only once");
       return;
@@ -186,7 +189,8 @@ export class WorkerSession implements LeaseTaker {
     this.workerId = h.workerId || this.sessionId;
     // 0: a worker that declared nothing gets the coordinator's ceiling.
     this.creditLimit = Math.min(h.maxConcurrency || config.maxWorkerCredit, config.maxWorkerCredit);
-    await store.registerModel(h.model, h.maxModelLen, this.modelTtlMs());
+    this.adapters = h.loras.filter((a) => a.trim() !== "" && a !== h.model);
+    await store.registerModel(h.model, h.maxModelLen, this.modelTtlMs(), this.adapters);
     await store.watchModel(h.model);
     if (this.closed) return;
     this.welcomed = true;
@@ -218,7 +222,9 @@ export class WorkerSession implements LeaseTaker {
   }
 
   /** The worker's own numbers, kept for the fleet view (GET /v1/fleet). */
-  private onHeartbeat(hb: { running: number; waiting: number; kvBlocksUsed: bigint; kvBlocksTotal: bigint; tokensPerSecond: number }): void {
+  private onHeartbeat(hb: { running: number; waiting: number; kvBlocksUsed: bigint; kvBlocksTotal: bigint; tokensPerSecond: number; lorasLoaded: string[] }): void {
+    this.adaptersLoaded.clear();
+    for (const a of hb.lorasLoaded) this.adaptersLoaded.add(a);
     if (!this.fleet) return;
     Object.assign(this.fleet, {
       running: hb.running,
@@ -575,7 +581,7 @@ export class WorkerSession implements LeaseTaker {
       this.fail(GrpcStatus.DEADLINE_EXCEEDED, "no message from the worker within 3 heartbeat intervals");
       return;
     }
-    await store.registerModel(this.model, maxModelLen, this.modelTtlMs()).catch((e: unknown) => this.background("worker_session.refresh_model", e));
+    await store.registerModel(this.model, maxModelLen, this.modelTtlMs(), this.adapters).catch((e: unknown) => this.background("worker_session.refresh_model", e));
     for (const lease of [...this.leases.values()]) {
       if (lease.finished || lease.lost) continue;
       const ok = await lease.shard.extend(config.lockDurationMs);

@@ -104,6 +104,7 @@ export class BatchesApi {
       errorFileId: null,
       errors: null,
       model: null,
+      adapters: null,
       total: 0,
       shards: 0,
       shardLines: 0,

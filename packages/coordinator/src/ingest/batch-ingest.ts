@@ -153,6 +153,7 @@ export class BatchIngest {
     await objects.put(shardIndexKey(batchId), JSON.stringify(index));
     await store.updateBatch(batchId, {
       model: result.model,
+      adapters: result.adapters,
       total: result.total,
       shards: result.shards.length,
       shardLines: config.shardLines,
@@ -161,7 +162,7 @@ export class BatchIngest {
       await this.writeInvalidLines(batchId, result.shards, result.invalid);
       logger.info("invalid lines skipped", { batch_id: batchId, lines: result.invalid.length });
     }
-    const jobs = result.shards.map((s: ShardRange): ShardJobData => ({
+    const jobs = result.shards.map((s: ShardRange, i): ShardJobData => ({
       batchId,
       shard: s.shard,
       firstLine: s.firstLine,
@@ -173,6 +174,7 @@ export class BatchIngest {
       priority: batch.priority,
       ...(s.runs && s.runs.length > 1 ? { runs: s.runs } : {}),
       ...(s.prefixKey ? { prefixKey: s.prefixKey } : {}),
+      ...(result.shardAdapters[i]!.length > 0 ? { adapters: result.shardAdapters[i] } : {}),
     }));
     await store.enqueueShards(result.model, jobs, batch.priority);
     const started = await store.transitionBatch(batchId, ["validating"], "in_progress", { inProgressAtMs: Date.now() });

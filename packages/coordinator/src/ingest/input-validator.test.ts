@@ -30,6 +30,19 @@ function validate(texts: Array<string | null>, opts: { shardLines?: number; look
 }
 
 describe("InputValidator", () => {
+  it("queues lines naming LoRA adapters under their base model and records each shard's adapters", () => {
+    const lookup: ModelLookup = (m) =>
+      m === "m" ? { maxModelLen: 100 } : m === "pirate" || m === "legal" ? { maxModelLen: 100, base: "m" } : m === "x-lora" ? { maxModelLen: 50, base: "other" } : null;
+    const r = validate([line("a", "pirate"), line("b"), line("c", "legal"), line("d", "pirate"), line("e")], { shardLines: 2, lookup });
+    expect(r.errors).toEqual([]);
+    expect(r.model).toBe("m");
+    expect(r.adapters).toEqual(["pirate", "legal"]);
+    expect(r.shardAdapters).toEqual([["pirate"], ["pirate", "legal"], []]);
+    // An adapter of another base cannot join the batch.
+    const mixed = validate([line("a", "pirate"), line("b", "x-lora")], { lookup });
+    expect(mixed.errors.map((e) => [e.code, e.line])).toEqual([["mismatched_model", 2]]);
+  });
+
   it("plans shards of N request lines as byte ranges", () => {
     const r = validate([line("a"), line("b"), line("c"), "", line("d"), line("e")], { shardLines: 2 });
     expect(r.errors).toEqual([]);

@@ -18,8 +18,11 @@ import type { SplitLine } from "./split-lines.js";
 
 export type { ShardRange };
 
-/** What the fleet serves: null for an unknown model; maxModelLen 0 when not known. */
-export type ModelLookup = (model: string) => { maxModelLen: number } | null;
+/**
+ * What the fleet serves: null for an unknown model; maxModelLen 0 when not known; `base`
+ * when the name is a LoRA adapter served on that base model (whose queue it runs in).
+ */
+export type ModelLookup = (model: string) => { maxModelLen: number; base?: string } | null;
 
 export interface InputValidatorOptions {
   endpoint: string;
@@ -63,6 +66,10 @@ export interface ValidationResult {
   invalid: InvalidLine[];
   /** Prefix packing: the first shard of each window (empty without packing). */
   windows: number[];
+  /** LoRA adapters the lines name (the batch's model is their base), in first-seen order. */
+  adapters: string[];
+  /** Per shard (same order as shards): the adapters its lines name, for the leasing hint. */
+  shardAdapters: string[][];
 }
 
 export class InputValidator {
@@ -76,6 +83,9 @@ export class InputValidator {
   private readonly invalid: InvalidLine[] = [];
   private lineIndex = -1;
   private lineText: string | null = null;
+  /** LoRA adapters named so far, and per line the adapter's index + 1 (0: the base model). */
+  private readonly adapters: string[] = [];
+  private adapterOfLine = new Uint8Array(0);
 
   constructor(private readonly opts: InputValidatorOptions) {
     this.planner = new ShardPlanner({ shardLines: opts.shardLines, shardMaxBytes: opts.shardMaxBytes, windowLines: opts.prefixWindowLines ?? 0 });
@@ -108,15 +118,44 @@ export class InputValidator {
     }
     // Skipping invalid lines, only file-level errors fail the batch.
     const failed = this.opts.skipInvalidLines ? this.errorCount > this.invalid.length : this.errorCount > 0;
+    const shards = failed ? [] : this.planner.finish();
     return {
       errors: this.errors,
       errorCount: this.errorCount,
       total: this.total,
       model: this.model,
-      shards: failed ? [] : this.planner.finish(),
+      shards,
       windows: failed ? [] : this.planner.windows,
       invalid: this.invalid,
+      adapters: this.adapters,
+      shardAdapters: shards.map((s) => this.adaptersOf(s)),
     };
+  }
+
+  /** The adapters a shard's lines name. */
+  private adaptersOf(s: ShardRange): string[] {
+    if (this.adapters.length === 0) return [];
+    const seen = new Set<number>();
+    for (const [first, count] of s.runs ?? [[s.firstLine, s.lineCount]]) {
+      for (let i = first; i < first + count && i < this.adapterOfLine.length; i++) if (this.adapterOfLine[i]! > 0) seen.add(this.adapterOfLine[i]!);
+    }
+    return [...seen].sort((a, b) => a - b).map((id) => this.adapters[id - 1]!);
+  }
+
+  /** Records that line `lineIndex` names `adapter` (hints only: past 255 adapters a batch's extra ones go unrecorded). */
+  private noteAdapter(lineIndex: number, adapter: string): void {
+    let id = this.adapters.indexOf(adapter) + 1;
+    if (id === 0) {
+      if (this.adapters.length >= 255) return;
+      this.adapters.push(adapter);
+      id = this.adapters.length;
+    }
+    if (lineIndex >= this.adapterOfLine.length) {
+      const grown = new Uint8Array(Math.max(1024, lineIndex * 2));
+      grown.set(this.adapterOfLine);
+      this.adapterOfLine = grown;
+    }
+    this.adapterOfLine[lineIndex] = id;
   }
 
   private fail(code: string, message: string, param: string | null, line: number | null): void {
@@ -167,10 +206,12 @@ export class InputValidator {
       );
       return null;
     }
+    const served = this.opts.lookupModel(request.model);
+    // A LoRA adapter runs in its base model's queue: the batch's model is the base.
+    const base = served?.base ?? request.model;
     if (this.model === null) {
-      const served = this.opts.lookupModel(request.model);
       // Skipping invalid lines, the batch's model is the first one served.
-      if (served || !this.opts.skipInvalidLines) this.model = request.model;
+      if (served || !this.opts.skipInvalidLines) this.model = base;
       if (!served) {
         this.fail(
           BatchErrorCodes.modelNotFound,
@@ -181,15 +222,16 @@ export class InputValidator {
         return null;
       }
       this.maxModelLen = served.maxModelLen;
-    } else if (request.model !== this.model) {
+    } else if (base !== this.model) {
       this.fail(
         BatchErrorCodes.mismatchedModel,
-        `The model ${JSON.stringify(request.model)} differs from ${JSON.stringify(this.model)} of the first line; a batch uses one model.`,
+        `The model ${JSON.stringify(request.model)} differs from ${JSON.stringify(this.model)} of the first line; a batch uses one model (or LoRA adapters of it).`,
         "body.model",
         n,
       );
       return null;
     }
+    if (served?.base !== undefined) this.noteAdapter(this.lineIndex, request.model);
     if (this.maxModelLen > 0 && request.maxTokens !== null && request.maxTokens > this.maxModelLen) {
       this.fail(
         BatchErrorCodes.tokenLimitExceeded,

@@ -28,6 +28,7 @@ const FIELDS: Record<keyof Omit<BatchRecord, "id">, [hashField: string, kind: Ki
   errorFileId: ["error_file_id", "string"],
   errors: ["errors", "json"],
   model: ["model", "string"],
+  adapters: ["adapters", "json"],
   total: ["total", "number"],
   shards: ["shards", "number"],
   shardLines: ["shard_lines", "number"],

@@ -408,22 +408,28 @@ export class RedisJobStore implements JobStore {
 
   // ---- models
 
-  async registerModel(model: string, maxModelLen: number, ttlMs: number): Promise<void> {
-    await this.redis
+  async registerModel(model: string, maxModelLen: number, ttlMs: number, adapters: readonly string[] = []): Promise<void> {
+    const until = Date.now() + ttlMs;
+    const m = this.redis
       .multi()
       // GT still adds a new member; it only keeps an existing one from moving back.
-      .zadd(this.key("models"), "GT", Date.now() + ttlMs, model)
+      .zadd(this.key("models"), "GT", until, model)
       .hset(this.key("model-len"), model, String(maxModelLen))
-      .sadd(this.key("queues"), model)
-      .exec();
+      .hdel(this.key("model-base"), model)
+      .sadd(this.key("queues"), model);
+    // An adapter is served under its own name and queued under its base's.
+    for (const a of adapters) {
+      m.zadd(this.key("models"), "GT", until, a).hset(this.key("model-len"), a, String(maxModelLen)).hset(this.key("model-base"), a, model);
+    }
+    await m.exec();
   }
 
-  async servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number }>> {
+  async servedModels(nowMs: number): Promise<Map<string, { maxModelLen: number; base?: string }>> {
     const models = await this.redis.zrangebyscore(this.key("models"), nowMs, "+inf");
-    const out = new Map<string, { maxModelLen: number }>();
+    const out = new Map<string, { maxModelLen: number; base?: string }>();
     if (models.length === 0) return out;
-    const lens = await this.redis.hmget(this.key("model-len"), ...models);
-    models.forEach((m, i) => out.set(m, { maxModelLen: Number(lens[i] ?? 0) }));
+    const [lens, bases] = await Promise.all([this.redis.hmget(this.key("model-len"), ...models), this.redis.hmget(this.key("model-base"), ...models)]);
+    models.forEach((m, i) => out.set(m, { maxModelLen: Number(lens[i] ?? 0), ...(bases[i] ? { base: bases[i] } : {}) }));
     return out;
   }
 

@@ -136,6 +136,16 @@ class Backend {
     (void)x, (void)w, (void)bias, (void)out;
     throw EngineError(ErrorCode::internal, "linear_quant on a backend without quantized weights");
   }
+  // LoRA (batched low-rank updates, grouped by adapter): for each of the step's
+  // LoRA segments (row0, rows, slot), with R = rank,
+  //   tmp[row0 : row0+rows]  = x[row0 : row0+rows] @ a[slot*R : (slot+1)*R]^T
+  //   out[row0 : row0+rows] += tmp[row0 : row0+rows] @ b[slot*N : (slot+1)*N]^T
+  // where N = out.cols. Rows outside every segment are left alone. x [T, K] (act),
+  // a [slots*R, K] and b [slots*N, R] (weight dtype; the adapter's scale is folded
+  // into b), tmp f32 [>= T, R] (scratch the caller owns), out [T, N] (act, may be a
+  // column slice of a wider activation).
+  virtual void lora_add(const Tensor& x, const Tensor& a, const Tensor& b, int32_t rank,
+                        const StepTensors& step, Tensor& tmp, Tensor& out) = 0;
 
   // In place on qkv [T, qkv_width]: each q head becomes rms_norm(head) * (q_w + offset)
   // and each k head rms_norm(head) * (k_w + offset); q_w and k_w are [1, head_dim].

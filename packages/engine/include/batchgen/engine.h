@@ -20,6 +20,13 @@
 
 namespace bg {
 
+// A LoRA adapter the engine serves: a peft adapter directory (adapter_config.json,
+// adapter_model.safetensors) and the name requests call it by.
+struct LoraSpec {
+  std::string name;
+  std::string path;
+};
+
 struct EngineOptions {
   std::string model_dir;
   std::string device = "cpu";        // "cpu" | "cuda" | "cuda:N"
@@ -39,6 +46,11 @@ struct EngineOptions {
   // Bytes of every token id, for structured output (grammar masks). Empty: read
   // from <model_dir>/tokenizer.json at the first request with a JSON format.
   std::vector<std::string> token_bytes;
+  // LoRA adapters requests may name (GenerateRequest::lora), checked at load and
+  // read into a device slot on first use; max_loras slots (0: one per adapter, at
+  // most 8) hold adapters at once, least recently used first out.
+  std::vector<LoraSpec> loras;
+  int32_t max_loras = 0;
 };
 
 // How an embedding request pools the final-norm hidden states of its prompt.
@@ -56,6 +68,7 @@ struct GenerateRequest {
   SamplingParams sampling;
   bool has_seed = false;             // false: seed derived from id
   int32_t priority = 0;              // lower runs first; FIFO within a priority
+  std::string lora;                  // adapter name (EngineOptions::loras); empty: the base model
   // When the request arrived (timings count from here); default: at submit().
   std::chrono::steady_clock::time_point arrival{};
 };
@@ -102,6 +115,9 @@ struct EngineStats {
   int64_t grammar_masks = 0;         // grammar token masks applied (one per row and step)
   int64_t grammar_distinct_masks = 0;  // masks built and handed to the sampler (rows in one state share one)
   double grammar_host_ms = 0;        // host time building masks (overlaps a device's forward pass)
+  std::vector<std::string> loras_resident;  // adapters in a device slot now
+  int64_t lora_loads = 0;            // adapters read into a slot (first use or after eviction)
+  int64_t lora_evictions = 0;
 };
 
 struct ModelInfo {
@@ -121,6 +137,10 @@ struct ModelInfo {
   int64_t kv_bytes_per_token = 0;    // K and V over all layers
   int32_t block_size = 0;
   int64_t kv_blocks = 0;
+  std::vector<std::string> loras;    // adapter names, as EngineOptions gave them
+  int32_t max_loras = 0;             // adapter slots
+  int32_t lora_rank = 0;             // the slots' rank (the largest adapter's)
+  int64_t lora_slot_bytes = 0;       // device bytes per slot
 };
 
 class Engine {
@@ -149,7 +169,9 @@ class Engine {
 
   // Logits [prompt.size(), vocab] (f32, row-major) of one prompt, all positions,
   // run alone through the same model code. For checks against the reference.
-  virtual std::vector<float> prompt_logits(const std::vector<int32_t>& prompt) = 0;
+  // With `lora`, through that adapter.
+  virtual std::vector<float> prompt_logits(const std::vector<int32_t>& prompt, const std::string& lora) = 0;
+  std::vector<float> prompt_logits(const std::vector<int32_t>& prompt) { return prompt_logits(prompt, ""); }
 };
 
 // Owns an Engine and a step thread. Thread-safe: submit/abort/stats may be called
@@ -166,7 +188,7 @@ class EngineRunner {
   const ModelInfo& model_info() const;
   // prompt_logits() run on the step thread between steps; errors (EngineError)
   // come out of the future's get().
-  std::future<std::vector<float>> prompt_logits(std::vector<int32_t> prompt);
+  std::future<std::vector<float>> prompt_logits(std::vector<int32_t> prompt, std::string lora = "");
   // Aborts every live request (their results go through on_results), stops and
   // joins the step thread. Idempotent; submit() afterwards throws.
   void close();

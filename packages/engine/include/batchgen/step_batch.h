@@ -23,6 +23,9 @@ struct StepBatch {
   int32_t max_q_len = 0;               // max over s of this step's tokens for seq s
   int32_t max_context_len = 0;         // max over s of context_lens[s]
   std::vector<int32_t> logit_rows;     // [R] token rows whose logits are wanted, in output order
+  // [S] LoRA adapter slot of each sequence (-1: the base model alone); empty when
+  // no sequence of the step has an adapter.
+  std::vector<int32_t> lora_slots;
 
   int32_t num_tokens() const { return int32_t(token_ids.size()); }
   int32_t num_seqs() const { return int32_t(context_lens.size()); }
@@ -46,7 +49,27 @@ inline const char* step_batch_problem(const StepBatch& b) {
   }
   for (int32_t r : b.logit_rows)
     if (r < 0 || r >= T) return "step batch: logit row outside the batch";
+  if (!b.lora_slots.empty() && b.lora_slots.size() != size_t(S))
+    return "step batch: lora_slots must be empty or have num_seqs entries";
   return nullptr;
+}
+
+// The step's LoRA segments, flat [G * 3]: (first token row, rows, adapter slot) for
+// each run of consecutive sequences that share an adapter; sequences without one
+// (slot -1) are left out. Backends upload this at upload_step (StepTensors).
+inline std::vector<int32_t> lora_segments_build(const StepBatch& b) {
+  std::vector<int32_t> seg;
+  for (size_t s = 0; s < b.lora_slots.size(); ++s) {
+    const int32_t slot = b.lora_slots[s], row0 = b.cu_seq_q[s], rows = b.cu_seq_q[s + 1] - row0;
+    if (slot < 0 || rows == 0) continue;
+    const size_t n = seg.size();
+    if (n && seg[n - 1] == slot && seg[n - 3] + seg[n - 2] == row0) {
+      seg[n - 2] += rows;
+    } else {
+      seg.insert(seg.end(), {row0, rows, slot});
+    }
+  }
+  return seg;
 }
 
 // The same description in backend memory (i32 tensors), made by Backend::upload_step.
@@ -59,6 +82,17 @@ struct StepTensors {
   // backend's attention work list); backends that need none leave it empty.
   Tensor work;
   int32_t num_work = 0;
+  // LoRA segments (lora_segments_build), [G, 3] i32 in backend memory; G = 0 when
+  // no sequence of the step has an adapter. max_lora_rows: the largest segment.
+  Tensor lora_segments;
+  int32_t num_lora_segments = 0, max_lora_rows = 0;
 };
+
+// Fills the scalars of StepTensors' LoRA part from host segments (upload_step).
+inline void lora_segments_count(const std::vector<int32_t>& seg, StepTensors& st) {
+  st.num_lora_segments = int32_t(seg.size() / 3);
+  st.max_lora_rows = 0;
+  for (size_t g = 0; g + 2 < seg.size(); g += 3) st.max_lora_rows = seg[g + 1] > st.max_lora_rows ? seg[g + 1] : st.max_lora_rows;
+}
 
 }  // namespace bg

@@ -12,6 +12,7 @@
 
 #include "backend/dtype_convert.h"
 #include "model/gguf.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -237,6 +238,8 @@ class TransformerModel final : public Model {
     backend_.reserve_scratch(max_tokens, max_seqs, max_context, heads_);
   }
 
+  void lora_attach(LoraStack* stack) override { lora_ = stack; }
+
   Tensor forward(const StepTensors& step) override {
     const int32_t T = step.num_tokens, R = step.num_logit_rows;
     if (T <= 0) throw EngineError(ErrorCode::internal, "forward of an empty step");
@@ -269,11 +272,13 @@ class TransformerModel final : public Model {
       }
       const AttentionParams& ap = attn_[size_t(l)];
       linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv);
+      if (lora_) lora_->apply(step, l, LoraStack::Site::qkv, normed, qkv);
       if (c.qk_norm) b.head_rms_norm(qkv, heads_, L.q_norm, L.k_norm, eps, off);
       b.rope(qkv, step, heads_, ap.window > 0 ? rope_local_ : rope_);
       b.kv_write(qkv, step, heads_, kv_[size_t(l)]);
       b.attention(qkv, step, heads_, kv_[size_t(l)], ap, attn);
       linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj);
+      if (lora_) lora_->apply(step, l, LoraStack::Site::o, attn, proj);
       if (c.sandwich_norms) {
         // Gemma 2/3: the attention output is normed before the residual add, and the
         // MLP has a norm of its own on each side.
@@ -283,8 +288,10 @@ class TransformerModel final : public Model {
         b.add_rms_norm(residual, proj, L.post_norm, eps, off, normed);
       }
       linear(normed, L.gate_up, nullptr, gate_up);
+      if (lora_) lora_->apply(step, l, LoraStack::Site::gate_up, normed, gate_up);
       b.gated_activation(gate_up, c.activation, mlp);
       linear(mlp, L.down, nullptr, proj);
+      if (lora_) lora_->apply(step, l, LoraStack::Site::down, mlp, proj);
       if (c.sandwich_norms) b.rms_norm(proj, L.post_ff_norm, eps, off, proj);
     }
     b.add_rms_norm(residual, proj, final_norm_, eps, off, normed);
@@ -485,6 +492,7 @@ class TransformerModel final : public Model {
   Tensor logits_;
   int32_t max_tokens_ = 0;
   int32_t logit_rows_ = 0;
+  LoraStack* lora_ = nullptr;
 };
 
 }  // namespace

@@ -133,6 +133,9 @@ class Model {
   // Allocates activation buffers for steps of up to max_tokens tokens and
   // max_seqs sequences (which bounds the logit rows) and contexts up to max_context.
   virtual void reserve(int32_t max_tokens, int32_t max_seqs, int32_t max_context) = 0;
+  // LoRA adapters (model/lora.h): the stack whose slots the step's LoRA segments
+  // name, or null for none. The stack must outlive its use by forward().
+  virtual void lora_attach(class LoraStack* stack) = 0;
   // One step. Returns f32 logits [step.num_logit_rows, vocab_size] in backend
   // memory, valid until the next forward.
   virtual Tensor forward(const StepTensors& step) = 0;

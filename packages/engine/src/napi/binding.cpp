@@ -111,6 +111,16 @@ bg::EngineOptions options_read(const Napi::Object& o) {
   e.deterministic = get_bool(o, "deterministic");
   e.enable_prefix_caching = get_bool(o, "enablePrefixCaching");
   e.quantize = get_string(o, "quantize");
+  Napi::Value loras = field(o, "loras");
+  if (!loras.IsArray()) invalid("'loras' must be an array of { name, path }");
+  Napi::Array la = loras.As<Napi::Array>();
+  for (uint32_t i = 0; i < la.Length(); ++i) {
+    Napi::Value v = la.Get(i);
+    if (!v.IsObject()) invalid("'loras' must be an array of { name, path }");
+    Napi::Object l = v.As<Napi::Object>();
+    e.loras.push_back(bg::LoraSpec{get_string(l, "name"), get_string(l, "path")});
+  }
+  e.max_loras = int32_t(get_int(o, "maxLoras", 0, 4096));
   return e;
 }
 
@@ -150,6 +160,7 @@ bg::GenerateRequest request_read(const Napi::Object& o) {
   if (pooling == "last") r.pooling = bg::Pooling::last;
   else if (pooling == "mean") r.pooling = bg::Pooling::mean;
   else if (pooling != "none") invalid("'pooling' must be none, last or mean");
+  r.lora = get_string(o, "lora");
   return r;
 }
 
@@ -158,6 +169,12 @@ bg::GenerateRequest request_read(const Napi::Object& o) {
 Napi::Int32Array int32_array_new(Napi::Env env, const std::vector<int32_t>& v) {
   Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(int32_t));
+  return a;
+}
+
+Napi::Array string_array_new(Napi::Env env, const std::vector<std::string>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Set(uint32_t(i), v[i]);
   return a;
 }
 
@@ -204,6 +221,9 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("preemptions", double(s.preemptions));
   o.Set("lastStepMs", s.last_step_ms);
   o.Set("grammarMasks", double(s.grammar_masks));
+  o.Set("lorasResident", string_array_new(env, s.loras_resident));
+  o.Set("loraLoads", double(s.lora_loads));
+  o.Set("loraEvictions", double(s.lora_evictions));
   return o;
 }
 
@@ -227,6 +247,10 @@ Napi::Object model_info_to_js(Napi::Env env, const bg::ModelInfo& m) {
   o.Set("kvBytesPerToken", double(m.kv_bytes_per_token));
   o.Set("blockSize", m.block_size);
   o.Set("kvBlocks", double(m.kv_blocks));
+  o.Set("loras", string_array_new(env, m.loras));
+  o.Set("maxLoras", m.max_loras);
+  o.Set("loraRank", m.lora_rank);
+  o.Set("loraSlotBytes", double(m.lora_slot_bytes));
   return o;
 }
 
@@ -466,7 +490,12 @@ Napi::Value NativeEngine::prompt_logits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
     std::vector<int32_t> prompt = int32_array(info[0], "prompt");
-    auto* w = new LogitsWorker(env, Value(), runner().prompt_logits(std::move(prompt)));
+    std::string lora;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsString()) invalid("the LoRA adapter of promptLogits must be a string");
+      lora = info[1].As<Napi::String>().Utf8Value();
+    }
+    auto* w = new LogitsWorker(env, Value(), runner().prompt_logits(std::move(prompt), std::move(lora)));
     w->Queue();
     return w->promise();
   } catch (...) {

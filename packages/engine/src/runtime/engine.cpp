@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,6 +19,7 @@
 
 #include "batchgen/engine.h"
 #include "model/model.h"
+#include "runtime/lora_runtime.h"
 #include "runtime/step_input.h"
 #include "grammar/token_mask.h"
 #include "model/gguf.h"
@@ -109,6 +111,8 @@ class EngineImpl final : public Engine {
     const int32_t max_seqs = std::min(options_.max_seqs, options_.max_batch_tokens);
     // Activations first: on a device the KV cache takes what they leave.
     model_->reserve(options_.max_batch_tokens, max_seqs, max_len);
+    // Adapter slots before the KV cache too, which takes what is left.
+    lora_ = std::make_unique<LoraRuntime>(options_, *backend_, *model_, options_.max_batch_tokens);
 
     const int32_t bs = options_.block_size;
     const int64_t num_blocks = kv_blocks_choose(bs);
@@ -156,6 +160,14 @@ class EngineImpl final : public Engine {
     info_.kv_bytes_per_token = model_->kv_block_bytes(1);
     info_.block_size = bs;
     info_.kv_blocks = num_blocks;
+    for (const LoraAdapterInfo& a : lora_->adapters()) info_.loras.push_back(a.name);
+    info_.max_loras = lora_->slots();
+    info_.lora_rank = lora_->rank();
+    info_.lora_slot_bytes = lora_->slot_bytes();
+  }
+
+  ~EngineImpl() override {
+    lora_.reset();  // detaches from the model first
   }
 
   const ModelInfo& model_info() const override { return info_; }
@@ -167,6 +179,7 @@ class EngineImpl final : public Engine {
       return;
     }
     prompt_validate(req.prompt, info_.max_model_len - 1, "generate");
+    if (!req.lora.empty()) lora_->find(req.lora);
     sampling_params_validate(req.sampling, info_.vocab_size);
     if (req.sampling.format != SamplingParams::Format::text) {
       if (info_.eos_token_ids.empty() && req.sampling.stop_token_ids.empty()) {
@@ -178,9 +191,22 @@ class EngineImpl final : public Engine {
 
   void submit(const GenerateRequest& req) override {
     validate(req);
-    if (scheduler_->has(req.id) || pending_ids_.count(req.id)) {
+    if (scheduler_->has(req.id) || pending_ids_.count(req.id) || lora_queued_.count(req.id)) {
       invalid("a request with id '" + req.id + "' is already live");
     }
+    const double submitted = req.arrival == Clock::time_point{} ? now_ms() : ms_since_epoch(req.arrival);
+    if (!req.lora.empty()) {
+      // Admitted once its adapter holds a slot (lora_admit, at the next step).
+      lora_queue_.push_back(LoraQueued{req, lora_->find(req.lora), submitted});
+      lora_queued_.insert(req.id);
+      return;
+    }
+    admit(req, submitted, -1, 0);
+  }
+
+  // Hands a validated request to the scheduler; `slot` is its adapter's pinned slot
+  // (-1: none), released when its result is made.
+  void admit(const GenerateRequest& req, double submitted, int32_t slot, uint64_t salt) {
     SamplingParams sp = req.sampling;
     if (!req.has_seed) sp.seed = seed_from_id(req.id);
     const bool embed = req.pooling != Pooling::none;
@@ -191,14 +217,61 @@ class EngineImpl final : public Engine {
         extras->grammar = std::make_unique<grammar::GrammarState>(grammar_for(sp));
       }
     }
-    Request* r = scheduler_->add(req.id, req.prompt, sp, req.priority, 0, embed);
+    Request* r = scheduler_->add(req.id, req.prompt, sp, req.priority, salt, embed);
     if (extras) extras_[req.id] = std::move(extras);
     if (embed) pooled_[req.id] = Pooled{req.pooling, std::vector<double>(size_t(info_.hidden_size)), 0};
-    r->times.submitted =
-        req.arrival == Clock::time_point{} ? now_ms() : ms_since_epoch(req.arrival);
+    if (slot >= 0) lora_pins_[req.id] = slot;
+    r->times.submitted = submitted;
+  }
+
+  // Admits queued adapter requests, in submission order, whose adapter is resident
+  // or can take a slot; the others wait for a slot to be released. A request
+  // whose adapter cannot be read fails with the reason.
+  void lora_admit() {
+    for (auto it = lora_queue_.begin(); it != lora_queue_.end();) {
+      int32_t slot = -1;
+      try {
+        slot = lora_->acquire(it->adapter);
+      } catch (const std::exception& e) {
+        GenerateResult g;
+        g.id = it->request.id;
+        g.finish_reason = FinishReason::error;
+        g.error = std::string("LoRA adapter '") + it->request.lora + "': " + e.what();
+        g.prompt_tokens = int32_t(it->request.prompt.size());
+        g.total_ms = g.queue_ms = now_ms() - it->submitted;
+        pending_.push_back(std::move(g));
+        pending_ids_.insert(it->request.id);
+        lora_queued_.erase(it->request.id);
+        it = lora_queue_.erase(it);
+        continue;
+      }
+      if (slot < 0) {
+        ++it;
+        continue;
+      }
+      lora_queued_.erase(it->request.id);
+      admit(it->request, it->submitted, slot, lora_->cache_salt(it->adapter));
+      it = lora_queue_.erase(it);
+    }
   }
 
   bool abort(const std::string& id) override {
+    if (lora_queued_.count(id)) {
+      for (auto it = lora_queue_.begin(); it != lora_queue_.end(); ++it) {
+        if (it->request.id != id) continue;
+        GenerateResult g;
+        g.id = id;
+        g.finish_reason = FinishReason::abort;
+        g.prompt_tokens = int32_t(it->request.prompt.size());
+        g.total_ms = g.queue_ms = now_ms() - it->submitted;
+        pending_.push_back(std::move(g));
+        pending_ids_.insert(id);
+        lora_queue_.erase(it);
+        break;
+      }
+      lora_queued_.erase(id);
+      return true;
+    }
     std::unique_ptr<Request> r = scheduler_->remove(id);
     if (!r) return false;
     r->finish_reason = FinishReason::abort;
@@ -208,6 +281,7 @@ class EngineImpl final : public Engine {
   }
 
   std::vector<GenerateResult> step() override {
+    if (!lora_queue_.empty()) lora_admit();
     std::vector<GenerateResult> results = std::move(pending_);
     pending_.clear();
     pending_ids_.clear();
@@ -226,6 +300,13 @@ class EngineImpl final : public Engine {
     std::vector<RequestExtras*> row_extras(R, nullptr);
     try {
       StepBatch batch = step_batch_build(out, scheduler_->blocks());
+      if (!lora_pins_.empty()) {
+        batch.lora_slots.reserve(out.seqs.size());
+        for (const ScheduledSeq& s : out.seqs) {
+          auto it = lora_pins_.find(s.request->id);
+          batch.lora_slots.push_back(it == lora_pins_.end() ? -1 : it->second);
+        }
+      }
       StepTensors tensors = backend_->upload_step(batch);
       // A device queues the forward pass; the grammar masks below are computed on
       // host threads while it runs.
@@ -307,12 +388,14 @@ class EngineImpl final : public Engine {
     return results;
   }
 
-  bool has_work() const override { return scheduler_->has_work() || !pending_.empty(); }
+  bool has_work() const override {
+    return scheduler_->has_work() || !pending_.empty() || !lora_queue_.empty();
+  }
 
   EngineStats stats() const override {
     EngineStats s;
     s.running = scheduler_->num_running();
-    s.waiting = scheduler_->num_waiting();
+    s.waiting = scheduler_->num_waiting() + int32_t(lora_queue_.size());
     const BlockManager& bm = scheduler_->blocks();
     s.kv_blocks_total = bm.num_blocks();
     s.kv_blocks_used = bm.num_used();
@@ -328,11 +411,26 @@ class EngineImpl final : public Engine {
     s.grammar_masks = grammar_masks_;
     s.grammar_distinct_masks = grammar_distinct_masks_;
     s.grammar_host_ms = grammar_host_ms_;
+    s.loras_resident = lora_->resident();
+    s.lora_loads = lora_->loads();
+    s.lora_evictions = lora_->evictions();
     return s;
   }
 
-  std::vector<float> prompt_logits(const std::vector<int32_t>& prompt) override {
+  std::vector<float> prompt_logits(const std::vector<int32_t>& prompt, const std::string& lora) override {
     prompt_validate(prompt, info_.max_model_len, "prompt_logits");
+    const int32_t slot = lora.empty() ? -1 : lora_->acquire(lora_->find(lora));
+    if (!lora.empty() && slot < 0) {
+      throw EngineError(ErrorCode::out_of_memory,
+                        "prompt_logits: every LoRA slot is held by running requests; retry when the engine is idle");
+    }
+    struct Unpin {
+      LoraRuntime& lora;
+      int32_t slot;
+      ~Unpin() {
+        if (slot >= 0) lora.release(slot);
+      }
+    } unpin{*lora_, slot};
     BlockManager& bm = scheduler_->blocks();
     const int32_t len = int32_t(prompt.size());
     if (!bm.ensure_capacity(kLogitsSeq, len)) {
@@ -351,6 +449,7 @@ class EngineImpl final : public Engine {
     for (int32_t start = 0; start < len; start += logits_chunk_) {
       const int32_t n = std::min(logits_chunk_, len - start);
       StepBatch batch = step_batch_single(kLogitsSeq, prompt, start, n, bm);
+      if (slot >= 0) batch.lora_slots = {slot};
       StepTensors tensors = backend_->upload_step(batch);
       Tensor logits = model_->forward(tensors);
       if (logits.rows != n || logits.cols != vocab) {
@@ -475,6 +574,11 @@ class EngineImpl final : public Engine {
         for (size_t j = 0; j < p.sum.size(); ++j) g.embedding[j] = float(p.sum[j] / double(p.count));
       }
       pooled_.erase(pooled);
+    }
+    auto pin = lora_pins_.find(r.id);
+    if (pin != lora_pins_.end()) {
+      lora_->release(pin->second);
+      lora_pins_.erase(pin);
     }
     auto it = extras_.find(r.id);
     if (it != extras_.end()) {
@@ -602,6 +706,17 @@ class EngineImpl final : public Engine {
   mutable std::set<std::string> checked_schemas_;
   std::map<std::string, std::shared_ptr<const grammar::CompiledGrammar>> grammars_;
   std::shared_ptr<const grammar::TokenVocab> vocab_;
+  // LoRA: requests waiting for their adapter's slot, and each admitted adapter
+  // request's pinned slot.
+  struct LoraQueued {
+    GenerateRequest request;
+    int32_t adapter = -1;
+    double submitted = 0;
+  };
+  std::unique_ptr<LoraRuntime> lora_;
+  std::deque<LoraQueued> lora_queue_;
+  std::set<std::string> lora_queued_;
+  std::unordered_map<std::string, int32_t> lora_pins_;
 };
 
 }  // namespace

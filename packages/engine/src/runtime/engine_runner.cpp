@@ -22,6 +22,7 @@ struct EngineRunner::Impl {
     GenerateRequest request;                  // submit
     std::string id;                           // abort
     std::vector<int32_t> prompt;              // logits
+    std::string lora;                         // logits
     std::promise<std::vector<float>> logits;  // logits
   };
 
@@ -141,7 +142,7 @@ struct EngineRunner::Impl {
         break;
       case Command::Kind::logits:
         try {
-          c.logits.set_value(engine->prompt_logits(c.prompt));
+          c.logits.set_value(engine->prompt_logits(c.prompt, c.lora));
         } catch (...) {
           c.logits.set_exception(std::current_exception());
         }
@@ -211,10 +212,11 @@ EngineStats EngineRunner::stats() const {
 
 const ModelInfo& EngineRunner::model_info() const { return impl_->engine->model_info(); }
 
-std::future<std::vector<float>> EngineRunner::prompt_logits(std::vector<int32_t> prompt) {
+std::future<std::vector<float>> EngineRunner::prompt_logits(std::vector<int32_t> prompt, std::string lora) {
   Impl::Command c;
   c.kind = Impl::Command::Kind::logits;
   c.prompt = std::move(prompt);
+  c.lora = std::move(lora);
   std::future<std::vector<float>> f = c.logits.get_future();
   std::lock_guard<std::mutex> lk(impl_->mu);
   if (impl_->closing) {

@@ -497,6 +497,66 @@ TEST_CASE(linear_matches_cpu_both_modes) {
   }
 }
 
+// LoRA (Backend::lora_add): segments of random sequences with random adapters
+// (slot -1: none) over a grid of widths, ranks and slot counts; out is a column
+// slice of a wider buffer holding random values, so rows outside every segment and
+// columns outside the slice must come back unchanged. Tolerance: one bf16 rounding
+// of out + delta (bf16 out), f32 summation order (f32 out).
+TEST_CASE(lora_add_matches_cpu_over_grid) {
+  Worst w{"lora_add"};
+  struct Shape {
+    int K, N, rank, slots;
+    std::vector<int> q_lens;
+  };
+  const Shape shapes[] = {{64, 64, 8, 2, {1, 1, 1, 1}},        {2048, 256, 16, 4, {7, 1, 33, 1, 1}},
+                          {3072, 4096, 16, 8, {130, 1, 1, 64}}, {256, 3072, 64, 3, {17, 0, 5}},
+                          {96, 40, 2, 1, {3, 9}},               {4096, 1024, 256, 2, {1, 200}},
+                          {576, 96, 4, 5, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}};
+  for (const Shape& s : shapes) {
+    for (DType od : {DType::bf16, DType::f32}) {
+      Arena a;
+      StepBatch b;
+      b.cu_seq_q.push_back(0);
+      for (int q : s.q_lens) {
+        for (int i = 0; i < q; ++i) {
+          b.token_ids.push_back(0);
+          b.positions.push_back(i);
+          b.slot_mapping.push_back(-1);
+        }
+        b.cu_seq_q.push_back(b.cu_seq_q.back() + q);
+        b.context_lens.push_back(q);
+        b.lora_slots.push_back(uniform_int(-1, s.slots - 1));
+        b.max_q_len = std::max(b.max_q_len, q);
+        b.max_context_len = std::max(b.max_context_len, q);
+      }
+      const int T = b.num_tokens();
+      HeadLayout heads{1, 1, 64};
+      env().cpu->reserve_scratch(T, b.num_seqs(), std::max(T, 1), heads);
+      env().gpu->reserve_scratch(T, b.num_seqs(), std::max(T, 1), heads);
+      StepTensors sc = env().cpu->upload_step(b), sg = env().gpu->upload_step(b);
+      auto [xc, xg] = a.both(*env().gpu, DType::bf16, T, s.K, randn(size_t(T) * s.K, 1.0f));
+      auto [ac, ag] = a.both(*env().gpu, DType::bf16, int64_t(s.slots) * s.rank, s.K,
+                             randn(size_t(s.slots) * s.rank * s.K, 1.0f / std::sqrt(float(s.K))));
+      auto [bc, bgp] = a.both(*env().gpu, DType::bf16, int64_t(s.slots) * s.N, s.rank,
+                              randn(size_t(s.slots) * s.N * s.rank, 0.5f / std::sqrt(float(s.rank))));
+      // out: columns [8, 8 + N) of a [T, N + 16] buffer.
+      auto [wc, wg] = a.both(*env().gpu, od, T, s.N + 16, randn(size_t(T) * (s.N + 16), 1.0f));
+      Tensor tc = a.alloc(*env().cpu, DType::f32, std::max(T, 1), s.rank);
+      Tensor tg = a.alloc(*env().gpu, DType::f32, std::max(T, 1), s.rank);
+      poison(*env().gpu, tg);
+      Tensor oc = wc.col_slice(8, s.N), og = wg.col_slice(8, s.N);
+      env().cpu->lora_add(xc, ac, bc, s.rank, sc, tc, oc);
+      env().gpu->lora_add(xg, ag, bgp, s.rank, sg, tg, og);
+      Err e = compare(host(*env().gpu, wg), host(*env().cpu, wc));
+      w.add(e);
+      const double tol = od == DType::bf16 ? 3e-3 : 1e-4;
+      CHECK_ERR(e, tol, 2 * tol,
+                fmt("lora_add K=%d N=%d rank=%d slots=%d T=%d out=%s", s.K, s.N, s.rank, s.slots, T,
+                    od == DType::bf16 ? "bf16" : "f32"));
+    }
+  }
+}
+
 // The deterministic mode's GEMM: a row's bits do not depend on how many rows run.
 TEST_CASE(fixed_order_linear_is_batch_invariant) {
   Backend& g = *env().gpu_det;

@@ -67,7 +67,7 @@ class FakeEngine : public Engine {
     s.steps = steps_;
     return s;
   }
-  std::vector<float> prompt_logits(const std::vector<int32_t>& p) override {
+  std::vector<float> prompt_logits(const std::vector<int32_t>& p, const std::string&) override {
     if (p.empty()) throw EngineError(ErrorCode::invalid_argument, "empty");
     return std::vector<float>(p.begin(), p.end());
   }

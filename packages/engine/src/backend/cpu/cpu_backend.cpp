@@ -197,6 +197,9 @@ class CpuBackend final : public Backend {
     st.max_q_len = b.max_q_len;
     st.max_context_len = b.max_context_len;
     st.num_logit_rows = int32_t(step_.logit_rows.size());
+    lora_segments_ = lora_segments_build(b);
+    st.lora_segments = view(lora_segments_, int64_t(lora_segments_.size() / 3), 3);
+    lora_segments_count(lora_segments_, st);
     return st;
   }
 
@@ -280,6 +283,32 @@ class CpuBackend final : public Backend {
     }
     cpu::linear_quant_f32(pool_, x.ptr<float>(), x.stride, w, bias ? bias->ptr<float>() : nullptr,
                           out.ptr<float>(), out.stride, x.rows, quant_scratch_ptrs_.data());
+  }
+
+  void lora_add(const Tensor& x, const Tensor& a, const Tensor& b, int32_t rank, const StepTensors& step,
+                Tensor& tmp, Tensor& out) override {
+    for (const Tensor* t : {&x, &a, &b, const_cast<const Tensor*>(&tmp), const_cast<const Tensor*>(&out)})
+      expect_dtype(*t, DType::f32, "lora_add operand");
+    expect(rank > 0 && a.cols == x.cols && b.cols == rank && a.rows % rank == 0 && b.rows % out.cols == 0 &&
+               a.rows / rank == b.rows / out.cols,
+           "lora_add: a [slots*rank, K] and b [slots*N, rank] do not match x and out");
+    expect(out.rows == x.rows && tmp.rows >= x.rows && tmp.cols >= rank, "lora_add: x, tmp and out rows");
+    const int32_t* seg = step.lora_segments.ptr<int32_t>();
+    const int64_t slots = a.rows / rank;
+    for (int32_t g = 0; g < step.num_lora_segments; ++g) {
+      expect(seg[3 * g] >= 0 && seg[3 * g] + seg[3 * g + 1] <= x.rows && seg[3 * g + 2] >= 0 &&
+                 seg[3 * g + 2] < slots,
+             "lora_add: segment outside the batch or the adapter slots");
+    }
+    cpu::LoraArgs l;
+    l.x = x.ptr<float>(), l.x_stride = x.stride;
+    l.a = a.ptr<float>(), l.a_stride = a.stride;
+    l.b = b.ptr<float>(), l.b_stride = b.stride;
+    l.tmp = tmp.ptr<float>(), l.tmp_stride = tmp.stride;
+    l.out = out.ptr<float>(), l.out_stride = out.stride;
+    l.rank = rank, l.n = out.cols, l.k = x.cols;
+    l.segments = seg, l.num_segments = step.num_lora_segments;
+    cpu::lora_add_f32(pool_, l);
   }
 
   void rope(Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const RopeConfig& rope) override {
@@ -430,6 +459,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   BackendInfo info_;
   StepBatch step_;
+  std::vector<int32_t> lora_segments_;
   std::vector<std::vector<float>> scratch_;  // one per pool chunk
   std::vector<float*> scratch_ptrs_;
   std::vector<std::vector<float>> quant_scratch_;  // linear_quant: kQuantBlockRows rows per pool chunk

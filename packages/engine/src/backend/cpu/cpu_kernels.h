@@ -50,6 +50,23 @@ void rope_f32(ThreadPool& pool, float* qkv, int64_t stride, const int32_t* posit
               int32_t num_rot_heads, int32_t head_dim, const float* inv_freq, float scaling,
               float* const* scratch);
 
+// LoRA segments (batchgen/backend.h, Backend::lora_add): for each segment
+// (row0, rows, slot) of `segments` [num_segments * 3], tmp rows = x rows a_slot^T
+// and out rows += tmp rows b_slot^T, where a_slot is rows [slot*rank, +rank) of a
+// and b_slot rows [slot*n, +n) of b. Strides in elements.
+struct LoraArgs {
+  const float* x = nullptr; int64_t x_stride = 0;
+  const float* a = nullptr; int64_t a_stride = 0;
+  const float* b = nullptr; int64_t b_stride = 0;
+  float* tmp = nullptr; int64_t tmp_stride = 0;
+  float* out = nullptr; int64_t out_stride = 0;
+  int32_t rank = 0;
+  int64_t n = 0, k = 0;
+  const int32_t* segments = nullptr;
+  int32_t num_segments = 0;
+};
+void lora_add_f32(ThreadPool& pool, const LoraArgs& args);
+
 enum class Act : uint8_t { gelu_tanh, silu };
 // out[t, i] = act(gu[t, i]) * gu[t, I + i].
 void gated_act_f32(ThreadPool& pool, const float* gu, int64_t gs, Act act, float* out, int64_t os,

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/lora_kernels.h"
 #include "backend/dtype_convert.h"
 
 namespace bg {
@@ -272,7 +273,9 @@ class CudaBackend final : public Backend {
     auto pad = [](size_t n) { return (n + 15) / 16 * 16; };
     const size_t o_tok = 0, o_pos = o_tok + pad(T), o_slot = o_pos + pad(T), o_cu = o_slot + pad(T),
                  o_ctx = o_cu + pad(S + 1), o_bt = o_ctx + pad(S), o_rows = o_bt + pad(b.block_tables.size()),
-                 o_work = o_rows + pad(R), total = o_work + pad(2 * size_t(W));
+                 o_work = o_rows + pad(R), o_lora = o_work + pad(2 * size_t(W));
+    const std::vector<int32_t> lora = lora_segments_build(b);
+    const size_t total = o_lora + pad(lora.size());
     const size_t bytes = std::max<size_t>(total * 4, 64);
 
     BG_CUDA_CHECK(cudaEventSynchronize(step_copied_));  // the pinned buffer's last copy is done
@@ -294,6 +297,7 @@ class CudaBackend final : public Backend {
     put(o_bt, b.block_tables);
     put(o_rows, b.logit_rows);
     if (W) std::memcpy(host + o_work, work_.data(), size_t(2 * W) * 4);
+    put(o_lora, lora);
     BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, total * 4, cudaMemcpyHostToDevice, stream_));
     BG_CUDA_CHECK(cudaEventRecord(step_copied_, stream_));
 
@@ -313,6 +317,8 @@ class CudaBackend final : public Backend {
     st.max_context_len = b.max_context_len;
     st.num_logit_rows = R;
     st.num_work = W;
+    st.lora_segments = i32_view(dev, o_lora, int64_t(lora.size() / 3), 3);
+    lora_segments_count(lora, st);
     return st;
   }
 
@@ -376,6 +382,18 @@ class CudaBackend final : public Backend {
                               out.dtype == DType::f32 ? CUDA_R_32F : CUDA_R_16BF, int(out.stride),
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
+  }
+
+  void lora_add(const Tensor& x, const Tensor& a, const Tensor& b, int32_t rank, const StepTensors& step,
+                Tensor& tmp, Tensor& out) override {
+    use_device();
+    expect(rank > 0 && a.cols == x.cols && b.cols == rank && a.rows % rank == 0 && b.rows % out.cols == 0 &&
+               a.rows / rank == b.rows / out.cols,
+           "lora_add: a [slots*rank, K] and b [slots*N, rank] do not match x and out");
+    expect(out.rows == x.rows && tmp.rows >= x.rows && tmp.cols >= rank, "lora_add: x, tmp and out rows");
+    if (step.num_lora_segments == 0) return;
+    cuda::launch_lora_add(x, a, b, rank, step.lora_segments.ptr<int32_t>(), step.num_lora_segments,
+                          step.max_lora_rows, tmp, out, stream_);
   }
 
   void rope(Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const RopeConfig& rope) override {

@@ -1,0 +1,57 @@
+// The engine's LoRA adapters: the registry of named adapters (checked at load),
+// the device stack of adapter slots, and which adapter each slot holds (LRU,
+// pinned by the requests that use it). Adapters are read from disk into a slot
+// when a request needs one that is not resident, so an engine serves more
+// adapters than fit at once.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "batchgen/engine.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "sched/lora_slots.h"
+
+namespace bg {
+
+class LoraRuntime {
+ public:
+  // Inspects every adapter of options.loras against the model (errors name the
+  // adapter and what is wrong) and allocates options.max_loras slots (0: as many
+  // as there are adapters, at most 8) of the largest rank among them, attached to
+  // the model. No adapters: nothing is allocated and enabled() is false.
+  LoraRuntime(const EngineOptions& options, Backend& backend, Model& model, int32_t max_tokens);
+  ~LoraRuntime();
+
+  bool enabled() const { return stack_ != nullptr; }
+  // The adapter's index; throws EngineError(invalid_argument) naming the known ones.
+  int32_t find(const std::string& name) const;
+  // The adapter's part of a KV block's hash (never 0, the base model's).
+  uint64_t cache_salt(int32_t adapter) const;
+  // Pins a slot holding the adapter, reading it from disk into the slot when it
+  // is not resident; -1 when every slot is pinned. Throws EngineError when the
+  // adapter's weights cannot be read (the slot is then left empty).
+  int32_t acquire(int32_t adapter);
+  void release(int32_t slot);
+
+  const std::vector<LoraAdapterInfo>& adapters() const { return adapters_; }
+  std::vector<std::string> resident() const;
+  int32_t slots() const { return stack_ ? stack_->slots() : 0; }
+  int32_t rank() const { return stack_ ? stack_->rank() : 0; }
+  int64_t slot_bytes() const { return slot_bytes_; }
+  int64_t loads() const { return slots_ ? slots_->loads() : 0; }
+  int64_t evictions() const { return slots_ ? slots_->evictions() : 0; }
+
+ private:
+  Model& model_;
+  std::vector<LoraAdapterInfo> adapters_;
+  std::unordered_map<std::string, int32_t> by_name_;
+  std::unique_ptr<LoraStack> stack_;
+  std::unique_ptr<LoraSlots> slots_;
+  int64_t slot_bytes_ = 0;
+};
+
+}  // namespace bg

@@ -1,0 +1,59 @@
+#include "sched/lora_slots.h"
+
+#include <stdexcept>
+
+namespace bg {
+
+LoraSlots::LoraSlots(int32_t slots) : slots_(size_t(slots > 0 ? slots : 0)) {
+  if (slots < 1) throw std::invalid_argument("LoraSlots needs at least one slot");
+}
+
+LoraSlots::Grant LoraSlots::acquire(int32_t adapter) {
+  Grant g;
+  int32_t victim = -1;
+  for (int32_t s = 0; s < size(); ++s) {
+    Slot& x = slots_[size_t(s)];
+    if (x.adapter == adapter) {
+      ++x.pins;
+      x.last_use = ++clock_;
+      g.slot = s;
+      return g;
+    }
+    if (x.pins > 0) continue;
+    // A free slot first, then the least recently used unpinned one.
+    const bool better = victim < 0 || (x.adapter < 0 && slots_[size_t(victim)].adapter >= 0) ||
+                        ((x.adapter < 0) == (slots_[size_t(victim)].adapter < 0) &&
+                         x.last_use < slots_[size_t(victim)].last_use);
+    if (better) victim = s;
+  }
+  if (victim < 0) return g;
+  Slot& v = slots_[size_t(victim)];
+  if (v.adapter >= 0) ++evictions_;
+  v.adapter = adapter;
+  v.pins = 1;
+  v.last_use = ++clock_;
+  ++loads_;
+  g.slot = victim;
+  g.load = true;
+  return g;
+}
+
+void LoraSlots::release(int32_t slot) {
+  Slot& x = slots_.at(size_t(slot));
+  if (x.pins <= 0) throw std::logic_error("LoraSlots::release of an unpinned slot");
+  --x.pins;
+}
+
+void LoraSlots::forget(int32_t slot) {
+  release(slot);
+  slots_[size_t(slot)].adapter = -1;
+}
+
+std::vector<int32_t> LoraSlots::resident() const {
+  std::vector<int32_t> out;
+  for (const Slot& s : slots_)
+    if (s.adapter >= 0) out.push_back(s.adapter);
+  return out;
+}
+
+}  // namespace bg

@@ -1,0 +1,51 @@
+// Which LoRA adapter sits in which slot of the device's adapter stack (S-LoRA's
+// adapter cache, vLLM's max_loras). Pure logic, no backend.
+//
+// A request pins the slot of its adapter from admission until it finishes, so an
+// adapter is never replaced under a running request. An adapter not resident takes
+// a free slot, else the least recently used slot that no request pins (evicting its
+// adapter); when every slot is pinned the request waits (acquire returns slot -1)
+// until one is released. With nothing running every slot is unpinned, so a waiting
+// request always gets one: no deadlock.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace bg {
+
+class LoraSlots {
+ public:
+  explicit LoraSlots(int32_t slots);
+
+  struct Grant {
+    int32_t slot = -1;   // -1: every slot is pinned, try again later
+    bool load = false;   // the adapter is not in the slot yet: the caller loads it
+  };
+  // Pins a slot for `adapter` (an index >= 0).
+  Grant acquire(int32_t adapter);
+  // Drops one pin of `slot`; the adapter stays resident until evicted.
+  void release(int32_t slot);
+  // After a failed load into `slot`: it holds no adapter (its pin is released too).
+  void forget(int32_t slot);
+
+  int32_t size() const { return int32_t(slots_.size()); }
+  int32_t adapter_in(int32_t slot) const { return slots_[size_t(slot)].adapter; }
+  int32_t pins(int32_t slot) const { return slots_[size_t(slot)].pins; }
+  // Adapters resident now, in slot order.
+  std::vector<int32_t> resident() const;
+  int64_t loads() const { return loads_; }
+  int64_t evictions() const { return evictions_; }
+
+ private:
+  struct Slot {
+    int32_t adapter = -1;
+    int32_t pins = 0;
+    uint64_t last_use = 0;
+  };
+  std::vector<Slot> slots_;
+  uint64_t clock_ = 0;
+  int64_t loads_ = 0, evictions_ = 0;
+};
+
+}  // namespace bg

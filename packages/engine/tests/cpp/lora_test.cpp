@@ -1,0 +1,122 @@
+// LoRA pieces without a model: the step's segments, the slot cache (LRU, pins) and
+// the CPU backend's lora_add against a plain double-precision loop.
+#include <cmath>
+#include <random>
+
+#include "batchgen/backend.h"
+#include "check.h"
+#include "sched/lora_slots.h"
+
+using namespace bg;
+
+namespace {
+
+StepBatch batch_of(const std::vector<int32_t>& q_lens, const std::vector<int32_t>& slots) {
+  StepBatch b;
+  b.cu_seq_q.push_back(0);
+  for (int32_t q : q_lens) {
+    for (int32_t i = 0; i < q; ++i) {
+      b.token_ids.push_back(0);
+      b.positions.push_back(i);
+      b.slot_mapping.push_back(-1);
+    }
+    b.cu_seq_q.push_back(b.cu_seq_q.back() + q);
+    b.context_lens.push_back(q);
+  }
+  b.lora_slots = slots;
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE(segments_merge_neighbours_of_one_adapter_and_skip_the_base) {
+  // seqs: 3 tokens slot 1, 1 token slot 1, 2 tokens base, 1 token slot 0, 0 tokens slot 0, 4 tokens slot 0
+  StepBatch b = batch_of({3, 1, 2, 1, 0, 4}, {1, 1, -1, 0, 0, 0});
+  CHECK(step_batch_problem(b) == nullptr);
+  const std::vector<int32_t> seg = lora_segments_build(b);
+  CHECK(seg == (std::vector<int32_t>{0, 4, 1, 6, 5, 0}));
+  StepTensors st;
+  lora_segments_count(seg, st);
+  CHECK_EQ(st.num_lora_segments, 2);
+  CHECK_EQ(st.max_lora_rows, 5);
+  // Not merged across a base sequence, even for the same adapter.
+  CHECK(lora_segments_build(batch_of({2, 1, 2}, {3, -1, 3})) == (std::vector<int32_t>{0, 2, 3, 3, 2, 3}));
+  CHECK(lora_segments_build(batch_of({2, 2}, {})).empty());
+  StepBatch bad = batch_of({1, 1}, {0});
+  CHECK(step_batch_problem(bad) != nullptr);
+}
+
+TEST_CASE(slots_evict_the_least_recently_used_unpinned_adapter) {
+  LoraSlots s(2);
+  LoraSlots::Grant a = s.acquire(10);
+  CHECK(a.slot >= 0 && a.load);
+  LoraSlots::Grant b = s.acquire(11);
+  CHECK(b.slot >= 0 && b.load && b.slot != a.slot);
+  CHECK_EQ(s.acquire(12).slot, -1);  // both pinned: wait
+  LoraSlots::Grant a2 = s.acquire(10);  // resident: no load, a second pin
+  CHECK(a2.slot == a.slot && !a2.load);
+  CHECK_EQ(s.pins(a.slot), 2);
+  s.release(b.slot);
+  LoraSlots::Grant c = s.acquire(12);  // 11 is unpinned: evicted
+  CHECK(c.slot == b.slot && c.load);
+  CHECK_EQ(s.evictions(), 1);
+  s.release(a.slot);
+  s.release(a.slot);
+  s.release(c.slot);
+  // Both unpinned; 10 was used before 12, so 10 goes first.
+  LoraSlots::Grant d = s.acquire(13);
+  CHECK(d.slot == a.slot && d.load);
+  CHECK(s.resident() == (a.slot == 0 ? std::vector<int32_t>{13, 12} : std::vector<int32_t>{12, 13}));
+  // A failed load leaves the slot empty and unpinned; a free slot is taken before an LRU one.
+  s.forget(d.slot);
+  CHECK_EQ(s.adapter_in(d.slot), -1);
+  CHECK_EQ(s.pins(d.slot), 0);
+  LoraSlots::Grant e = s.acquire(14);
+  CHECK(e.slot == d.slot && e.load);
+  CHECK_EQ(s.loads(), 5);
+  CHECK_THROWS(s.release(c.slot));
+}
+
+TEST_CASE(cpu_lora_add_matches_a_double_loop) {
+  std::unique_ptr<Backend> cpu = cpu_backend_create(BackendOptions{"cpu", 2, false});
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  for (const auto& [K, N, R, slots] : std::vector<std::array<int, 4>>{{16, 24, 4, 2}, {40, 9, 1, 3}, {7, 64, 16, 1}}) {
+    StepBatch b = batch_of({3, 1, 2, 5, 1}, {1 % slots, -1, 0, (slots - 1), 0});
+    cpu->reserve_scratch(12, 5, 12, HeadLayout{1, 1, 8});
+    StepTensors st = cpu->upload_step(b);
+    const int T = b.num_tokens(), W = N + 5;
+    auto fill = [&](int64_t rows, int64_t cols) {
+      Tensor t = cpu->alloc(DType::f32, rows, cols);
+      for (int64_t i = 0; i < rows * cols; ++i) t.ptr<float>()[i] = nd(rng);
+      return t;
+    };
+    Tensor x = fill(T, K), a = fill(int64_t(slots) * R, K), bw = fill(int64_t(slots) * N, R), wide = fill(T, W);
+    Tensor tmp = cpu->alloc(DType::f32, T, R);
+    std::vector<float> before(wide.ptr<float>(), wide.ptr<float>() + T * W);
+    Tensor out = wide.col_slice(2, N);
+    cpu->lora_add(x, a, bw, R, st, tmp, out);
+    double worst = 0;
+    for (int s = 0, row = 0; s < b.num_seqs(); ++s) {
+      for (int t = b.cu_seq_q[size_t(s)]; t < b.cu_seq_q[size_t(s) + 1]; ++t, ++row) {
+        const int slot = b.lora_slots[size_t(s)];
+        for (int c = 0; c < W; ++c) {
+          double want = before[size_t(t * W + c)];
+          if (slot >= 0 && c >= 2 && c < 2 + N) {
+            for (int r = 0; r < R; ++r) {
+              double u = 0;
+              for (int k = 0; k < K; ++k) u += double(x.ptr<float>()[t * K + k]) * a.ptr<float>()[(slot * R + r) * K + k];
+              want += u * bw.ptr<float>()[(slot * N + (c - 2)) * R + r];
+            }
+          }
+          worst = std::max(worst, std::fabs(want - wide.ptr<float>()[t * W + c]) / (1.0 + std::fabs(want)));
+        }
+      }
+    }
+    CHECK(worst < 1e-5);
+    CHECK_THROWS(cpu->lora_add(x, a, bw, R + 1, st, tmp, out));  // a's rows are not slots * rank
+    for (Tensor* t : {&x, &a, &bw, &wide, &tmp}) cpu->free(*t);
+  }
+}
+
+int main(int argc, char** argv) { return bg_test::run_all(argc, argv); }
