@@ -6,7 +6,7 @@ const base: BatchRecord = {
   id: "batch_1", tenant: "t", status: "in_progress", endpoint: "/v1/chat/completions", inputFileId: "file_1", inputKey: "files/file_1",
   completionWindow: "24h", metadata: null, priority: 0, createdAtMs: 1_000_500, expiresAtMs: 87_400_500, inProgressAtMs: 1_000_000,
   finalizingAtMs: null, completedAtMs: null, failedAtMs: null, expiredAtMs: null, cancellingAtMs: null, cancelledAtMs: null,
-  outputFileId: null, errorFileId: null, errors: null, model: "m", total: 100, shards: 1, shardLines: 256, completed: 20, failed: 5,
+  outputFileId: null, errorFileId: null, errors: null, model: "m", adapters: null, total: 100, shards: 1, shardLines: 256, completed: 20, failed: 5,
   promptTokens: 300, completionTokens: 500, promptTokensCached: 120, stopReason: null, outputExpiresAfterS: null,
 };
 

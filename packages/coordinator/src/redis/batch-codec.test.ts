@@ -26,6 +26,7 @@ const record: BatchRecord = {
   errorFileId: null,
   errors: [{ code: "x", message: "y", param: null, line: 3 }],
   model: "m",
+  adapters: ["sql-lora"],
   total: 10,
   shards: 1,
   shardLines: 256,
