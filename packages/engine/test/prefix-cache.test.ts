@@ -1,14 +1,15 @@
 // Automatic prefix caching on the CPU backend, deterministic mode: every request
 // gives the same tokens (greedy and seeded) with caching on as with it off, and
-// the cached-token counts are the ones the block layout predicts. Needs the
-// native addon (pnpm --filter @batchgen/engine build).
+// the cached-token counts and the KV blocks in use (n = 4 choices of one line) are
+// the ones the block layout predicts. Needs the native addon
+// (pnpm --filter @batchgen/engine build).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { Engine, type EngineLoadOptions, type GenerateRequest, type GenerateResult } from "../ts/index.js";
+import { Engine, type EngineLoadOptions, type EngineStats, type GenerateRequest, type GenerateResult } from "../ts/index.js";
 import { makeModel } from "../ts/make-model.js";
 
 let root: string;
@@ -155,5 +156,88 @@ describe("prefix caching: same tokens with it on and off", () => {
 
   it("enablePrefixCaching must be a boolean", async () => {
     await expect(Engine.load({ modelDir, enablePrefixCaching: "yes" as unknown as boolean })).rejects.toThrow(/enablePrefixCaching/);
+  });
+});
+
+// A line with n = 4 as the worker runs it (line-runner.ts): four requests with the
+// same prompt, ids `<id>`, `<id>/1`, ..., choice i seeded seed + i (or, without a
+// seed, seeded from its own id). While all four decode, the engine's KV block count
+// is the prompt's full blocks once plus each choice's own blocks, where four
+// independent requests (caching off) hold the whole prompt four times.
+describe("n = 4 choices share the prompt's KV blocks", () => {
+  const P = 100;                          // 6 full blocks + 4
+  const SHARED = Math.floor((P - 1) / BLOCK);  // full blocks shared (the last token is always computed)
+  const TAIL = P - SHARED * BLOCK;        // prompt tokens each choice computes into its own block
+  const MAX_TOKENS = 40;
+
+  /** Runs the requests at once; every stats snapshot taken while all of them were running. */
+  async function whileLive(engine: Engine, reqs: GenerateRequest[]): Promise<{ results: GenerateResult[]; live: EngineStats[] }> {
+    const live: EngineStats[] = [];
+    let done = false;
+    const all = Promise.all(reqs.map((r) => engine.generate(r))).finally(() => (done = true));
+    while (!done) {
+      const s = engine.stats();
+      if (s.running === reqs.length) live.push(s);
+      await new Promise((r) => setImmediate(r));
+    }
+    return { results: await all, live };
+  }
+
+  // Blocks the four hold after a step, G tokens generated in all: a sequence of
+  // P + g tokens has K/V slots for P + g - 1, so `perChoice` tokens' worth of own
+  // slots each, rounded up to whole blocks (at most one partial block per choice).
+  function blockRange(shared: number, perChoice: number, generated: number): [number, number] {
+    const exact = shared + (4 * (perChoice - 1) + generated) / BLOCK;
+    return [Math.ceil(exact), exact + 4];
+  }
+
+  it.each([
+    { name: "seeded", seed: 500 },
+    { name: "seedless", seed: undefined },
+  ])("$name: blocks in use ~ prompt + 4 x generated, and each choice equals its request run alone", async ({ name, seed }) => {
+    const prompt = tokens(P, 21);
+    const reqs: GenerateRequest[] = [0, 1, 2, 3].map((i) => ({
+      id: i === 0 ? name : `${name}/${i}`,
+      prompt,
+      maxTokens: MAX_TOKENS,
+      ignoreEos: true,
+      temperature: 0.9,
+      topK: 40,
+      ...(seed === undefined ? {} : { seed: seed + i }),
+    }));
+    const promptBlocks = Math.ceil(P / BLOCK);
+
+    const shared = await open({ enablePrefixCaching: true });
+    const on = await whileLive(shared, reqs);
+    expect(on.live.length).toBeGreaterThan(0);
+    for (const s of on.live) {
+      const [lo, hi] = blockRange(SHARED, TAIL, s.generatedTokens);
+      expect(s.kvBlocksUsed, `${s.generatedTokens} generated`).toBeGreaterThanOrEqual(lo);
+      expect(s.kvBlocksUsed, `${s.generatedTokens} generated`).toBeLessThan(hi);
+      expect(s.kvBlocksUsed).toBeLessThan(4 * promptBlocks);
+    }
+    // The prompt prefilled once; choices 1..3 compute only its tail past the shared blocks.
+    expect(on.results.map((r) => r.cachedTokens)).toEqual([0, SHARED * BLOCK, SHARED * BLOCK, SHARED * BLOCK]);
+    expect(shared.stats().promptTokensProcessed).toBe(P + 3 * TAIL);
+
+    const separate = await open({ enablePrefixCaching: false });
+    const off = await whileLive(separate, reqs);
+    expect(off.live.length).toBeGreaterThan(0);
+    for (const s of off.live) {
+      const [lo, hi] = blockRange(0, P, s.generatedTokens);
+      expect(s.kvBlocksUsed).toBeGreaterThanOrEqual(Math.max(lo, 4 * promptBlocks));
+      expect(s.kvBlocksUsed).toBeLessThan(hi);
+    }
+    expect(separate.stats().promptTokensProcessed).toBe(4 * P);
+
+    // Each choice alone (same id when its seed derives from the id) gives the same tokens.
+    for (const [i, r] of reqs.entries()) {
+      const alone = await separate.generate(seed === undefined ? r : { ...r, id: `alone-${i}` });
+      expect(alone.tokens, r.id).toHaveLength(MAX_TOKENS);
+      expect(on.results[i]!.tokens, r.id).toEqual(alone.tokens);
+      expect(off.results[i]!.tokens, r.id).toEqual(alone.tokens);
+    }
+    // Four different seeds: four different choices.
+    expect(new Set(on.results.map((r) => r.tokens.join(","))).size).toBe(4);
   });
 });

@@ -95,7 +95,9 @@ export interface NativeStats {
   running: number;
   waiting: number;
   kvBlocksTotal: number;
+  /** KV blocks referenced by live requests; a block shared by several (a common prefix, n > 1) counts once. */
   kvBlocksUsed: number;
+  /** kvBlocksTotal - kvBlocksUsed: never-used blocks plus kvBlocksCached. */
   kvBlocksFree: number;
   /** Free blocks that still hold a cached prefix (counted in kvBlocksFree too). */
   kvBlocksCached: number;
