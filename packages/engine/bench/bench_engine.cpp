@@ -10,12 +10,18 @@
 //    in the JSON line are then the mean prompt and output lengths.
 //
 //   bench_engine --shape gemma-2b --model-dir /dev/shm/bg-gemma-2b [--device cuda]
-//                [--n 1024] [--inp 512] [--out 256] [--max-seqs 1024]
+//                [--n 1024] [--inp 512] [--out 256] [--max-seqs N]
 //                [--max-batch-tokens 8192] [--deterministic] [--seed 1] [--write-only]
 //                [--workload a|shared-prefix] [--prefixes 8] [--prefix-min 500]
 //                [--prefix-max 1500] [--suffix-min 20] [--suffix-max 150]
 //                [--out-min 100] [--out-max 250] [--no-prefix-caching]
 //                [--temperature 0] [--json-schema FIELDS] [--top-logprobs K] [--n-choices C]
+//
+// Running sequences: by default what the engine derives from its KV cache (sequences
+// of max_model_len tokens, which is set to the workload's longest line, up to 1,024;
+// ModelInfo::max_seqs); --max-seqs N sets the cap instead. The JSON line's max_seqs is
+// the cap the engine ran with, host_ms_per_step and host_gap_ms_per_step its host
+// time per step (EngineStats::host_ms, host_gap_ms).
 //
 // Sampling extras (issue 13), each on every line:
 //   --json-schema F    response format json_schema with an F-field object (string,
@@ -293,7 +299,7 @@ std::vector<std::string> synthetic_vocab(int vocab) {
 
 int main(int argc, char** argv) {
   std::string shape = "gemma-2b", model_dir, device = "cuda";
-  int n = -1, inp = 512, out = 256, max_seqs = -1, max_batch_tokens = 8192, block_size = 16;
+  int n = -1, inp = 512, out = 256, max_seqs = 0, max_batch_tokens = 8192, block_size = 16;
   uint64_t seed = 1;
   bool deterministic = false, write_only = false, prefix_caching = true;
   std::string workload = "a";
@@ -351,7 +357,6 @@ int main(int argc, char** argv) {
   }
   // The larger shapes' KV caches hold fewer full sequences: half the prompts.
   if (n < 0) n = shared ? 2000 : it->second.layers * it->second.kv_heads * it->second.head_dim > 28 * 1024 ? 512 : 1024;
-  if (max_seqs < 0) max_seqs = n;
   if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
   if (write_only) return 0;
 
@@ -363,7 +368,8 @@ int main(int argc, char** argv) {
     o.max_batch_tokens = max_batch_tokens;
     o.block_size = block_size;
     o.kv_cache_memory_fraction = kv_fraction;
-    o.max_model_len = std::max(shared ? prefix_max + suffix_max + out_max + 1 : inp + out + 1, 1024);
+    // The longest line exactly: the derived sequence cap is then what the cache holds of them.
+    o.max_model_len = shared ? prefix_max + suffix_max + out_max : inp + out;
     o.deterministic = deterministic;
     o.enable_prefix_caching = prefix_caching;
     if (json_fields > 0 && !file_exists(model_dir + "/tokenizer.json")) o.token_bytes = synthetic_vocab(it->second.vocab);
@@ -447,18 +453,22 @@ int main(int argc, char** argv) {
         "\"prompt_tokens_cached\":%lld,\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,"
         "\"block_size\":%d,\"steps\":%lld,\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,"
         "\"temperature\":%g,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
-        "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f}\n",
+        "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f,\"max_seqs_derived\":%s,"
+        "\"host_ms_per_step\":%.4f,\"host_gap_ms_per_step\":%.4f}\n",
         info.device.c_str(), info.device_name.c_str(), shape.c_str(), workload.c_str(), n,
         shared ? int(prompt_tokens / std::max(1, n)) : inp, shared ? int(tokens / std::max(1, n)) : out, secs,
         tokens / secs, double(tokens + prompt_tokens) / secs, deterministic ? "true" : "false",
         prefix_caching ? "true" : "false", (long long)prompt_tokens,
         (long long)(after.prompt_tokens_processed - before.prompt_tokens_processed),
-        (long long)(after.prompt_tokens_cached - before.prompt_tokens_cached), max_seqs, max_batch_tokens,
+        (long long)(after.prompt_tokens_cached - before.prompt_tokens_cached), info.max_seqs, max_batch_tokens,
         (long long)info.kv_blocks, block_size, (long long)(after.steps - before.steps),
         (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong, temperature, json_fields,
         top_logprobs, n_choices, (long long)(after.grammar_masks - before.grammar_masks),
         (long long)(after.grammar_distinct_masks - before.grammar_distinct_masks),
-        (after.grammar_host_ms - before.grammar_host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)));
+        (after.grammar_host_ms - before.grammar_host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)),
+        info.max_seqs_seq_len > 0 ? "true" : "false",
+        (after.host_ms - before.host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)),
+        (after.host_gap_ms - before.host_gap_ms) / double(std::max<int64_t>(1, after.host_gaps - before.host_gaps)));
     return wrong ? 1 : 0;
   } catch (const EngineError& e) {
     std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());

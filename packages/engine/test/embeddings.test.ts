@@ -64,8 +64,9 @@ describe("embedding requests", () => {
         want.set(`${pooling}-${i}`, r.embedding!);
       }
     }
-    // 16-token steps and 24 blocks of 16: chunked prefills, and generations that outgrow the cache force preemptions.
-    const busy = await open({ maxBatchTokens: 16, kvCacheBlocks: 24, maxModelLen: 256 });
+    // 16-token steps and 24 blocks of 16: chunked prefills, and generations that outgrow the cache force
+    // preemptions (maxSeqs above the 1 sequence of 256 tokens the cache holds lets them all in).
+    const busy = await open({ maxBatchTokens: 16, kvCacheBlocks: 24, maxModelLen: 256, maxSeqs: 64 });
     const generations = Array.from({ length: 6 }, (_, i) => busy.generate({ id: `g${i}`, prompt: tokens(40, 50 + i), maxTokens: 60, temperature: 0, ignoreEos: true }));
     const embeds = (["last", "mean"] as const).flatMap((pooling) => prompts.map((prompt, i) => busy.generate({ id: `${pooling}-${i}`, prompt, pooling })));
     const results = await Promise.all(embeds);
@@ -83,8 +84,9 @@ describe("embedding requests", () => {
     const prompt = tokens(150, 21);
     const alone = await (await open()).generate({ prompt, pooling: "mean" });
     // 4-token steps: the embedding's prefill spans ~50 steps while a generation grows
-    // beside it; 13 blocks of 16 cannot hold both, so the newer (the embedding) is preempted.
-    const tight = await open({ maxBatchTokens: 4, kvCacheBlocks: 13, maxModelLen: 200 });
+    // beside it; 13 blocks of 16 cannot hold both, so the newer (the embedding) is preempted
+    // (the derived cap, one 200-token sequence, would run them one after the other).
+    const tight = await open({ maxBatchTokens: 4, kvCacheBlocks: 13, maxModelLen: 200, maxSeqs: 4 });
     const gen = tight.generate({ prompt: tokens(20, 22), maxTokens: 100, temperature: 0, ignoreEos: true });
     const embedded = await tight.generate({ prompt, pooling: "mean" });
     await gen;

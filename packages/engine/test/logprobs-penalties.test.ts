@@ -62,7 +62,7 @@ afterAll(async () => {
 });
 
 async function open(c: ReferenceCase): Promise<Engine> {
-  const e = await Engine.load({ modelDir: c.modelDir, threads: 2, kvCacheBlocks: 128 });
+  const e = await Engine.load({ modelDir: c.modelDir, threads: 2, kvCacheBlocks: 128, maxSeqs: 16 });  // short requests, batched
   engines.push(e);
   return e;
 }

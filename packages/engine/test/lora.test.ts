@@ -71,7 +71,7 @@ afterAll(async () => {
 
 function load(c: LoraCase, extra: Partial<Parameters<typeof Engine.load>[0]> = {}): Promise<Engine> {
   return Engine.load({
-    modelDir: c.baseDir, device: "cpu", threads: 2, kvCacheBlocks: 128,
+    modelDir: c.baseDir, device: "cpu", threads: 2, kvCacheBlocks: 128, maxSeqs: 16,  // short requests, batched
     loras: c.adapters.map((a) => ({ name: a.name, path: a.dir })), ...extra,
   });
 }

@@ -21,7 +21,11 @@ export interface EngineLoadOptions {
   kvCacheMaxBytes?: number;
   /** Token budget of one step (decode tokens + prefill chunks); default 2048. */
   maxBatchTokens?: number;
-  /** Sequences per step; default 256. */
+  /**
+   * Sequences running at once; default 0 = as many sequences of 1,024 tokens (or
+   * maxModelLen, when shorter) as the KV cache holds, at most maxBatchTokens
+   * (ModelInfo.maxSeqs says what it came to).
+   */
   maxSeqs?: number;
   /**
    * Context length; default 0 = the model's max_position_embeddings, lowered to

@@ -194,7 +194,7 @@ function loadOptions(o: EngineLoadOptions): NativeLoadOptions {
     kvCacheMemoryFraction: number(o.kvCacheMemoryFraction, "kvCacheMemoryFraction", (x) => x > 0 && x <= 1, "(0, 1]", 0.9),
     kvCacheMaxBytes: integer(o.kvCacheMaxBytes, "kvCacheMaxBytes", 1, Number.MAX_SAFE_INTEGER, 2 ** 30),
     maxBatchTokens: integer(o.maxBatchTokens, "maxBatchTokens", 1, INT32_MAX, 2048),
-    maxSeqs: integer(o.maxSeqs, "maxSeqs", 1, INT32_MAX, 256),
+    maxSeqs: integer(o.maxSeqs, "maxSeqs", 0, INT32_MAX, 0),
     maxModelLen: integer(o.maxModelLen, "maxModelLen", 0, INT32_MAX, 0),
     deterministic: o.deterministic ?? false,
     enablePrefixCaching: o.enablePrefixCaching ?? true,

@@ -25,6 +25,7 @@ export interface NativeLoadOptions {
   kvCacheMemoryFraction: number;
   kvCacheMaxBytes: number;
   maxBatchTokens: number;
+  /** 0 = derived from the KV cache (NativeModelInfo.maxSeqs). */
   maxSeqs: number;
   maxModelLen: number;
   deterministic: boolean;
@@ -111,6 +112,16 @@ export interface NativeStats {
   steps: number;
   preemptions: number;
   lastStepMs: number;
+  /** The running-sequence cap (NativeModelInfo.maxSeqs). */
+  maxSeqs: number;
+  /**
+   * Host time, summed over steps (engine.h EngineStats): hostMs inside step() outside
+   * the backend's forward and sample calls (divide by steps); hostGapMs from one step's
+   * tokens reaching the host to the next step's forward call (divide by hostGaps).
+   */
+  hostMs: number;
+  hostGapMs: number;
+  hostGaps: number;
   /** Grammar token masks applied so far (one per structured-output row and step). */
   grammarMasks: number;
   /** LoRA adapters in a device slot now. */
@@ -140,6 +151,10 @@ export interface NativeModelInfo {
   kvBytesPerToken: number;
   blockSize: number;
   kvBlocks: number;
+  /** Sequences running at once: the maxSeqs option, or derived from the KV cache. */
+  maxSeqs: number;
+  /** The sequence length maxSeqs was derived for (min(1024, maxModelLen)); 0 when given. */
+  maxSeqsSeqLen: number;
   /** LoRA adapter names; slots that hold adapters at once, their rank and device bytes each. */
   loras: string[];
   maxLoras: number;

@@ -16,6 +16,8 @@ export interface EngineDriver {
     readonly weightBytes?: number;
     readonly weightParams?: number;
     readonly kvBytesPerToken?: number;
+    /** Sequences the engine runs at once (ModelInfo.maxSeqs); absent: unknown. */
+    readonly maxSeqs?: number;
     /** LoRA adapters a request may name (GenerateRequest.lora). */
     readonly loras: string[];
   };

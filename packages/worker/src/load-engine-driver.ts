@@ -13,7 +13,8 @@ export async function loadEngineDriver(config: WorkerConfig): Promise<EngineDriv
 
 /** The engine options a worker's settings give (only those set; the engine's defaults otherwise). */
 export function engineLoadOptions(config: WorkerConfig): EngineLoadOptions {
-  const options: EngineLoadOptions = { modelDir: config.modelDir, device: config.device as EngineLoadOptions["device"], maxSeqs: config.maxSeqs };
+  const options: EngineLoadOptions = { modelDir: config.modelDir, device: config.device as EngineLoadOptions["device"] };
+  if (config.maxSeqs !== undefined) options.maxSeqs = config.maxSeqs;
   if (config.threads !== undefined) options.threads = config.threads;
   if (config.maxBatchTokens !== undefined) options.maxBatchTokens = config.maxBatchTokens;
   if (config.maxModelLen !== undefined) options.maxModelLen = config.maxModelLen;

@@ -61,8 +61,11 @@ export const workerConfigSchema = z.object({
   maxLoras: int(1).optional(),
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected "cpu", "cuda" or "cuda:N"').default("cpu"),
   threads: int(1).optional(),
-  /** Engine: most sequences running at once. The worker holds about prefetch x this many lines. */
-  maxSeqs: int(1).default(32),
+  /**
+   * Engine: most sequences running at once; default: what the engine derives from its
+   * KV cache (ModelInfo.maxSeqs). The worker holds about prefetch x this many lines.
+   */
+  maxSeqs: int(1).optional(),
   maxBatchTokens: int(1).optional(),
   maxModelLen: int(1).optional(),
   kvCacheBlocks: int(1).optional(),

@@ -30,7 +30,7 @@ export const workerFlags: WorkerFlag[] = [
   { flag: "max-loras", arg: "n", help: "LoRA adapters held in device memory at once, least recently used out (default: one per adapter, at most 8)" },
   { flag: "device", arg: "cpu|cuda:N", help: "engine device (default cpu)" },
   { flag: "threads", arg: "n", help: "CPU threads of the engine" },
-  { flag: "max-seqs", arg: "n", help: "sequences the engine runs at once (default 32)" },
+  { flag: "max-seqs", arg: "n", help: "sequences the engine runs at once (default: as many as its KV cache holds)" },
   { flag: "max-batch-tokens", arg: "n", help: "tokens per engine step" },
   { flag: "max-model-len", arg: "n", help: "context length cap" },
   { flag: "kv-cache-blocks", arg: "n", help: "KV cache size in blocks" },

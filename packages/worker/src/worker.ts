@@ -61,6 +61,15 @@ export function createWorker(input: WorkerConfigInput, deps: WorkerDeps = {}): W
   return new WorkerAgent(config, deps);
 }
 
+/**
+ * The credit ledger: about prefetch x the engine's running sequences (--max-seqs, or what
+ * the engine derived from its KV cache; 32 for an engine that does not say).
+ */
+function creditLedger(config: WorkerConfig, engine: EngineDriver | undefined): CreditLedger {
+  const maxSeqs = config.maxSeqs ?? engine?.model.maxSeqs ?? 32;
+  return new CreditLedger({ target: Math.max(1, Math.round(maxSeqs * config.prefetch)) });
+}
+
 class WorkerAgent implements Worker {
   readonly closed: Promise<void>;
   metricsPort: number | null = null;
@@ -68,7 +77,7 @@ class WorkerAgent implements Worker {
   private rejectClosed!: (err: Error) => void;
   private readonly logger: Logger;
   private readonly registry: Registry;
-  private readonly ledger: CreditLedger;
+  private ledger: CreditLedger;
   private engine: EngineDriver | undefined;
   private ownsEngine = false;
   private runner: LineRunner | undefined;
@@ -99,7 +108,8 @@ class WorkerAgent implements Worker {
     this.closed.catch(() => {}); // observed through `closed` by whoever cares
     this.logger = deps.logger ?? createLogger("worker");
     this.registry = deps.registry ?? createRegistry();
-    this.ledger = new CreditLedger({ target: Math.max(1, Math.round(config.maxSeqs * config.prefetch)) });
+    // Sized again once the engine says how many sequences it runs (start()).
+    this.ledger = creditLedger(config, undefined);
     this.workerId = config.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   }
 
@@ -124,6 +134,7 @@ class WorkerAgent implements Worker {
       this.engine = await loadEngineDriver(config);
       this.ownsEngine = true;
     }
+    this.ledger = creditLedger(config, this.engine);
     const tokenizer = this.deps.tokenizer ?? (await loadWorkerTokenizer(config.modelDir));
     // Prompts are made in threads of their own (the event loop keeps the stream's
     // heartbeats on time); a tokenizer given by the caller works on the main thread.
@@ -159,6 +170,7 @@ class WorkerAgent implements Worker {
       model: config.modelName,
       engine: engineString(engine),
       maxModelLen: engine.model.maxModelLen,
+      maxSeqs: config.maxSeqs ?? engine.model.maxSeqs,
       ...weightsReport(engine),
       coordinator: config.coordinator,
       metricsPort: this.metricsPort,

@@ -22,6 +22,12 @@ namespace bg {
 
 // A LoRA adapter the engine serves: a peft adapter directory (adapter_config.json,
 // adapter_model.safetensors) and the name requests call it by.
+// The sequence length the default running-sequence cap is sized for: a batch line
+// of a few hundred prompt and a few hundred generated tokens. Longer lines make the
+// scheduler preempt (recompute), shorter ones leave KV blocks unused; set
+// EngineOptions::max_seqs (or max_model_len) when the workload's lengths are known.
+constexpr int32_t kTypicalSeqLen = 1024;
+
 struct LoraSpec {
   std::string name;
   std::string path;
@@ -36,7 +42,9 @@ struct EngineOptions {
   double kv_cache_memory_fraction = 0.9;  // of free memory after weights and activations
   int64_t kv_cache_max_bytes = int64_t(1) << 30;  // cpu: cap on that when kv_cache_blocks == 0
   int32_t max_batch_tokens = 2048;   // token budget per step (decode tokens + prefill chunks)
-  int32_t max_seqs = 256;            // sequences per step
+  int32_t max_seqs = 0;              // running sequences; 0 = as many sequences of
+                                     // kTypicalSeqLen tokens (or max_model_len, when
+                                     // shorter) as the KV cache holds (ModelInfo::max_seqs)
   int32_t max_model_len = 0;         // 0 = the model config's max_position_embeddings, lowered
                                      // to what the KV cache holds (an explicit value that
                                      // does not fit is an error)
@@ -112,6 +120,19 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t preemptions = 0;
   double last_step_ms = 0;
+  int32_t max_seqs = 0;              // the running-sequence cap (ModelInfo::max_seqs)
+  // Host time per step (sum over steps; divide by steps / host_gaps):
+  //  - host_ms: inside step() but outside the backend's forward and sample calls:
+  //    scheduling, batch and input preparation (upload_step), sampling extras
+  //    (grammar masks included), the scheduler's update and the results;
+  //  - host_gap_ms: from the moment one step's sampled tokens are on the host (the
+  //    end of its device work) to the next step's forward call, counted over
+  //    host_gaps consecutive step pairs (the engine had work in between): the time
+  //    a device waits between steps, the caller's own time between step() calls
+  //    included (EngineRunner: delivering the results).
+  double host_ms = 0;
+  double host_gap_ms = 0;
+  int64_t host_gaps = 0;
   int64_t grammar_masks = 0;         // grammar token masks applied (one per row and step)
   int64_t grammar_distinct_masks = 0;  // masks built and handed to the sampler (rows in one state share one)
   double grammar_host_ms = 0;        // host time building masks (overlaps a device's forward pass)
@@ -137,6 +158,10 @@ struct ModelInfo {
   int64_t kv_bytes_per_token = 0;    // K and V over all layers
   int32_t block_size = 0;
   int64_t kv_blocks = 0;
+  int32_t max_seqs = 0;              // sequences running at once (EngineOptions::max_seqs or derived)
+  // The length the cap was derived for (min(kTypicalSeqLen, max_model_len)); 0 when
+  // EngineOptions::max_seqs set it.
+  int32_t max_seqs_seq_len = 0;
   std::vector<std::string> loras;    // adapter names, as EngineOptions gave them
   int32_t max_loras = 0;             // adapter slots
   int32_t lora_rank = 0;             // the slots' rank (the largest adapter's)

@@ -106,7 +106,7 @@ bg::EngineOptions options_read(const Napi::Object& o) {
   e.kv_cache_memory_fraction = get_number(o, "kvCacheMemoryFraction");
   e.kv_cache_max_bytes = get_int(o, "kvCacheMaxBytes", 1, int64_t(1) << 53);
   e.max_batch_tokens = int32_t(get_int(o, "maxBatchTokens", 1, INT32_MAX));
-  e.max_seqs = int32_t(get_int(o, "maxSeqs", 1, INT32_MAX));
+  e.max_seqs = int32_t(get_int(o, "maxSeqs", 0, INT32_MAX));
   e.max_model_len = int32_t(get_int(o, "maxModelLen", 0, INT32_MAX));
   e.deterministic = get_bool(o, "deterministic");
   e.enable_prefix_caching = get_bool(o, "enablePrefixCaching");
@@ -220,6 +220,10 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("steps", double(s.steps));
   o.Set("preemptions", double(s.preemptions));
   o.Set("lastStepMs", s.last_step_ms);
+  o.Set("maxSeqs", s.max_seqs);
+  o.Set("hostMs", s.host_ms);
+  o.Set("hostGapMs", s.host_gap_ms);
+  o.Set("hostGaps", double(s.host_gaps));
   o.Set("grammarMasks", double(s.grammar_masks));
   o.Set("lorasResident", string_array_new(env, s.loras_resident));
   o.Set("loraLoads", double(s.lora_loads));
@@ -247,6 +251,8 @@ Napi::Object model_info_to_js(Napi::Env env, const bg::ModelInfo& m) {
   o.Set("kvBytesPerToken", double(m.kv_bytes_per_token));
   o.Set("blockSize", m.block_size);
   o.Set("kvBlocks", double(m.kv_blocks));
+  o.Set("maxSeqs", m.max_seqs);
+  o.Set("maxSeqsSeqLen", m.max_seqs_seq_len);
   o.Set("loras", string_array_new(env, m.loras));
   o.Set("maxLoras", m.max_loras);
   o.Set("loraRank", m.lora_rank);

@@ -26,6 +26,7 @@
 #include "sample/request_extras.h"
 #include "sample/sampler.h"
 #include "sched/scheduler.h"
+#include "sched/seq_budget.h"
 
 namespace bg {
 
@@ -78,7 +79,7 @@ void options_validate(const EngineOptions& o) {
   if (o.max_batch_tokens < 1) {
     invalid("max_batch_tokens must be >= 1, got " + std::to_string(o.max_batch_tokens));
   }
-  if (o.max_seqs < 1) invalid("max_seqs must be >= 1, got " + std::to_string(o.max_seqs));
+  if (o.max_seqs < 0) invalid("max_seqs must be >= 0 (0 = from the KV cache), got " + std::to_string(o.max_seqs));
   if (o.max_model_len < 0) invalid("max_model_len must be >= 0 (0 = the model's)");
 }
 
@@ -108,13 +109,22 @@ class EngineImpl final : public Engine {
       throw EngineError(ErrorCode::model_load,
                         "config.json gives no usable max_position_embeddings; set max_model_len");
     }
-    const int32_t max_seqs = std::min(options_.max_seqs, options_.max_batch_tokens);
+    // The running-sequence cap. Given: as is. Derived: the step buffers (logit
+    // rows, sampling) are reserved for the sequences the KV budget would hold before
+    // the activations take their share (an over-estimate on a device), and the cap
+    // is what the cache, sized after them, holds.
+    const int32_t bs = options_.block_size;
+    const int32_t window = kv_window_of(cfg);
+    const bool derive = options_.max_seqs == 0;
+    const int32_t rows = std::min(options_.max_batch_tokens,
+                                  derive ? seqs_fitting(kv_blocks_choose(bs), bs, std::min(max_len, kTypicalSeqLen),
+                                                        window, options_.max_batch_tokens)
+                                         : options_.max_seqs);
     // Activations first: on a device the KV cache takes what they leave.
-    model_->reserve(options_.max_batch_tokens, max_seqs, max_len);
+    model_->reserve(options_.max_batch_tokens, rows, max_len);
     // Adapter slots before the KV cache too, which takes what is left.
     lora_ = std::make_unique<LoraRuntime>(options_, *backend_, *model_, options_.max_batch_tokens);
 
-    const int32_t bs = options_.block_size;
     const int64_t num_blocks = kv_blocks_choose(bs);
     const int64_t capacity = num_blocks * bs;
     if (capacity < max_len) {
@@ -132,6 +142,8 @@ class EngineImpl final : public Engine {
                             " tokens: too small to generate anything");
     }
     model_->kv_cache_alloc(num_blocks, bs);
+    const int32_t seq_len = std::min(max_len, kTypicalSeqLen);
+    const int32_t max_seqs = derive ? seqs_fitting(num_blocks, bs, seq_len, window, rows) : rows;
 
     SchedulerConfig sc;
     sc.max_batch_tokens = options_.max_batch_tokens;
@@ -139,9 +151,9 @@ class EngineImpl final : public Engine {
     sc.max_model_len = max_len;
     sc.eos_token_ids = cfg.eos_token_ids;
     sc.enable_prefix_caching = options_.enable_prefix_caching;
-    sc.kv_window = kv_window_of(cfg);
+    sc.kv_window = window;
     scheduler_ = std::make_unique<Scheduler>(sc, num_blocks, bs);
-    logits_chunk_ = max_seqs;  // forward() has logits rows for max_seqs sequences
+    logits_chunk_ = rows;  // forward() has logits rows for `rows` sequences
 
     BackendInfo bi = backend_->info();
     info_.architecture = cfg.architecture;
@@ -160,6 +172,8 @@ class EngineImpl final : public Engine {
     info_.kv_bytes_per_token = model_->kv_block_bytes(1);
     info_.block_size = bs;
     info_.kv_blocks = num_blocks;
+    info_.max_seqs = max_seqs;
+    info_.max_seqs_seq_len = derive ? seq_len : 0;
     for (const LoraAdapterInfo& a : lora_->adapters()) info_.loras.push_back(a.name);
     info_.max_loras = lora_->slots();
     info_.lora_rank = lora_->rank();
@@ -281,18 +295,22 @@ class EngineImpl final : public Engine {
   }
 
   std::vector<GenerateResult> step() override {
+    const double t0 = now_ms();
     if (!lora_queue_.empty()) lora_admit();
     std::vector<GenerateResult> results = std::move(pending_);
     pending_.clear();
     pending_ids_.clear();
-    const double t0 = now_ms();
     ScheduleOutput out = scheduler_->schedule();
-    if (out.empty()) return results;
+    if (out.empty()) {
+      device_end_ms_ = -1;  // idle: no gap to count before the next step
+      return results;
+    }
     for (const ScheduledSeq& s : out.seqs) {
       if (s.request->times.first_scheduled < 0) s.request->times.first_scheduled = t0;
     }
 
     const size_t R = size_t(out.num_sampling);
+    double backend_ms = 0;  // inside the backend's forward and sample calls
     std::vector<int32_t> sampled(R);
     std::vector<float> lp_sampled;
     std::vector<int32_t> lp_ids;
@@ -310,7 +328,14 @@ class EngineImpl final : public Engine {
       StepTensors tensors = backend_->upload_step(batch);
       // A device queues the forward pass; the grammar masks below are computed on
       // host threads while it runs.
+      const double tf = now_ms();
+      if (device_end_ms_ >= 0) {
+        host_gap_ms_ += tf - device_end_ms_;
+        ++host_gaps_;
+      }
       Tensor logits = model_->forward(tensors);
+      device_end_ms_ = now_ms();
+      backend_ms += device_end_ms_ - tf;
       if (out.num_sampling > 0) {
         std::vector<SampleRow> rows;
         rows.reserve(R);
@@ -346,9 +371,15 @@ class EngineImpl final : public Engine {
             lp_values.assign(R * kMaxTopLogprobs, 0.0f);
             lp = SampleLogprobs{lp_sampled.data(), lp_ids.data(), lp_values.data()};
           }
+          const double ts = now_ms();
           backend_->sample(logits, rows, &xb.extras(), sampled.data(), &lp);
+          device_end_ms_ = now_ms();
+          backend_ms += device_end_ms_ - ts;
         } else {
+          const double ts = now_ms();
           backend_->sample(logits, rows, sampled.data());
+          device_end_ms_ = now_ms();
+          backend_ms += device_end_ms_ - ts;
         }
       }
       if (!pooled_.empty()) pool_hidden(out, tensors.num_tokens);
@@ -362,6 +393,7 @@ class EngineImpl final : public Engine {
         r->finish_reason = FinishReason::error;
         results.push_back(result_finish(*r, t, std::string("engine step failed: ") + e.what()));
       }
+      device_end_ms_ = -1;
       finish_step(t0, t);
       return results;
     }
@@ -384,6 +416,8 @@ class EngineImpl final : public Engine {
       r->finish_reason = FinishReason::error;
       results.push_back(result_finish(*r, t1, "structured output: a sampled token left the grammar"));
     }
+    if (!has_work()) device_end_ms_ = -1;
+    host_ms_ += now_ms() - t0 - backend_ms;
     finish_step(t0, t1);
     return results;
   }
@@ -408,6 +442,10 @@ class EngineImpl final : public Engine {
     s.steps = steps_;
     s.preemptions = scheduler_->preemptions();
     s.last_step_ms = last_step_ms_;
+    s.max_seqs = info_.max_seqs;
+    s.host_ms = host_ms_;
+    s.host_gap_ms = host_gap_ms_;
+    s.host_gaps = host_gaps_;
     s.grammar_masks = grammar_masks_;
     s.grammar_distinct_masks = grammar_distinct_masks_;
     s.grammar_host_ms = grammar_host_ms_;
@@ -689,6 +727,10 @@ class EngineImpl final : public Engine {
   std::set<std::string> pending_ids_;
   int64_t steps_ = 0;
   double last_step_ms_ = 0;
+  // Host time per step (EngineStats::host_ms, host_gap_ms); device_end_ms_: when the
+  // last step's device work ended (its tokens reached the host), -1 after an idle step.
+  double host_ms_ = 0, host_gap_ms_ = 0, device_end_ms_ = -1;
+  int64_t host_gaps_ = 0;
   std::unordered_map<std::string, std::unique_ptr<RequestExtras>> extras_;
   // Embedding requests' pooled hidden states so far (double sums), by id.
   struct Pooled {

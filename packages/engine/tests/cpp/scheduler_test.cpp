@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "sched/scheduler.h"
+#include "sched/seq_budget.h"
 
 using namespace bg;
 
@@ -279,6 +280,40 @@ TEST_CASE(preemption_under_block_pressure_recomputes_and_finishes) {
   CHECK(preempted_requests > 0);
   CHECK_EQ(s.sched.blocks().num_free(), 24);
   CHECK_EQ(s.sched.blocks().num_seqs(), size_t(0));
+}
+
+TEST_CASE(seq_budget_counts_whole_sequences_within_the_bounds) {
+  CHECK_EQ(seq_blocks(64, 16, 0), 4);
+  CHECK_EQ(seq_blocks(65, 16, 0), 5);
+  CHECK_EQ(seq_blocks(4096, 16, 256), 256 / 16 + 2);  // windowed: the tail only
+  CHECK_EQ(seq_blocks(64, 16, 4096), 4);              // a window longer than the sequence
+  CHECK_EQ(seqs_fitting(1000, 16, 64, 0, 1 << 20), 250);
+  CHECK_EQ(seqs_fitting(500, 16, 64, 0, 1 << 20), 125);  // half the cache, half the sequences
+  CHECK_EQ(seqs_fitting(1000, 16, 64, 0, 100), 100);     // the step buffers' bound
+  CHECK_EQ(seqs_fitting(3, 16, 64, 0, 100), 1);          // one sequence always runs
+}
+
+TEST_CASE(a_workload_at_the_derived_cap_never_preempts) {
+  // 36 requests of 24 + 40 = 64 tokens, 40 blocks of 4 = 160 slots: the derived cap
+  // runs 2 at once without a preemption; a cap of 4 admits what the prompts' blocks
+  // allow and then preempts as they grow (same outputs either way).
+  const int32_t blocks = 40, bs = 4, len = 64;
+  const int32_t cap = seqs_fitting(blocks, bs, len, 0, 256);
+  CHECK_EQ(cap, 2);
+  auto run = [&](int32_t max_seqs) {
+    Sim s(config(64, max_seqs, len), blocks, bs);
+    for (int i = 0; i < 36; ++i) s.add("r" + std::to_string(i), 24, 40, 0, {}, true);
+    s.run(20000);
+    CHECK(!s.sched.has_work());
+    CHECK_EQ(s.done.size(), size_t(36));
+    for (auto& d : s.done) CHECK_EQ(d.second.tokens.size(), size_t(40));
+    return s;
+  };
+  const Sim at_cap = run(cap);
+  CHECK_EQ(at_cap.sched.preemptions(), 0);
+  const Sim above = run(2 * cap);
+  CHECK(above.sched.preemptions() > 0);
+  for (auto& d : at_cap.done) CHECK(d.second.tokens == above.done.at(d.first).tokens);
 }
 
 TEST_CASE(preemption_takes_the_newest_lowest_priority_first) {
