@@ -25,6 +25,20 @@
 #   extras      bench_engine on Gemma-2B, sampling at T=1: every line under a 10-field
 #               json_schema vs none, top_logprobs 5 vs none, n=4 (256 prompts x 4
 #               choices) vs 1024 separate lines (issue 13; the n=4 gain needs prefix caching)
+#   lora        LoRA adapters (issue 15), Gemma-7B shapes, workload A as the bench phase's
+#               ours-7b (512 prompts of 512 tokens, 256 out, 160 sequences): the base
+#               alone, lines round-robin over 8 random rank-16 adapters (8 slots), and
+#               over 64 with 8 slots (adapters loaded on demand, LRU); prints each out
+#               tok/s and its ratio to the base (goals >= 0.8x and >= 0.7x). Then
+#               cuda_model_check --lora on Gemma-2B and tiny-gemma3 (Gemma 3: QK-norm,
+#               windows): device vs CPU logits through three adapters, and the same
+#               tokens together and alone with adapters mixed in a batch. Adapters are
+#               written by bench_engine (C++, no Python): 64 x ~100 MB beside the model.
+#               $BG_LORA_SHAPE, $BG_LORA_ARGS and $BG_LORA_CHECK_MODELS change the shape,
+#               the bench arguments and the checked models; a CPU rehearsal (no figure):
+#                 BG_ENGINE_BUILD=packages/engine/build BG_LORA_SHAPE=tiny-gemma \
+#                 BG_LORA_ARGS="--device cpu --n 64 --inp 64 --out 32 --max-seqs 64" \
+#                 BG_LORA_CHECK_MODELS= BG_SCRATCH=/tmp/bg-scratch scripts/gpu-check.sh lora
 #   archs       full-size shapes of the newer architectures, one model at a time
 #               (write, transformers reference, logits + greedy check, workload A,
 #               delete): the models named in $BG_ARCH_MODELS (default all seven:
@@ -43,7 +57,7 @@ ROOT=$PWD
 OUT=${OUT:-$ROOT/build/gpu-check}
 SCRATCH=${BG_SCRATCH:-/dev/shm/batchgen}
 ENGINE=$ROOT/packages/engine
-B=$ENGINE/build/gpu
+B=${BG_ENGINE_BUILD:-$ENGINE/build/gpu}
 mkdir -p "$OUT" "$SCRATCH"
 LOG=$OUT/gpu-check.log
 RESULTS=$OUT/results.jsonl
@@ -52,8 +66,8 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det prefix extras)
-ALL_PHASES=(build ops kernels bench peer reference models invariance det prefix extras archs)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det prefix extras lora)
+ALL_PHASES=(build ops kernels bench peer reference models invariance det prefix extras lora archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -169,6 +183,40 @@ do_extras() {
   bench ours-2b-t1-schema10 "${common[@]}" --json-schema 10 || ok=1
   bench ours-2b-t1-logprobs5 "${common[@]}" --top-logprobs 5 || ok=1
   bench ours-2b-t1-n4 "${common[@]}" --n-choices 4 || ok=1
+  return $ok
+}
+
+do_lora() {
+  # shellcheck disable=SC2206
+  local ok=0 m shape=${BG_LORA_SHAPE:-gemma-7b} args=(${BG_LORA_ARGS:---n 512 --max-batch-tokens 8192})
+  local common=(--shape "$shape" --model-dir "$SCRATCH/$shape" "${args[@]}")
+  limit 600 "$B/bench_engine" "${common[@]}" --loras 64 --write-only || return 1
+  bench lora-base "${common[@]}" || ok=1
+  bench lora-8 "${common[@]}" --loras 8 --max-loras 8 || ok=1
+  bench lora-64-of-8 "${common[@]}" --loras 64 --max-loras 8 || ok=1
+  python3 - "$RESULTS" <<'PY' || ok=1
+import json, sys
+rows = {r["label"]: r for r in map(json.loads, filter(str.strip, open(sys.argv[1]))) if r["label"].startswith("lora-")}
+base = rows.get("lora-base")
+if not base:
+    sys.exit("lora: no base run")
+print("  %-18s %7s %6s %11s %7s %6s %11s %s" % ("run", "adapters", "slots", "out tok/s", "ratio", "goal", "loads/evict", "verdict"))
+bad = 0
+for label, goal in (("lora-base", None), ("lora-8", 0.8), ("lora-64-of-8", 0.7)):
+    r = rows.get(label)
+    if not r:
+        print("  %-18s missing" % label); bad += 1; continue
+    ratio = r["out_tok_s"] / base["out_tok_s"]
+    verdict = "" if goal is None else ("met" if ratio >= goal else "NOT MET")
+    print("  %-18s %7d %6d %11.1f %6.2fx %6s %11s %s" % (label, r["loras"], r["max_loras"], r["out_tok_s"], ratio,
+          "" if goal is None else ">=%.1fx" % goal, "%d/%d" % (r["lora_loads"], r["lora_evictions"]), verdict))
+    bad += goal is not None and ratio < goal
+sys.exit(1 if bad else 0)
+PY
+  for m in ${BG_LORA_CHECK_MODELS-gemma-2b tiny-gemma3}; do
+    limit 120 "$B/bench_engine" --shape "$m" --model-dir "$SCRATCH/$m" --write-only || ok=1
+    limit 300 "$B/cuda_model_check" --lora "$SCRATCH/$m" || ok=1
+  done
   return $ok
 }
 

@@ -16,6 +16,17 @@
 //                [--prefix-max 1500] [--suffix-min 20] [--suffix-max 150]
 //                [--out-min 100] [--out-max 250] [--no-prefix-caching]
 //                [--temperature 0] [--json-schema FIELDS] [--top-logprobs K] [--n-choices C]
+//                [--loras N] [--lora-rank 16] [--max-loras M] [--lora-dir DIR]
+//
+// LoRA adapters (issue 15):
+//   --loras N          N random adapters (peft layout, rank --lora-rank, lora_alpha =
+//                      rank, all seven projections, bf16; bench/random_weights.h),
+//                      written under --lora-dir (default MODEL_DIR/loras-rR/0..N-1)
+//                      when not there yet (--write-only writes them too); the
+//                      workload's lines name them round-robin, none the base
+//   --max-loras M      adapter slots on the device (0: the engine's default, one per
+//                      adapter up to 8); with M < N adapters load on demand (LRU) and
+//                      lora_loads / lora_evictions in the JSON line say how often
 //
 // Running sequences: by default what the engine derives from its KV cache (sequences
 // of max_model_len tokens, which is set to the workload's longest line, up to 1,024;
@@ -44,28 +55,23 @@
 // layout tools/gpu_reference.py also loads into transformers). Shapes: gemma-2b,
 // gemma-7b, gemma2-2b, gemma2-9b, gemma3-1b, gemma3-4b, gemma3-12b (text), qwen3-8b,
 // llama3.2-3b; tiny-gemma and tiny-gemma3 are small models for trying it on a CPU.
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "backend/dtype_convert.h"
 #include "batchgen/engine.h"
 #include "batchgen/sampling.h"
+#include "random_weights.h"
 #include "schema_fields.h"
 
 using namespace bg;
@@ -168,14 +174,6 @@ std::vector<TensorSpec> model_tensors(const Shape& s) {
   return t;
 }
 
-// Approximately standard normal from a counter (sum of four uniforms), cheap enough
-// for billions of weights.
-inline float normal_at(uint64_t seed, uint64_t i) {
-  uint64_t h1 = rng_mix(seed ^ rng_mix(2 * i)), h2 = rng_mix(seed ^ rng_mix(2 * i + 1));
-  float u = float(h1 & 0xFFFFFF) + float(h1 >> 40) + float(h2 & 0xFFFFFF) + float(h2 >> 40);
-  return (u * (1.0f / 16777216.0f) - 2.0f) * 1.7320508f;
-}
-
 // Weight scale per kind (the recipe of tools/reference.py's randomize()): linear
 // N(0, 1/in) keeps activations O(1); norms sit around 0 where Gemma applies them as
 // (1 + w), around 1 elsewhere; a tied head's embeddings are small (Gemma also scales
@@ -198,60 +196,13 @@ float weight_value(const Shape& s, const TensorSpec& t, uint64_t seed, int64_t i
 void write_model(const std::string& dir, const std::string& shape_name, const Shape& s) {
   ::mkdir(dir.c_str(), 0755);
   const std::vector<TensorSpec> specs = model_tensors(s);
-  std::string header = "{";
-  int64_t offset = 0;
-  std::vector<int64_t> offsets;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const TensorSpec& t = specs[i];
-    const int64_t bytes = t.numel() * 2;
-    offsets.push_back(offset);
-    header += (i ? "," : "") + std::string("\"") + t.name + "\":{\"dtype\":\"BF16\",\"shape\":[" +
-              std::to_string(t.rows) + (t.cols ? "," + std::to_string(t.cols) : "") +
-              "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
-    offset += bytes;
-  }
-  header += ",\"__metadata__\":{\"format\":\"pt\"}}";
-  while ((header.size() + 8) % 8) header += ' ';
-  const size_t total = 8 + header.size() + size_t(offset);
-
-  const std::string path = dir + "/model.safetensors";
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0 || ::ftruncate(fd, off_t(total)) != 0) usage("cannot create " + tmp);
-  char* map = static_cast<char*>(::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-  if (map == MAP_FAILED) usage("cannot map " + tmp);
-  const uint64_t hlen = header.size();
-  std::memcpy(map, &hlen, 8);
-  std::memcpy(map + 8, header.data(), header.size());
-  uint16_t* data = reinterpret_cast<uint16_t*>(map + 8 + header.size());
-
-  // Parallel over fixed-size chunks of every tensor; values depend only on
-  // (tensor index, element), not on the thread count.
-  struct Chunk {
-    size_t tensor;
-    int64_t begin, end;
-  };
-  std::vector<Chunk> chunks;
-  for (size_t i = 0; i < specs.size(); ++i)
-    for (int64_t b = 0; b < specs[i].numel(); b += int64_t(1) << 22)
-      chunks.push_back({i, b, std::min(specs[i].numel(), b + (int64_t(1) << 22))});
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t c; (c = next.fetch_add(1)) < chunks.size();) {
-      const Chunk& ch = chunks[c];
-      const TensorSpec& t = specs[ch.tensor];
-      uint16_t* out = data + offsets[ch.tensor] / 2;
-      const uint64_t seed = rng_mix(0xBE9C4ull + ch.tensor);
-      for (int64_t i = ch.begin; i < ch.end; ++i) out[i] = f32_to_bf16(weight_value(s, t, seed, i));
-    }
-  };
-  std::vector<std::thread> pool;
-  const unsigned n = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) pool.emplace_back(worker);
-  for (std::thread& th : pool) th.join();
-  ::munmap(map, total);
-  ::close(fd);
-  std::rename(tmp.c_str(), path.c_str());
+  std::vector<RandomTensor> tensors;
+  for (const TensorSpec& t : specs) tensors.push_back({t.name, t.rows, t.cols});
+  const size_t total = bf16_safetensors_write(
+      dir + "/model.safetensors", tensors, [&](size_t ti, int64_t begin, int64_t end, uint16_t* out) {
+        const uint64_t seed = rng_mix(0xBE9C4ull + ti);
+        for (int64_t i = begin; i < end; ++i) out[i - begin] = f32_to_bf16(weight_value(s, specs[ti], seed, i));
+      });
 
   static const std::map<std::string, std::string> kClass = {
       {"gemma", "GemmaForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"}, {"gemma3_text", "Gemma3ForCausalLM"},
@@ -295,6 +246,25 @@ std::vector<std::string> synthetic_vocab(int vocab) {
   return bytes;
 }
 
+std::string lora_name(int i) { return "lora-" + std::to_string(i); }
+
+// Adapters 0..n-1 as <dir>/<i>/, each written unless it is there already.
+void write_loras(const std::string& dir, const std::string& model_dir, int n, int rank) {
+  ::mkdir(dir.c_str(), 0755);
+  const ModelConfig base = model_config_load(model_dir);
+  size_t bytes = 0;
+  int written = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::string d = dir + "/" + std::to_string(i);
+    if (file_exists(d + "/adapter_model.safetensors") && file_exists(d + "/adapter_config.json")) continue;
+    bytes += random_lora_write(d, base, rank, uint64_t(i) + 1);
+    ++written;
+  }
+  if (written)
+    std::fprintf(stderr, "bench_engine: wrote %d rank-%d adapters under %s (%.2f GB)\n", written, rank, dir.c_str(),
+                 bytes / 1e9);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -308,6 +278,8 @@ int main(int argc, char** argv) {
   int json_fields = 0, top_logprobs = -1, n_choices = 1;
   float temperature = 0.0f;
   double kv_fraction = 0.9;
+  int loras = 0, lora_rank = 16, max_loras = 0;
+  std::string lora_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -340,6 +312,10 @@ int main(int argc, char** argv) {
     else if (a == "--top-logprobs") top_logprobs = std::stoi(val());
     else if (a == "--n-choices") n_choices = std::stoi(val());
     else if (a == "--temperature") temperature = std::stof(val());
+    else if (a == "--loras") loras = std::stoi(val());
+    else if (a == "--lora-rank") lora_rank = std::stoi(val());
+    else if (a == "--max-loras") max_loras = std::stoi(val());
+    else if (a == "--lora-dir") lora_dir = val();
     else usage("unknown option " + a);
   }
   auto it = kShapes.find(shape);
@@ -357,7 +333,14 @@ int main(int argc, char** argv) {
   }
   // The larger shapes' KV caches hold fewer full sequences: half the prompts.
   if (n < 0) n = shared ? 2000 : it->second.layers * it->second.kv_heads * it->second.head_dim > 28 * 1024 ? 512 : 1024;
-  if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
+  if (loras < 0 || lora_rank < 1 || max_loras < 0) usage("need --loras >= 0, --lora-rank >= 1, --max-loras >= 0");
+  if (lora_dir.empty()) lora_dir = model_dir + "/loras-r" + std::to_string(lora_rank);
+  try {
+    if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
+    if (loras > 0) write_loras(lora_dir, model_dir, loras, lora_rank);
+  } catch (const std::exception& e) {
+    usage(e.what());
+  }
   if (write_only) return 0;
 
   try {
@@ -372,6 +355,8 @@ int main(int argc, char** argv) {
     o.max_model_len = shared ? prefix_max + suffix_max + out_max : inp + out;
     o.deterministic = deterministic;
     o.enable_prefix_caching = prefix_caching;
+    for (int i = 0; i < loras; ++i) o.loras.push_back({lora_name(i), lora_dir + "/" + std::to_string(i)});
+    o.max_loras = max_loras;
     if (json_fields > 0 && !file_exists(model_dir + "/tokenizer.json")) o.token_bytes = synthetic_vocab(it->second.vocab);
     const auto t_load = std::chrono::steady_clock::now();
     std::unique_ptr<Engine> engine = Engine::load(o);
@@ -401,8 +386,12 @@ int main(int argc, char** argv) {
       }
       return r;
     };
-    // Warm-up: library handles, kernel first launches.
-    for (int i = 0; i < 4; ++i) engine->submit(request("warm-" + std::to_string(i), inp, 8));
+    // Warm-up: library handles, kernel first launches (the LoRA ones too).
+    for (int i = 0; i < 4; ++i) {
+      GenerateRequest w = request("warm-" + std::to_string(i), inp, 8);
+      if (loras > 0) w.lora = lora_name(i % loras);
+      engine->submit(w);
+    }
     while (engine->has_work()) engine->step();
 
     std::vector<GenerateRequest> reqs;
@@ -429,6 +418,9 @@ int main(int argc, char** argv) {
         }
       }
     }
+    // Adapters round-robin over the distinct prompts (the choices of one prompt share its adapter).
+    if (loras > 0)
+      for (size_t i = 0; i < reqs.size(); ++i) reqs[i].lora = lora_name(int(i / size_t(n_choices)) % loras);
     int64_t prompt_tokens = 0;
     for (const GenerateRequest& r : reqs) prompt_tokens += int64_t(r.prompt.size());
     const EngineStats before = engine->stats();
@@ -454,7 +446,8 @@ int main(int argc, char** argv) {
         "\"block_size\":%d,\"steps\":%lld,\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,"
         "\"temperature\":%g,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
         "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f,\"max_seqs_derived\":%s,"
-        "\"host_ms_per_step\":%.4f,\"host_gap_ms_per_step\":%.4f}\n",
+        "\"host_ms_per_step\":%.4f,\"host_gap_ms_per_step\":%.4f,\"loras\":%d,\"max_loras\":%d,"
+        "\"lora_rank\":%d,\"lora_loads\":%lld,\"lora_evictions\":%lld}\n",
         info.device.c_str(), info.device_name.c_str(), shape.c_str(), workload.c_str(), n,
         shared ? int(prompt_tokens / std::max(1, n)) : inp, shared ? int(tokens / std::max(1, n)) : out, secs,
         tokens / secs, double(tokens + prompt_tokens) / secs, deterministic ? "true" : "false",
@@ -468,7 +461,9 @@ int main(int argc, char** argv) {
         (after.grammar_host_ms - before.grammar_host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)),
         info.max_seqs_seq_len > 0 ? "true" : "false",
         (after.host_ms - before.host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)),
-        (after.host_gap_ms - before.host_gap_ms) / double(std::max<int64_t>(1, after.host_gaps - before.host_gaps)));
+        (after.host_gap_ms - before.host_gap_ms) / double(std::max<int64_t>(1, after.host_gaps - before.host_gaps)),
+        loras, info.max_loras, loras > 0 ? info.lora_rank : 0, (long long)(after.lora_loads - before.lora_loads),
+        (long long)(after.lora_evictions - before.lora_evictions));
     return wrong ? 1 : 0;
   } catch (const EngineError& e) {
     std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());

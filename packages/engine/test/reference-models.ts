@@ -65,11 +65,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * The directory holding manifest.json, building it first when needed: the output
  * of tools/reference.py, or of another script of tools/ (which may import
- * reference.py, so its version counts too).
+ * reference.py, so its version counts too, as do the other scripts it imports).
  */
-export async function referenceDir(script = SCRIPT): Promise<string> {
+export async function referenceDir(script = SCRIPT, imports: string[] = []): Promise<string> {
   const hashed = createHash("sha256").update(await readFile(script));
   if (script !== SCRIPT) hashed.update(await readFile(SCRIPT));
+  for (const i of imports) hashed.update(await readFile(i));
   const hash = hashed.digest("hex").slice(0, 16);
   const dir = join(tmpdir(), `batchgen-${basename(script, ".py").replace(/_/g, "-")}-${hash}`);
   const lock = `${dir}.lock`;

@@ -34,6 +34,15 @@
 //       prefills beside decodes) on the device, against the same prompts on the CPU
 //       engine (f32): every pooled vector's cosine to the CPU's must be >= 0.999
 //       (bf16 weights and activations on the device).
+//   cuda_model_check --lora MODEL_DIR [--device cuda] [--requests 64] [--max-rel-l2 2e-2]
+//       Three random peft adapters (ranks 16, 8 and 4 on all seven projections;
+//       bench/random_weights.h) written beside the model (MODEL_DIR/cuda-check-loras),
+//       on the device with two adapter slots (so the third evicts one) against the
+//       CPU engine (f32): the logits of a prompt through each adapter and the base
+//       within the --reference bound (rel_l2 per position), where each adapter moves
+//       the CPU's logits by more than that bound (an adapter the device ignored would
+//       fail); then, deterministic = true, the mixed requests spread over the base
+//       and the three adapters run together and each alone give identical tokens.
 //
 // Ends with `N passed, N failed` (checks, not positions).
 #include <algorithm>
@@ -47,8 +56,10 @@
 #include <string>
 #include <vector>
 
+#include "../../bench/random_weights.h"
 #include "batchgen/engine.h"
 #include "model/json.h"
+#include "model/model.h"
 
 using namespace bg;
 
@@ -77,8 +88,11 @@ std::vector<int32_t> ints(const Json& arr) {
 }
 
 std::unique_ptr<Engine> load(const std::string& model_dir, const std::string& device, bool deterministic,
-                             int max_seqs, int max_batch_tokens, bool prefix_caching = true) {
+                             int max_seqs, int max_batch_tokens, bool prefix_caching = true,
+                             const std::vector<LoraSpec>& loras = {}, int max_loras = 0) {
   EngineOptions o;
+  o.loras = loras;
+  o.max_loras = max_loras;
   o.enable_prefix_caching = prefix_caching;
   o.model_dir = model_dir;
   o.device = device;
@@ -302,10 +316,81 @@ void check_embeddings(const std::string& model_dir, const std::string& device, i
   verdict(missing == 0 && worst >= 0.999, msg);
 }
 
+// max over positions r of ||got[r] - want[r]||_2 / ||want[r]||_2 (rows of `vocab`).
+double worst_rel_l2(const std::vector<float>& got, const std::vector<float>& want, size_t vocab) {
+  if (got.size() != want.size() || vocab == 0) return INFINITY;
+  double worst = 0;
+  for (size_t r = 0; r * vocab < want.size(); ++r) {
+    double num = 0, den = 0;
+    for (size_t i = r * vocab; i < (r + 1) * vocab; ++i) {
+      const double d = double(got[i]) - want[i];
+      num += d * d;
+      den += double(want[i]) * want[i];
+    }
+    const double e = std::sqrt(num / den);
+    worst = std::isfinite(e) ? std::max(worst, e) : INFINITY;
+  }
+  return worst;
+}
+
+void check_lora(const std::string& model_dir, const std::string& device, int n, double max_rel_l2) {
+  const std::string dir = model_dir + "/cuda-check-loras";
+  ::mkdir(dir.c_str(), 0755);
+  const ModelConfig base = model_config_load(model_dir);
+  std::vector<LoraSpec> loras;
+  const int32_t ranks[] = {16, 8, 4};
+  for (int i = 0; i < 3; ++i) {
+    const std::string d = dir + "/r" + std::to_string(ranks[i]);
+    random_lora_write(d, base, ranks[i], 100 + uint64_t(i));
+    loras.push_back({"r" + std::to_string(ranks[i]), d});
+  }
+  std::unique_ptr<Engine> cpu = load(model_dir, "cpu", false, 64, 2048, true, loras);
+  const int vocab = cpu->model_info().vocab_size;
+  std::mt19937_64 rng(11);
+  const int lo = vocab > 200000 ? 1000 : 3, hi = std::min(vocab, 200000);
+  std::vector<int32_t> prompt;
+  for (int t = 0; t < 40; ++t) prompt.push_back(std::uniform_int_distribution<int>(lo, hi - 1)(rng));
+  const std::vector<std::string> models = {"", "r16", "r8", "r4"};
+  std::vector<std::vector<float>> want;
+  for (const std::string& m : models) want.push_back(cpu->prompt_logits(prompt, m));
+  cpu.reset();
+
+  std::unique_ptr<Engine> dev = load(model_dir, device, false, 64, 2048, true, loras, 2);
+  for (size_t i = 0; i < models.size(); ++i) {
+    const double err = worst_rel_l2(dev->prompt_logits(prompt, models[i]), want[i], size_t(vocab));
+    char msg[256];
+    std::snprintf(msg, sizeof msg, "lora %s %s: %zu positions, device vs CPU rel_l2 %.2e (bound %.2e)",
+                  model_dir.c_str(), models[i].empty() ? "base" : models[i].c_str(), prompt.size(), err, max_rel_l2);
+    std::string what = msg;
+    double moved = INFINITY;
+    if (i > 0) {
+      moved = worst_rel_l2(want[i], want[0], size_t(vocab));
+      std::snprintf(msg, sizeof msg, "; the adapter moves the CPU's logits by rel_l2 %.2e", moved);
+      what += msg;
+    }
+    verdict(err <= max_rel_l2 && moved > max_rel_l2, what);
+  }
+  dev.reset();
+
+  dev = load(model_dir, device, true, 64, 256, true, loras, 2);
+  std::vector<GenerateRequest> reqs = mixed_requests(n, vocab);
+  for (size_t i = 0; i < reqs.size(); ++i) reqs[i].lora = models[i % models.size()];
+  const std::vector<std::vector<int32_t>> together = run(*dev, reqs);
+  int differ = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) differ += run(*dev, {reqs[i]})[0] != together[i] ? 1 : 0;
+  const EngineStats st = dev->stats();
+  char msg[256];
+  std::snprintf(msg, sizeof msg,
+                "lora %s deterministic=true: %d of %d requests (base and 3 adapters, 2 slots) differ alone vs together; "
+                "%lld adapter loads, %lld evictions",
+                model_dir.c_str(), differ, n, (long long)st.lora_loads, (long long)st.lora_evictions);
+  verdict(differ == 0 && st.lora_evictions > 0, msg);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string reference_dir, invariance_dir, prefix_dir, embeddings_dir, device = "cuda";
+  std::string reference_dir, invariance_dir, prefix_dir, embeddings_dir, lora_dir, device = "cuda";
   double max_rel_l2 = 2e-2;
   int requests = 64;
   for (int i = 1; i < argc; ++i) {
@@ -315,6 +400,7 @@ int main(int argc, char** argv) {
     else if (a == "--invariance") invariance_dir = val();
     else if (a == "--prefix-cache") prefix_dir = val();
     else if (a == "--embeddings") embeddings_dir = val();
+    else if (a == "--lora") lora_dir = val();
     else if (a == "--device") device = val();
     else if (a == "--max-rel-l2") max_rel_l2 = std::stod(val());
     else if (a == "--requests") requests = std::stoi(val());
@@ -328,6 +414,7 @@ int main(int argc, char** argv) {
     if (!invariance_dir.empty()) check_invariance(invariance_dir, device, requests);
     if (!prefix_dir.empty()) check_prefix_cache(prefix_dir, device, requests);
     if (!embeddings_dir.empty()) check_embeddings(embeddings_dir, device, requests);
+    if (!lora_dir.empty()) check_lora(lora_dir, device, requests, max_rel_l2);
   } catch (const std::exception& e) {
     verdict(false, std::string("error: ") + e.what());
   }
