@@ -2,7 +2,7 @@
 // broker, the finalizer and the batch monitor, over shared state in Redis and object
 // storage. Any number of replicas can serve the same batches behind one address.
 import { randomUUID } from "node:crypto";
-import { createLogger, createObjectStore, type Logger, type ObjectStore } from "@batchgen/core";
+import { createLogger, createObjectStore, SwallowedErrors, type Logger, type ObjectStore } from "@batchgen/core";
 import { BatchMonitor } from "./batch-monitor.js";
 import { checkCoordinatorConfig, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
 import { CoordinatorMetrics } from "./coordinator-metrics.js";
@@ -19,7 +19,6 @@ import type { JobStore, StoreEvent } from "./job-store.js";
 import { LeaseBroker } from "./lease-broker.js";
 import { ProcessGuard } from "./process-guard.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
-import { SwallowedErrors } from "./swallowed-errors.js";
 import { StateGuard } from "./state-guard.js";
 import { ShardFailures } from "./grpc/shard-failures.js";
 import { TenantAuth } from "./tenant-auth.js";
