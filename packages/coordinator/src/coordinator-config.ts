@@ -60,7 +60,14 @@ export const coordinatorConfigSchema = z.object({
   httpPort: port.default(8080),
   grpcHost: z.string().default("127.0.0.1"),
   grpcPort: port.default(50051),
-  redisUrl: z.string().url().default("redis://127.0.0.1:6379"),
+  /** `redis://[user:password@]host:port[/db]`; `rediss://` for TLS (the user:password gives AUTH). */
+  redisUrl: z
+    .string()
+    .url()
+    .refine((url) => /^rediss?:\/\//i.test(url), "a Redis URL starts with redis:// (or rediss:// for TLS)")
+    .default("redis://127.0.0.1:6379"),
+  /** PEM file of the CA(s) that signed Redis's TLS certificate (a rediss:// URL); default: the system's CA store. */
+  redisTlsCaFile: z.string().min(1).optional(),
   /** Prefix of every Redis key (BullMQ queues and the coordinator's own state). */
   queuePrefix: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("batchgen"),
   /** A folder path, file:///abs/path, or s3://bucket/prefix?endpoint=...&forcePathStyle=true. */
@@ -199,6 +206,11 @@ export function checkCoordinatorConfig(config: CoordinatorConfig): void {
         "or pass --insecure-workers to accept any client that connects",
       { param: "workerToken" },
     );
+  }
+  if (config.redisTlsCaFile !== undefined && !/^rediss:\/\//i.test(config.redisUrl)) {
+    throw new BatchgenError("invalid_request", "--redis-tls-ca-file needs a rediss:// Redis URL (TLS); the Redis URL is redis://", {
+      param: "redisTlsCaFile",
+    });
   }
   if ((config.grpcTlsCert === "") !== (config.grpcTlsKey === "")) {
     throw new BatchgenError("invalid_request", "--grpc-tls-cert and --grpc-tls-key go together: give both files or neither", {

@@ -2,7 +2,8 @@
 // broker, the finalizer and the batch monitor, over shared state in Redis and object
 // storage. Any number of replicas can serve the same batches behind one address.
 import { randomUUID } from "node:crypto";
-import { createLogger, createObjectStore, type Logger, type ObjectStore } from "@batchgen/core";
+import { readFileSync } from "node:fs";
+import { BatchgenError, createLogger, createObjectStore, SwallowedErrors, type Logger, type ObjectStore } from "@batchgen/core";
 import { BatchMonitor } from "./batch-monitor.js";
 import { checkCoordinatorConfig, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorOptions } from "./coordinator-config.js";
 import { CoordinatorMetrics } from "./coordinator-metrics.js";
@@ -19,7 +20,6 @@ import type { JobStore, StoreEvent } from "./job-store.js";
 import { LeaseBroker } from "./lease-broker.js";
 import { ProcessGuard } from "./process-guard.js";
 import { RedisJobStore } from "./redis/redis-job-store.js";
-import { SwallowedErrors } from "./swallowed-errors.js";
 import { StateGuard } from "./state-guard.js";
 import { ShardFailures } from "./grpc/shard-failures.js";
 import { TenantAuth } from "./tenant-auth.js";
@@ -61,6 +61,7 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
     lockDurationMs: config.lockDurationMs,
     stalledIntervalMs: config.stalledIntervalMs,
     commandTimeoutMs: config.redisCommandTimeoutMs,
+    ...(config.redisTlsCaFile !== undefined ? { tlsCa: readRedisTlsCa(config.redisTlsCaFile) } : {}),
   });
   const store: JobStore = redisStore;
   const metrics = new CoordinatorMetrics(store);
@@ -212,4 +213,13 @@ export function createCoordinator(options: CoordinatorConfig | CoordinatorOption
       logger.info("coordinator stopped", { replica: replicaId });
     },
   };
+}
+
+/** The CA file of --redis-tls-ca-file, read before the Redis client connects. */
+function readRedisTlsCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new BatchgenError("invalid_request", `cannot read --redis-tls-ca-file ${file}: ${(err as Error).message}`, { param: "redisTlsCaFile" });
+  }
 }

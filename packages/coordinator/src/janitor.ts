@@ -3,11 +3,10 @@
 // them; a file a running batch still reads waits for the next sweep), finishes deletions
 // whose objects could not be removed at the time (the trash), and removes temp files an
 // interrupted upload left in a filesystem store.
-import type { Logger, ObjectStore } from "@batchgen/core";
+import type { Logger, ObjectStore, SwallowedErrors } from "@batchgen/core";
 import type { CoordinatorMetrics } from "./coordinator-metrics.js";
 import type { FileDeleter } from "./file-deleter.js";
 import type { JobStore } from "./job-store.js";
-import type { SwallowedErrors } from "./swallowed-errors.js";
 
 export interface JanitorDeps {
   store: JobStore;

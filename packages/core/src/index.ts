@@ -15,3 +15,4 @@ export * from "./config.js";
 export * from "./metrics.js";
 export * from "./request-limits.js";
 export * from "./secret-set.js";
+export * from "./swallowed-errors.js";

@@ -17,6 +17,8 @@ export class WorkerMetrics {
   private readonly connected: Gauge;
   private readonly loraLines: Counter;
   private readonly loraTokens: Counter;
+  /** Errors logged and let pass, by site (SwallowedErrors); any count here is a bug. */
+  readonly swallowedErrors: Counter<"site">;
 
   constructor(registry: Registry, engineStats: () => EngineStats | null) {
     const registers = [registry];
@@ -48,6 +50,12 @@ export class WorkerMetrics {
       name: "batchgen_worker_lora_generation_tokens_total",
       help: "Tokens generated through a LoRA adapter, by adapter",
       labelNames: ["adapter"],
+      registers,
+    });
+    this.swallowedErrors = new Counter({
+      name: "batchgen_worker_swallowed_errors_total",
+      help: "Errors of steps that never fail by contract (a line's finish, a lease's preparation), logged and let pass, by site: any is a bug.",
+      labelNames: ["site"],
       registers,
     });
     this.connected = new Gauge({ name: "batchgen_worker_connected", help: "1 while a session with the coordinator is open", registers });

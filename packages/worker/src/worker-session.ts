@@ -4,7 +4,7 @@
 // opens a fresh session.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { create, WorkerMessageSchema, type CoordinatorMessage, type Lease, type Result, type WorkerMessage } from "@batchgen/proto";
-import type { Logger } from "@batchgen/core";
+import { SwallowedErrors, type Logger } from "@batchgen/core";
 import type { ConnectStream } from "./coordinator-client.js";
 import type { CreditLedger } from "./credit-ledger.js";
 import type { EngineDriver } from "./engine-driver.js";
@@ -67,9 +67,11 @@ export class WorkerSession {
   sessionId = "";
   readonly ended$: Promise<SessionEnd>;
   private resolveEnd!: (end: SessionEnd) => void;
+  private readonly swallowed: SwallowedErrors;
 
   constructor(private readonly deps: SessionDeps) {
     this.ended$ = new Promise((resolve) => (this.resolveEnd = resolve));
+    this.swallowed = new SwallowedErrors(deps.logger, deps.metrics.swallowedErrors);
   }
 
   /** Sends Hello and starts handling the stream; `ended$` tells how it ends. */
@@ -202,12 +204,12 @@ export class WorkerSession {
           void runner
             .execute(engineIds[i]!, prepared[i]!)
             .then((outcome) => this.onLineDone(held, index, line.customId, outcome))
-            // execute() never rejects (a line's failure is its outcome); a bug past it is logged, not lost.
-            .catch((err: unknown) => logger.error("finishing a line failed", { leaseId: lease.leaseId, line: index, error: err instanceof Error ? err.message : String(err) }));
+            // execute() never rejects (a line's failure is its outcome); a bug past it is logged and counted.
+            .catch(this.swallowed.bug("session.finish_line", { leaseId: lease.leaseId, line: index }));
         }
       })
       // prepare() never rejects either.
-      .catch((err: unknown) => logger.error("preparing a lease failed", { leaseId: lease.leaseId, error: err instanceof Error ? err.message : String(err) }));
+      .catch(this.swallowed.bug("session.prepare_lease", { leaseId: lease.leaseId }));
     metrics.leaseTaken(lease.lines.length);
     if (lease.lines.length === 0) this.completeLease(held);
   }

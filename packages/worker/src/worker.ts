@@ -278,6 +278,7 @@ class WorkerAgent implements Worker {
       onWelcome: () => this.metrics?.setConnected(true),
       onDrainRequested: (graceMs) => {
         this.logger.info("the coordinator asked this worker to drain", { graceMs });
+        // Logged, not counted: the worker is stopping and its /metrics closes with it.
         this.stop(graceMs).catch((err: unknown) => this.logger.error("draining failed", { error: err instanceof Error ? err.message : String(err) }));
       },
     });
@@ -291,6 +292,7 @@ class WorkerAgent implements Worker {
     this.logger.error("worker failed", { error: err.message });
     this.state = "stopped";
     this.shutdown()
+      // Logged, not counted: the worker has failed and its /metrics closes with it.
       .catch((e: unknown) => this.logger.error("shutting down failed", { error: e instanceof Error ? e.message : String(e) }))
       .finally(() => this.rejectClosed(err));
   }

@@ -6,7 +6,7 @@ import { createLogger } from "@batchgen/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorker, type Worker } from "../src/worker.js";
 import { fileLines, startCoordinator, submitBatch, waitForBatch, type Harness } from "./support/coordinator-harness.js";
-import { makeTestCertificates, type TestCertificates } from "./support/test-certificates.js";
+import { makeTestCertificates, type TestCertificates } from "../../../test/support/test-certificates.js";
 import { E2E_MODEL, e2eModelDir } from "../../../test/support/e2e-model.js";
 import { loadEngineDriver } from "../src/load-engine-driver.js";
 import { loadWorkerConfig } from "../src/worker-config.js";

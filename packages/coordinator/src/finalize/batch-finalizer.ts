@@ -4,12 +4,11 @@
 // line exactly once (the first part holding a line wins), as streaming uploads; then
 // register both as files and set the final status with exact request counts. One replica
 // finalizes a batch at a time (a lock); a replica that dies mid-way leaves it to another.
-import { newId, type BatchStatus, type Logger, type ObjectStore } from "@batchgen/core";
+import { newId, type BatchStatus, type Logger, type ObjectStore, type SwallowedErrors } from "@batchgen/core";
 import type { JobStore, BatchRecord, LineRun } from "../job-store.js";
 import { shardIndexKey, type ShardIndex } from "../ingest/batch-ingest.js";
 import { decodePart, errorLine, partsPrefix, shardOfPartKey } from "../result-part.js";
 import { readRuns } from "../shard-lines.js";
-import type { SwallowedErrors } from "../swallowed-errors.js";
 import { UploadSink } from "./upload-sink.js";
 import { SHARD_PARKED } from "../grpc/shard-failures.js";
 import { RetrySchedule } from "../retry-schedule.js";

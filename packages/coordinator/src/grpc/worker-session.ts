@@ -4,7 +4,7 @@
 // storage and marked done in Redis, then acked; locks are extended while the stream
 // lives; LeaseDone completes the shard's job, Release and a lost stream put it back.
 import { randomUUID } from "node:crypto";
-import { GrpcStatus, type Logger, type ObjectStore } from "@batchgen/core";
+import { GrpcStatus, type Logger, type ObjectStore, type SwallowedErrors } from "@batchgen/core";
 import {
   CoordinatorMessageSchema,
   create,
@@ -20,7 +20,6 @@ import type { FleetWorker, JobStore, LeasedShard, ShardJobData, StopReason } fro
 import type { AssignResult, LeaseBroker, LeaseTaker } from "../lease-broker.js";
 import { encodePart, errorLine, lineIds, partKey, responseLine } from "../result-part.js";
 import { readShardLines, shardDoneLines, shardLineIndexes } from "../shard-lines.js";
-import type { SwallowedErrors } from "../swallowed-errors.js";
 import { backoffMs, type ShardFailureReason, type ShardFailures } from "./shard-failures.js";
 
 /** The close reason of sessions ended by their coordinator stopping (not the worker's fault). */

@@ -5,12 +5,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { BatchErrorCodes, BatchgenError, newId, type ObjectStore } from "@batchgen/core";
+import { BatchErrorCodes, BatchgenError, newId, type ObjectStore, type SwallowedErrors } from "@batchgen/core";
 import busboy from "busboy";
 import { fileView } from "../batch-view.js";
 import type { FileDeleter } from "../file-deleter.js";
 import type { FileRecord, JobStore } from "../job-store.js";
-import type { SwallowedErrors } from "../swallowed-errors.js";
 import { contentDisposition } from "./content-disposition.js";
 import { invalid, notFound, parseExpiresAfter, sendJson } from "./http-io.js";
 

@@ -3,11 +3,10 @@
 // one BullMQ job per shard (status in_progress). One replica ingests a batch at a time (a
 // lock); a replica that dies mid-ingest leaves the lock to expire and the monitor of any
 // replica runs the ingest again (queuing a shard twice is a no-op).
-import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore } from "@batchgen/core";
+import { BatchErrorCodes, isBatchgenError, type Logger, type ObjectStore, type SwallowedErrors } from "@batchgen/core";
 import type { CoordinatorConfig } from "../coordinator-config.js";
 import type { JobStore, LineRun, ShardJobData } from "../job-store.js";
 import { RetrySchedule } from "../retry-schedule.js";
-import type { SwallowedErrors } from "../swallowed-errors.js";
 import { encodePart, invalidLineError, partKey } from "../result-part.js";
 import { InputValidator, type InvalidLine, type ShardRange } from "./input-validator.js";
 import { splitLines } from "./split-lines.js";

@@ -4,6 +4,7 @@
 // the stalled checker of every model queue it knows, so a shard whose lock expired (its
 // worker or its replica died) goes back to the queue.
 import { createHash } from "node:crypto";
+import type { ConnectionOptions as TlsOptions } from "node:tls";
 import { Queue, Worker, type Job } from "bullmq";
 import type { LeasedShard, ShardJobData } from "../job-store.js";
 
@@ -14,6 +15,8 @@ export interface ShardQueueOptions {
   stalledIntervalMs: number;
   /** Commands of the queue side (enqueue, counts, remove) fail after this long instead of waiting. */
   commandTimeoutMs: number;
+  /** TLS options of a rediss:// URL (a CA to trust): every BullMQ connection uses them. */
+  tls?: TlsOptions;
 }
 
 /** BullMQ queue names may not hold ":"; keep the model readable and make the name unique. */
@@ -46,8 +49,8 @@ export class BullmqShardQueues {
 
   constructor(private readonly opts: ShardQueueOptions) {}
 
-  private connection(): { url: string; maxRetriesPerRequest: null } {
-    return { url: this.opts.redisUrl, maxRetriesPerRequest: null };
+  private connection(): { url: string; maxRetriesPerRequest: null; tls?: TlsOptions } {
+    return { url: this.opts.redisUrl, maxRetriesPerRequest: null, ...(this.opts.tls ? { tls: this.opts.tls } : {}) };
   }
 
   private open(model: string): Promise<ModelQueue> {

@@ -31,6 +31,8 @@ export interface RedisJobStoreOptions {
   stalledIntervalMs: number;
   /** A command that takes longer fails (and callers answer 503); commands fail at once while disconnected. Default 1500. */
   commandTimeoutMs?: number;
+  /** PEM of the CA(s) a rediss:// server's certificate must chain to, instead of the system's store. */
+  tlsCa?: Buffer;
 }
 
 /** What Redis keeps across a restart, from CONFIG GET (or INFO persistence where CONFIG is disabled). */
@@ -49,11 +51,14 @@ export class RedisJobStore implements JobStore {
   constructor(opts: RedisJobStoreOptions) {
     // No offline queue and a command timeout: with Redis down or stalled a call fails within
     // commandTimeoutMs instead of waiting for a reconnect (the HTTP API answers 503). rediss://
-    // URLs get TLS and user:password@ in the URL gives AUTH (ioredis reads both).
+    // URLs get TLS and user:password@ in the URL gives AUTH (ioredis reads both); the BullMQ
+    // connections and the subscriber (a duplicate) get the same TLS options.
+    const tls = opts.tlsCa ? { tls: { ca: opts.tlsCa } } : {};
     this.redis = new Redis(opts.redisUrl, {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
       commandTimeout: opts.commandTimeoutMs ?? 1_500,
+      ...tls,
     });
     // Connection errors are retried by ioredis and surface on each command; nothing to do here.
     this.redis.on("error", () => undefined);
@@ -65,6 +70,7 @@ export class RedisJobStore implements JobStore {
       prefix: opts.prefix,
       lockDurationMs: opts.lockDurationMs,
       stalledIntervalMs: opts.stalledIntervalMs,
+      ...tls,
     });
   }
 
@@ -84,10 +90,9 @@ export class RedisJobStore implements JobStore {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: unknown) => {
         last = err;
-        // A refused password does not get better by waiting.
-        if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(String((err as Error)?.message ?? err))) {
-          done(new BatchgenError("unavailable", `Redis refused the credentials in the Redis URL: ${(err as Error).message}`, { cause: err }));
-        }
+        // A refused password or an untrusted certificate does not get better by waiting.
+        const hopeless = hopelessConnectError(err);
+        if (hopeless) done(new BatchgenError("unavailable", hopeless, { cause: err }));
       };
       const done = (err?: unknown) => {
         clearTimeout(timer);
@@ -537,6 +542,32 @@ export class RedisJobStore implements JobStore {
 }
 
 /** A Redis failure as the API reports it: 503, with the driver's words kept as the cause. */
+/** Node's codes for a server certificate that does not verify. */
+const UNTRUSTED_CERT_CODES = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** What to tell an operator about a connection error that retrying cannot fix; null for one it may. */
+function hopelessConnectError(err: unknown): string | null {
+  const { message, code } = (err ?? {}) as { message?: unknown; code?: unknown };
+  const text = String(message ?? err);
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(text)) return `Redis refused the credentials in the Redis URL: ${text}`;
+  if (typeof code === "string" && UNTRUSTED_CERT_CODES.has(code)) {
+    return `Redis's TLS certificate is not trusted (${text}): give the CA that signed it with --redis-tls-ca-file, and check the host name in the Redis URL`;
+  }
+  return null;
+}
+
 function unavailable(err: unknown): BatchgenError {
   if (err instanceof BatchgenError) return err;
   return new BatchgenError("unavailable", "Redis is unavailable; please retry shortly.", { cause: err });

@@ -3,7 +3,6 @@ import { createLogger } from "@batchgen/core";
 import { Counter, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { ProcessGuard } from "./process-guard.js";
-import { SwallowedErrors } from "./swallowed-errors.js";
 
 function logged(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {
   const stream = new PassThrough();
@@ -12,23 +11,6 @@ function logged(): { logger: ReturnType<typeof createLogger>; lines: () => Array
   const logger = createLogger("test", { level: "debug", stream });
   return { logger, lines: () => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
-
-describe("SwallowedErrors", () => {
-  it("logs and counts an error of a best-effort step under its site", async () => {
-    const registry = new Registry();
-    const counter = new Counter({ name: "t_swallowed_total", help: "t", labelNames: ["site"], registers: [registry] });
-    const { logger, lines } = logged();
-    const swallowed = new SwallowedErrors(logger, counter);
-    await Promise.reject(new Error("redis down")).catch(swallowed.at("ingest.release_lock"));
-    await Promise.reject(new Error("again")).catch(swallowed.at("ingest.release_lock"));
-    await Promise.reject(new Error("store")).catch(swallowed.at("finalize.delete_parts"));
-    const text = await registry.metrics();
-    expect(text).toContain('t_swallowed_total{site="ingest.release_lock"} 2');
-    expect(text).toContain('t_swallowed_total{site="finalize.delete_parts"} 1');
-    expect(lines()).toHaveLength(3);
-    expect(lines()[0]).toMatchObject({ level: "warn", site: "ingest.release_lock", err: { message: "redis down" } });
-  });
-});
 
 describe("ProcessGuard", () => {
   it("logs and counts what escapes every handler while installed, and lets go on uninstall", async () => {
