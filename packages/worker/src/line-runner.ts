@@ -3,7 +3,7 @@
 import { parseRequestBody, type BatchEndpoint, type ParsedRequest } from "@batchgen/core";
 import type { EmbeddingModel } from "./embedding-model.js";
 import { embeddingsBodyJson, finishVector } from "./embeddings-body.js";
-import type { EngineDriver, GenerateResult } from "./engine-driver.js";
+import type { EngineDriver, GenerateRequest, GenerateResult } from "./engine-driver.js";
 import { LineFailure } from "./line-failure.js";
 import { InlinePrompts, type PromptSource } from "./prompt-source.js";
 import { responseBodyJson, type Choice, type Completion, type TokenLogprobInfo } from "./response-body.js";
@@ -114,23 +114,13 @@ export class LineRunner {
     const promptLen = prompt.length;
     try {
       const { engine } = this.opts;
-      // Choice 0 runs under the line's engine id, choice i under "<id>/i".
-      const ids = Array.from({ length: request.n }, (_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
       // A line names the base model or one of the worker's LoRA adapters (as in vLLM).
       const lora = engine.model.loras.includes(request.model) ? request.model : undefined;
-      const generates = ids.map((id, choice) => ({
+      const results = await this.generateAll(engineId, request.n, (id, choice) => ({
         ...toGenerateRequest(request, { id, choice, promptTokens: prompt, maxModelLen: engine.model.maxModelLen, stopTokenIds: stops.stopTokenIds }),
         ...(lora === undefined ? {} : { lora }),
       }));
-      if (ids.length > 1) this.#choiceIds.set(engineId, ids.slice(1));
-      const settled = await Promise.allSettled(generates.map((g) => engine.generate(g))).finally(() => this.#choiceIds.delete(engineId));
-      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (rejected) {
-        this.abortAll(ids);
-        throw rejected.reason;
-      }
-      const results = settled.map((s) => (s as PromiseFulfilledResult<GenerateResult>).value);
-      if (results.some((r) => r.finishReason === "abort")) return { kind: "aborted" };
+      if (results === undefined) return { kind: "aborted" };
       const failed = results.find((r) => r.finishReason === "error");
       if (failed) {
         return { kind: "error", code: "engine_error", message: failed.error ?? "The engine failed on this request.", promptTokens: promptLen };
@@ -193,22 +183,16 @@ export class LineRunner {
   /** An embeddings line: one prefill-only engine request per input (ids as choices have them), then the list body. */
   private async embed(engineId: string, request: ParsedRequest, inputs: number[][]): Promise<LineOutcome> {
     const promptLen = inputs.reduce((sum, p) => sum + p.length, 0);
-    const { engine } = this.opts;
     const model = (this.opts.embedding ?? DEFAULT_EMBEDDING) as Extract<EmbeddingModel, { ok: true }>;
     const options = request.embedding!;
     try {
-      const ids = inputs.map((_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
-      if (ids.length > 1) this.#choiceIds.set(engineId, ids.slice(1));
-      const settled = await Promise.allSettled(
-        ids.map((id, i) => engine.generate({ id, prompt: inputs[i]!, pooling: model.pooling, priority: request.priority })),
-      ).finally(() => this.#choiceIds.delete(engineId));
-      const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (rejected) {
-        this.abortAll(ids);
-        throw rejected.reason;
-      }
-      const results = settled.map((s) => (s as PromiseFulfilledResult<GenerateResult>).value);
-      if (results.some((r) => r.finishReason === "abort")) return { kind: "aborted" };
+      const results = await this.generateAll(engineId, inputs.length, (id, i) => ({
+        id,
+        prompt: inputs[i]!,
+        pooling: model.pooling,
+        priority: request.priority,
+      }));
+      if (results === undefined) return { kind: "aborted" };
       const failed = results.find((r) => r.finishReason === "error" || r.embedding === undefined);
       if (failed) {
         return { kind: "error", code: "engine_error", message: failed.error ?? "The engine returned no embedding.", promptTokens: promptLen };
@@ -229,6 +213,31 @@ export class LineRunner {
     } catch (err) {
       return failure(err, promptLen);
     }
+  }
+
+  /**
+   * Runs a line's `count` engine requests together: the first under the line's engine
+   * id, request i under "<id>/i" (so aborting the line reaches them all). Resolves to
+   * their results, or undefined when the line was aborted; a rejection aborts the rest
+   * and is rethrown.
+   */
+  private async generateAll(
+    engineId: string,
+    count: number,
+    make: (id: string, i: number) => GenerateRequest,
+  ): Promise<GenerateResult[] | undefined> {
+    const ids = Array.from({ length: count }, (_, i) => (i === 0 ? engineId : `${engineId}/${i}`));
+    if (ids.length > 1) this.#choiceIds.set(engineId, ids.slice(1));
+    const settled = await Promise.allSettled(ids.map((id, i) => this.opts.engine.generate(make(id, i)))).finally(() =>
+      this.#choiceIds.delete(engineId),
+    );
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (rejected) {
+      this.abortAll(ids);
+      throw rejected.reason;
+    }
+    const results = settled.map((s) => (s as PromiseFulfilledResult<GenerateResult>).value);
+    return results.some((r) => r.finishReason === "abort") ? undefined : results;
   }
 
   private abortAll(ids: string[]): void {
