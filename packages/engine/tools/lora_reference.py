@@ -22,7 +22,6 @@ Usage: lora_reference.py --out DIR
 
 import argparse
 import copy
-import json
 import os
 import sys
 
@@ -91,42 +90,44 @@ def make_case(case, base_name, out_dir):
         adapters.append({"name": name, "dir": os.path.relpath(adapter_dir, out_dir), "r": kwargs["r"]})
     g = torch.Generator().manual_seed(reference.SEEDS[base_name] + 99)
     out = {"base_dir": os.path.relpath(base_dir, out_dir), "model_type": base.config.model_type,
-           "vocab_size": reference.VOCAB, "adapters": adapters, "logits": [], "greedy": []}
+           "vocab_size": reference.VOCAB, "adapters": adapters}
+    record_runs(models, g, out_dir, case, out)
+    return out
+
+
+def record_runs(models, g, out_dir, prefix, out):
+    """Into out["logits"] and out["greedy"]: each model's logits on one random prompt
+    (files under out_dir/prefix), and for each of GREEDY_PROMPT_LENGTHS one prompt whose
+    greedy run has no near-tie under any model, with every model's tokens on it."""
+    out["logits"], out["greedy"] = [], []
     prompt = torch.randint(3, reference.VOCAB, (LOGIT_PROMPT_LENGTH,), generator=g).tolist()
     with torch.no_grad():
         for name, model in models.items():
-            rel = os.path.join(case, "logits-%s.f32" % (name or "base"))
-            reference.write_f32(os.path.join(out_dir, rel), model(torch.tensor([prompt])).logits[0])
+            rel = os.path.join(prefix, "logits-%s.f32" % (name or "base"))
+            reference.write_f32(os.path.join(out_dir, rel), model(input_ids=torch.tensor([prompt])).logits[0])
             out["logits"].append({"adapter": name, "ids": prompt, "logits": rel})
         for n in GREEDY_PROMPT_LENGTHS:
-            # One prompt per length whose greedy run has no near-tie under any model.
             for _ in range(40):
                 p = torch.randint(3, reference.VOCAB, (n,), generator=g).tolist()
                 runs = {name: greedy(model, p) for name, model in models.items()}
                 if min(m for _, m in runs.values()) >= MIN_GREEDY_MARGIN:
                     break
             else:
-                raise SystemExit("%s: no greedy prompt of length %d without near-ties" % (case, n))
+                raise SystemExit("%s: no greedy prompt of length %d without near-ties" % (prefix or out_dir, n))
             for name, (tokens, _) in runs.items():
                 out["greedy"].append({"adapter": name, "prompt": p, "tokens": tokens})
-    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output directory (created)")
     args = ap.parse_args()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    os.makedirs(args.out, exist_ok=True)
+    reference.start_cpu_run(args.out)
     manifest = {"version": 1, "peft": peft.__version__, "transformers": transformers.__version__, "cases": {}}
     for case, base_name in BASES.items():
         manifest["cases"][case] = make_case(case, base_name, args.out)
         print("built", case, file=sys.stderr)
-    with open(os.path.join(args.out, "manifest.json.tmp"), "w") as f:
-        json.dump(manifest, f)
-    os.replace(os.path.join(args.out, "manifest.json.tmp"), os.path.join(args.out, "manifest.json"))
+    reference.write_manifest(args.out, manifest)
 
 
 if __name__ == "__main__":

@@ -84,10 +84,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output directory (created)")
     args = ap.parse_args()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    os.makedirs(args.out, exist_ok=True)
+    reference.start_cpu_run(args.out)
 
     base = write_nf4_base(reference.new_model(BASE), os.path.join(args.out, "base"))
     models = {"": base}
@@ -104,26 +101,9 @@ def main():
     g = torch.Generator().manual_seed(reference.SEEDS[BASE] + 501)
     manifest = {"version": 1, "peft": peft.__version__, "transformers": transformers.__version__,
                 "base_dir": "base", "model_type": base.config.model_type, "vocab_size": reference.VOCAB,
-                "adapters": adapters, "logits": [], "greedy": []}
-    prompt = torch.randint(3, reference.VOCAB, (lora_reference.LOGIT_PROMPT_LENGTH,), generator=g).tolist()
-    with torch.no_grad():
-        for name, model in models.items():
-            rel = "logits-%s.f32" % (name or "base")
-            reference.write_f32(os.path.join(args.out, rel), model(input_ids=torch.tensor([prompt])).logits[0])
-            manifest["logits"].append({"adapter": name, "ids": prompt, "logits": rel})
-        for n in lora_reference.GREEDY_PROMPT_LENGTHS:
-            for _ in range(40):
-                p = torch.randint(3, reference.VOCAB, (n,), generator=g).tolist()
-                runs = {name: lora_reference.greedy(model, p) for name, model in models.items()}
-                if min(m for _, m in runs.values()) >= lora_reference.MIN_GREEDY_MARGIN:
-                    break
-            else:
-                raise SystemExit("no greedy prompt of length %d without near-ties" % n)
-            for name, (tokens, _) in runs.items():
-                manifest["greedy"].append({"adapter": name, "prompt": p, "tokens": tokens})
-    with open(os.path.join(args.out, "manifest.json.tmp"), "w") as f:
-        json.dump(manifest, f)
-    os.replace(os.path.join(args.out, "manifest.json.tmp"), os.path.join(args.out, "manifest.json"))
+                "adapters": adapters}
+    lora_reference.record_runs(models, g, args.out, "", manifest)
+    reference.write_manifest(args.out, manifest)
 
 
 if __name__ == "__main__":

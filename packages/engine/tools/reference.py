@@ -300,19 +300,31 @@ def main():
         for m in ([base] if isinstance(base, str) else []) + [n]:
             if m not in names:
                 names.append(m)
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    os.makedirs(args.out, exist_ok=True)
+    start_cpu_run(args.out)
     manifest = {"version": 1, "transformers": transformers.__version__,
                 "torch": torch.__version__, "cases": {}}
     for n in names:
         shutil.rmtree(os.path.join(args.out, n), ignore_errors=True)
         manifest["cases"][n] = make_case(n, args.out)
         print("built", n, file=sys.stderr)
-    with open(os.path.join(args.out, "manifest.json.tmp"), "w") as f:
+    write_manifest(args.out, manifest)
+
+
+def start_cpu_run(out):
+    """What every reference script does first: transformers quiet, at most 2 threads
+    (the CI box's cores), the output folder made."""
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    os.makedirs(out, exist_ok=True)
+
+
+def write_manifest(out, manifest):
+    """manifest.json, written last and atomically: the tests take its presence to mean
+    the folder is whole."""
+    with open(os.path.join(out, "manifest.json.tmp"), "w") as f:
         json.dump(manifest, f)
-    os.replace(os.path.join(args.out, "manifest.json.tmp"), os.path.join(args.out, "manifest.json"))
+    os.replace(os.path.join(out, "manifest.json.tmp"), os.path.join(out, "manifest.json"))
 
 
 if __name__ == "__main__":
