@@ -18,40 +18,24 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { expectEveryLineOnce, parseJsonl, type OutputLine } from "./support/batch-output.js";
 import { toJsonl, type RequestLine } from "./support/batch-requests.js";
-import {
-  API_KEY,
-  clusterSettings,
-  coordinatorOptions,
-  spawnCoordinator,
-  spawnWorker,
-  type ClusterSettings,
-  type CoordinatorProcess,
-  type WorkerProcess,
-} from "./support/e2e-cluster.js";
+import { API_KEY, startProcessCluster, type ProcessCluster } from "./support/e2e-cluster.js";
 import { E2E_MODEL, e2eModelDir } from "./support/e2e-model.js";
 import { EngineReference } from "./support/engine-reference.js";
 
 let modelDir: string;
-let settings: ClusterSettings;
-let coordinator: CoordinatorProcess;
-let worker: WorkerProcess;
+let cluster: ProcessCluster;
 let dir: string;
 let client: OpenAI;
 
 beforeAll(async () => {
   modelDir = await e2eModelDir();
   dir = mkdtempSync(join(tmpdir(), "bg-e2e-emb-"));
-  settings = clusterSettings();
-  coordinator = await spawnCoordinator("coordinator", coordinatorOptions(settings));
-  worker = spawnWorker("worker", { coordinator: coordinator.grpcAddress, modelDir });
-  await worker.connected();
-  client = new OpenAI({ apiKey: API_KEY, baseURL: `${coordinator.httpUrl}/v1`, maxRetries: 0 });
+  cluster = await startProcessCluster(modelDir);
+  client = new OpenAI({ apiKey: API_KEY, baseURL: `${cluster.coordinator.httpUrl}/v1`, maxRetries: 0 });
 });
 
 afterAll(async () => {
-  await worker?.stop();
-  await coordinator?.stop();
-  settings?.cleanup();
+  await cluster?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

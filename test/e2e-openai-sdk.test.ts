@@ -9,38 +9,22 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { expectEveryLineOnce, expectMatchesReference, parseJsonl } from "./support/batch-output.js";
 import { chatLines, completionLines, toJsonl, type RequestLine } from "./support/batch-requests.js";
-import {
-  API_KEY,
-  clusterSettings,
-  coordinatorOptions,
-  spawnCoordinator,
-  spawnWorker,
-  type ClusterSettings,
-  type CoordinatorProcess,
-  type WorkerProcess,
-} from "./support/e2e-cluster.js";
+import { API_KEY, startProcessCluster, type ProcessCluster } from "./support/e2e-cluster.js";
 import { E2E_MODEL, e2eModelDir } from "./support/e2e-model.js";
 import { EngineReference } from "./support/engine-reference.js";
 
 let modelDir: string;
-let settings: ClusterSettings;
-let coordinator: CoordinatorProcess;
-let worker: WorkerProcess;
+let cluster: ProcessCluster;
 let dir: string;
 
 beforeAll(async () => {
   modelDir = await e2eModelDir();
   dir = mkdtempSync(join(tmpdir(), "bg-e2e-sdk-"));
-  settings = clusterSettings();
-  coordinator = await spawnCoordinator("coordinator", coordinatorOptions(settings));
-  worker = spawnWorker("worker", { coordinator: coordinator.grpcAddress, modelDir });
-  await worker.connected();
+  cluster = await startProcessCluster(modelDir);
 });
 
 afterAll(async () => {
-  await worker?.stop();
-  await coordinator?.stop();
-  settings?.cleanup();
+  await cluster?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -74,7 +58,7 @@ async function runWithSdk(client: OpenAI, lines: RequestLine[], name: string): P
 }
 
 test("files.create -> batches.create -> batches.retrieve -> files.content, chat and completions", async () => {
-  const client = new OpenAI({ apiKey: API_KEY, baseURL: `${coordinator.httpUrl}/v1`, maxRetries: 0 });
+  const client = new OpenAI({ apiKey: API_KEY, baseURL: `${cluster.coordinator.httpUrl}/v1`, maxRetries: 0 });
   const chat = chatLines(60, { model: E2E_MODEL, prefix: "sdk-chat" });
   const completion = completionLines(40, { model: E2E_MODEL, prefix: "sdk-cmpl" });
   const reference = await EngineReference.load(modelDir);

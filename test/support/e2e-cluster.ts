@@ -239,3 +239,32 @@ export async function startTwoWorkerCluster(modelDir: string, overrides: Coordin
   }
   return { coordinator, workers, stop };
 }
+
+/** A coordinator process with one worker process on its own store: the cluster as a user runs it. */
+export interface ProcessCluster {
+  coordinator: CoordinatorProcess;
+  worker: WorkerProcess;
+  /** Stops the worker, then the coordinator, and removes the store. */
+  stop(): Promise<void>;
+}
+
+/** Starts a ProcessCluster and waits until its worker is connected; on failure, stops what started. */
+export async function startProcessCluster(modelDir: string): Promise<ProcessCluster> {
+  const settings = clusterSettings();
+  let coordinator: CoordinatorProcess | undefined;
+  let worker: WorkerProcess | undefined;
+  const stop = async () => {
+    await worker?.stop();
+    await coordinator?.stop();
+    settings.cleanup();
+  };
+  try {
+    coordinator = await spawnCoordinator("coordinator", coordinatorOptions(settings));
+    worker = spawnWorker("worker", { coordinator: coordinator.grpcAddress, modelDir });
+    await worker.connected();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { coordinator, worker, stop };
+}

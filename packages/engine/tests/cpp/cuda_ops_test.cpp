@@ -32,6 +32,7 @@
 #include "backend/dtype_convert.h"
 #include "batchgen/backend.h"
 #include "check.h"
+#include "prefill_batch.h"
 #include "sample/sampler.h"
 
 using namespace bg;
@@ -515,20 +516,9 @@ TEST_CASE(lora_add_matches_cpu_over_grid) {
   for (const Shape& s : shapes) {
     for (DType od : {DType::bf16, DType::f32}) {
       Arena a;
-      StepBatch b;
-      b.cu_seq_q.push_back(0);
-      for (int q : s.q_lens) {
-        for (int i = 0; i < q; ++i) {
-          b.token_ids.push_back(0);
-          b.positions.push_back(i);
-          b.slot_mapping.push_back(-1);
-        }
-        b.cu_seq_q.push_back(b.cu_seq_q.back() + q);
-        b.context_lens.push_back(q);
-        b.lora_slots.push_back(uniform_int(-1, s.slots - 1));
-        b.max_q_len = std::max(b.max_q_len, q);
-        b.max_context_len = std::max(b.max_context_len, q);
-      }
+      std::vector<int32_t> slots;
+      for (size_t i = 0; i < s.q_lens.size(); ++i) slots.push_back(uniform_int(-1, s.slots - 1));
+      const StepBatch b = prefill_batch(s.q_lens, std::move(slots));
       const int T = b.num_tokens();
       HeadLayout heads{1, 1, 64};
       env().cpu->reserve_scratch(T, b.num_seqs(), std::max(T, 1), heads);

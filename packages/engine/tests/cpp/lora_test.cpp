@@ -5,33 +5,14 @@
 
 #include "batchgen/backend.h"
 #include "check.h"
+#include "prefill_batch.h"
 #include "sched/lora_slots.h"
 
 using namespace bg;
 
-namespace {
-
-StepBatch batch_of(const std::vector<int32_t>& q_lens, const std::vector<int32_t>& slots) {
-  StepBatch b;
-  b.cu_seq_q.push_back(0);
-  for (int32_t q : q_lens) {
-    for (int32_t i = 0; i < q; ++i) {
-      b.token_ids.push_back(0);
-      b.positions.push_back(i);
-      b.slot_mapping.push_back(-1);
-    }
-    b.cu_seq_q.push_back(b.cu_seq_q.back() + q);
-    b.context_lens.push_back(q);
-  }
-  b.lora_slots = slots;
-  return b;
-}
-
-}  // namespace
-
 TEST_CASE(segments_merge_neighbours_of_one_adapter_and_skip_the_base) {
   // seqs: 3 tokens slot 1, 1 token slot 1, 2 tokens base, 1 token slot 0, 0 tokens slot 0, 4 tokens slot 0
-  StepBatch b = batch_of({3, 1, 2, 1, 0, 4}, {1, 1, -1, 0, 0, 0});
+  StepBatch b = prefill_batch({3, 1, 2, 1, 0, 4}, {1, 1, -1, 0, 0, 0});
   CHECK(step_batch_problem(b) == nullptr);
   const std::vector<int32_t> seg = lora_segments_build(b);
   CHECK(seg == (std::vector<int32_t>{0, 4, 1, 6, 5, 0}));
@@ -40,9 +21,9 @@ TEST_CASE(segments_merge_neighbours_of_one_adapter_and_skip_the_base) {
   CHECK_EQ(st.num_lora_segments, 2);
   CHECK_EQ(st.max_lora_rows, 5);
   // Not merged across a base sequence, even for the same adapter.
-  CHECK(lora_segments_build(batch_of({2, 1, 2}, {3, -1, 3})) == (std::vector<int32_t>{0, 2, 3, 3, 2, 3}));
-  CHECK(lora_segments_build(batch_of({2, 2}, {})).empty());
-  StepBatch bad = batch_of({1, 1}, {0});
+  CHECK(lora_segments_build(prefill_batch({2, 1, 2}, {3, -1, 3})) == (std::vector<int32_t>{0, 2, 3, 3, 2, 3}));
+  CHECK(lora_segments_build(prefill_batch({2, 2}, {})).empty());
+  StepBatch bad = prefill_batch({1, 1}, {0});
   CHECK(step_batch_problem(bad) != nullptr);
 }
 
@@ -82,7 +63,7 @@ TEST_CASE(cpu_lora_add_matches_a_double_loop) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd;
   for (const auto& [K, N, R, slots] : std::vector<std::array<int, 4>>{{16, 24, 4, 2}, {40, 9, 1, 3}, {7, 64, 16, 1}}) {
-    StepBatch b = batch_of({3, 1, 2, 5, 1}, {1 % slots, -1, 0, (slots - 1), 0});
+    StepBatch b = prefill_batch({3, 1, 2, 5, 1}, {1 % slots, -1, 0, (slots - 1), 0});
     cpu->reserve_scratch(12, 5, 12, HeadLayout{1, 1, 8});
     StepTensors st = cpu->upload_step(b);
     const int T = b.num_tokens(), W = N + 5;
