@@ -91,7 +91,12 @@ describe("structured output", () => {
     expect(bad).toEqual([]);
     // Most lines close their value and end on EOS before max_tokens.
     expect(ended).toBeGreaterThan(250);
-    expect(engine.stats().grammarMasks).toBeGreaterThan(10000);
+    const stats = engine.stats();
+    expect(stats.grammarMasks).toBeGreaterThan(10000);
+    // Rows in one grammar state share a mask: fewer built than applied, and some host time spent.
+    expect(stats.grammarDistinctMasks).toBeGreaterThan(0);
+    expect(stats.grammarDistinctMasks).toBeLessThan(stats.grammarMasks);
+    expect(stats.grammarHostMs).toBeGreaterThan(0);
   });
 
   it("json_object gives a JSON object", async () => {

@@ -124,6 +124,13 @@ export interface NativeStats {
   hostGaps: number;
   /** Grammar token masks applied so far (one per structured-output row and step). */
   grammarMasks: number;
+  /**
+   * Masks built and handed to the sampler: rows in the same grammar state (same budget
+   * clamp and stop ids) share one, so a batch on one schema builds far fewer than
+   * grammarMasks. grammarHostMs: host time building them, summed over steps.
+   */
+  grammarDistinctMasks: number;
+  grammarHostMs: number;
   /** LoRA adapters in a device slot now. */
   lorasResident: string[];
   /** Adapters read into a slot (first use or after an eviction), and evictions. */

@@ -110,6 +110,8 @@ export class InstantEngineDouble implements EngineDriver {
       hostGapMs: 0,
       hostGaps: 0,
       grammarMasks: 0,
+      grammarDistinctMasks: 0,
+      grammarHostMs: 0,
       lorasResident: [...new Set(this.requests.map((r) => r.lora).filter((l): l is string => l !== undefined))],
       loraLoads: 0,
       loraEvictions: 0,

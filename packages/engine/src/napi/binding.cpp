@@ -225,6 +225,8 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("hostGapMs", s.host_gap_ms);
   o.Set("hostGaps", double(s.host_gaps));
   o.Set("grammarMasks", double(s.grammar_masks));
+  o.Set("grammarDistinctMasks", double(s.grammar_distinct_masks));
+  o.Set("grammarHostMs", s.grammar_host_ms);
   o.Set("lorasResident", string_array_new(env, s.loras_resident));
   o.Set("loraLoads", double(s.lora_loads));
   o.Set("loraEvictions", double(s.lora_evictions));
