@@ -52,7 +52,7 @@ export interface EngineLoadOptions {
    * first use.
    */
   loras?: { name: string; path: string }[];
-  /** Adapter slots in device memory (least recently used out); default 0 = one per adapter, at most 8. */
+  /** Adapter slots in device memory (least recently used out); default 0 = one per adapter as far as a tenth of the free memory goes, at least 8. */
   maxLoras?: number;
 }
 

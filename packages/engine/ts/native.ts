@@ -34,7 +34,7 @@ export interface NativeLoadOptions {
   quantize: string;
   /** LoRA adapters requests may name: peft adapter directories. */
   loras: { name: string; path: string }[];
-  /** Adapter slots in device memory; 0 = one per adapter, at most 8. */
+  /** Adapter slots in device memory; 0 = one per adapter as far as a tenth of the free memory goes, at least 8. */
   maxLoras: number;
 }
 

@@ -57,7 +57,7 @@ export const workerConfigSchema = z.object({
       return out;
     })
     .default([]),
-  /** LoRA adapters held in device memory at once; default: one per adapter, at most 8. */
+  /** LoRA adapters held in device memory at once; default: one per adapter as far as a tenth of the free device memory goes, at least 8. */
   maxLoras: int(1).optional(),
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected "cpu", "cuda" or "cuda:N"').default("cpu"),
   threads: int(1).optional(),

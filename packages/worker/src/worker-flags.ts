@@ -27,7 +27,7 @@ export const workerFlags: WorkerFlag[] = [
     help: "a LoRA adapter (peft directory) that lines may name as their model; repeat the flag, or comma-separate, for several",
     multiple: true,
   },
-  { flag: "max-loras", arg: "n", help: "LoRA adapters held in device memory at once, least recently used out (default: one per adapter, at most 8)" },
+  { flag: "max-loras", arg: "n", help: "LoRA adapters held in device memory at once, least recently used out (default: one per adapter as far as a tenth of the free device memory goes, at least 8)" },
   { flag: "device", arg: "cpu|cuda:N", help: "engine device (default cpu)" },
   { flag: "threads", arg: "n", help: "CPU threads of the engine" },
   { flag: "max-seqs", arg: "n", help: "sequences the engine runs at once (default: as many as its KV cache holds)" },

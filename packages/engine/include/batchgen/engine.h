@@ -55,8 +55,9 @@ struct EngineOptions {
   // from <model_dir>/tokenizer.json at the first request with a JSON format.
   std::vector<std::string> token_bytes;
   // LoRA adapters requests may name (GenerateRequest::lora), checked at load and
-  // read into a device slot on first use; max_loras slots (0: one per adapter, at
-  // most 8) hold adapters at once, least recently used first out.
+  // read into a device slot on first use; max_loras slots (0: one per adapter as far
+  // as a tenth of the memory left after weights and activations goes, at least 8)
+  // hold adapters at once, least recently used first out.
   std::vector<LoraSpec> loras;
   int32_t max_loras = 0;
 };

@@ -17,8 +17,10 @@ LoraRuntime::LoraRuntime(const EngineOptions& options, Backend& backend, Model& 
   if (adapters_.empty()) return;
   int32_t rank = 0;
   for (const LoraAdapterInfo& a : adapters_) rank = std::max(rank, a.rank);
-  const int32_t slots = options.max_loras > 0 ? options.max_loras : std::min<int32_t>(int32_t(adapters_.size()), 8);
   slot_bytes_ = LoraStack::slot_bytes(model.config(), rank, backend.weight_dtype());
+  const int32_t slots = options.max_loras > 0
+                            ? options.max_loras
+                            : lora_default_slots(int32_t(adapters_.size()), slot_bytes_, backend.info().free_memory);
   stack_ = std::make_unique<LoraStack>(backend, model.config(), slots, rank, max_tokens);
   slots_ = std::make_unique<LoraSlots>(slots);
   model_.lora_attach(stack_.get());

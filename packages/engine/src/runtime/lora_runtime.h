@@ -20,8 +20,9 @@ namespace bg {
 class LoraRuntime {
  public:
   // Inspects every adapter of options.loras against the model (errors name the
-  // adapter and what is wrong) and allocates options.max_loras slots (0: as many
-  // as there are adapters, at most 8) of the largest rank among them, attached to
+  // adapter and what is wrong) and allocates options.max_loras slots (0:
+  // lora_default_slots, one per adapter as far as a tenth of the free memory goes,
+  // at least 8) of the largest rank among them, attached to
   // the model. No adapters: nothing is allocated and enabled() is false.
   LoraRuntime(const EngineOptions& options, Backend& backend, Model& model, int32_t max_tokens);
   ~LoraRuntime();

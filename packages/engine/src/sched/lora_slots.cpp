@@ -1,8 +1,17 @@
 #include "sched/lora_slots.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace bg {
+
+int32_t lora_default_slots(int32_t adapters, size_t slot_bytes, size_t free_bytes) {
+  constexpr double kFraction = 0.1;
+  constexpr int32_t kFloor = 8, kCeil = 4096;
+  const double fit = slot_bytes > 0 ? double(free_bytes) * kFraction / double(slot_bytes) : double(kCeil);
+  const int32_t room = int32_t(std::min(double(kCeil), std::max(double(kFloor), fit)));
+  return std::max(0, std::min(adapters, room));
+}
 
 LoraSlots::LoraSlots(int32_t slots) : slots_(size_t(slots > 0 ? slots : 0)) {
   if (slots < 1) throw std::invalid_argument("LoraSlots needs at least one slot");

@@ -101,3 +101,18 @@ TEST_CASE(cpu_lora_add_matches_a_double_loop) {
 }
 
 int main(int argc, char** argv) { return bg_test::run_all(argc, argv); }
+
+TEST_CASE(default_slots_hold_every_adapter_a_tenth_of_the_memory_fits) {
+  const size_t mb = size_t(1) << 20, gb = size_t(1) << 30;
+  // 64 Gemma-7B rank-16 adapters (~100 MB a slot) with 70 GB free: all 64 resident.
+  CHECK_EQ(lora_default_slots(64, 100 * mb, 70 * gb), 64);
+  // A tenth of 8 GB holds 8 of them: 8 slots, not 64.
+  CHECK_EQ(lora_default_slots(64, 100 * mb, 8 * gb), 8);
+  // Never fewer than 8 (or than the adapters there are), however little is free.
+  CHECK_EQ(lora_default_slots(64, 100 * mb, 1 * gb), 8);
+  CHECK_EQ(lora_default_slots(3, 100 * mb, 0), 3);
+  CHECK_EQ(lora_default_slots(0, 100 * mb, 70 * gb), 0);
+  // In between: what a tenth holds (20 GB / 10 / 100 MB = 20.48 -> 20).
+  CHECK_EQ(lora_default_slots(64, 100 * mb, 20 * gb), 20);
+  CHECK_EQ(lora_default_slots(5000, 1, 70 * gb), 4096);  // the binding's ceiling
+}
