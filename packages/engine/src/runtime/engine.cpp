@@ -269,6 +269,23 @@ class EngineImpl final : public Engine {
     }
   }
 
+  // Sequences of one adapter side by side in the step (lora_group_order); the
+  // step's rows, sampling rows and update all follow out.seqs, so one reorder here
+  // is all it takes, and a row's tokens do not depend on where it sits.
+  void lora_group(ScheduleOutput& out) const {
+    std::vector<int32_t> slots;
+    slots.reserve(out.seqs.size());
+    for (const ScheduledSeq& s : out.seqs) {
+      auto it = lora_pins_.find(s.request->id);
+      slots.push_back(it == lora_pins_.end() ? -1 : it->second);
+    }
+    if (std::is_sorted(slots.begin(), slots.end())) return;
+    std::vector<ScheduledSeq> sorted;
+    sorted.reserve(out.seqs.size());
+    for (size_t i : lora_group_order(slots)) sorted.push_back(out.seqs[i]);
+    out.seqs = std::move(sorted);
+  }
+
   bool abort(const std::string& id) override {
     if (lora_queued_.count(id)) {
       for (auto it = lora_queue_.begin(); it != lora_queue_.end(); ++it) {
@@ -308,6 +325,7 @@ class EngineImpl final : public Engine {
     for (const ScheduledSeq& s : out.seqs) {
       if (s.request->times.first_scheduled < 0) s.request->times.first_scheduled = t0;
     }
+    if (!lora_pins_.empty()) lora_group(out);
 
     const size_t R = size_t(out.num_sampling);
     double backend_ms = 0;  // inside the backend's forward and sample calls

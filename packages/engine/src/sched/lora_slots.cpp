@@ -13,6 +13,13 @@ int32_t lora_default_slots(int32_t adapters, size_t slot_bytes, size_t free_byte
   return std::max(0, std::min(adapters, room));
 }
 
+std::vector<size_t> lora_group_order(const std::vector<int32_t>& slots) {
+  std::vector<size_t> order(slots.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return slots[a] < slots[b]; });
+  return order;
+}
+
 LoraSlots::LoraSlots(int32_t slots) : slots_(size_t(slots > 0 ? slots : 0)) {
   if (slots < 1) throw std::invalid_argument("LoraSlots needs at least one slot");
 }

@@ -21,6 +21,12 @@ namespace bg {
 // (8 adapters' lines at a time), and the KV cache gives up 10 % at most.
 int32_t lora_default_slots(int32_t adapters, size_t slot_bytes, size_t free_bytes);
 
+// The order that puts a step's sequences of one adapter side by side (base first,
+// then by slot; stable within a slot). The LoRA kernels run one segment per run of
+// equal slots (Punica's SGMV), reading the adapter's A and B once per segment: lines
+// that alternate adapters would give a segment, and a read, per sequence.
+std::vector<size_t> lora_group_order(const std::vector<int32_t>& slots);
+
 class LoraSlots {
  public:
   explicit LoraSlots(int32_t slots);

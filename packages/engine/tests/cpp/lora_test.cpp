@@ -116,3 +116,17 @@ TEST_CASE(default_slots_hold_every_adapter_a_tenth_of_the_memory_fits) {
   CHECK_EQ(lora_default_slots(64, 100 * mb, 20 * gb), 20);
   CHECK_EQ(lora_default_slots(5000, 1, 70 * gb), 4096);  // the binding's ceiling
 }
+
+TEST_CASE(group_order_puts_each_adapters_sequences_side_by_side) {
+  // Lines round-robin over adapters (slots 1, 0, 1, base, 0, 1): base first, then by
+  // slot, each slot's sequences in their step order.
+  const std::vector<int32_t> slots = {1, 0, 1, -1, 0, 1};
+  const std::vector<size_t> order = lora_group_order(slots);
+  CHECK(order == (std::vector<size_t>{3, 1, 4, 0, 2, 5}));
+  // Reordered, the step has one segment per adapter instead of one per sequence.
+  std::vector<int32_t> lens = {1, 1, 1, 1, 1, 1}, before = slots, after;
+  for (size_t i : order) after.push_back(slots[i]);
+  CHECK_EQ(lora_segments_build(prefill_batch(lens, before)).size() / 3, size_t(5));
+  CHECK_EQ(lora_segments_build(prefill_batch(lens, after)).size() / 3, size_t(2));
+  CHECK(lora_group_order({}).empty());
+}
