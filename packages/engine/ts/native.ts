@@ -104,6 +104,8 @@ export interface NativeStats {
   kvBlocksCached: number;
   /** Cached blocks dropped from the prefix cache to make room, since load. */
   kvBlocksEvicted: number;
+  /** Most KV blocks in use at once since load, taken after each step's allocations. */
+  kvBlocksPeak: number;
   /** Prompt tokens run through the model, recomputation after preemption included. */
   promptTokensProcessed: number;
   /** Prompt tokens served from the prefix cache instead of computed. */

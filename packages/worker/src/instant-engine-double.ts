@@ -99,6 +99,7 @@ export class InstantEngineDouble implements EngineDriver {
       kvBlocksFree: 0,
       kvBlocksCached: 0,
       kvBlocksEvicted: 0,
+      kvBlocksPeak: 0,
       promptTokensProcessed: this.promptTokensProcessed,
       promptTokensCached: 0,
       generatedTokens: this.generatedTokens,

@@ -112,6 +112,7 @@ struct EngineStats {
   int32_t waiting = 0;
   int64_t kv_blocks_total = 0;
   int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_peak = 0;        // most blocks in use at once since load (after a step's allocations)
   int64_t kv_blocks_free = 0;
   int64_t kv_blocks_cached = 0;      // free blocks still holding a cached prefix (part of free)
   int64_t kv_blocks_evicted = 0;     // cached blocks dropped from the prefix cache to make room

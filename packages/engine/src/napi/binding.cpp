@@ -214,6 +214,7 @@ Napi::Object stats_to_js(Napi::Env env, const bg::EngineStats& s) {
   o.Set("kvBlocksFree", double(s.kv_blocks_free));
   o.Set("kvBlocksCached", double(s.kv_blocks_cached));
   o.Set("kvBlocksEvicted", double(s.kv_blocks_evicted));
+  o.Set("kvBlocksPeak", double(s.kv_blocks_peak));
   o.Set("promptTokensProcessed", double(s.prompt_tokens_processed));
   o.Set("promptTokensCached", double(s.prompt_tokens_cached));
   o.Set("generatedTokens", double(s.generated_tokens));

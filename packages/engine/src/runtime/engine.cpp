@@ -326,6 +326,7 @@ class EngineImpl final : public Engine {
       if (s.request->times.first_scheduled < 0) s.request->times.first_scheduled = t0;
     }
     if (!lora_pins_.empty()) lora_group(out);
+    kv_blocks_peak_ = std::max(kv_blocks_peak_, scheduler_->blocks().num_used());
 
     const size_t R = size_t(out.num_sampling);
     double backend_ms = 0;  // inside the backend's forward and sample calls
@@ -451,6 +452,7 @@ class EngineImpl final : public Engine {
     const BlockManager& bm = scheduler_->blocks();
     s.kv_blocks_total = bm.num_blocks();
     s.kv_blocks_used = bm.num_used();
+    s.kv_blocks_peak = kv_blocks_peak_;
     s.kv_blocks_free = bm.num_free();
     s.kv_blocks_cached = bm.num_cached_free();
     s.kv_blocks_evicted = bm.evictions();
@@ -761,6 +763,7 @@ class EngineImpl final : public Engine {
   std::vector<std::string> sampling_ids_;     // ids of the last step's sampling rows
   int64_t grammar_masks_ = 0, grammar_distinct_masks_ = 0;
   double grammar_host_ms_ = 0;
+  int64_t kv_blocks_peak_ = 0;
   std::unique_ptr<ThreadPool> mask_pool_;  // made at the first grammar row
   mutable std::mutex grammar_mu_;
   mutable std::set<std::string> checked_schemas_;
