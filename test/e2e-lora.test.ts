@@ -79,6 +79,21 @@ describe("LoRA adapters end to end", () => {
     // Three adapters through two slots: at least one was read in again after an eviction.
     const loads = Number(/^batchgen_worker_lora_loads (\d+)/m.exec(metrics)?.[1]);
     expect(loads).toBeGreaterThanOrEqual(3);
+
+    // The fleet view names the adapters the worker serves and, from its heartbeats,
+    // those its engine holds now: two slots, both taken by the batch's adapters.
+    const deadline = Date.now() + 10_000;
+    let row: { adapters: string[]; adapters_loaded: string[] } | undefined;
+    while (Date.now() < deadline) {
+      const res = await fetch(`${coordinator.httpUrl}/v1/fleet`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      const fleet = (await res.json()) as { data: Array<{ id: string; adapters: string[]; adapters_loaded: string[] }> };
+      row = fleet.data.find((w) => w.id === "lora-worker");
+      if (row && row.adapters_loaded.length === 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(row?.adapters).toEqual(ADAPTERS);
+    expect(row?.adapters_loaded).toHaveLength(2);
+    for (const a of row?.adapters_loaded ?? []) expect(ADAPTERS).toContain(a);
   });
 
   test("a line naming a model the fleet does not serve fails validation with its line number", async () => {

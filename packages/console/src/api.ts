@@ -32,6 +32,9 @@ export interface FleetWorker {
   requests_waiting: number;
   kv_blocks_used: number;
   kv_blocks_total: number;
+  /** LoRA adapters served on the model and those in a device slot now (absent from older coordinators). */
+  adapters?: string[];
+  adapters_loaded?: string[];
   leases: number;
   last_heartbeat_at: number;
 }

@@ -138,6 +138,11 @@ export function batchPageView(b: Batch, firstErrors: string[], onChange: () => v
 
 export function fleetView(workers: FleetWorker[]): HTMLElement {
   const now = Date.now() / 1000;
+  // A worker serving LoRA adapters: how many, and how many its engine holds now.
+  const adapterNote = (w: FleetWorker) =>
+    w.adapters?.length ? h("span", { class: "muted", "data-testid": "fleet-adapters" }, ` + ${w.adapters.length} adapters, ${w.adapters_loaded?.length ?? 0} in memory`) : null;
+  const adapterTitle = (w: FleetWorker) =>
+    w.adapters?.length ? `adapters: ${w.adapters.join(", ")}; in memory: ${(w.adapters_loaded ?? []).join(", ") || "none"}` : w.model;
   return h(
     "section",
     {},
@@ -156,7 +161,7 @@ export function fleetView(workers: FleetWorker[]): HTMLElement {
                 "tr",
                 { "data-testid": "fleet-row", "data-worker-id": w.id },
                 h("td", {}, w.id),
-                h("td", {}, w.model),
+                h("td", { title: adapterTitle(w) }, w.model, adapterNote(w)),
                 h("td", { title: w.engine }, w.device || w.engine),
                 h("td", { class: "num" }, rate(w.tokens_per_second)),
                 h("td", { class: "num" }, `${w.requests_running} / ${w.requests_waiting}`),

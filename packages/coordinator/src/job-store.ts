@@ -155,6 +155,9 @@ export interface FleetWorker {
   waiting: number;
   kvBlocksUsed: number;
   kvBlocksTotal: number;
+  /** LoRA adapters it serves (its Hello), and those its engine holds in a slot now (heartbeats). */
+  adapters: string[];
+  adaptersLoaded: string[];
   leases: number;
   connectedAtMs: number;
   lastHeartbeatAtMs: number;

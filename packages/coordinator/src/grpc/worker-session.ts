@@ -204,6 +204,8 @@ export class WorkerSession implements LeaseTaker {
       waiting: 0,
       kvBlocksUsed: 0,
       kvBlocksTotal: 0,
+      adapters: this.adapters,
+      adaptersLoaded: [],
       leases: 0,
       connectedAtMs: Date.now(),
       lastHeartbeatAtMs: Date.now(),
@@ -231,6 +233,7 @@ export class WorkerSession implements LeaseTaker {
       kvBlocksUsed: Number(hb.kvBlocksUsed),
       kvBlocksTotal: Number(hb.kvBlocksTotal),
       tokensPerSecond: hb.tokensPerSecond,
+      adaptersLoaded: [...this.adaptersLoaded],
       lastHeartbeatAtMs: Date.now(),
     });
     void this.reportFleet();

@@ -1,6 +1,6 @@
 // GET /v1/fleet (an extension): the workers connected to any replica, as their sessions
 // last reported them — model, engine and device, tokens/s, requests, KV cache, leases,
-// last heartbeat. Any API key may read it (the fleet is shared by every tenant).
+// LoRA adapters served and held, last heartbeat. Any API key may read it (the fleet is shared by every tenant).
 import type { ServerResponse } from "node:http";
 import type { FleetWorker, JobStore } from "../job-store.js";
 import { sendJson } from "./http-io.js";
@@ -18,6 +18,9 @@ export interface FleetWorkerView {
   requests_waiting: number;
   kv_blocks_used: number;
   kv_blocks_total: number;
+  /** LoRA adapters the worker serves on its model, and those in a device slot now. */
+  adapters: string[];
+  adapters_loaded: string[];
   leases: number;
   connected_at: number;
   last_heartbeat_at: number;
@@ -36,6 +39,9 @@ export function fleetWorkerView(w: FleetWorker): FleetWorkerView {
     requests_waiting: w.waiting,
     kv_blocks_used: w.kvBlocksUsed,
     kv_blocks_total: w.kvBlocksTotal,
+    // Records written before these fields existed (a replica of the previous version) have none.
+    adapters: w.adapters ?? [],
+    adapters_loaded: w.adaptersLoaded ?? [],
     leases: w.leases,
     connected_at: Math.floor(w.connectedAtMs / 1000),
     last_heartbeat_at: w.lastHeartbeatAtMs / 1000,
