@@ -12,6 +12,10 @@
 #   kernels     kernel_bench: kernel timings beside the HBM-copy and cuBLAS ceilings
 #   bench       bench_engine, workload A: Gemma-2B (1024 prompts), Gemma-7B (512)
 #   peer        the peer, transformers static batching (.carry/peers/hf_transformers.py)
+#   roofline    each workload A row of the bench phase beside its roofline
+#               (packages/engine/tools/roofline.py: the model's FLOPs and bytes per step at
+#               the two ceilings the kernels phase measured in this run) and the fraction
+#               reached (issue 11's goals: about 0.8 of it)
 #   reference   tools/gpu_reference.py: transformers float32 references
 #   models      cuda_model_check --reference: logits and greedy tokens vs transformers
 #   invariance  cuda_model_check --invariance: deterministic mode, 64 mixed requests;
@@ -75,8 +79,8 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer reference models invariance det prefix extras lora)
-ALL_PHASES=(build ops kernels bench peer reference models invariance det prefix extras lora pending archs)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer roofline reference models invariance det prefix extras lora)
+ALL_PHASES=(build ops kernels bench peer roofline reference models invariance det prefix extras lora pending archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -162,6 +166,35 @@ do_peer() {
   peer peer-7b --shape gemma-7b --n 128 --bs 128 --mode static \
     || peer peer-7b --shape gemma-7b --n 128 --bs 64 --mode static || ok=1
   return $ok
+}
+
+# The ceilings of this run's kernels phase (kernel_bench's "ceiling:" lines).
+ceiling() { # pattern, unit
+  grep -m1 "ceiling: $1" "$LOG" | awk -v u="$2" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i - 1)}'
+}
+do_roofline() {
+  local copy mma
+  copy=$(ceiling "device copy" GB/s) mma=$(ceiling "cuBLAS bf16" TFLOP/s)
+  [ -n "$copy" ] && [ -n "$mma" ] || { echo "roofline: no ceilings in this run's log (the kernels phase runs first)"; return 1; }
+  python3 - "$RESULTS" "$copy" "$mma" "$ENGINE/tools" "$SCRATCH" <<'PY'
+import json, os, sys
+results, copy, mma, tools, scratch = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+sys.path.insert(0, tools)
+from roofline import roofline, shape_of
+rows = [r for r in map(json.loads, filter(str.strip, open(results))) if r["label"] in ("ours-2b", "ours-7b")]
+if not rows:
+    sys.exit("roofline: no ours-2b / ours-7b row (the bench phase runs first)")
+print("  ceilings of this run: copy %.0f GB/s, cuBLAS bf16 %.0f TFLOP/s" % (copy, mma))
+print("  %-8s %9s %6s %11s %11s %9s %11s" % ("label", "shape", "seqs", "out tok/s", "roofline", "fraction", "no-schedule"))
+for r in rows:
+    shape = shape_of(json.load(open(os.path.join(scratch, r["shape"], "config.json"))))
+    f = roofline(shape, r["n"], r["inp"], r["out"], r["max_seqs"], r["max_batch_tokens"], copy, mma)
+    print("  %-8s %9s %6d %11.1f %11.1f %8.2fx %11.1f" % (r["label"], r["shape"], r["max_seqs"], r["out_tok_s"],
+          f["roofline_out_tok_s"], r["out_tok_s"] / f["roofline_out_tok_s"], f["bound_out_tok_s"]))
+    with open(results, "a") as out:
+        out.write(json.dumps({"label": "roofline-" + r["label"], "workload": "roofline", "shape": r["shape"], "n": r["n"], "secs": 0,
+                              "out_tok_s": f["roofline_out_tok_s"], **f}) + "\n")
+PY
 }
 
 do_reference() {
