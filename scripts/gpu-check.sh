@@ -22,6 +22,9 @@
 #               --prefix-cache: the same tokens with prefix caching on and off;
 #               --embeddings: pooled vectors beside generations, device vs CPU engine
 #   det         bench_engine --deterministic on Gemma-2B: what that mode costs
+#   sampled     workload A on Gemma-2B all greedy, then half the lines sampled (T 0.8,
+#               top_p 0.95, a seed each): the sampler's cost in the engine (issue 11's
+#               goal: >= 0.9x)
 #   prefix      bench_engine --workload shared-prefix on Gemma-2B (2000 lines, 8 prefixes
 #               of 500-1500 tokens, 20-150 own, 100-250 out), prefix caching off then on,
 #               and workload A with caching off (the bench phase runs it with caching on,
@@ -79,8 +82,8 @@ RESULTS=$OUT/results.jsonl
 export PYTHONUNBUFFERED=1
 
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer roofline reference models invariance det prefix extras lora)
-ALL_PHASES=(build ops kernels bench peer roofline reference models invariance det prefix extras lora pending archs)
+[ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer roofline reference models invariance det sampled prefix extras lora)
+ALL_PHASES=(build ops kernels bench peer roofline reference models invariance det sampled prefix extras lora pending archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -145,6 +148,14 @@ do_prefix() {
     --max-batch-tokens 8192 || ok=1
   bench ours-2b-caching-off --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 \
     --max-batch-tokens 8192 --no-prefix-caching || ok=1
+  return $ok
+}
+do_sampled() {
+  local ok=0
+  bench ours-2b-greedy --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
+    --max-batch-tokens 8192 || ok=1
+  bench ours-2b-half-sampled --shape gemma-2b --model-dir "$SCRATCH/gemma-2b" --n 1024 --max-seqs 1024 \
+    --max-batch-tokens 8192 --temperature 0.8 --top-p 0.95 --sampled-every 2 || ok=1
   return $ok
 }
 do_det() {

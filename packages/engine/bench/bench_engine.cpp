@@ -16,6 +16,7 @@
 //                [--prefix-max 1500] [--suffix-min 20] [--suffix-max 150]
 //                [--out-min 100] [--out-max 250] [--no-prefix-caching]
 //                [--temperature 0] [--json-schema FIELDS] [--top-logprobs K] [--n-choices C]
+//                [--top-p 1] [--sampled-every K]
 //                [--loras N] [--lora-rank 16] [--max-loras M] [--lora-dir DIR]
 //
 // LoRA adapters (issue 15):
@@ -46,6 +47,10 @@
 //                      compare with the same --n of distinct prompts
 //   --temperature T    sampling temperature (default 0 = greedy; the n-choices
 //                      comparison needs T > 0)
+//   --top-p P          nucleus sampling (default 1 = off)
+//   --sampled-every K  workload A: only every K-th line samples (--temperature,
+//                      --top-p, seed + its index: a seed each), the others are
+//                      greedy; K = 2 is "half the lines sampled" (issue 11)
 // Without a tokenizer.json in the model directory, the grammar runs over a
 // synthetic vocabulary: ids 3..258 are the 256 bytes, the rest printable pieces of
 // 1-8 bytes, some with JSON punctuation.
@@ -276,7 +281,8 @@ int main(int argc, char** argv) {
   int prefixes = 8, prefix_min = 500, prefix_max = 1500, suffix_min = 20, suffix_max = 150, out_min = 100,
       out_max = 250;
   int json_fields = 0, top_logprobs = -1, n_choices = 1;
-  float temperature = 0.0f;
+  float temperature = 0.0f, top_p = 1.0f;
+  int sampled_every = 0;
   double kv_fraction = 0.9;
   int loras = 0, lora_rank = 16, max_loras = 0;
   std::string lora_dir;
@@ -316,6 +322,8 @@ int main(int argc, char** argv) {
     else if (a == "--lora-rank") lora_rank = std::stoi(val());
     else if (a == "--max-loras") max_loras = std::stoi(val());
     else if (a == "--lora-dir") lora_dir = val();
+    else if (a == "--top-p") top_p = std::stof(val());
+    else if (a == "--sampled-every") sampled_every = std::stoi(val());
     else usage("unknown option " + a);
   }
   auto it = kShapes.find(shape);
@@ -375,6 +383,7 @@ int main(int argc, char** argv) {
       r.id = id;
       for (int i = 0; i < len; ++i) r.prompt.push_back(tok(rng));
       r.sampling.temperature = temperature;
+      r.sampling.top_p = top_p;
       r.sampling.max_tokens = max_tokens;
       r.sampling.ignore_eos = json_fields == 0;
       r.sampling.logprobs = top_logprobs;
@@ -415,6 +424,10 @@ int main(int argc, char** argv) {
           reqs.push_back(c);
         } else {
           reqs.push_back(request("r" + std::to_string(i), inp, out));
+          if (sampled_every > 0) {
+            reqs.back().sampling.seed = seed + uint64_t(i);
+            if (i % sampled_every != 0) reqs.back().sampling.temperature = 0.0f;
+          }
         }
       }
     }
@@ -444,7 +457,7 @@ int main(int argc, char** argv) {
         "\"deterministic\":%s,\"prefix_caching\":%s,\"prompt_tokens\":%lld,\"prompt_tokens_computed\":%lld,"
         "\"prompt_tokens_cached\":%lld,\"max_seqs\":%d,\"max_batch_tokens\":%d,\"kv_blocks\":%lld,"
         "\"block_size\":%d,\"steps\":%lld,\"preemptions\":%lld,\"load_s\":%.1f,\"wrong\":%lld,"
-        "\"temperature\":%g,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
+        "\"temperature\":%g,\"top_p\":%g,\"sampled_every\":%d,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
         "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f,\"max_seqs_derived\":%s,"
         "\"host_ms_per_step\":%.4f,\"host_gap_ms_per_step\":%.4f,\"loras\":%d,\"max_loras\":%d,"
         "\"lora_rank\":%d,\"lora_loads\":%lld,\"lora_evictions\":%lld}\n",
@@ -455,7 +468,7 @@ int main(int argc, char** argv) {
         (long long)(after.prompt_tokens_processed - before.prompt_tokens_processed),
         (long long)(after.prompt_tokens_cached - before.prompt_tokens_cached), info.max_seqs, max_batch_tokens,
         (long long)info.kv_blocks, block_size, (long long)(after.steps - before.steps),
-        (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong, temperature, json_fields,
+        (long long)(after.preemptions - before.preemptions), load_s, (long long)wrong, temperature, top_p, sampled_every, json_fields,
         top_logprobs, n_choices, (long long)(after.grammar_masks - before.grammar_masks),
         (long long)(after.grammar_distinct_masks - before.grammar_distinct_masks),
         (after.grammar_host_ms - before.grammar_host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)),
