@@ -1,16 +1,14 @@
 // config.json (+ generation_config.json) -> ModelConfig, with the defaults each
 // transformers config class applies when a field is absent, and the rotary
 // frequencies as transformers computes them.
+
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "model/json.h"
+#include "model/model_files.h"
 #include "model/model.h"
 
 namespace bg {
@@ -40,25 +38,6 @@ std::string supported_list() {
   std::string s;
   for (const ArchInfo& a : kArchs) s += (s.empty() ? "" : ", ") + std::string(a.architecture);
   return s;
-}
-
-bool is_file(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-Json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) load_error("cannot read " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  try {
-    Json j = json_parse(ss.str());
-    if (!j.is_object()) load_error(path + ": expected a JSON object");
-    return j;
-  } catch (const std::invalid_argument& e) {
-    load_error(path + ": " + e.what());
-  }
 }
 
 // Typed field access with the file named in every message.
@@ -270,11 +249,11 @@ ModelConfig model_config_load(const std::string& model_dir) {
     load_error("model directory " + model_dir + " does not exist");
   if (!S_ISDIR(st.st_mode)) load_error(model_dir + " is not a directory");
   const std::string path = model_dir + "/config.json";
-  if (!is_file(path)) load_error("missing config.json in " + model_dir);
-  const Json top_cfg = read_json_file(path);
+  if (!is_regular_file(path)) load_error("missing config.json in " + model_dir);
+  const Json top_cfg = read_json_object_file(path);
   const std::string gen_path = model_dir + "/generation_config.json";
-  if (!is_file(gen_path)) return model_config_parse(top_cfg, path, nullptr, gen_path);
-  const Json gen = read_json_file(gen_path);
+  if (!is_regular_file(gen_path)) return model_config_parse(top_cfg, path, nullptr, gen_path);
+  const Json gen = read_json_object_file(gen_path);
   return model_config_parse(top_cfg, path, &gen, gen_path);
 }
 

@@ -2,16 +2,13 @@
 // reading, and the stacked slots the forward pass reads (model/lora.h).
 #include "model/lora.h"
 
-#include <sys/stat.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "backend/dtype_convert.h"
 #include "model/json.h"
+#include "model/model_files.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -23,11 +20,6 @@ namespace {
 
 constexpr const char* kTargetNames[kLoraTargets] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                     "gate_proj", "up_proj", "down_proj"};
-
-bool regular_file(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // The target a peft module name (or a dotted path ending in one) names, or -1.
 int target_index(const std::string& module) {
@@ -100,19 +92,9 @@ LoraAdapterInfo lora_adapter_inspect(const std::string& name, const std::string&
   info.name = name;
   info.path = path;
   const std::string cfg_path = path + "/adapter_config.json";
-  if (!regular_file(cfg_path))
+  if (!is_regular_file(cfg_path))
     load_error("adapter '" + name + "': no adapter_config.json in " + path + " (a peft LoRA adapter directory)");
-  std::ifstream in(cfg_path, std::ios::binary);
-  if (!in) load_error("cannot read " + cfg_path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  Json cfg;
-  try {
-    cfg = json_parse(ss.str());
-  } catch (const std::invalid_argument& e) {
-    load_error(cfg_path + ": " + e.what());
-  }
-  if (!cfg.is_object()) load_error(cfg_path + ": expected a JSON object");
+  const Json cfg = read_json_object_file(cfg_path);
 
   const Json* type = cfg.find_value("peft_type");
   if (type && (!type->is_string() || type->as_string() != "LORA"))
@@ -181,8 +163,8 @@ LoraAdapterInfo lora_adapter_inspect(const std::string& name, const std::string&
   bool any = false;
   for (bool b : info.targets) any = any || b;
   if (!any) load_error(cfg_path + ": target_modules is empty");
-  if (!regular_file(path + "/adapter_model.safetensors")) {
-    if (regular_file(path + "/adapter_model.bin"))
+  if (!is_regular_file(path + "/adapter_model.safetensors")) {
+    if (is_regular_file(path + "/adapter_model.bin"))
       unsupported("adapter '" + name + "': " + path +
                   " has adapter_model.bin (pickle); only adapter_model.safetensors is read (peft's default since 0.7)");
     load_error("adapter '" + name + "': no adapter_model.safetensors in " + path);

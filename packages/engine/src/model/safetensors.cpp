@@ -9,10 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "model/json.h"
+#include "model/model_files.h"
 
 namespace bg {
 namespace {
@@ -42,19 +41,6 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) load_error("cannot read " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -213,7 +199,7 @@ SafetensorsSet SafetensorsSet::open_dir(const std::string& model_dir) {
   // shard file name -> tensor names the index assigns to it
   std::map<std::string, std::vector<std::string>> expected;
   std::vector<std::string> shard_names;
-  if (file_exists(index_path)) {
+  if (is_regular_file(index_path)) {
     Json index;
     try {
       index = json_parse(read_text_file(index_path));
@@ -232,7 +218,7 @@ SafetensorsSet SafetensorsSet::open_dir(const std::string& model_dir) {
       if (!expected.count(fname)) shard_names.push_back(fname);
       expected[fname].push_back(tensor);
     }
-  } else if (file_exists(model_dir + "/model.safetensors")) {
+  } else if (is_regular_file(model_dir + "/model.safetensors")) {
     shard_names.push_back("model.safetensors");
   } else {
     DIR* d = ::opendir(model_dir.c_str());
@@ -253,7 +239,7 @@ SafetensorsSet SafetensorsSet::open_dir(const std::string& model_dir) {
 
   for (const std::string& name : shard_names) {
     const std::string path = model_dir + "/" + name;
-    if (!file_exists(path)) load_error("missing weights file " + path + " (named by " + index_path + ")");
+    if (!is_regular_file(path)) load_error("missing weights file " + path + " (named by " + index_path + ")");
     std::shared_ptr<SafetensorsFile> f(SafetensorsFile::open(path));
     for (const SafetensorsTensor& t : f->tensors()) {
       auto [it, inserted] = set.by_name_.emplace(t.name, &t);
