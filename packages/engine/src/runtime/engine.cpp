@@ -247,16 +247,7 @@ class EngineImpl final : public Engine {
       try {
         slot = lora_->acquire(it->adapter);
       } catch (const std::exception& e) {
-        GenerateResult g;
-        g.id = it->request.id;
-        g.finish_reason = FinishReason::error;
-        g.error = std::string("LoRA adapter '") + it->request.lora + "': " + e.what();
-        g.prompt_tokens = int32_t(it->request.prompt.size());
-        g.total_ms = g.queue_ms = now_ms() - it->submitted;
-        pending_.push_back(std::move(g));
-        pending_ids_.insert(it->request.id);
-        lora_queued_.erase(it->request.id);
-        it = lora_queue_.erase(it);
+        it = lora_unqueue(it, FinishReason::error, std::string("LoRA adapter '") + it->request.lora + "': " + e.what());
         continue;
       }
       if (slot < 0) {
@@ -269,35 +260,36 @@ class EngineImpl final : public Engine {
     }
   }
 
-  // Sequences of one adapter side by side in the step (lora_group_order); the
-  // step's rows, sampling rows and update all follow out.seqs, so one reorder here
-  // is all it takes, and a row's tokens do not depend on where it sits.
-  void lora_group(ScheduleOutput& out) const {
+  // Each sequence's adapter slot (-1: the base), with the sequences of one adapter
+  // put side by side (lora_group_order); the step's rows, sampling rows and update
+  // all follow out.seqs, so one reorder here is all it takes, and a row's tokens do
+  // not depend on where it sits. Returns the slots in the new order (StepBatch's
+  // lora_slots).
+  std::vector<int32_t> lora_group(ScheduleOutput& out) const {
     std::vector<int32_t> slots;
     slots.reserve(out.seqs.size());
     for (const ScheduledSeq& s : out.seqs) {
       auto it = lora_pins_.find(s.request->id);
       slots.push_back(it == lora_pins_.end() ? -1 : it->second);
     }
-    if (std::is_sorted(slots.begin(), slots.end())) return;
-    std::vector<ScheduledSeq> sorted;
-    sorted.reserve(out.seqs.size());
-    for (size_t i : lora_group_order(slots)) sorted.push_back(out.seqs[i]);
-    out.seqs = std::move(sorted);
+    if (std::is_sorted(slots.begin(), slots.end())) return slots;
+    std::vector<ScheduledSeq> seqs;
+    std::vector<int32_t> sorted;
+    seqs.reserve(out.seqs.size());
+    sorted.reserve(slots.size());
+    for (size_t i : lora_group_order(slots)) {
+      seqs.push_back(out.seqs[i]);
+      sorted.push_back(slots[i]);
+    }
+    out.seqs = std::move(seqs);
+    return sorted;
   }
 
   bool abort(const std::string& id) override {
     if (lora_queued_.count(id)) {
       for (auto it = lora_queue_.begin(); it != lora_queue_.end(); ++it) {
         if (it->request.id != id) continue;
-        GenerateResult g;
-        g.id = id;
-        g.finish_reason = FinishReason::abort;
-        g.prompt_tokens = int32_t(it->request.prompt.size());
-        g.total_ms = g.queue_ms = now_ms() - it->submitted;
-        pending_.push_back(std::move(g));
-        pending_ids_.insert(id);
-        lora_queue_.erase(it);
+        lora_unqueue(it, FinishReason::abort, "");
         break;
       }
       lora_queued_.erase(id);
@@ -325,7 +317,8 @@ class EngineImpl final : public Engine {
     for (const ScheduledSeq& s : out.seqs) {
       if (s.request->times.first_scheduled < 0) s.request->times.first_scheduled = t0;
     }
-    if (!lora_pins_.empty()) lora_group(out);
+    std::vector<int32_t> lora_slots;
+    if (!lora_pins_.empty()) lora_slots = lora_group(out);
     kv_blocks_peak_ = std::max(kv_blocks_peak_, scheduler_->blocks().num_used());
 
     const size_t R = size_t(out.num_sampling);
@@ -337,13 +330,7 @@ class EngineImpl final : public Engine {
     std::vector<RequestExtras*> row_extras(R, nullptr);
     try {
       StepBatch batch = step_batch_build(out, scheduler_->blocks());
-      if (!lora_pins_.empty()) {
-        batch.lora_slots.reserve(out.seqs.size());
-        for (const ScheduledSeq& s : out.seqs) {
-          auto it = lora_pins_.find(s.request->id);
-          batch.lora_slots.push_back(it == lora_pins_.end() ? -1 : it->second);
-        }
-      }
+      batch.lora_slots = std::move(lora_slots);
       StepTensors tensors = backend_->upload_step(batch);
       // A device queues the forward pass; the grammar masks below are computed on
       // host threads while it runs.
@@ -780,6 +767,22 @@ class EngineImpl final : public Engine {
   std::deque<LoraQueued> lora_queue_;
   std::set<std::string> lora_queued_;
   std::unordered_map<std::string, int32_t> lora_pins_;
+
+  // Ends a queued adapter request that never ran (aborted, or its adapter could not
+  // be read): its result goes out with the next step. Returns the queue's next entry.
+  std::deque<LoraQueued>::iterator lora_unqueue(std::deque<LoraQueued>::iterator it, FinishReason why,
+                                                std::string error) {
+    GenerateResult g;
+    g.id = it->request.id;
+    g.finish_reason = why;
+    g.error = std::move(error);
+    g.prompt_tokens = int32_t(it->request.prompt.size());
+    g.total_ms = g.queue_ms = now_ms() - it->submitted;
+    pending_ids_.insert(g.id);
+    lora_queued_.erase(g.id);
+    pending_.push_back(std::move(g));
+    return lora_queue_.erase(it);
+  }
 };
 
 }  // namespace
