@@ -29,10 +29,12 @@ beforeAll(async () => {
   await makeModel({ dir: mixedDir, preset: "tiny-gemma2", seed: 3, overrides: { sliding_window: WINDOW } });
 });
 
-/** Generates greedily and returns the result with the most KV blocks in use at any step. */
-// The most blocks the engine held at once: its own high-water mark, taken after each
-// step's allocations (polling kvBlocksUsed from here could miss the last step's block).
-async function generateWatched(engine: Engine, prompt: number[], maxTokens: number) {
+/**
+ * Generates greedily on a fresh engine and returns the result with the most KV blocks
+ * it held at once: the engine's own high-water mark, taken after each step's
+ * allocations (polling kvBlocksUsed from here could miss the last step's block).
+ */
+async function generateWithPeak(engine: Engine, prompt: number[], maxTokens: number) {
   const r = await engine.generate({ prompt, maxTokens, temperature: 0, ignoreEos: true });
   return { r, maxUsed: engine.stats().kvBlocksPeak };
 }
@@ -49,7 +51,7 @@ describe("sliding-window KV release", () => {
     const engine = await Engine.load({ modelDir, threads: 2, blockSize: BLOCK, kvCacheBlocks: 256, maxModelLen: 1024, maxBatchTokens: 64 });
     engines.push(engine);
     const prompt = PROMPT;
-    const { r, maxUsed } = await generateWatched(engine, prompt, 600);
+    const { r, maxUsed } = await generateWithPeak(engine, prompt, 600);
     expect(r.tokens).toHaveLength(600);
     // 650 positions would be 41 blocks; the window needs 2, plus the block being
     // written and one straddling the window's start, plus a 64-token prefill chunk.
@@ -73,7 +75,7 @@ describe("sliding-window KV release", () => {
   it("a model with global layers (Gemma 2: local and global alternate) keeps every block", async () => {
     const engine = await Engine.load({ modelDir: mixedDir, threads: 2, blockSize: BLOCK, kvCacheBlocks: 256, maxModelLen: 1024, maxBatchTokens: 64 });
     engines.push(engine);
-    const { r, maxUsed } = await generateWatched(engine, PROMPT, 150);
+    const { r, maxUsed } = await generateWithPeak(engine, PROMPT, 150);
     expect(r.tokens).toHaveLength(150);
     // The KV of all 199 positions that were run (the last token is sampled, never fed back), in 13 blocks.
     expect(maxUsed).toBe(Math.ceil((PROMPT.length + 150 - 1) / BLOCK));

@@ -77,9 +77,10 @@ def roofline(s, n, inp, out, max_seqs, max_batch_tokens, copy_gbs, tflops, weigh
         tokens = b * inp
         steps = math.ceil(tokens / max_batch_tokens)
         f = 2 * body * tokens + 2 * head * b + attn * b * inp * (inp + 1) / 2
-        by = weights * steps + kv_token * tokens + logits_row * b
-        # Each of the equal steps: its share of the FLOPs, the weights plus its share of the rest.
-        t_prefill += steps * max(f / steps / peak, (weights + (by - weights * steps) / steps) / bw)
+        rest = kv_token * tokens + logits_row * b  # K/V written, the last rows' logits
+        by = weights * steps + rest
+        # Each of the equal steps: its share of the FLOPs, the weights and its share of the rest.
+        t_prefill += steps * max(f / steps / peak, (weights + rest / steps) / bw)
         flops_all += f
         bytes_all += by
         # Decode: the first output token comes from the prefill's last row; each later one
