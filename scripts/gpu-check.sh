@@ -49,12 +49,13 @@
 #                 BG_ENGINE_BUILD=packages/engine/build BG_LORA_SHAPE=tiny-gemma \
 #                 BG_LORA_ARGS="--device cpu --n 64 --inp 64 --out 32 --max-seqs 64" \
 #                 BG_LORA_CHECK_MODELS= BG_SCRATCH=/tmp/bg-scratch scripts/gpu-check.sh lora
-#   pending     the parked kernel patch (packages/engine/dev/cuda/pending, issue 11) in
+#   pending     the parked kernel patches (packages/engine/dev/cuda/pending/*.patch) in
 #               the copy scripts/gpu-prepare.sh made of HEAD with it applied
 #               (.carry/pending): that copy's own gpu-check.sh runs build ops kernels
-#               sampled (its output in $OUT/pending), then its cuda_model_check
-#               --invariance and --prefix-cache on Gemma-2B. Not in the default list;
-#               about 6-8 min. What passes here can be merged.
+#               sampled (its output in $OUT/pending; $BG_PENDING_PHASES names others,
+#               e.g. "build ops kernels bench roofline sampled"), then its
+#               cuda_model_check --invariance and --prefix-cache on Gemma-2B. Not in the
+#               default list; about 6-8 min. What passes here can be merged.
 #   archs       full-size shapes of the newer architectures, one model at a time
 #               (write, transformers reference, logits + greedy check, workload A,
 #               delete): the models named in $BG_ARCH_MODELS (default all seven:
@@ -280,8 +281,10 @@ PY
 
 do_pending() {
   local P=$ROOT/.carry/pending ok=0
-  [ -x "$P/scripts/gpu-check.sh" ] || { echo "no .carry/pending: run scripts/gpu-prepare.sh first"; return 1; }
-  OUT=$OUT/pending BG_ENGINE_BUILD=$P/packages/engine/build/gpu "$P/scripts/gpu-check.sh" build ops kernels sampled || ok=1
+  [ -x "$P/scripts/gpu-check.sh" ] || { echo "no .carry/pending: no patch is parked, or scripts/gpu-prepare.sh has not run"; return 1; }
+  # shellcheck disable=SC2086
+  OUT=$OUT/pending BG_ENGINE_BUILD=$P/packages/engine/build/gpu "$P/scripts/gpu-check.sh" \
+    ${BG_PENDING_PHASES:-build ops kernels sampled} || ok=1
   limit 120 "$P/packages/engine/build/gpu/cuda_model_check" --invariance "$SCRATCH/gemma-2b" || ok=1
   limit 90 "$P/packages/engine/build/gpu/cuda_model_check" --prefix-cache "$SCRATCH/gemma-2b" || ok=1
   return $ok

@@ -4,7 +4,8 @@
 # git; pass carry: [".carry"] to the device run so it travels with the tree):
 #   .carry/peers/hf_transformers.py   the peer benchmark (../shared/peers)
 #   .carry/pending/                    HEAD's packages/engine and scripts with the parked
-#                                      kernel patch applied (packages/engine/dev/cuda/pending),
+#                                      kernel patches applied (packages/engine/dev/cuda/pending/
+#                                      *.patch; none parked: no .carry/pending),
 #                                      for gpu-check.sh's `pending` phase; the machine there
 #                                      has no git to apply it
 set -euo pipefail
@@ -13,16 +14,20 @@ shared=${BATCHGEN_SHARED:-../shared}
 [ -f "$shared/peers/hf_transformers.py" ] || { echo "gpu-prepare: $shared/peers/hf_transformers.py not found" >&2; exit 1; }
 mkdir -p .carry/peers
 cp "$shared/peers/hf_transformers.py" .carry/peers/
-patch=packages/engine/dev/cuda/pending/issue11-kernels.patch
 rm -rf .carry/pending
-if [ -f "$patch" ]; then
+patches=$(ls packages/engine/dev/cuda/pending/*.patch 2>/dev/null || true)
+if [ -n "$patches" ]; then
   # Applied in a folder outside the repository: git apply inside one skips paths
   # outside the current folder.
   tmp=$(mktemp -d)
   git archive HEAD packages/engine scripts | tar -x -C "$tmp"
-  (cd "$tmp" && git apply --exclude=README.md "$OLDPWD/$patch") \
-    || { rm -rf "$tmp"; echo "gpu-prepare: $patch does not apply to HEAD" >&2; exit 1; }
+  for patch in $patches; do
+    (cd "$tmp" && git apply --exclude=README.md "$OLDPWD/$patch") \
+      || { rm -rf "$tmp"; echo "gpu-prepare: $patch does not apply to HEAD" >&2; exit 1; }
+  done
   mv "$tmp" .carry/pending
+  mkdir -p .carry/pending/.carry/peers  # its own peer phase looks there
+  cp "$shared/peers/hf_transformers.py" .carry/pending/.carry/peers/
 fi
 git check-ignore -q .carry || echo "gpu-prepare: warning: .carry is not ignored by git" >&2
 echo "gpu-prepare: .carry/ ready ($(du -sh .carry | cut -f1))"

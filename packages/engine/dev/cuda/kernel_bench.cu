@@ -11,6 +11,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -133,74 +134,154 @@ void bench_gemm(const char* model, int M, int N, int K, DType out) {
   row(name, time_ms([&] { launch_gemm_fixed_order(tx, tw, nullptr, to, nullptr); }), bytes, flops);
 }
 
-// Decode or prefill attention over a paged cache with random block placement.
-void bench_attention(const char* label, int nq, int nkv, int hd, int S, int q_len, int ctx_lo, int ctx_hi) {
-  const int bs = 16;
-  std::mt19937 rng(7);
-  std::vector<int> ctx(static_cast<size_t>(S)), cu(static_cast<size_t>(S) + 1, 0);
+// --- attention (issue 11: split-K decode, prefill) ------------------------------------
+// One attention step over a paged cache with random block placement: every sequence
+// has q_len new tokens and ctx keys in all. Bytes = the K/V bytes the step must read
+// (each sequence's keys once per KV head) + q read + output written; FLOPs = the
+// causal 4 * head_dim * q heads * (keys each query sees).
+struct AttnStep {
+  int nq, nkv, hd, bs = 16;
+  std::vector<int> ctx, cu;
   int max_blocks = 0, total_blocks = 0;
-  double kv_bytes = 0, flops = 0;
-  for (int s = 0; s < S; ++s) {
-    ctx[size_t(s)] = std::uniform_int_distribution<int>(ctx_lo, ctx_hi)(rng);
-    cu[size_t(s) + 1] = cu[size_t(s)] + q_len;
-    const int nb = (ctx[size_t(s)] + bs - 1) / bs;
-    max_blocks = std::max(max_blocks, nb);
-    total_blocks += nb;
-    kv_bytes += 2.0 * ctx[size_t(s)] * nkv * hd * 2;
-    for (int i = 0; i < q_len; ++i) flops += 4.0 * hd * nq * (ctx[size_t(s)] - q_len + i + 1);
+  double bytes = 0, flops = 0;
+  Dev *qkv = nullptr, *kc = nullptr, *vc = nullptr, *out = nullptr, *tab = nullptr, *dcu = nullptr, *dctx = nullptr;
+  AttnStep(int nq_, int nkv_, int hd_, const std::vector<std::pair<int, int>>& seqs)  // (q_len, ctx)
+      : nq(nq_), nkv(nkv_), hd(hd_) {
+    std::mt19937 rng(7);
+    cu.push_back(0);
+    for (auto [q, c] : seqs) {
+      ctx.push_back(c);
+      cu.push_back(cu.back() + q);
+      const int nb = (c + bs - 1) / bs;
+      max_blocks = std::max(max_blocks, nb);
+      total_blocks += nb;
+      bytes += 2.0 * c * nkv * hd * 2;
+      for (int i = 0; i < q; ++i) flops += 4.0 * hd * nq * (c - q + i + 1);
+    }
+    const int S = int(seqs.size()), T = cu.back();
+    bytes += 4.0 * T * nq * hd;
+    std::vector<int> blocks(static_cast<size_t>(total_blocks));
+    std::iota(blocks.begin(), blocks.end(), 0);
+    std::shuffle(blocks.begin(), blocks.end(), rng);
+    std::vector<int> tables(size_t(S) * max_blocks, -1);
+    size_t next = 0;
+    for (int s = 0; s < S; ++s)
+      for (int b = 0; b < (ctx[size_t(s)] + bs - 1) / bs; ++b) tables[size_t(s) * max_blocks + b] = blocks[next++];
+    const int qkvw = (nq + 2 * nkv) * hd;
+    const int64_t slots = int64_t(total_blocks) * bs;
+    qkv = new Dev(size_t(T) * qkvw * 2);
+    kc = new Dev(size_t(slots) * nkv * hd * 2);
+    vc = new Dev(size_t(slots) * nkv * hd * 2);
+    out = new Dev(size_t(T) * nq * hd * 2);
+    rand_bf16(*qkv, T, qkvw, 1, 5);
+    rand_bf16(*kc, slots, nkv * hd, 1, 6);
+    rand_bf16(*vc, slots, nkv * hd, 1, 7);
+    tab = new Dev(tables.size() * 4 + 4);
+    dcu = new Dev(cu.size() * 4);
+    dctx = new Dev(ctx.size() * 4);
+    CK(cudaMemcpy(tab->p, tables.data(), tables.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dcu->p, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dctx->p, ctx.data(), ctx.size() * 4, cudaMemcpyHostToDevice));
   }
-  std::vector<int> blocks(static_cast<size_t>(total_blocks));
-  std::iota(blocks.begin(), blocks.end(), 0);
-  std::shuffle(blocks.begin(), blocks.end(), rng);
-  std::vector<int> tables(size_t(S) * max_blocks, -1);
-  size_t next = 0;
-  for (int s = 0; s < S; ++s)
-    for (int b = 0; b < (ctx[size_t(s)] + bs - 1) / bs; ++b) tables[size_t(s) * max_blocks + b] = blocks[next++];
-  const int T = S * q_len, G = nq / nkv;
-  std::vector<int> work(size_t(2 * attention_work_bound(T, S, G)));
-  const int W = attention_work_build(cu.data(), S, G, work.data());
-
-  const int qkvw = (nq + 2 * nkv) * hd;
-  const int64_t slots = int64_t(total_blocks) * bs;
-  Dev qkv(size_t(T) * qkvw * 2), kc(size_t(slots) * nkv * hd * 2), vc(size_t(slots) * nkv * hd * 2),
-      out(size_t(T) * nq * hd * 2);
-  rand_bf16(qkv, T, qkvw, 1, 5);
-  rand_bf16(kc, slots, nkv * hd, 1, 6);
-  rand_bf16(vc, slots, nkv * hd, 1, 7);
-  Dev d_cu(cu.size() * 4), d_ctx(ctx.size() * 4), d_tab(tables.size() * 4 + 4), d_work(size_t(W) * 8 + 8);
-  CK(cudaMemcpy(d_cu.p, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(d_ctx.p, ctx.data(), ctx.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(d_tab.p, tables.data(), tables.size() * 4, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(d_work.p, work.data(), size_t(W) * 8, cudaMemcpyHostToDevice));
-  AttentionArgs a;
-  a.qkv = qkv.p;
-  a.qkv_stride = qkvw;
-  a.k_cache = kc.p;
-  a.v_cache = vc.p;
-  a.kv_stride = nkv * hd;
-  a.out = out.p;
-  a.out_stride = nq * hd;
-  a.cu_seq_q = static_cast<int*>(d_cu.p);
-  a.context_lens = static_cast<int*>(d_ctx.p);
-  a.num_seqs = S;
-  a.num_tokens = T;
-  a.block_tables = static_cast<int*>(d_tab.p);
-  a.max_blocks_per_seq = max_blocks;
-  a.work = static_cast<int*>(d_work.p);
-  a.num_work = W;
-  a.num_heads = nq;
-  a.num_kv_heads = nkv;
-  a.head_dim = hd;
-  a.block_size = bs;
-  a.scale = 0.0625f;
-  for (int variant : {1, 0}) {  // 1: single-buffered; 0: the engine's choice (double-buffered)
+  ~AttnStep() {
+    for (Dev* d : {qkv, kc, vc, out, tab, dcu, dctx}) delete d;
+  }
+  // Median ms of the step with the work list for decode_part (0: attention_kernel
+  // for every sequence, as the deterministic mode runs it) and the given variant.
+  double time(int decode_part, int variant, int window = 0, float softcap = 0.0f) {
+    const int S = int(ctx.size()), G = nq / nkv;
+    std::vector<int32_t> work;
+    const AttentionWork w = attention_work_build(cu.data(), ctx.data(), S, G, decode_part, work);
+    Dev dwork(std::max<size_t>(w.ints(), 1) * 4);
+    CK(cudaMemcpy(dwork.p, work.data(), w.ints() * 4, cudaMemcpyHostToDevice));
+    Dev part(std::max<size_t>(size_t(w.slots) * attention_partial_slot_floats(nq, hd) * 4, 4));
+    AttentionArgs a;
+    a.qkv = qkv->p;
+    a.qkv_stride = (nq + 2 * nkv) * hd;
+    a.k_cache = kc->p;
+    a.v_cache = vc->p;
+    a.kv_stride = nkv * hd;
+    a.out = out->p;
+    a.out_stride = nq * hd;
+    a.cu_seq_q = static_cast<int*>(dcu->p);
+    a.context_lens = static_cast<int*>(dctx->p);
+    a.num_seqs = S;
+    a.num_tokens = cu.back();
+    a.block_tables = static_cast<int*>(tab->p);
+    a.max_blocks_per_seq = max_blocks;
+    const int32_t* dw = static_cast<const int32_t*>(dwork.p);
+    a.work = dw;
+    a.num_work = w.items;
+    a.decode_work = dw + 2 * size_t(w.items);
+    a.num_decode_work = w.decode;
+    a.combine_work = a.decode_work + 4 * size_t(w.decode);
+    a.num_combine_work = w.combine;
+    a.partials = static_cast<float*>(part.p);
+    a.num_heads = nq;
+    a.num_kv_heads = nkv;
+    a.head_dim = hd;
+    a.block_size = bs;
+    a.scale = 1.0f / std::sqrt(float(hd));
+    a.window = window;
+    a.softcap = softcap;
     a.variant = variant;
-    char name[160];
-    std::snprintf(name, sizeof name, "%s attn v%d %d/%d hd%d S=%d q=%d ctx %d-%d", label, variant ? 1 : 2, nq, nkv,
-                  hd, S, q_len, ctx_lo, ctx_hi);
-    const double ms = time_ms([&] { launch_attention(a, nullptr); });
-    row(name, ms, kv_bytes + 4.0 * T * nq * hd, flops);
+    return time_ms([&] { launch_attention(a, nullptr); });
   }
+};
+
+// Decode over the grid of the issue: contexts 512-8192, batch 64-512, on the head
+// shapes of Gemma-2B (MQA 8/1 x 256), Gemma-7B (16/16 x 256) and Llama-3-8B-like
+// GQA (32/8 x 128). "old" = attention_kernel alone (the deterministic mode's
+// path), "split" = the default mode's split-K decode kernel.
+void bench_attention_decode_grid(bool quick) {
+  struct Shape {
+    const char* name;
+    int nq, nkv, hd;
+  };
+  const Shape shapes[] = {{"2b", 8, 1, 256}, {"7b", 16, 16, 256}, {"gqa", 32, 8, 128}};
+  const double kMaxKv = 24.0 * (1 << 30);  // K + V bytes one case may allocate
+  for (const Shape& sh : shapes) {
+    for (int B : {64, 128, 256, 512}) {
+      for (int ctx : {512, 1024, 2048, 4096, 8192}) {
+        if (quick && (ctx == 1024 || ctx == 4096 || B == 128)) continue;
+        char name[160];
+        std::snprintf(name, sizeof name, "decode %s %d/%d hd%d B=%d ctx=%d", sh.name, sh.nq, sh.nkv, sh.hd, B, ctx);
+        if (4.0 * B * ctx * sh.nkv * sh.hd > kMaxKv) {
+          std::printf("%-46s skipped: K/V over 24 GiB\n", name);
+          continue;
+        }
+        AttnStep st(sh.nq, sh.nkv, sh.hd, std::vector<std::pair<int, int>>(size_t(B), {1, ctx}));
+        const int part = attention_decode_part(sh.hd, sh.nq, sh.nkv);
+        row(std::string(name) + " old", st.time(0, 0), st.bytes, 0);
+        row(std::string(name) + " split", st.time(part, 0), st.bytes, 0);
+      }
+    }
+  }
+}
+
+// Prefill: 16 sequences x 2048 fresh tokens, and 8 chunks of 512 after 1536 cached
+// tokens, on head_dim 128 and 256; v1 = the single-buffered attention_kernel.
+void bench_attention_prefill() {
+  struct Shape {
+    const char* name;
+    int nq, nkv, hd;
+  };
+  const Shape shapes[] = {{"2b", 8, 1, 256}, {"7b", 16, 16, 256}, {"gqa", 32, 8, 128}};
+  for (const Shape& sh : shapes) {
+    for (int chunked : {0, 1}) {
+      const std::vector<std::pair<int, int>> seqs =
+          chunked ? std::vector<std::pair<int, int>>(8, {512, 2048}) : std::vector<std::pair<int, int>>(16, {2048, 2048});
+      AttnStep st(sh.nq, sh.nkv, sh.hd, seqs);
+      char name[160];
+      std::snprintf(name, sizeof name, "prefill %s %d/%d hd%d %s", sh.name, sh.nq, sh.nkv, sh.hd,
+                    chunked ? "8x512 after 1536" : "16x2048");
+      row(std::string(name) + " v1", st.time(0, 1), 0, st.flops);
+      row(std::string(name) + " v3", st.time(0, 0), 0, st.flops);
+    }
+  }
+  // A sliding window of 1024 and soft-cap 50 (Gemma 2/3 local layers): time only.
+  AttnStep st(8, 4, 256, std::vector<std::pair<int, int>>(16, {2048, 2048}));
+  row("prefill 8/4 hd256 16x2048 window 1024 cap 50", st.time(0, 0, 1024, 50.0f), 0, 0);
 }
 
 void bench_rowwise(int T, int H, int I) {
@@ -229,6 +310,75 @@ void bench_sample(int R, int V, float temperature) {
       double(R) * V * 4, 0);
 }
 
+// --- sampling (issue 11): a sampled row against a greedy one -------------------
+// Logits uniform in [-8, 8] over a 256k vocabulary. Greedy is the argmax kernel
+// (any_sampled = false); the sampled rows are T 0.8 + top_k 50 + top_p 0.95 (the
+// acceptance's "temperature + top_p + top_k"), then T 0.8 + top_p 0.95 alone and T 1
+// alone, on v1 (a block a row) and v2 (a cluster a row, sm_90).
+void bench_sampling_vs_greedy() {
+  const int V = 256000;
+  for (int R : {64, 256, 1024}) {
+    Dev l(size_t(R) * V * 4), rows(size_t(R) * sizeof(SampleRow)), ids(size_t(R) * 4);
+    fill_random_f32<<<1024, 256>>>(static_cast<float*>(l.p), size_t(R) * V, 13, 8.0f);
+    CK(cudaGetLastError());
+    Tensor tl = view(l.p, DType::f32, R, V);
+    auto set = [&](float t, int k, float p) {
+      std::vector<SampleRow> h(static_cast<size_t>(R));
+      for (int r = 0; r < R; ++r) h[size_t(r)] = SampleRow{t, k, p, 0.0f, uint64_t(r) * 7919 + 1, r + 17};
+      CK(cudaMemcpy(rows.p, h.data(), h.size() * sizeof(SampleRow), cudaMemcpyHostToDevice));
+    };
+    auto run = [&](bool sampled, int variant) {
+      return time_ms([&] {
+        launch_sample(tl, static_cast<SampleRow*>(rows.p), R, static_cast<int*>(ids.p), nullptr, sampled, variant);
+      });
+    };
+    const double bytes = double(R) * V * 4;
+    char name[128];
+    set(0.0f, 0, 1.0f);
+    const double greedy = run(false, 0);
+    std::snprintf(name, sizeof name, "sample greedy R=%d V=%d", R, V);
+    row(name, greedy, bytes, 0);
+    struct Case {
+      const char* what;
+      float t;
+      int k;
+      float p;
+    };
+    for (const Case& c : {Case{"T0.8 k50 p0.95", 0.8f, 50, 0.95f}, Case{"T0.8 p0.95", 0.8f, 0, 0.95f},
+                          Case{"T1", 1.0f, 0, 1.0f}}) {
+      set(c.t, c.k, c.p);
+      for (int variant : {1, 2}) {
+        if (variant == 2 && !sample_v2_available(V)) continue;
+        const double ms = run(true, variant);
+        std::snprintf(name, sizeof name, "sample v%d %s R=%d V=%d", variant, c.what, R, V);
+        row(name, ms, bytes, 0);
+        std::printf("%-46s %9.2fx greedy\n", "  sampled row / greedy row", ms / greedy);
+      }
+    }
+  }
+}
+
+// --- add + RMSNorm on the f32 residual stream (issue 11) ------------------------
+// What the model runs: residual f32 [T, H] += x bf16, out bf16 = norm * (1 + w).
+// Bytes: residual read + written (8), x read (2), out written (2) per element.
+void bench_add_rms_norm_f32() {
+  for (int H : {2048, 3072, 4096}) {
+    for (int T : {256, 8192}) {
+      Dev x(size_t(T) * H * 2), r(size_t(T) * H * 4), w(size_t(H) * 2), o(size_t(T) * H * 2);
+      Tensor tx = rand_bf16(x, T, H, 1, 8), tw = rand_bf16(w, 1, H, 0.1f, 10), to = view(o.p, DType::bf16, T, H);
+      fill_random_f32<<<1024, 256>>>(static_cast<float*>(r.p), size_t(T) * H, 9, 2.0f);
+      CK(cudaGetLastError());
+      Tensor tr = view(r.p, DType::f32, T, H);
+      for (int variant : {1, 0}) {
+        char name[128];
+        std::snprintf(name, sizeof name, "add_rms_norm f32 res %s T=%d H=%d", variant ? "scalar" : "vec8", T, H);
+        row(name, time_ms([&] { launch_rms_norm(&tr, tx, tw, 1e-6f, 1.0f, to, nullptr, variant); }),
+            12.0 * T * H, 0);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,14 +402,13 @@ int main(int argc, char** argv) {
     bench_gemm("7b gate_up", M, 49152, 3072, DType::bf16);
     bench_gemm("7b down", M, 3072, 24576, DType::bf16);
   }
-  bench_attention("2b decode", 8, 1, 256, 1024, 1, 512, 768);
-  bench_attention("7b decode", 16, 16, 256, 256, 1, 512, 768);
-  bench_attention("2b prefill", 8, 1, 256, 16, 512, 512, 512);
-  bench_attention("7b prefill", 16, 16, 256, 16, 512, 512, 512);
-  bench_attention("llama decode", 32, 8, 128, 256, 1, 512, 2048);
+  bench_attention_decode_grid(quick);
+  bench_attention_prefill();
   bench_rowwise(8192, 2048, 16384);
   bench_sample(1024, 256000, 0.0f);
   bench_sample(256, 256000, 1.0f);
+  bench_sampling_vs_greedy();
+  bench_add_rms_norm_f32();
   CK(cudaDeviceSynchronize());
   cublasDestroy(g_cublas);
   return 0;

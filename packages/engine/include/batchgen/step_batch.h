@@ -86,6 +86,7 @@ struct StepTensors {
   // no sequence of the step has an adapter. max_lora_rows: the largest segment.
   Tensor lora_segments;
   int32_t num_lora_segments = 0, max_lora_rows = 0;
+  int32_t num_decode_work = 0, num_combine_work = 0;  // the CUDA backend's further sections of `work`
 };
 
 // Fills the scalars of StepTensors' LoRA part from host segments (upload_step).

@@ -7,87 +7,37 @@
 #include <string>
 
 #include "batchgen/tensor.h"
+#include "sample/sample_levels.h"
 
 namespace bg {
 namespace {
 
-struct Candidate {
-  double p;
-  int32_t id;
+constexpr uint64_t kOctave[256] = {BG_SAMPLE_OCTAVE_TABLE};
+
+// The kept tokens as level counts: levels [0, last) whole, `last_n` tokens of
+// level `last` (the first ones in candidate order).
+struct Levels {
+  std::vector<uint32_t> count;
+  int32_t last = 0;
+  uint64_t last_n = 0;
+  uint64_t n(int32_t level) const { return level == last ? last_n : count[size_t(level)]; }
+  uint64_t weight(int32_t level, bool by_count) const {
+    return by_count ? 1 : sample_level_weight(kOctave, level);
+  }
 };
 
-// Probability descending, then id ascending: the one candidate order.
-bool before(const Candidate& a, const Candidate& b) {
-  return a.p != b.p ? a.p > b.p : a.id < b.id;
-}
-
-// Where a walk over candidates in order stops: the first candidate at which the
-// running sum of weights crosses a target.
-struct Crossing {
-  bool crossed = false;
-  Candidate at{0, 0};              // the crossing candidate (when crossed)
-  double sum = 0;                  // running sum through `at` (the total when not crossed)
-  std::vector<Candidate> prefix;   // candidates up to and including `at`, if asked (any order)
-};
-
-uint64_t order_key(double p) {  // for p > 0 the bit pattern grows with p
-  uint64_t k;
-  std::memcpy(&k, &p, sizeof k);
-  return k;
-}
-
-// Walks `c` in candidate order adding each one's weight (p, or 1 when by_count)
-// until the sum crosses `target` (> when strict, else >=). Equivalent to sorting
-// and walking, without the sort: candidates are bucketed by the top bits of
-// their probability, the bucket holding the crossing is found from bucket sums,
-// and only that bucket is sorted. A few branch-free passes instead of a sort of
-// the whole vocabulary (256k for Gemma).
-Crossing walk_until(const std::vector<Candidate>& c, double target, bool strict, bool by_count,
-                    bool want_prefix) {
-  constexpr uint64_t kBuckets = 4096;
-  auto crosses = [&](double s) { return strict ? s > target : s >= target; };
-  Crossing out;
-  if (c.empty()) return out;
-  uint64_t kmin = UINT64_MAX, kmax = 0;
-  for (const Candidate& x : c) {
-    kmin = std::min(kmin, order_key(x.p));
-    kmax = std::max(kmax, order_key(x.p));
+// The first level whose running total of weights (1 per token when by_count,
+// else its level weight) crosses target (> when strict, >= otherwise), and the
+// total before it. backend/cuda/sample.cu's level_cross computes the same.
+std::pair<int32_t, uint64_t> level_cross(const Levels& lv, bool by_count, uint64_t target, bool strict) {
+  uint64_t cum = 0, before_last = 0;
+  for (int32_t l = 0; l <= lv.last; ++l) {
+    const uint64_t through = cum + lv.n(l) * lv.weight(l, by_count);
+    if (strict ? through > target : through >= target) return {l, cum};
+    if (l == lv.last) before_last = cum;
+    cum = through;
   }
-  int shift = 0;
-  while (((kmax - kmin) >> shift) >= kBuckets) ++shift;
-  auto bucket = [&](const Candidate& x) { return (order_key(x.p) - kmin) >> shift; };
-  std::vector<double> sums(size_t((kmax - kmin) >> shift) + 1, 0.0);
-  for (const Candidate& x : c) sums[bucket(x)] += by_count ? 1.0 : x.p;
-
-  double base = 0;
-  size_t b = sums.size();
-  while (b > 0 && !crosses(base + sums[b - 1])) base += sums[--b];
-  if (b == 0) {  // the whole set does not reach the target
-    out.sum = base;
-    if (want_prefix) out.prefix = c;
-    return out;
-  }
-  const uint64_t hit = b - 1;
-  std::vector<Candidate> in_hit;
-  if (want_prefix) out.prefix.reserve(c.size());
-  for (const Candidate& x : c) {
-    const uint64_t xb = bucket(x);
-    if (xb == hit) in_hit.push_back(x);
-    else if (want_prefix && xb > hit) out.prefix.push_back(x);
-  }
-  std::sort(in_hit.begin(), in_hit.end(), before);
-  for (size_t i = 0; i < in_hit.size(); ++i) {
-    base += by_count ? 1.0 : in_hit[i].p;
-    // The bucket sum crossed; if rounding keeps its parts short, its last one does.
-    if (crosses(base) || i + 1 == in_hit.size()) {
-      out.crossed = true;
-      out.at = in_hit[i];
-      out.sum = base;
-      if (want_prefix) out.prefix.insert(out.prefix.end(), in_hit.begin(), in_hit.begin() + long(i) + 1);
-      break;
-    }
-  }
-  return out;
+  return {lv.last, before_last};  // unreachable: every target is below the total
 }
 
 }  // namespace
@@ -104,38 +54,50 @@ int32_t sample_row_cpu(const float* logits, int64_t vocab, const SampleRow& para
   if (best < 0) return 0;  // every logit -inf or NaN: nothing to prefer
   if (params.temperature == 0.0f || params.top_k == 1) return int32_t(best);
 
-  const double inv_t = 1.0 / double(params.temperature);
-  const double max_logit = double(best_logit);
-  const double min_p = double(params.min_p);
-  std::vector<Candidate> cand;
-  cand.reserve(size_t(vocab));
-  double total = 0;  // mass of the candidates, summed in id order
+  const float m = best_logit, c = sample_level_coef(params.temperature);
+  Levels lv;
+  lv.last = sample_level_cap(kOctave, params.min_p);
+  lv.count.assign(size_t(lv.last) + 1, 0);
+  uint64_t kept = 0;
   for (int64_t i = 0; i < vocab; ++i) {
-    if (!(logits[i] > -std::numeric_limits<float>::infinity())) continue;
-    double p = std::exp((double(logits[i]) - max_logit) * inv_t);
-    if (p == 0.0 || p < min_p) continue;  // p_max is exp(0) = 1
-    cand.push_back(Candidate{p, int32_t(i)});
-    total += p;
-  }
-
-  if (params.top_k > 0 && size_t(params.top_k) < cand.size()) {
-    cand = walk_until(cand, double(params.top_k), false, true, true).prefix;
-    total = 0;
-    for (const Candidate& c : cand) total += c.p;
-  }
-  if (params.top_p < 1.0f) {
-    Crossing nucleus = walk_until(cand, double(params.top_p) * total, false, false, true);
-    if (nucleus.crossed) {
-      cand = std::move(nucleus.prefix);
-      total = nucleus.sum;
+    const int32_t l = sample_level(logits[i], m, c);
+    if (l <= lv.last) {
+      ++lv.count[size_t(l)];
+      ++kept;
     }
   }
+  lv.last_n = lv.count[size_t(lv.last)];
 
-  const double target = double(rng_uniform(params.seed, params.position)) * total;
-  Crossing draw = walk_until(cand, target, true, false, false);
-  if (draw.crossed) return draw.at.id;
-  // Rounding left the target at the very top: the last candidate in order.
-  return std::max_element(cand.begin(), cand.end(), before)->id;
+  if (params.top_k > 0 && uint64_t(params.top_k) < kept) {
+    const auto k = level_cross(lv, true, uint64_t(params.top_k), false);
+    lv.last = k.first;
+    lv.last_n = uint64_t(params.top_k) - k.second;
+  }
+  uint64_t mass = 0;
+  for (int32_t l = 0; l <= lv.last; ++l) mass += lv.n(l) * lv.weight(l, false);
+  if (params.top_p < 1.0f) {
+    const uint64_t need = uint64_t(std::ceil(double(params.top_p) * double(mass)));
+    const auto p = level_cross(lv, false, need, false);
+    const uint64_t w = lv.weight(p.first, false);
+    const uint64_t n = need > p.second ? (need - p.second + w - 1) / w : 1;
+    lv.last_n = std::min(n, lv.n(p.first));
+    lv.last = p.first;
+    mass = p.second + lv.last_n * w;
+  }
+  const uint64_t target = uint64_t(std::floor(double(rng_uniform(params.seed, params.position)) * double(mass)));
+  const auto d = level_cross(lv, false, target, true);
+  const uint64_t j = std::min((target - std::min(target, d.second)) / lv.weight(d.first, false), lv.n(d.first) - 1);
+
+  // The j-th token of the drawn level in (logit desc, id asc) order.
+  std::vector<std::pair<float, int32_t>> in_level;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (sample_level(logits[i], m, c) == d.first) in_level.emplace_back(logits[i], int32_t(i));
+  }
+  auto before = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  std::nth_element(in_level.begin(), in_level.begin() + long(j), in_level.end(), before);
+  return in_level[size_t(j)].second;
 }
 
 void logits_process_row_cpu(float* l, int64_t vocab, const SampleExtras& x, int64_t r) {

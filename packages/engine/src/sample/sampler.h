@@ -2,15 +2,19 @@
 // what the CPU backend's Backend::sample calls.
 //
 // Per row, in this order (vLLM v1's):
-//  1. temperature == 0: greedy, argmax with ties to the lowest id. Otherwise
-//     p_i = exp((logit_i - max) / temperature) (double), unnormalised;
-//  2. min-p: keep tokens with p_i >= min_p * p_max;
-//  3. candidates sorted by p descending, then id ascending; top-k keeps the first k;
-//  4. top-p: keeps the shortest prefix whose mass reaches top_p of the kept mass;
+//  1. temperature == 0 (or top_k == 1): greedy, argmax with ties to the lowest id.
+//     Otherwise each token gets the integer weight of its probability level
+//     (sample_levels.h): ~2^40 * exp((logit - max) / temperature), quantised to
+//     steps of 2^(1/256); tokens below 2^-40 of the max are dropped;
+//  2. min-p: keep tokens whose weight is >= min_p * 2^40 (the max's weight);
+//  3. candidates in (logit desc, id asc) order; top-k keeps the first k;
+//  4. top-p: keeps the shortest prefix whose weight reaches ceil(top_p * kept);
 //  5. u = rng_uniform(seed, position); the token is the first candidate whose
-//     cumulative mass exceeds u * (kept mass): the inverse CDF.
-// Every step is a function of the row's logits and SampleRow alone, so a
-// request's output never depends on its batch slot or on its batch-mates.
+//     cumulative weight exceeds floor(u * kept): the inverse CDF.
+// All of it integer arithmetic and correctly rounded f32/f64 operations, so the
+// CUDA sampler computes the same token bit for bit. Every step is a function of
+// the row's logits and SampleRow alone, so a request's output never depends on
+// its batch slot or on its batch-mates.
 // NaN logits count as -inf.
 #pragma once
 #include <cstdint>

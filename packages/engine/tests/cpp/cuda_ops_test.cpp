@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_kernels.h"
 #include "backend/dtype_convert.h"
 #include "batchgen/backend.h"
 #include "check.h"
@@ -585,6 +586,7 @@ struct AttnCase {
   float q_scale;
   int window = 0;        // sliding window (0 = none)
   float softcap = 0.0f;  // attention logit soft-cap (0 = none)
+  bool det = false;      // the deterministic-mode backend (no split-K decode)
 };
 
 // Runs one attention case on both backends; returns the GPU output (host) for
@@ -640,7 +642,7 @@ std::vector<float> run_attention(const AttnCase& c, Worst& w, const std::string&
   int max_ctx = 1;
   for (int x : b.context_lens) max_ctx = std::max(max_ctx, x);
 
-  Backend& g = *env().gpu;
+  Backend& g = c.det ? *env().gpu_det : *env().gpu;
   g.reserve_scratch(T, b.num_seqs(), max_ctx, h);
   StepTensors sg = g.upload_step(b);
   Tensor qg = a.alloc(g, DType::bf16, T, h.qkv_width());
@@ -764,20 +766,25 @@ TEST_CASE(attention_window_and_softcap_match_cpu) {
 }
 
 // A sequence's attention output has the same bits alone as in a batch, and when its
-// prompt is split into two chunks.
+// prompt is split into two chunks; in both modes (the default one's decode tokens
+// take the split-K kernel, with contexts across several of its partitions here).
+// In the deterministic mode a prompt's last token also has the same bits computed
+// as a one-token step (a decode, or a chunk of one) as inside its prompt's chunk.
 TEST_CASE(attention_is_batch_and_chunk_invariant) {
   Worst w{"attention invariance"};
   int mismatched = 0, checked = 0;
+  for (bool det : {false, true})
   for (auto [nq, nkv, hd, window] : std::vector<std::array<int, 4>>{
-           {8, 1, 256, 0}, {16, 16, 256, 0}, {8, 2, 128, 0}, {4, 1, 36, 0}, {8, 4, 256, 100}, {4, 1, 36, 50}}) {
+           {8, 1, 256, 0}, {16, 16, 256, 0}, {8, 2, 128, 0}, {4, 1, 36, 0}, {8, 4, 256, 100}, {4, 1, 36, 50},
+           {16, 1, 64, 0}, {8, 1, 256, 700}}) {
     const HeadLayout h{nq, nkv, hd};
     const int bs = 16;
-    std::vector<SeqSpec> mix = {{1, 700}, {120, 420}, {1, 33}, {77, 77}, {1, 1500}};
+    std::vector<SeqSpec> mix = {{1, 700}, {120, 420}, {1, 33}, {77, 77}, {1, 1500}, {1, 4100}};
     std::vector<std::vector<int>> tables;
     const int nb = blocks_needed(mix, bs) + 2;
     StepBatch b = make_step(mix, bs, nb, &tables);
     std::vector<float> kh, vh, qh;
-    AttnCase c{h, bs, mix, 1.0f, window, window > 0 ? 30.0f : 0.0f};
+    AttnCase c{h, bs, mix, 1.0f, window, window > 0 ? 30.0f : 0.0f, det};
     std::vector<float> all = run_attention(c, w, "invariance base", &kh, &vh, &qh, &b, nb, false);
     // Each sequence alone, with its own rows of q.
     for (int s = 0; s < b.num_seqs(); ++s) {
@@ -818,10 +825,60 @@ TEST_CASE(attention_is_batch_and_chunk_invariant) {
                                   part.size() * sizeof(float)) != 0;
         ++checked;
       }
+      // Deterministic mode: the chunk's last token alone, as a one-token step.
+      if (det && q >= 2) {
+        StepBatch last = one;
+        last.token_ids = {0};
+        last.positions = {one.positions.back()};
+        last.slot_mapping = {one.slot_mapping.back()};
+        last.cu_seq_q = {0, 1};
+        last.max_q_len = 1;
+        last.logit_rows = {0};
+        std::vector<float> q_last(q_one.end() - h.qkv_width(), q_one.end());
+        std::vector<float> tok = run_attention(c, w, "last token", &kh, &vh, &q_last, &last, nb, false);
+        mismatched += std::memcmp(tok.data(), all.data() + size_t(q1 - 1) * h.q_width(),
+                                  tok.size() * sizeof(float)) != 0;
+        ++checked;
+      }
     }
   }
   std::printf("  %-22s %4d comparisons, %d mismatched\n", "attention invariance", checked, mismatched);
   CHECK_EQ(mismatched, 0);
+}
+
+// --- split-K decode (issue 11) ----------------------------------------------------
+
+// Decode steps on the default mode's split-K kernel and on the deterministic mode's
+// path (attention_kernel), against the CPU: q heads per KV head 1 to 32 (32 is past
+// the split kernel's 16-row tile: attention_kernel serves it), head_dim 64/128/256,
+// contexts at the partition edges (256/512/1024 keys) and past the 16-partition cap,
+// sliding windows and soft-caps across partitions, batches of 1 to 512.
+TEST_CASE(attention_split_decode_matches_cpu) {
+  Worst w{"attention split decode"};
+  const std::array<int, 3> shapes[] = {{8, 1, 256}, {16, 16, 256}, {32, 8, 128}, {16, 1, 128},
+                                       {32, 1, 64}, {4, 4, 64}, {8, 4, 256}};
+  const int edges[] = {1, 16, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 4097, 8192};
+  for (auto [nq, nkv, hd] : shapes) {
+    const HeadLayout h{nq, nkv, hd};
+    for (bool det : {false, true}) {
+      for (int bs : {16, 32}) {
+        std::vector<SeqSpec> dec;
+        for (int e : edges)
+          if (e < 8192 || nkv * hd <= 1024) dec.push_back({1, e});  // 8192: the partition cap
+        for (int s = 0; s < 6; ++s) dec.push_back({1, uniform_int(1, 2000)});
+        auto name = [&](const char* what) {
+          return fmt("split decode %s det=%d heads=%d/%d hd=%d bs=%d", what, int(det), nq, nkv, hd, bs);
+        };
+        run_attention({h, bs, dec, bs == 16 ? 1.0f : 3.0f, 0, 0.0f, det}, w, name("edges"));
+        run_attention({h, bs, dec, 1.0f, 300, 30.0f, det}, w, name("window 300 cap 30"));
+        run_attention({h, bs, dec, 1.0f, 1500, 0.0f, det}, w, name("window 1500"));
+      }
+      std::vector<SeqSpec> big;
+      for (int s = 0; s < 512; ++s) big.push_back({1, uniform_int(1, 200)});
+      run_attention({h, 16, big, 1.0f, 0, 0.0f, det}, w, fmt("split decode batch 512 det=%d heads=%d/%d hd=%d",
+                                                             int(det), nq, nkv, hd));
+    }
+  }
 }
 
 // --- sampling -------------------------------------------------------------------------
@@ -876,6 +933,118 @@ TEST_CASE(sample_matches_cpu_sampler) {
   }
   std::printf("  %-22s %4d rows, %d differ from the CPU sampler\n", "sample", rows_total, mismatched);
   CHECK_EQ(mismatched, 0);
+}
+
+// --- sampling kernels (issue 11: sampler at the roofline) ----------------------
+// Each sampling kernel called directly (v1: one block a row, any device; v2: a
+// cluster of 8 blocks a row, sm_90) against sample_rows_cpu, token for token, on
+// vocabularies from 1,000 to 256,000 (100,003: an odd row stride, v2's scalar
+// loads), logits normal at two scales, tie-heavy with -inf and NaN, and all equal
+// (one level of V tokens: v2 hands the row to v1's radix select). Ids start at -7
+// so an unwritten row shows. Tolerance: none, the definition is integer arithmetic.
+TEST_CASE(sample_kernels_match_cpu_token_for_token) {
+  struct Params {
+    float temperature;
+    int top_k;
+    float top_p, min_p;
+  };
+  const Params params[] = {{0.0f, 0, 1.0f, 0.0f},   {1.0f, 0, 1.0f, 0.0f},    {0.8f, 50, 0.95f, 0.0f},
+                           {0.8f, 0, 0.95f, 0.0f},  {1.5f, 1000, 1.0f, 0.0f}, {0.7f, 5, 0.5f, 0.0f},
+                           {1.0f, 0, 1.0f, 0.05f},  {1.2f, 40, 0.95f, 0.02f}, {1.0f, 1, 1.0f, 0.0f},
+                           {0.05f, 0, 1.0f, 0.0f},  {3.0f, 0, 0.01f, 0.0f},   {1.0f, 0, 1.0f, 1.0f},
+                           {0.9f, 300000, 0.999f, 0.0f}};
+  int rows_total = 0, mismatched = 0, skipped = 0;
+  for (int variant : {1, 2}) {
+    for (int V : {1000, 65536, 100003, 256000}) {
+      if (variant == 2 && !cuda::sample_v2_available(V)) {
+        ++skipped;
+        continue;
+      }
+      for (int kind = 0; kind < 4; ++kind) {
+        const int R = V >= 200000 ? 24 : 48;
+        std::vector<float> logits(size_t(R) * V);
+        std::normal_distribution<float> d(0.0f, kind == 1 ? 5.0f : 1.5f);
+        for (float& x : logits) x = kind == 3 ? 0.0f : d(env().rng);
+        if (kind == 2) {
+          for (float& x : logits) x = std::round(x * 2.0f) / 2.0f;
+          for (int i = 0; i < R * V / 100; ++i) logits[size_t(uniform_int(0, R * V - 1))] = -INFINITY;
+          for (int i = 0; i < R; ++i) logits[size_t(uniform_int(0, R * V - 1))] = kNaN;
+        }
+        std::vector<SampleRow> rows;
+        for (int r = 0; r < R; ++r) {
+          const Params& p = params[size_t(uniform_int(0, int(std::size(params)) - 1))];
+          rows.push_back(SampleRow{p.temperature, p.top_k, p.top_p, p.min_p, env().rng(), uniform_int(0, 9000)});
+        }
+        std::vector<int32_t> ic(static_cast<size_t>(R)), ig(static_cast<size_t>(R), -7);
+        sample_rows_cpu(logits.data(), R, V, V, rows, ic.data());
+
+        Arena a;
+        Tensor lg = a.alloc(*env().gpu, DType::f32, R, V);
+        env().gpu->upload(lg, 0, logits.data(), DType::f32, R);
+        void *d_rows = nullptr, *d_ids = nullptr;
+        CHECK_EQ(int(cudaMalloc(&d_rows, rows.size() * sizeof(SampleRow))), 0);
+        CHECK_EQ(int(cudaMalloc(&d_ids, size_t(R) * 4)), 0);
+        cudaMemcpy(d_rows, rows.data(), rows.size() * sizeof(SampleRow), cudaMemcpyHostToDevice);
+        cudaMemcpy(d_ids, ig.data(), size_t(R) * 4, cudaMemcpyHostToDevice);
+        CHECK_EQ(int(cudaDeviceSynchronize()), 0);
+        cuda::launch_sample(lg, static_cast<SampleRow*>(d_rows), R, static_cast<int32_t*>(d_ids), nullptr, true,
+                            variant);
+        CHECK_EQ(int(cudaDeviceSynchronize()), 0);
+        cudaMemcpy(ig.data(), d_ids, size_t(R) * 4, cudaMemcpyDeviceToHost);
+        cudaFree(d_rows);
+        cudaFree(d_ids);
+        for (int r = 0; r < R; ++r) {
+          if (ic[size_t(r)] != ig[size_t(r)]) {
+            ++mismatched;
+            const SampleRow& p = rows[size_t(r)];
+            std::fprintf(stderr, "  sample v%d V=%d kind %d row %d (T=%g k=%d p=%g min_p=%g): cpu %d gpu %d\n",
+                         variant, V, kind, r, p.temperature, p.top_k, p.top_p, p.min_p, ic[size_t(r)],
+                         ig[size_t(r)]);
+          }
+        }
+        rows_total += R;
+      }
+    }
+  }
+  std::printf("  %-22s %4d rows, %d differ from the CPU sampler (%d v2 vocabularies not run: %s)\n",
+              "sample kernels", rows_total, mismatched, skipped,
+              cuda::sample_v2_available(256000) ? "too small for v2" : "no sm_90");
+  CHECK_EQ(mismatched, 0);
+}
+
+// --- add + RMSNorm on the model's f32 residual stream (issue 11) ----------------
+// Both kernels (0: 16-byte accesses, 8 elements a thread; 1: scalar) against the
+// CPU on widths the 16-byte kernel takes (2048, 3072, 4096, 2056) and ones it
+// leaves to the scalar kernel (100, 8200), f32 residual, bf16 x, w and out.
+// Tolerances: one bf16 rounding of the output (as rms_norm_and_add_rms_norm_match_cpu);
+// the f32 residual sum differs from the CPU's by at most one f32 rounding.
+TEST_CASE(add_rms_norm_f32_residual_matches_cpu_both_kernels) {
+  Worst w{"add_rms_norm f32 res"};
+  for (int H : {2048, 3072, 4096, 2056, 100, 8200}) {
+    for (int T : {1, 7, 300}) {
+      for (int variant : {0, 1}) {
+        Arena a;
+        auto [xc, xg] = a.both(*env().gpu, DType::bf16, T, H, randn(size_t(T) * H, 1.0f));
+        auto [wc, wg] = a.both(*env().gpu, DType::bf16, 1, H, randn(size_t(H), 0.3f));
+        auto [rc, rg] = a.both(*env().gpu, DType::f32, T, H, randn(size_t(T) * H, 2.0f));
+        auto [oc, og] = a.both(*env().gpu, DType::bf16, T, H, {});
+        poison(*env().gpu, og);
+        env().cpu->add_rms_norm(rc, xc, wc, 1e-6f, 1.0f, oc);
+        if (variant == 0) {
+          env().gpu->add_rms_norm(rg, xg, wg, 1e-6f, 1.0f, og);
+        } else {
+          CHECK_EQ(int(cudaDeviceSynchronize()), 0);
+          cuda::launch_rms_norm(&rg, xg, wg, 1e-6f, 1.0f, og, nullptr, 1);
+          CHECK_EQ(int(cudaDeviceSynchronize()), 0);
+        }
+        Err er = compare(host(*env().gpu, rg), host(*env().cpu, rc));
+        CHECK_ERR(er, 1e-6, 1e-6, fmt("add_rms_norm f32 residual H=%d T=%d kernel %d", H, T, variant));
+        Err e = compare(host(*env().gpu, og), host(*env().cpu, oc));
+        w.add(e);
+        CHECK_ERR(e, 5e-3, 8e-3, fmt("add_rms_norm f32 residual out H=%d T=%d kernel %d", H, T, variant));
+      }
+    }
+  }
 }
 
 // Extras: logit bias, presence/frequency/repetition penalties, grammar masks and

@@ -18,39 +18,53 @@ SampleRow row(float t, int32_t k = 0, float p = 1, float min_p = 0, uint64_t see
   return SampleRow{t, k, p, min_p, seed, pos};
 }
 
+// Weight of probability level L, computed independently of sample_levels.h's
+// table: round(2^(40 - L / 256)).
+uint64_t level_weight(int32_t level) {
+  return uint64_t(std::llround(std::ldexp(std::exp2(-double(level % 256) / 256.0), 40))) >> (level / 256);
+}
+
 // The definition in sampler.h, written the slow obvious way: full sort.
 int32_t reference_sample(const std::vector<float>& logits, const SampleRow& r) {
   int32_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i)
     if (logits[i] > logits[size_t(best)]) best = int32_t(i);
   if (r.temperature == 0 || r.top_k == 1) return best;
-  double m = logits[size_t(best)];
-  std::vector<std::pair<double, int32_t>> c;
+  const float m = logits[size_t(best)], c = 369.32993f / r.temperature;
+  const uint64_t wmin = uint64_t(std::ceil(double(r.min_p) * 1099511627776.0));
+  struct Cand { float x; int32_t id; uint64_t w; };
+  std::vector<Cand> cand;
   for (size_t i = 0; i < logits.size(); ++i) {
-    double p = std::exp((double(logits[i]) - m) / double(r.temperature));
-    if (p > 0 && p >= r.min_p) c.emplace_back(p, int32_t(i));
+    const float y = (m - logits[i]) * c;
+    if (logits[i] != m && !(y < 10240.0f)) continue;
+    const int32_t level = logits[i] == m ? 0 : int32_t(std::lrint(y));
+    if (level >= 10240 || level_weight(level) < wmin) continue;
+    cand.push_back(Cand{logits[i], int32_t(i), level_weight(level)});
   }
-  std::sort(c.begin(), c.end(), [](auto& a, auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
-  if (r.top_k > 0 && size_t(r.top_k) < c.size()) c.resize(size_t(r.top_k));
-  double total = 0;
-  for (auto& x : c) total += x.first;
-  size_t kept = c.size();
+  std::sort(cand.begin(), cand.end(),
+            [](const Cand& a, const Cand& b) { return a.x != b.x ? a.x > b.x : a.id < b.id; });
+  if (r.top_k > 0 && size_t(r.top_k) < cand.size()) cand.resize(size_t(r.top_k));
+  uint64_t total = 0;
+  for (const Cand& x : cand) total += x.w;
   if (r.top_p < 1) {
-    double cum = 0;
-    for (size_t i = 0; i < c.size(); ++i) {
-      cum += c[i].first;
-      if (cum >= r.top_p * total) { kept = i + 1; total = cum; break; }
+    const uint64_t need = uint64_t(std::ceil(double(r.top_p) * double(total)));
+    uint64_t cum = 0;
+    for (size_t i = 0; i < cand.size(); ++i) {
+      cum += cand[i].w;
+      if (cum >= need) {
+        cand.resize(i + 1);
+        total = cum;
+        break;
+      }
     }
   }
-  double target = rng_uniform(r.seed, r.position) * total;
-  double cum = 0;
-  for (size_t i = 0; i < kept; ++i) {
-    cum += c[i].first;
-    if (cum > target) return c[i].second;
+  const uint64_t target = uint64_t(std::floor(double(rng_uniform(r.seed, r.position)) * double(total)));
+  uint64_t cum = 0;
+  for (const Cand& x : cand) {
+    cum += x.w;
+    if (cum > target) return x.id;
   }
-  return c[kept - 1].second;
+  return cand.back().id;
 }
 
 std::vector<float> random_logits(std::mt19937& g, int32_t vocab, float scale) {
@@ -124,12 +138,31 @@ TEST_CASE(top_k_top_p_min_p_cut_the_tail) {
 
 TEST_CASE(the_draw_is_the_inverse_cdf_of_the_seeded_uniform) {
   std::vector<float> l = {1.0f, 1.0f, 0.0f};  // ties: id 0 before id 1
-  double z = 2 * std::exp(1.0) + 1;
+  // Token 2 sits at level round(256 * log2(e)) = 369: weight ~ 2^40 / e.
+  const uint64_t w = level_weight(0), w2 = level_weight(369);
+  CHECK(std::fabs(double(w2) / double(w) - std::exp(-1.0)) < 1e-3);
+  int counts[3] = {0, 0, 0};
   for (int32_t pos = 0; pos < 200; ++pos) {
     SampleRow r = row(1, 0, 1, 0, 42, pos);
-    double u = rng_uniform(42, pos);
-    int32_t expect = u * z < std::exp(1.0) ? 0 : (u * z < 2 * std::exp(1.0) ? 1 : 2);
+    const uint64_t target = uint64_t(std::floor(double(rng_uniform(42, pos)) * double(2 * w + w2)));
+    int32_t expect = target < w ? 0 : (target < 2 * w ? 1 : 2);
     CHECK_EQ(sample_row_cpu(l.data(), 3, r), expect);
+    ++counts[expect];
+  }
+  CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+}
+
+TEST_CASE(levels_quantise_probabilities_within_a_seventh_of_a_percent) {
+  // Rounding the level to a 1/256 octave moves a weight by at most 2^(1/512);
+  // weights >= 2^20 (p >= 2^-20) lose under 1e-6 more to the integer.
+  std::mt19937 g(3);
+  std::uniform_real_distribution<float> u(-13.0f * 0.3f, 0.0f);
+  for (int i = 0; i < 2000; ++i) {
+    const float x = u(g), t = 0.3f + float(i % 5) * 0.4f;
+    const int32_t level = int32_t(std::lrint((0.0f - x) * (369.32993f / t)));
+    if (level >= 20 * 256) continue;
+    const double exact = std::exp(double(x) / double(t)) * 1099511627776.0;
+    CHECK(std::fabs(double(level_weight(level)) / exact - 1.0) < 1.4e-3);
   }
 }
 

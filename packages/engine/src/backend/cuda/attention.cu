@@ -19,7 +19,9 @@
 // tile holding the first key any row of the item may see (still aligned to absolute
 // key indices); keys before it are masked and never loaded, so their blocks may be
 // gone. Soft-capping applies tanh(s * scale / cap) * cap to each score in f32.
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
@@ -395,23 +397,69 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 }  // namespace
 
-int64_t attention_work_bound(int32_t max_tokens, int32_t max_seqs, int32_t group) {
-  return ceil_div(int64_t(max_tokens) * group, kAttnRowsPerItem) + max_seqs;
+int32_t attention_decode_part(int32_t head_dim, int32_t num_heads, int32_t num_kv_heads) {
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) return 0;
+  if (num_kv_heads <= 0 || num_heads % num_kv_heads != 0 || num_heads / num_kv_heads > 16) return 0;
+  // Fewer KV heads give fewer blocks per sequence: smaller partitions, so that a
+  // batch of 64 still makes a few blocks per SM (Gemma-2B MQA: 64 x 2 at 512 keys).
+  return num_kv_heads <= 2 ? 256 : num_kv_heads <= 8 ? 512 : 1024;
 }
 
-int32_t attention_work_build(const int32_t* cu_seq_q, int32_t num_seqs, int32_t group,
-                             int32_t* work) {
-  int32_t n = 0;
+namespace {
+// Keys per partition for a sequence of ctx keys: decode_part, or more so that there
+// are at most kAttnMaxPartitions; a multiple of 64 (the decode kernel's stages).
+int32_t part_keys_for(int32_t ctx, int32_t decode_part) {
+  const int64_t spread = ceil_div(ceil_div(ctx, kAttnMaxPartitions), 64) * 64;
+  return int32_t(std::max<int64_t>(decode_part, spread));
+}
+}  // namespace
+
+int64_t attention_partial_slots_bound(int32_t max_seqs, int32_t max_context, int32_t decode_part) {
+  if (decode_part <= 0) return 0;
+  return int64_t(max_seqs) * std::min<int64_t>(kAttnMaxPartitions, ceil_div(max_context, decode_part));
+}
+
+AttentionWork attention_work_build(const int32_t* cu_seq_q, const int32_t* context_lens, int32_t num_seqs,
+                                   int32_t group, int32_t decode_part, std::vector<int32_t>& work) {
+  AttentionWork w;
+  struct Item {
+    int32_t keys, seq, tile;
+  };
+  std::vector<Item> items;
+  std::vector<int32_t> decode, combine;
   for (int32_t s = 0; s < num_seqs; ++s) {
-    const int64_t rows = int64_t(cu_seq_q[s + 1] - cu_seq_q[s]) * group;
+    const int32_t q = cu_seq_q[s + 1] - cu_seq_q[s], ctx = context_lens[s];
+    if (q == 0) continue;
+    if (q == 1 && decode_part > 0) {
+      const int32_t pk = part_keys_for(ctx, decode_part);
+      const int32_t parts = int32_t(ceil_div(ctx, pk));
+      const int32_t slot = parts > 1 ? w.slots : -1;
+      for (int32_t p = 0; p < parts; ++p) decode.insert(decode.end(), {s, p, pk, slot});
+      if (parts > 1) {
+        combine.insert(combine.end(), {s, parts, slot, 0});
+        w.slots += parts;
+      }
+      continue;
+    }
+    const int64_t rows = int64_t(q) * group;
     const int64_t tiles = ceil_div(rows, kAttnRowsPerItem);
     for (int64_t t = 0; t < tiles; ++t) {
-      work[2 * n] = s;
-      work[2 * n + 1] = int32_t(t);
-      ++n;
+      const int64_t last_row = std::min(rows, (t + 1) * kAttnRowsPerItem) - 1;
+      items.push_back({int32_t(ctx - q + last_row / group + 1), s, int32_t(t)});
     }
   }
-  return n;
+  // Longest key walks first: the short ones fill in behind them instead of a long
+  // one starting last (the tail of a prefill launch).
+  std::stable_sort(items.begin(), items.end(), [](const Item& x, const Item& y) { return x.keys > y.keys; });
+  w.items = int32_t(items.size());
+  w.decode = int32_t(decode.size() / 4);
+  w.combine = int32_t(combine.size() / 4);
+  work.clear();
+  work.reserve(w.ints());
+  for (const Item& it : items) work.insert(work.end(), {it.seq, it.tile});
+  work.insert(work.end(), decode.begin(), decode.end());
+  work.insert(work.end(), combine.begin(), combine.end());
+  return w;
 }
 
 void launch_attention(const AttentionArgs& args, cudaStream_t stream) {
@@ -431,13 +479,24 @@ void launch_attention(const AttentionArgs& args, cudaStream_t stream) {
   const bool aligned = a.qkv_stride % 8 == 0 && a.kv_stride % 8 == 0 && aligned16(a.qkv) &&
                        aligned16(a.k_cache) && aligned16(a.v_cache) && a.out_stride % 2 == 0 &&
                        (reinterpret_cast<uintptr_t>(a.out) & 3) == 0;
-  if (aligned && a.num_work > 0) {
-    switch (a.head_dim) {
-      case 64: launch_hd<64, 64>(a, stream); return;
-      case 128: launch_hd<128, 64>(a, stream); return;
-      case 256: launch_hd<256, 32>(a, stream); return;
-      default: break;
+  if (aligned && (a.head_dim == 64 || a.head_dim == 128 || a.head_dim == 256)) {
+    if (a.num_work > 0) {
+      switch (a.head_dim) {
+        case 64: launch_hd<64, 64>(a, stream); break;
+        case 128: launch_hd<128, 64>(a, stream); break;
+        default: launch_hd<256, 32>(a, stream); break;
+      }
     }
+    if (a.num_decode_work > 0) {
+      if (a.num_combine_work > 0 && a.partials == nullptr)
+        throw EngineError(ErrorCode::internal, "cuda attention: split decode without partial memory");
+      if (!launch_attention_decode(a, stream))
+        throw EngineError(ErrorCode::internal, "cuda attention: no split decode kernel for head_dim " +
+                                                   std::to_string(a.head_dim) + " with " +
+                                                   std::to_string(a.num_heads / a.num_kv_heads) +
+                                                   " q heads per KV head");
+    }
+    return;
   }
   // Other head sizes (tiny test models, head_dim 36...): the simple kernel.
   dim3 grid(unsigned(a.num_tokens), unsigned(a.num_heads));

@@ -266,14 +266,16 @@ class CudaBackend final : public Backend {
     expect(problem == nullptr, problem ? problem : "");
 
     const int32_t group = heads_.num_heads / heads_.num_kv_heads;
-    work_.resize(size_t(2 * cuda::attention_work_bound(T, S, group)));
-    const int32_t W = S ? cuda::attention_work_build(b.cu_seq_q.data(), S, group, work_.data()) : 0;
+    const cuda::AttentionWork aw =
+        S ? cuda::attention_work_build(b.cu_seq_q.data(), b.context_lens.data(), S, group, decode_part(), work_)
+          : cuda::AttentionWork{};
+    const size_t W = aw.ints();
 
     // Segments at 16-element (64-byte) boundaries.
     auto pad = [](size_t n) { return (n + 15) / 16 * 16; };
     const size_t o_tok = 0, o_pos = o_tok + pad(T), o_slot = o_pos + pad(T), o_cu = o_slot + pad(T),
                  o_ctx = o_cu + pad(S + 1), o_bt = o_ctx + pad(S), o_rows = o_bt + pad(b.block_tables.size()),
-                 o_work = o_rows + pad(R), o_lora = o_work + pad(2 * size_t(W));
+                 o_work = o_rows + pad(R), o_lora = o_work + pad(W);
     const std::vector<int32_t> lora = lora_segments_build(b);
     const size_t total = o_lora + pad(lora.size());
     const size_t bytes = std::max<size_t>(total * 4, 64);
@@ -296,8 +298,16 @@ class CudaBackend final : public Backend {
     put(o_ctx, b.context_lens);
     put(o_bt, b.block_tables);
     put(o_rows, b.logit_rows);
-    if (W) std::memcpy(host + o_work, work_.data(), size_t(2 * W) * 4);
+    if (W) std::memcpy(host + o_work, work_.data(), W * 4);
     put(o_lora, lora);
+    // The split decode's partials; reserve_scratch sized them for the engine's limits,
+    // so this grows only for a step beyond them (a test's).
+    const size_t partial_bytes = size_t(aw.slots) * size_t(cuda::attention_partial_slot_floats(
+                                                         heads_.num_heads, heads_.head_dim)) * sizeof(float);
+    if (partial_bytes > attn_partials_.bytes()) {
+      BG_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued work may still use the old memory
+      attn_partials_.ensure(partial_bytes);
+    }
     BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, total * 4, cudaMemcpyHostToDevice, stream_));
     BG_CUDA_CHECK(cudaEventRecord(step_copied_, stream_));
 
@@ -309,14 +319,16 @@ class CudaBackend final : public Backend {
     st.context_lens = i32_view(dev, o_ctx, 1, S);
     st.block_tables = i32_view(dev, o_bt, S, b.max_blocks_per_seq);
     st.logit_rows = i32_view(dev, o_rows, 1, R);
-    st.work = i32_view(dev, o_work, W, 2);
+    st.work = i32_view(dev, o_work, 1, int64_t(std::max<size_t>(W, 1)));
     st.num_tokens = T;
     st.num_seqs = S;
     st.max_blocks_per_seq = b.max_blocks_per_seq;
     st.max_q_len = b.max_q_len;
     st.max_context_len = b.max_context_len;
     st.num_logit_rows = R;
-    st.num_work = W;
+    st.num_work = aw.items;
+    st.num_decode_work = aw.decode;
+    st.num_combine_work = aw.combine;
     st.lora_segments = i32_view(dev, o_lora, int64_t(lora.size() / 3), 3);
     lora_segments_count(lora, st);
     return st;
@@ -326,11 +338,19 @@ class CudaBackend final : public Backend {
                        const HeadLayout& heads) override {
     use_device();
     (void)max_tokens;
-    (void)max_context;
     expect(heads.num_heads > 0 && heads.num_kv_heads > 0 && heads.num_heads % heads.num_kv_heads == 0,
            "reserve_scratch: bad head layout");
     heads_ = heads;
     ensure_sample_capacity(max_seqs);
+    // Before the KV cache takes the free memory: the split decode's partials for the
+    // worst step within the limits (Gemma-2B, 1024 sequences of 8k: 135 MB).
+    const int64_t slots = cuda::attention_partial_slots_bound(max_seqs, max_context, decode_part());
+    const size_t bytes = size_t(slots) * size_t(cuda::attention_partial_slot_floats(heads.num_heads, heads.head_dim)) *
+                         sizeof(float);
+    if (bytes > attn_partials_.bytes()) {
+      BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      attn_partials_.ensure(bytes);
+    }
   }
 
   void synchronize() override {
@@ -432,6 +452,12 @@ class CudaBackend final : public Backend {
     cuda::launch_kv_write(qkv, step.slot_mapping.ptr<int32_t>(), step.num_tokens, heads, cache, stream_);
   }
 
+  // Keys per split-K decode partition; 0 in the deterministic mode, where a decode
+  // token takes the same kernel as a prefill chunk's (cuda_kernels.h).
+  int32_t decode_part() const {
+    return deterministic_ ? 0 : cuda::attention_decode_part(heads_.head_dim, heads_.num_heads, heads_.num_kv_heads);
+  }
+
   void attention(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, const KvLayer& cache,
                  const AttentionParams& params, Tensor& out) override {
     use_device();
@@ -460,8 +486,14 @@ class CudaBackend final : public Backend {
     a.num_tokens = step.num_tokens;
     a.block_tables = step.block_tables.ptr<int32_t>();
     a.max_blocks_per_seq = step.max_blocks_per_seq;
-    a.work = step.work.ptr<int32_t>();
+    const int32_t* work = step.work.ptr<int32_t>();
+    a.work = work;
     a.num_work = step.num_work;
+    a.decode_work = work + 2 * size_t(step.num_work);
+    a.num_decode_work = step.num_decode_work;
+    a.combine_work = a.decode_work + 4 * size_t(step.num_decode_work);
+    a.num_combine_work = step.num_combine_work;
+    a.partials = static_cast<float*>(attn_partials_.data());
     a.num_heads = heads.num_heads;
     a.num_kv_heads = heads.num_kv_heads;
     a.head_dim = heads.head_dim;
@@ -502,7 +534,9 @@ class CudaBackend final : public Backend {
     Tensor& work = const_cast<Tensor&>(logits);
     cuda::launch_logprobs_top(logits, x, stream_);
     cuda::launch_logits_process(work, x, stream_);
-    cuda::launch_sample(logits, sample_dev_rows_, R, sample_dev_ids_, stream_);
+    bool any_sampled = false;
+    for (const SampleRow& r : rows) any_sampled = any_sampled || (r.temperature != 0.0f && r.top_k != 1);
+    cuda::launch_sample(logits, sample_dev_rows_, R, sample_dev_ids_, stream_, any_sampled);
     cuda::launch_logprobs_sampled(logits, x, sample_dev_ids_, stream_);
     BG_CUDA_CHECK(cudaMemcpyAsync(sample_host_ids_, sample_dev_ids_, size_t(R) * 4, cudaMemcpyDeviceToHost,
                                   stream_));
@@ -619,6 +653,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer step_dev_;
   PinnedBuffer step_host_;
   std::vector<int32_t> work_;
+  DeviceBuffer attn_partials_;  // the split decode's partials (attention_decode.cu)
   PinnedBuffer stage_;
 
   int32_t sample_capacity_ = 0;

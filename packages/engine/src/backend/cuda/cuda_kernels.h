@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "batchgen/backend.h"
 
@@ -22,8 +23,10 @@ void launch_embed(const Tensor& table, const int32_t* ids, int32_t T, float scal
 
 // out = rms_norm(x) * (w + offset); when residual != nullptr first residual += x
 // (rounded to the residual's dtype) and the norm is taken of the new residual.
+// variant: 0 the 16-byte-access kernel when the rows allow it (width % 8 == 0,
+// <= 8192, 16-byte aligned rows), 1 the scalar kernel (dev/cuda comparisons).
 void launch_rms_norm(Tensor* residual, const Tensor& x, const Tensor& w, float eps, float offset,
-                     Tensor& out, cudaStream_t stream);
+                     Tensor& out, cudaStream_t stream, int variant = 0);
 
 // In place on the q and k heads of qkv [T, qkv_width], token t at positions[t].
 struct RopeArgs {
@@ -63,11 +66,40 @@ void launch_broadcast_rows(const Tensor& bias, Tensor& out, cudaStream_t stream)
 constexpr int32_t kAttnRowsPerItem = 64;
 constexpr int32_t kAttnMaxHeadDim = 512;
 
-// Fills work with (seq, row_tile) pairs for every sequence: ceil(q_len * group / 64)
-// items each. Returns the count. `work` holds room for attention_work_bound().
-int32_t attention_work_build(const int32_t* cu_seq_q, int32_t num_seqs, int32_t group,
-                             int32_t* work);
-int64_t attention_work_bound(int32_t max_tokens, int32_t max_seqs, int32_t group);
+// The step's attention work list, built on the host at upload (attention_work_build)
+// in three sections of i32, one after the other:
+//   items:   (seq, row_tile) pairs for attention_kernel, ceil(q_len * group / 64) per
+//            sequence it serves, the longest key walks first;
+//   decode:  (seq, partition, part_keys, slot) quadruples for the split-K decode
+//            kernel, one per (one-token sequence, partition of its keys); slot is the
+//            sequence's first partial slot, -1 when it has one partition;
+//   combine: (seq, num_partitions, slot, 0) per decode sequence with several.
+struct AttentionWork {
+  int32_t items = 0, decode = 0, combine = 0;
+  int32_t slots = 0;  // partial slots the decode section writes
+  size_t ints() const { return 2 * size_t(items) + 4 * size_t(decode) + 4 * size_t(combine); }
+};
+
+// Keys per decode partition for the head shape, before the cap on partitions per
+// sequence (attention_work_build); 0 where the split-K decode kernel has no instance
+// (head_dim other than 64/128/256, or more than 16 q heads per KV head).
+int32_t attention_decode_part(int32_t head_dim, int32_t num_heads, int32_t num_kv_heads);
+constexpr int32_t kAttnMaxPartitions = 16;  // per sequence: bounds the partial memory
+// Partial slots a step of at most max_seqs sequences of at most max_context keys can need.
+int64_t attention_partial_slots_bound(int32_t max_seqs, int32_t max_context, int32_t decode_part);
+// Floats of partial memory per slot: num_heads x (m, l, o[head_dim]).
+inline int64_t attention_partial_slot_floats(int32_t num_heads, int32_t head_dim) {
+  return int64_t(num_heads) * (head_dim + 2);
+}
+
+// decode_part > 0 (the default mode): one-token sequences go to the decode section,
+// split into partitions of part_keys keys, where part_keys depends only on the
+// sequence's own context length and decode_part (so a row's arithmetic never depends
+// on the rest of the batch). decode_part == 0 (the deterministic mode): every
+// sequence is an item of attention_kernel, so a row's arithmetic is also the same
+// whether its token is decoded or is one of a prefill chunk's.
+AttentionWork attention_work_build(const int32_t* cu_seq_q, const int32_t* context_lens, int32_t num_seqs,
+                                   int32_t group, int32_t decode_part, std::vector<int32_t>& work);
 
 struct AttentionArgs {
   const void* qkv = nullptr; int64_t qkv_stride = 0;      // bf16 [T, qkv_width]
@@ -77,7 +109,10 @@ struct AttentionArgs {
   const int32_t* cu_seq_q = nullptr; const int32_t* context_lens = nullptr;
   int32_t num_seqs = 0, num_tokens = 0;
   const int32_t* block_tables = nullptr; int32_t max_blocks_per_seq = 0;
-  const int32_t* work = nullptr; int32_t num_work = 0;
+  const int32_t* work = nullptr; int32_t num_work = 0;                 // items section
+  const int32_t* decode_work = nullptr; int32_t num_decode_work = 0;   // decode section
+  const int32_t* combine_work = nullptr; int32_t num_combine_work = 0; // combine section
+  float* partials = nullptr;  // >= AttentionWork::slots x attention_partial_slot_floats() floats
   int32_t num_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0;
   float scale = 1.0f;
   int32_t window = 0;     // > 0: a query at position p sees keys p - window < j <= p only
@@ -90,8 +125,12 @@ struct AttentionArgs {
 // f32 accumulation, P rounded to bf16 for the P*V product) for head_dim 64, 128
 // and 256 with 16-byte aligned rows; a simple f32 kernel for any other head_dim up
 // to kAttnMaxHeadDim. The reduction order of a query row depends only on its own
-// sequence: batch invariant by construction.
+// sequence: batch invariant by construction. The decode section (default mode) takes
+// the split-K kernel (attention_decode.cu) and its combine pass.
 void launch_attention(const AttentionArgs& args, cudaStream_t stream);
+// The decode section and its combine pass; false where there is no instance for the
+// head_dim (attention_decode_part() returned 0 for it).
+bool launch_attention_decode(const AttentionArgs& args, cudaStream_t stream);
 
 // --- matrix products -----------------------------------------------------------
 // out [M, N] = x [M, K] * w[N, K]^T (+ bias [N]), bf16 inputs, f32 accumulation,
@@ -102,10 +141,16 @@ void launch_gemm_fixed_order(const Tensor& x, const Tensor& w, const Tensor* bia
 
 // --- sampling ------------------------------------------------------------------
 // One id per row of f32 logits [R, V] following sample_row_cpu's definition
-// (src/sample/sampler.h): greedy argmax, else min-p, top-k, top-p and the inverse
-// CDF in (probability desc, id asc) order. `rows` and `out_ids` are device arrays.
+// (src/sample/sampler.h), bit for bit: greedy argmax, else the probability-level
+// histogram's min-p, top-k, top-p and inverse CDF in (logit desc, id asc) order.
+// `rows` and `out_ids` are device arrays. any_sampled = false (every row greedy)
+// takes the argmax kernel alone. variant: 0 the best for the device, 1 one block a
+// row (any device), 2 a cluster of 8 blocks a row with the row in shared memory
+// (sm_90; throws where sample_v2_available is false). 0 means 1 (v1 measured faster
+// on an H100), unless BG_CUDA_SAMPLE=2 in the environment makes it mean 2.
 void launch_sample(const Tensor& logits, const SampleRow* rows, int32_t R, int32_t* out_ids,
-                   cudaStream_t stream);
+                   cudaStream_t stream, bool any_sampled = true, int variant = 0);
+bool sample_v2_available(int32_t vocab);
 
 // SampleExtras (sampling.h) in device memory; a null pointer is a list the step
 // does not have. Scratch outputs: pen_raw / bias_raw (one per list entry: the raw

@@ -69,6 +69,83 @@ __global__ void rms_norm_kernel(TR* residual, int64_t rs, const TX* x, int64_t x
   }
 }
 
+// Eight consecutive elements through 16-byte accesses (one for bf16, two for f32);
+// the pointer is 16-byte aligned.
+__device__ __forceinline__ void load8(const bf16* p, float v[8]) {
+  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&w[k]);
+    v[2 * k] = __low2float(h);
+    v[2 * k + 1] = __high2float(h);
+  }
+}
+__device__ __forceinline__ void load8(const float* p, float v[8]) {
+  const float4 a = __ldg(reinterpret_cast<const float4*>(p)), b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+// For rows the kernel also writes (the residual, x when out is x): plain loads.
+__device__ __forceinline__ void load8_rw(const bf16* p, float v[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&w[k]);
+    v[2 * k] = __low2float(h);
+    v[2 * k + 1] = __high2float(h);
+  }
+}
+__device__ __forceinline__ void load8_rw(const float* p, float v[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void store8(bf16* p, const float v[8]) {
+  *reinterpret_cast<uint4*>(p) =
+      make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]), pack_bf16x2(v[6], v[7]));
+}
+__device__ __forceinline__ void store8(float* p, const float v[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+
+// rms_norm_kernel with each thread holding 8 consecutive elements of the row in
+// registers from the loads to the store: one read of x, the residual and w, one
+// write of the residual and out, all 16-byte accesses. cols % 8 == 0, cols <= 8 *
+// 1024, blockDim = cols / 8 rounded up to a warp, every row 16-byte aligned.
+template <typename TR, typename TX, typename TW, typename TO>
+__global__ void rms_norm_vec8_kernel(TR* residual, int64_t rs, const TX* x, int64_t xs,
+                                     const TW* __restrict__ w, float eps, float offset, TO* out,
+                                     int64_t os, int cols) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const int c0 = threadIdx.x * 8;
+  const bool on = c0 < cols;
+  float v[8], wv[8];
+  float ss = 0.0f;
+  if (on) {
+    load8(w + c0, wv);
+    load8_rw(x + row * xs + c0, v);  // out may be x: plain loads
+    if (residual) {
+      TR* rr = residual + row * rs + c0;
+      float r[8];
+      load8_rw(rr, r);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) v[k] = to_f32(from_f32<TR>(r[k] + v[k]));  // rounded as stored
+      store8(rr, v);
+    }
+#pragma unroll
+    for (int k = 0; k < 8; ++k) ss += v[k] * v[k];
+  }
+  ss = block_sum(ss, scratch);
+  const float rn = rsqrtf(ss / float(cols) + eps);
+  if (on) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = (v[k] * rn) * (wv[k] + offset);
+    store8(out + row * os + c0, v);
+  }
+}
+
 // --- per-head rms norm (QK-norm) -------------------------------------------------------
 // One block per token, one warp per head at a time; each lane re-reads only the
 // elements it wrote, so the norm is in place.
@@ -211,6 +288,11 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 int row_threads(int64_t cols) { return cols >= 4096 ? 1024 : cols >= 1024 ? 512 : 256; }
 
+// Every row starts on a 16-byte boundary: the base and the row stride in bytes.
+bool aligned16(const Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data) % 16 == 0 && (t.stride * int64_t(dtype_size(t.dtype))) % 16 == 0;
+}
+
 }  // namespace
 
 void launch_embed(const Tensor& table, const int32_t* ids, int32_t T, float scale, Tensor& out,
@@ -229,7 +311,7 @@ void launch_embed(const Tensor& table, const int32_t* ids, int32_t T, float scal
 }
 
 void launch_rms_norm(Tensor* residual, const Tensor& x, const Tensor& w, float eps, float offset,
-                     Tensor& out, cudaStream_t stream) {
+                     Tensor& out, cudaStream_t stream, int variant) {
   if (x.rows == 0) return;
   if (w.cols != x.cols || out.cols != x.cols || out.rows != x.rows)
     bad_arg("rms_norm: shapes of x, w and out disagree");
@@ -244,10 +326,22 @@ void launch_rms_norm(Tensor* residual, const Tensor& x, const Tensor& w, float e
           using TX = decltype(tx);
           using TW = decltype(tw);
           using TO = decltype(to);
-          rms_norm_kernel<TR, TX, TW, TO><<<unsigned(x.rows), row_threads(x.cols), 0, stream>>>(
-              residual ? residual->ptr<TR>() : nullptr, residual ? residual->stride : 0,
-              x.ptr<TX>(), x.stride, w.ptr<TW>(), eps, offset, out.ptr<TO>(), out.stride,
-              int(x.cols));
+          // The kernel is chosen by the row width and alignment alone (never by the
+          // row count), so a row's result does not depend on its batch.
+          const bool vec8 = variant != 1 && x.cols % 8 == 0 && x.cols <= 8 * 1024 && aligned16(x) &&
+                            aligned16(w) && aligned16(out) && (!residual || aligned16(*residual));
+          if (vec8) {
+            const unsigned threads = unsigned((x.cols / 8 + 31) / 32 * 32);
+            rms_norm_vec8_kernel<TR, TX, TW, TO><<<unsigned(x.rows), threads, 0, stream>>>(
+                residual ? residual->ptr<TR>() : nullptr, residual ? residual->stride : 0,
+                x.ptr<TX>(), x.stride, w.ptr<TW>(), eps, offset, out.ptr<TO>(), out.stride,
+                int(x.cols));
+          } else {
+            rms_norm_kernel<TR, TX, TW, TO><<<unsigned(x.rows), row_threads(x.cols), 0, stream>>>(
+                residual ? residual->ptr<TR>() : nullptr, residual ? residual->stride : 0,
+                x.ptr<TX>(), x.stride, w.ptr<TW>(), eps, offset, out.ptr<TO>(), out.stride,
+                int(x.cols));
+          }
         });
       });
     });
