@@ -33,18 +33,6 @@ constexpr int kShrinkWarps = kShrinkThreads / 32;
 constexpr int kShrinkRanks = 16;  // ranks a pass keeps in registers
 constexpr int kExpandThreads = 256;
 
-// 8 bf16 from a 16-byte load.
-__device__ __forceinline__ void load_bf16x8(const bf16* p, float (&v)[8]) {
-  const uint4 u = *reinterpret_cast<const uint4*>(p);
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&w[j]);
-    v[2 * j] = __low2float(h);
-    v[2 * j + 1] = __high2float(h);
-  }
-}
-
 // kVec: K, both strides and both base pointers allow 16-byte loads (decided from the
 // tensors alone, so the same for every batch); else 2-byte loads, one element a step.
 template <int RPW, bool kVec>
@@ -72,7 +60,7 @@ __global__ void __launch_bounds__(kShrinkThreads)
 #pragma unroll
         for (int i = 0; i < RPW; ++i) {
           if (i < nrows) {
-            load_bf16x8(xr + i * xs + k, xv[i]);
+            unpack_bf16x8(*reinterpret_cast<const uint4*>(xr + i * xs + k), xv[i]);
           } else {
 #pragma unroll
             for (int j = 0; j < 8; ++j) xv[i][j] = 0.0f;
@@ -82,7 +70,7 @@ __global__ void __launch_bounds__(kShrinkThreads)
         for (int r = 0; r < kShrinkRanks; ++r) {
           if (r >= nr) break;
           float av[8];
-          load_bf16x8(ar + r * as + k, av);
+          unpack_bf16x8(*reinterpret_cast<const uint4*>(ar + r * as + k), av);
 #pragma unroll
           for (int i = 0; i < RPW; ++i) {
             float d = 0.0f;
