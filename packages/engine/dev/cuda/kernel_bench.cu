@@ -22,7 +22,6 @@
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
-#include "backend/cuda/lora_kernels.h"
 
 using namespace bg;
 using namespace bg::cuda;
@@ -382,42 +381,6 @@ void bench_add_rms_norm_f32() {
 
 }  // namespace
 
-// --- LoRA (issue 15): the segmented shrink + expand beside the base projection ----
-// Gemma-7B projections with rank-16 adapters, the rows spread over 8 adapters: a
-// decode step of 160 sequences and a prefill step of 8192 tokens. The LoRA time is
-// what the adapters add to the cuBLAS product printed above it.
-void bench_lora() {
-  const int rank = 16, slots = 8;
-  struct Proj {
-    const char* name;
-    int N, K;
-  };
-  for (int T : {160, 8192}) {
-    for (const Proj& pr : {Proj{"q", 4096, 3072}, Proj{"gate", 24576, 3072}, Proj{"down", 3072, 24576}}) {
-      Dev x(size_t(T) * pr.K * 2), w(size_t(pr.N) * pr.K * 2), o(size_t(T) * pr.N * 2);
-      Dev a(size_t(slots) * rank * pr.K * 2), b(size_t(slots) * pr.N * rank * 2), tmp(size_t(T) * rank * 4);
-      Tensor tx = rand_bf16(x, T, pr.K, 1, 5), tw = rand_bf16(w, pr.N, pr.K, 0.02f, 6);
-      Tensor ta = rand_bf16(a, int64_t(slots) * rank, pr.K, 0.02f, 7), tb = rand_bf16(b, int64_t(slots) * pr.N, rank, 0.1f, 8);
-      Tensor to = view(o.p, DType::bf16, T, pr.N), tt = view(tmp.p, DType::f32, T, rank);
-      std::vector<int32_t> seg;
-      for (int g = 0; g < slots; ++g) seg.insert(seg.end(), {g * (T / slots), T / slots, g});
-      Dev dseg(seg.size() * 4);
-      CK(cudaMemcpy(dseg.p, seg.data(), seg.size() * 4, cudaMemcpyHostToDevice));
-      char name[128];
-      std::snprintf(name, sizeof name, "7b %s gemm M=%d N=%d K=%d cuBLAS", pr.name, T, pr.N, pr.K);
-      const double base = time_ms([&] { cublas_gemm(tx, tw, to); });
-      row(name, base, 0, 2.0 * T * pr.N * double(pr.K));
-      std::snprintf(name, sizeof name, "  lora r16 x8 adapters");
-      const double ms = time_ms([&] {
-        launch_lora_add(tx, ta, tb, rank, static_cast<int32_t*>(dseg.p), slots, T / slots, tt, to, nullptr);
-      });
-      // Bytes: x read, out read and written, each adapter's A and B once.
-      row(name, ms, 2.0 * T * pr.K + 4.0 * T * pr.N + 2.0 * slots * rank * (pr.K + pr.N), 0);
-      std::printf("  lora / base product                              %6.2fx\n", ms / base);
-    }
-  }
-}
-
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   cudaDeviceProp p;
@@ -446,7 +409,6 @@ int main(int argc, char** argv) {
   bench_sample(256, 256000, 1.0f);
   bench_sampling_vs_greedy();
   bench_add_rms_norm_f32();
-  bench_lora();
   CK(cudaDeviceSynchronize());
   cublasDestroy(g_cublas);
   return 0;

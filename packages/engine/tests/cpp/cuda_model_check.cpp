@@ -38,14 +38,10 @@
 //       Three random peft adapters (ranks 16, 8 and 4 on all seven projections;
 //       bench/random_weights.h) written beside the model (MODEL_DIR/cuda-check-loras),
 //       on the device with two adapter slots (so the third evicts one) against the
-//       CPU engine (f32): the logits of a prompt through the base within the
-//       --reference bound (rel_l2 per position), through each adapter within 1.5x
-//       that bound, where each adapter moves the CPU's logits by more than 5x its
-//       bound (an adapter the device ignored would fail). The adapters' margin: the
-//       device adds each projection's LoRA delta to the projection's bf16 output (as
-//       Punica and vLLM do), one more bf16 rounding at each of the seven projections
-//       of a layer, and these random adapters move the logits by ~116 % (H100,
-//       2026-12-08, Gemma-2B shapes: base 1.25e-2, adapters 1.83e-2 to 2.04e-2); then, deterministic = true, the mixed requests spread over the base
+//       CPU engine (f32): the logits of a prompt through each adapter and the base
+//       within the --reference bound (rel_l2 per position), where each adapter moves
+//       the CPU's logits by more than that bound (an adapter the device ignored would
+//       fail); then, deterministic = true, the mixed requests spread over the base
 //       and the three adapters run together and each alone give identical tokens.
 //
 // Ends with `N passed, N failed` (checks, not positions).
@@ -362,20 +358,17 @@ void check_lora(const std::string& model_dir, const std::string& device, int n, 
   std::unique_ptr<Engine> dev = load(model_dir, device, false, 64, 2048, true, loras, 2);
   for (size_t i = 0; i < models.size(); ++i) {
     const double err = worst_rel_l2(dev->prompt_logits(prompt, models[i]), want[i], size_t(vocab));
-    const double bound = i == 0 ? max_rel_l2 : 1.5 * max_rel_l2;
-    char msg[320];
+    char msg[256];
     std::snprintf(msg, sizeof msg, "lora %s %s: %zu positions, device vs CPU rel_l2 %.2e (bound %.2e)",
-                  model_dir.c_str(), models[i].empty() ? "base" : models[i].c_str(), prompt.size(), err, bound);
+                  model_dir.c_str(), models[i].empty() ? "base" : models[i].c_str(), prompt.size(), err, max_rel_l2);
     std::string what = msg;
-    bool moved_enough = true;
+    double moved = INFINITY;
     if (i > 0) {
-      const double moved = worst_rel_l2(want[i], want[0], size_t(vocab));
-      std::snprintf(msg, sizeof msg, "; the adapter moves the CPU's logits by rel_l2 %.2e (at least %.2e)", moved,
-                    5 * bound);
+      moved = worst_rel_l2(want[i], want[0], size_t(vocab));
+      std::snprintf(msg, sizeof msg, "; the adapter moves the CPU's logits by rel_l2 %.2e", moved);
       what += msg;
-      moved_enough = moved > 5 * bound;
     }
-    verdict(err <= bound && moved_enough, what);
+    verdict(err <= max_rel_l2 && moved > max_rel_l2, what);
   }
   dev.reset();
 
