@@ -29,6 +29,10 @@
 #     warm-up and workload A); a list runs each workload's engine-alone run, then one
 #     coordinator and worker for all of them, and prints one JSON line per workload.
 #     Prefix caching is on in every run (the worker's default).
+#     a-sampled is workload A with every --sampled-every'th line (default 2: half of them)
+#     sampled at --temperature 0.8, --top-p 0.95 and a seed of its own; with a and a-sampled
+#     in one list a last JSON line (label sampled-vs-greedy) gives a-sampled's tokens/s over
+#     a's, engine alone and through the pipeline (issue 11: >= 0.9x both).
 #   --prefixes 8 --prefix-min 500 --prefix-max 1500 --suffix-min 20 --suffix-max 150
 #   --out-min 100 --out-max 250: the shared-prefix workload's shape
 #   --compare-caching-off: the engine alone also runs each workload with prefix caching
@@ -55,7 +59,7 @@ fi
 MODELS=$scratch/pipeline
 
 device=cuda:0 preset=gemma-2b lines=2000 prompt_len=512 max_tokens=256 max_seqs=1024
-max_batch_tokens=8192 threads="" jobs=16 cuda_arch=90 seed=1 workload=a compare_off=0 shape=()
+max_batch_tokens=8192 threads="" jobs=16 cuda_arch=90 seed=1 workload=a compare_off=0 shape=() sampling=()
 while [ $# -gt 0 ]; do
   case $1 in
     --compare-caching-off) compare_off=1; shift; continue ;;
@@ -76,16 +80,17 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2 ;;
     --workload) workload=$2 ;;
     --prefixes|--prefix-min|--prefix-max|--suffix-min|--suffix-max|--out-min|--out-max) shape+=("$1" "$2") ;;
+    --sampled-every|--temperature|--top-p) sampling+=("$1" "$2") ;;
     *) echo "gpu-pipeline: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift 2
 done
 IFS=, read -ra workloads <<<"$workload"
-[ ${#workloads[@]} -gt 0 ] || { echo "gpu-pipeline: --workload: a, shared-prefix or a list of them" >&2; exit 2; }
+[ ${#workloads[@]} -gt 0 ] || { echo "gpu-pipeline: --workload: a, a-sampled, shared-prefix or a list of them" >&2; exit 2; }
 for w in "${workloads[@]}"; do
   case $w in
-    a|shared-prefix) ;;
-    *) echo "gpu-pipeline: --workload: a, shared-prefix or a list of them (got $w)" >&2; exit 2 ;;
+    a|a-sampled|shared-prefix) ;;
+    *) echo "gpu-pipeline: --workload: a, a-sampled, shared-prefix or a list of them (got $w)" >&2; exit 2 ;;
   esac
 done
 
@@ -175,9 +180,13 @@ for w in "${workloads[@]}"; do
     "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
       --workload shared-prefix "${shape[@]}" --seed "$seed" --out "$(batch_of "$w")" || die "make-batch"
   else
-    step "batch: $lines lines, $prompt_len prompt ids, max_tokens $max_tokens"
+    step "batch ($w): $lines lines, $prompt_len prompt ids, max_tokens $max_tokens ${sampling[*]}"
+    # a-sampled gets prompts of its own (seed + 1): the pipeline's one worker would
+    # otherwise serve them from the prefix cache that workload A's batch left.
+    sampled=() batch_seed=$seed
+    [ "$w" = a-sampled ] && sampled=(--workload a-sampled "${sampling[@]}") batch_seed=$((seed + 1))
     "$NODE" "$APP/pipeline-tool.mjs" make-batch --model-dir "$model_dir" --model "$model" --lines "$lines" \
-      --prompt-len "$prompt_len" --max-tokens "$max_tokens" --seed "$seed" --out "$(batch_of "$w")" || die "make-batch"
+      --prompt-len "$prompt_len" --max-tokens "$max_tokens" --seed "$batch_seed" "${sampled[@]}" --out "$(batch_of "$w")" || die "make-batch"
   fi
 done
 # Every run first warms up on 4 other lines (the engine benchmark does too): first-use
@@ -255,6 +264,12 @@ for w in "${workloads[@]}"; do
     --set "max_seqs=$max_seqs" --set "max_batch_tokens=$max_batch_tokens") || die "summary ($w)"
   lines_out+=("$line")
 done
+if [[ " ${workloads[*]} " == *" a "* && " ${workloads[*]} " == *" a-sampled "* ]]; then
+  line=$("$NODE" "$APP/pipeline-tool.mjs" compare --engine "$WORK/engine-a.json" --pipeline "$WORK/pipeline-a.json" \
+    --engine-b "$WORK/engine-a-sampled.json" --pipeline-b "$WORK/pipeline-a-sampled.json" --set label=sampled-vs-greedy \
+    --set "device=$device" --set "preset=$preset" --set "sampling=${sampling[*]:-every 2nd line at T 0.8, top_p 0.95}") || die "compare (a-sampled vs a)"
+  lines_out+=("$line")
+fi
 {
   printf '%s\n' "${lines_out[@]}"
   for w in "${workloads[@]}"; do

@@ -1,6 +1,6 @@
 // The engine alone on a batch file's prompts: the same addon and engine options the
 // worker uses, every line handed to Engine.generate at once, as the worker's requests
-// would be (greedy, EOS ignored, the line's max_tokens). The figure is output tokens
+// would be (EOS ignored, the line's max_tokens, temperature, top_p and seed). The figure is output tokens
 // over the time from the first generate() to the last result, after the lines of a
 // warm-up file (model load and warm-up excluded, as in the engine benchmark).
 import { performance } from "node:perf_hooks";
@@ -15,12 +15,13 @@ function asWorkerWould(engine, lines, prefix) {
         id: `${prefix}${l.customId}`,
         prompt: l.prompt,
         maxTokens: l.maxTokens,
-        temperature: 0,
-        topP: 1,
+        temperature: l.temperature,
+        topP: l.topP,
         topK: 0,
         minP: 0,
         priority: 0,
         ignoreEos: true,
+        ...(l.seed !== undefined && { seed: l.seed }),
       }),
     ),
   );

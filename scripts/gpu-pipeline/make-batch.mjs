@@ -1,6 +1,9 @@
 // A batch input file of completion lines whose prompts are random token ids (greedy,
 // ignore_eos, so every line produces exactly its max_tokens):
 //  - workload A: exactly promptLen ids each, maxTokens output tokens each;
+//  - a-sampled: workload A where every `sampled.every`-th line (lines 0, every, 2 *
+//    every, ...) samples at `sampled.temperature` and `sampled.topP` with seed
+//    seed + i, as bench_engine's --sampled-every (issue 11's half-sampled batch);
 //  - shared-prefix (bench_engine's --workload shared-prefix): each line one of
 //    `prefixes` random prefixes of [prefixMin, prefixMax] ids, then [suffixMin,
 //    suffixMax] ids of its own, and [outMin, outMax] output tokens.
@@ -24,7 +27,7 @@ function randomIds(seed) {
  * engine benchmark's, bench/bench_engine.cpp), clipped to the vocabulary, so they
  * avoid the special tokens at its start. Returns what was written.
  */
-export function makeBatch({ modelDir, model, lines, promptLen, maxTokens, seed, out, shared }) {
+export function makeBatch({ modelDir, model, lines, promptLen, maxTokens, seed, out, shared, sampled }) {
   const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
   const vocab = Math.min(config.vocab_size, 200_000);
   if (!(vocab > 1000)) throw new Error(`${modelDir}/config.json: vocab_size ${config.vocab_size} is too small`);
@@ -41,19 +44,21 @@ export function makeBatch({ modelDir, model, lines, promptLen, maxTokens, seed, 
     promptTokens += prompt.length;
     outTokens += max;
     const body = { model, prompt, max_tokens: max, temperature: 0, ignore_eos: true };
+    if (sampled && i % sampled.every === 0) Object.assign(body, { temperature: sampled.temperature, top_p: sampled.topP, seed: seed + i });
     rows.push(JSON.stringify({ custom_id: `line-${i}`, method: "POST", url: "/v1/completions", body }));
   }
   writeFileSync(out, rows.join("\n") + "\n");
   return { lines, promptTokens, outTokens, bytes: Buffer.byteLength(rows.join("\n")) + 1 };
 }
 
-/** The lines of a batch file as { customId, prompt, maxTokens } (what the engine-alone run replays). */
+/** The lines of a batch file as { customId, prompt, maxTokens, temperature, topP, seed } (what the engine-alone run replays). */
 export function readBatch(file) {
   return readFileSync(file, "utf8")
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => {
       const line = JSON.parse(l);
-      return { customId: line.custom_id, prompt: line.body.prompt, maxTokens: line.body.max_tokens };
+      const { prompt, max_tokens: maxTokens, temperature = 0, top_p: topP = 1, seed } = line.body;
+      return { customId: line.custom_id, prompt, maxTokens, temperature, topP, seed };
     });
 }

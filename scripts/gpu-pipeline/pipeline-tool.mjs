@@ -8,6 +8,7 @@
 //   make-batch --model-dir D --model NAME --lines N --prompt-len L --max-tokens M --seed S --out FILE
 //              [--workload shared-prefix [--prefixes 8 --prefix-min 500 --prefix-max 1500
 //               --suffix-min 20 --suffix-max 150 --out-min 100 --out-max 250]]
+//              [--workload a-sampled [--sampled-every 2 --temperature 0.8 --top-p 0.95]]
 //   engine --input FILE [--warmup FILE] --model-dir D --device DEV --max-seqs N [--max-batch-tokens T] [--threads T]
 //          [--no-prefix-caching] --report FILE
 //   submit --url URL --api-key K --input FILE [--expect-tokens M | --expect-input-max-tokens] [--expect-prompt-tokens L]
@@ -15,6 +16,8 @@
 //   summary --engine FILE [--engine-off FILE] --pipeline FILE [--set KEY=VALUE ...]
 //          one JSON line: both speeds and their ratio, the prompt tokens computed and cached in
 //          each run (and with --engine-off, the engine alone with caching off and on/off)
+//   compare --engine FILE --pipeline FILE --engine-b FILE --pipeline-b FILE [--set KEY=VALUE ...]
+//          one JSON line: run b's tokens/s over the first's, engine alone and through the pipeline
 import { readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { parseArgs } from "node:util";
@@ -31,6 +34,12 @@ function int(values, key, dflt) {
   if (v === undefined) throw new Error(`--${key} is required`);
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${key}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+function num(values, key, dflt) {
+  const v = values[key] ?? dflt;
+  const n = Number(v);
+  if (v === undefined || v === "" || !Number.isFinite(n) || n < 0) throw new Error(`--${key}: expected a non-negative number, got ${JSON.stringify(v)}`);
   return n;
 }
 function str(values, key, dflt) {
@@ -53,6 +62,17 @@ async function waitFor(what, timeoutS, check) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutS} s waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** The --set KEY=VALUE pairs as an object (numbers where they look like numbers). */
+function sets(values) {
+  const extra = {};
+  for (const kv of values.set ?? []) {
+    const eq = kv.indexOf("=");
+    const value = kv.slice(eq + 1);
+    extra[kv.slice(0, eq)] = /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  }
+  return extra;
 }
 
 const commands = {
@@ -82,7 +102,7 @@ const commands = {
   async "make-batch"(args) {
     const v = args.values;
     const workload = v.workload ?? "a";
-    if (workload !== "a" && workload !== "shared-prefix") throw new Error(`--workload: a or shared-prefix, got ${workload}`);
+    if (!["a", "a-sampled", "shared-prefix"].includes(workload)) throw new Error(`--workload: a, a-sampled or shared-prefix, got ${workload}`);
     const shared =
       workload === "shared-prefix"
         ? {
@@ -95,6 +115,10 @@ const commands = {
             outMax: int(v, "out-max", "250"),
           }
         : undefined;
+    const sampled =
+      workload === "a-sampled"
+        ? { every: Math.max(1, int(v, "sampled-every", "2")), temperature: num(v, "temperature", "0.8"), topP: num(v, "top-p", "0.95") }
+        : undefined;
     const made = makeBatch({
       modelDir: str(v, "model-dir"),
       model: str(v, "model"),
@@ -104,6 +128,7 @@ const commands = {
       seed: int(v, "seed", "1"),
       out: str(v, "out"),
       shared,
+      sampled,
     });
     log(`make-batch (${workload}): ${made.lines} lines, ${made.promptTokens} prompt ids, ${made.outTokens} output tokens (${made.bytes} bytes)`);
   },
@@ -143,12 +168,7 @@ const commands = {
     const pipeline = JSON.parse(readFileSync(str(v, "pipeline"), "utf8"));
     const off = v["engine-off"] === undefined ? null : JSON.parse(readFileSync(v["engine-off"], "utf8"));
     if (off && off.prefix_caching !== false) throw new Error(`--engine-off ${v["engine-off"]}: a run with prefix caching on`);
-    const extra = {};
-    for (const kv of v.set ?? []) {
-      const eq = kv.indexOf("=");
-      const value = kv.slice(eq + 1);
-      extra[kv.slice(0, eq)] = /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-    }
+    const extra = sets(v);
     const round = (x) => Math.round(x * 10) / 10;
     console.log(
       JSON.stringify({
@@ -177,6 +197,24 @@ const commands = {
       }),
     );
   },
+
+  async compare(args) {
+    const v = args.values;
+    const read = (key) => JSON.parse(readFileSync(str(v, key), "utf8"));
+    const [engine, pipeline, engineB, pipelineB] = ["engine", "pipeline", "engine-b", "pipeline-b"].map(read);
+    const r3 = (x) => Math.round(x * 1000) / 1000;
+    console.log(
+      JSON.stringify({
+        ...sets(v),
+        engine_out_tok_s: Math.round(engine.out_tok_s * 10) / 10,
+        engine_b_out_tok_s: Math.round(engineB.out_tok_s * 10) / 10,
+        engine_ratio: r3(engineB.out_tok_s / engine.out_tok_s),
+        pipeline_out_tok_s: Math.round(pipeline.out_tok_s * 10) / 10,
+        pipeline_b_out_tok_s: Math.round(pipelineB.out_tok_s * 10) / 10,
+        pipeline_ratio: r3(pipelineB.out_tok_s / pipeline.out_tok_s),
+      }),
+    );
+  },
 };
 
 async function main() {
@@ -192,8 +230,9 @@ async function main() {
     strict: true,
     options: Object.fromEntries(
       ["timeout-s", "warmup", "url", "model-dir", "model", "lines", "prompt-len", "max-tokens", "seed", "out", "input", "device", "max-seqs",
-        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "engine-off", "pipeline",
-        "workload", "prefixes", "prefix-min", "prefix-max", "suffix-min", "suffix-max", "out-min", "out-max"]
+        "max-batch-tokens", "threads", "report", "api-key", "poll-ms", "expect-tokens", "expect-prompt-tokens", "engine", "engine-off", "pipeline", "engine-b", "pipeline-b",
+        "workload", "prefixes", "prefix-min", "prefix-max", "suffix-min", "suffix-max", "out-min", "out-max", "sampled-every",
+        "temperature", "top-p"]
         .map((k) => [k, { type: "string" }])
         .concat([["set", { type: "string", multiple: true }]])
         .concat(["no-prefix-caching", "expect-input-max-tokens"].map((k) => [k, { type: "boolean" }])),
