@@ -56,6 +56,22 @@
 #               e.g. "build ops kernels bench roofline sampled"), then its
 #               cuda_model_check --invariance and --prefix-cache on Gemma-2B. Not in the
 #               default list; about 6-8 min. What passes here can be merged.
+#   profile     where workload A's time goes (issue 11): cuda_ops_test
+#               op_profile_covers_a_step, then bench_engine with BG_PROFILE_OPS=1 (the
+#               backend times every op by category: cudaEvent pairs on its stream,
+#               batchgen/op_profile.h) on Gemma-2B (1024 prompts) and Gemma-7B (512), as
+#               the bench phase runs them; prints a table per model: category, GPU ms,
+#               share of the run's wall time, calls, us a call and the matrix products'
+#               TFLOP/s, then the ops' sum and the time in no op, and the profiled
+#               run's out tok/s against the bench phase's when that ran in the same
+#               call (what the timing costs). Not in the default list; about 2 min with
+#               the models written (the bench phase writes them, else this one does).
+#               $BG_PROFILE_SHAPES (default "gemma-2b gemma-7b") and $BG_PROFILE_ARGS
+#               (appended to each run's arguments) change it; a CPU rehearsal (no
+#               figure, no cuda_ops_test):
+#                 BG_ENGINE_BUILD=packages/engine/build BG_PROFILE_SHAPES=tiny-gemma \
+#                 BG_PROFILE_ARGS="--device cpu --n 64 --inp 64 --out 32 --max-seqs 64" \
+#                 BG_SCRATCH=/tmp/bg-scratch scripts/gpu-check.sh profile
 #   archs       full-size shapes of the newer architectures, one model at a time
 #               (write, transformers reference, logits + greedy check, workload A,
 #               delete): the models named in $BG_ARCH_MODELS (default all seven:
@@ -84,7 +100,7 @@ export PYTHONUNBUFFERED=1
 
 phases=("$@")
 [ ${#phases[@]} -gt 0 ] || phases=(build ops kernels bench peer roofline reference models invariance det sampled prefix extras lora)
-ALL_PHASES=(build ops kernels bench peer roofline reference models invariance det sampled prefix extras lora pending archs)
+ALL_PHASES=(build ops kernels bench peer roofline reference models invariance det sampled prefix extras lora profile pending archs)
 declare -A status seconds
 want() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 run_phase() { # name, function
@@ -276,6 +292,47 @@ PY
     limit 120 "$B/bench_engine" --shape "$m" --model-dir "$SCRATCH/$m" --write-only || ok=1
     limit 300 "$B/cuda_model_check" --lora "$SCRATCH/$m" || ok=1
   done
+  return $ok
+}
+
+do_profile() {
+  local ok=0 s n
+  [ ! -x "$B/cuda_ops_test" ] || limit 120 "$B/cuda_ops_test" op_profile_covers_a_step || ok=1
+  for s in ${BG_PROFILE_SHAPES:-gemma-2b gemma-7b}; do
+    n=1024; [ "$s" = gemma-7b ] && n=512
+    # shellcheck disable=SC2086
+    BG_PROFILE_OPS=1 bench "profile-$s" --shape "$s" --model-dir "$SCRATCH/$s" --n $n --max-batch-tokens 8192 \
+      ${BG_PROFILE_ARGS:-} || ok=1
+  done
+  python3 - "$RESULTS" <<'PY' || ok=1
+import json, sys
+rows = list(map(json.loads, filter(str.strip, open(sys.argv[1]))))
+plain = {r["shape"]: r for r in rows if r["label"] in ("ours-2b", "ours-7b")}
+profiled = [r for r in rows if r["label"].startswith("profile-")]
+if not profiled:
+    sys.exit("profile: no profile run")
+bad = 0
+for r in profiled:
+    if "op_ms" not in r:
+        print("  %s: no op_ms in its line (the engine did not profile)" % r["label"]); bad += 1
+        continue
+    wall, total = r["op_wall_ms"], r["op_ms_sum"]
+    print("  %s: %s, %d prompts x (%d in, %d out), %d steps, %.1f out tok/s, wall %.1f ms (%.2f ms a step)" % (
+        r["label"], r["gpu"], r["n"], r["inp"], r["out"], r["steps"], r["out_tok_s"], wall, wall / max(1, r["steps"])))
+    print("  %-18s %10s %7s %8s %9s %8s" % ("category", "ms", "share", "calls", "us/call", "TFLOP/s"))
+    for name, ms in sorted(r["op_ms"].items(), key=lambda kv: -kv[1]):
+        calls, tflop = r["op_calls"][name], r["op_tflop"].get(name)
+        rate = "%8.1f" % (tflop / (ms / 1e3)) if tflop and ms > 0 else ""
+        print("  %-18s %10.1f %6.1f%% %8d %9.1f %s" % (name, ms, 100 * ms / wall, calls, 1e3 * ms / max(1, calls), rate))
+    print("  %-18s %10.1f %6.1f%%" % ("sum of the ops", total, 100 * total / wall))
+    print("  %-18s %10.1f %6.1f%%" % ("in no op", wall - total, 100 * (wall - total) / wall))
+    base = plain.get(r["shape"])
+    if base:
+        print("  profiling cost: %.1f out tok/s profiled, %.1f in the bench phase (%.2fx)" % (
+            r["out_tok_s"], base["out_tok_s"], r["out_tok_s"] / base["out_tok_s"]))
+    print()
+sys.exit(1 if bad else 0)
+PY
   return $ok
 }
 

@@ -35,6 +35,12 @@
 // the cap the engine ran with, host_ms_per_step and host_gap_ms_per_step its host
 // time per step (EngineStats::host_ms, host_gap_ms).
 //
+// BG_PROFILE_OPS=1 in the environment: the backend times its ops by category and the
+// JSON line ends with op_ms (category -> ms over the timed run, device time on a GPU),
+// op_calls, op_tflop (the matrix products' work), op_ms_sum and op_wall_ms (the run's
+// wall time, the `secs` figure; minus op_ms_sum, the time in no op). See
+// batchgen/op_profile.h and scripts/gpu-check.sh profile.
+//
 // Sampling extras (issue 13), each on every line:
 //   --json-schema F    response format json_schema with an F-field object (string,
 //                      integer and boolean fields in turn); lines end when the JSON
@@ -460,7 +466,7 @@ int main(int argc, char** argv) {
         "\"temperature\":%g,\"top_p\":%g,\"sampled_every\":%d,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
         "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f,\"max_seqs_derived\":%s,"
         "\"host_ms_per_step\":%.4f,\"host_gap_ms_per_step\":%.4f,\"loras\":%d,\"max_loras\":%d,"
-        "\"lora_rank\":%d,\"lora_loads\":%lld,\"lora_evictions\":%lld}\n",
+        "\"lora_rank\":%d,\"lora_loads\":%lld,\"lora_evictions\":%lld",
         info.device.c_str(), info.device_name.c_str(), shape.c_str(), workload.c_str(), n,
         shared ? int(prompt_tokens / std::max(1, n)) : inp, shared ? int(tokens / std::max(1, n)) : out, secs,
         tokens / secs, double(tokens + prompt_tokens) / secs, deterministic ? "true" : "false",
@@ -477,6 +483,9 @@ int main(int argc, char** argv) {
         (after.host_gap_ms - before.host_gap_ms) / double(std::max<int64_t>(1, after.host_gaps - before.host_gaps)),
         loras, info.max_loras, loras > 0 ? info.lora_rank : 0, (long long)(after.lora_loads - before.lora_loads),
         (long long)(after.lora_evictions - before.lora_evictions));
+    const OpProfile ops = op_profile_since(after.op_profile, before.op_profile);
+    if (ops.total_calls() > 0) std::printf(",%s", op_profile_json(ops, secs * 1e3).c_str());
+    std::printf("}\n");
     return wrong ? 1 : 0;
   } catch (const EngineError& e) {
     std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());

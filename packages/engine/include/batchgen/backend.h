@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "batchgen/op_profile.h"
 #include "batchgen/quant_weight.h"
 #include "batchgen/sampling.h"
 #include "batchgen/step_batch.h"
@@ -121,7 +122,11 @@ class Backend {
                             float weight_offset, Tensor& out) = 0;
 
   // out = x @ w^T (+ bias). x [T, K], w [N, K], bias [1, N] or null, out [T, N] (act or f32).
-  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // `role` only names the product for the op profile.
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, LinearRole role) = 0;
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+    linear(x, w, bias, out, LinearRole::other);
+  }
 
   // --- quantized weights (batchgen/quant_weight.h) ----------------------------
   // Takes w into the backend for linear_quant(), or returns null when this backend
@@ -132,9 +137,13 @@ class Backend {
     return nullptr;
   }
   // linear() with a quantized weight: out = x @ dequant(w)^T (+ bias).
-  virtual void linear_quant(const Tensor& x, const QuantLinear& w, const Tensor* bias, Tensor& out) {
-    (void)x, (void)w, (void)bias, (void)out;
+  virtual void linear_quant(const Tensor& x, const QuantLinear& w, const Tensor* bias, Tensor& out,
+                            LinearRole role) {
+    (void)x, (void)w, (void)bias, (void)out, (void)role;
     throw EngineError(ErrorCode::internal, "linear_quant on a backend without quantized weights");
+  }
+  void linear_quant(const Tensor& x, const QuantLinear& w, const Tensor* bias, Tensor& out) {
+    linear_quant(x, w, bias, out, LinearRole::other);
   }
   // LoRA (batched low-rank updates, grouped by adapter): for each of the step's
   // LoRA segments (row0, rows, slot), with R = rank,
@@ -188,12 +197,19 @@ class Backend {
   void sample(const Tensor& logits, const std::vector<SampleRow>& rows, int32_t* out_ids) {
     sample(logits, rows, nullptr, out_ids, nullptr);
   }
+
+  // --- op profile (batchgen/op_profile.h) -----------------------------------------
+  // Time per op category since the backend was made, as far as the device has got
+  // (every op before the last call that synchronised is in). All zero when
+  // BackendOptions::profile_ops is off.
+  virtual OpProfile op_profile() = 0;
 };
 
 struct BackendOptions {
   std::string device = "cpu";   // "cpu" | "cuda" | "cuda:N"
   int32_t threads = 0;          // cpu: 0 = hardware concurrency
   bool deterministic = false;   // results independent of batch composition (may cost speed)
+  bool profile_ops = false;     // time every op by category (op_profile(); the engine: BG_PROFILE_OPS=1)
 };
 
 // Creates the backend a device string names. Throws EngineError(unsupported) for

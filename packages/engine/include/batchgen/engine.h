@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "batchgen/op_profile.h"
 #include "batchgen/sampling.h"
 #include "batchgen/tensor.h"
 
@@ -141,6 +142,9 @@ struct EngineStats {
   std::vector<std::string> loras_resident;  // adapters in a device slot now
   int64_t lora_loads = 0;            // adapters read into a slot (first use or after eviction)
   int64_t lora_evictions = 0;
+  // Time per op category since load when BG_PROFILE_OPS=1 was set at load (all zero
+  // otherwise): device time on a GPU, as far as the device has got.
+  OpProfile op_profile;
 };
 
 struct ModelInfo {

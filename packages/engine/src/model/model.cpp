@@ -271,13 +271,13 @@ class TransformerModel final : public Model {
         b.add_rms_norm(residual, proj, L.input_norm, eps, off, normed);  // + previous MLP output
       }
       const AttentionParams& ap = attn_[size_t(l)];
-      linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv);
+      linear(normed, L.qkv, c.attention_bias ? &L.qkv_bias : nullptr, qkv, LinearRole::qkv);
       if (lora_) lora_->apply(step, l, LoraStack::Site::qkv, normed, qkv);
       if (c.qk_norm) b.head_rms_norm(qkv, heads_, L.q_norm, L.k_norm, eps, off);
       b.rope(qkv, step, heads_, ap.window > 0 ? rope_local_ : rope_);
       b.kv_write(qkv, step, heads_, kv_[size_t(l)]);
       b.attention(qkv, step, heads_, kv_[size_t(l)], ap, attn);
-      linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj);
+      linear(attn, L.o, c.attention_out_bias ? &L.o_bias : nullptr, proj, LinearRole::o);
       if (lora_) lora_->apply(step, l, LoraStack::Site::o, attn, proj);
       if (c.sandwich_norms) {
         // Gemma 2/3: the attention output is normed before the residual add, and the
@@ -287,10 +287,10 @@ class TransformerModel final : public Model {
       } else {
         b.add_rms_norm(residual, proj, L.post_norm, eps, off, normed);
       }
-      linear(normed, L.gate_up, nullptr, gate_up);
+      linear(normed, L.gate_up, nullptr, gate_up, LinearRole::gate_up);
       if (lora_) lora_->apply(step, l, LoraStack::Site::gate_up, normed, gate_up);
       b.gated_activation(gate_up, c.activation, mlp);
-      linear(mlp, L.down, nullptr, proj);
+      linear(mlp, L.down, nullptr, proj, LinearRole::down);
       if (lora_) lora_->apply(step, l, LoraStack::Site::down, mlp, proj);
       if (c.sandwich_norms) b.rms_norm(proj, L.post_ff_norm, eps, off, proj);
     }
@@ -300,9 +300,9 @@ class TransformerModel final : public Model {
     if (R == 0) return logits;
     b.gather_rows(normed, step, rows);
     if (c.tie_word_embeddings) {
-      b.linear(rows, embed_, nullptr, logits);
+      b.linear(rows, embed_, nullptr, logits, LinearRole::lm_head);
     } else {
-      linear(rows, lm_head_, nullptr, logits);
+      linear(rows, lm_head_, nullptr, logits, LinearRole::lm_head);
     }
     if (c.final_logit_softcap > 0) b.softcap(logits, c.final_logit_softcap);
     return logits;
@@ -322,11 +322,11 @@ class TransformerModel final : public Model {
     weight_params_ += rows * cols;
   }
 
-  void linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& out) {
+  void linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Tensor& out, LinearRole role) {
     if (w.quant) {
-      backend_.linear_quant(x, *w.quant, bias, out);
+      backend_.linear_quant(x, *w.quant, bias, out, role);
     } else {
-      backend_.linear(x, w.dense, bias, out);
+      backend_.linear(x, w.dense, bias, out, role);
     }
   }
 

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <climits>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -83,6 +85,14 @@ void options_validate(const EngineOptions& o) {
   if (o.max_model_len < 0) invalid("max_model_len must be >= 0 (0 = the model's)");
 }
 
+// BG_PROFILE_OPS=1 at load: the backend times its ops by category (EngineStats::op_profile).
+bool profile_ops_from_env() {
+  const char* v = std::getenv("BG_PROFILE_OPS");
+  if (!v || !*v || std::strcmp(v, "0") == 0) return false;
+  if (std::strcmp(v, "1") != 0) invalid(std::string("BG_PROFILE_OPS must be 1 or 0, got \"") + v + "\"");
+  return true;
+}
+
 class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineOptions& options) : options_(options), epoch_(Clock::now()) {
@@ -91,6 +101,7 @@ class EngineImpl final : public Engine {
     bo.device = options_.device;
     bo.threads = options_.threads;
     bo.deterministic = options_.deterministic;
+    bo.profile_ops = profile_ops_from_env();
     backend_ = backend_create(bo);
     ModelLoadOptions mo;
     mo.quantize = options_.quantize;
@@ -459,6 +470,7 @@ class EngineImpl final : public Engine {
     s.loras_resident = lora_->resident();
     s.lora_loads = lora_->loads();
     s.lora_evictions = lora_->evictions();
+    s.op_profile = backend_->op_profile();
     return s;
   }
 

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdarg>
 #include <cmath>
 #include <cstdio>
@@ -1129,6 +1130,95 @@ TEST_CASE(sample_extras_match_cpu_sampler) {
   std::printf("  %-22s %4d rows, %d differ from the CPU sampler (worst logprob diff %.2g)\n", "sample extras",
               rows_total, mismatched, worst_lp);
   CHECK_EQ(mismatched, 0);
+}
+
+// --- op profile (BG_PROFILE_OPS) -------------------------------------------------------
+
+// One layer of a Gemma-2B-shaped step and its head on a profiling backend: every op
+// lands in its category with its calls, the mixed step's attention is timed as its
+// prefill and decode sections apart, and the ops add up to at most the step's wall
+// time (each is device time between two events queued in order on the one stream).
+// The backends made without profiling have recorded nothing.
+TEST_CASE(op_profile_covers_a_step) {
+  BackendOptions o;
+  o.device = "cuda";
+  o.profile_ops = true;
+  std::unique_ptr<Backend> g = cuda_backend_create(o);
+  const HeadLayout heads{8, 1, 256};
+  const int H = 2048, I = 4096, V = 32000, bs = 16;
+  const std::vector<SeqSpec> seqs = {{1, 300}, {64, 64}, {1, 40}, {17, 500}};
+  std::vector<std::vector<int>> tables;
+  const int num_blocks = blocks_needed(seqs, bs) + 2;
+  const StepBatch b = make_step(seqs, bs, num_blocks, &tables);
+  const int T = b.num_tokens(), R = int(b.logit_rows.size());
+  Arena a;
+  auto weight = [&](int64_t rows, int64_t cols, float scale) {
+    Tensor t = a.alloc(*g, DType::bf16, rows, cols);
+    const std::vector<float> v = randn(size_t(rows * cols), scale);
+    g->upload(t, 0, v.data(), DType::f32, rows);
+    return t;
+  };
+  Tensor embed = weight(V, H, 1.0f), norm_w = weight(1, H, 0.1f), qkv_w = weight(heads.qkv_width(), H, 0.02f);
+  Tensor o_w = weight(H, heads.q_width(), 0.02f), gate_up_w = weight(2 * I, H, 0.02f), down_w = weight(H, I, 0.02f);
+  const int64_t slots = int64_t(num_blocks) * bs;
+  KvLayer kv{weight(slots, heads.kv_width(), 1.0f), weight(slots, heads.kv_width(), 1.0f), bs};
+  auto act = [&](int64_t rows, int64_t cols) { return a.alloc(*g, DType::bf16, rows, cols); };
+  Tensor residual = act(T, H), normed = act(T, H), qkv = act(T, heads.qkv_width()), attn = act(T, heads.q_width());
+  Tensor proj = act(T, H), gate_up = act(T, 2 * I), mlp = act(T, I), hidden = act(R, H);
+  Tensor logits = a.alloc(*g, DType::f32, R, V);
+  RopeConfig rope;
+  rope.head_dim = rope.rotary_dim = heads.head_dim;
+  for (int i = 0; i < heads.head_dim / 2; ++i) rope.inv_freq.push_back(float(std::pow(10000.0, -2.0 * i / 256)));
+  AttentionParams params;
+  params.scale = 1.0f / 16.0f;
+  const std::vector<SampleRow> rows(size_t(R), SampleRow{0.0f, 0, 1.0f, 0.0f, 1, 0});
+  std::vector<int32_t> ids(static_cast<size_t>(R));
+  g->reserve_scratch(T, b.num_seqs(), 500, heads);
+  g->synchronize();
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const StepTensors st = g->upload_step(b);
+  g->embed(embed, st, 1.0f, residual);
+  g->rms_norm(residual, norm_w, 1e-6f, 1.0f, normed);
+  g->linear(normed, qkv_w, nullptr, qkv, LinearRole::qkv);
+  g->rope(qkv, st, heads, rope);
+  g->kv_write(qkv, st, heads, kv);
+  g->attention(qkv, st, heads, kv, params, attn);
+  g->linear(attn, o_w, nullptr, proj, LinearRole::o);
+  g->add_rms_norm(residual, proj, norm_w, 1e-6f, 1.0f, normed);
+  g->linear(normed, gate_up_w, nullptr, gate_up, LinearRole::gate_up);
+  g->gated_activation(gate_up, Activation::gelu_tanh, mlp);
+  g->linear(mlp, down_w, nullptr, proj, LinearRole::down);
+  g->add_rms_norm(residual, proj, norm_w, 1e-6f, 1.0f, normed);
+  g->gather_rows(normed, st, hidden);
+  g->linear(hidden, embed, nullptr, logits, LinearRole::lm_head);
+  g->softcap(logits, 30.0f);
+  g->sample(logits, rows, ids.data());
+  const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+  const OpProfile p = g->op_profile();
+  const std::pair<OpCategory, int64_t> expected[] = {
+      {OpCategory::step_upload, 1}, {OpCategory::embed, 1},          {OpCategory::norm, 3},
+      {OpCategory::matmul_qkv, 1},  {OpCategory::rope_kv_write, 2},  {OpCategory::attention_prefill, 1},
+      {OpCategory::attention_decode, 1}, {OpCategory::matmul_o, 1},  {OpCategory::matmul_gate_up, 1},
+      {OpCategory::activation, 1},  {OpCategory::matmul_down, 1},    {OpCategory::logits, 2},
+      {OpCategory::matmul_lm_head, 1}, {OpCategory::sample, 1}};
+  int64_t want_calls = 0;
+  for (auto [c, n] : expected) {
+    CHECK_EQ(p.calls[size_t(c)], n);
+    // Events resolve about half a microsecond: only the large ops must show time.
+    const bool large = c == OpCategory::attention_prefill || c == OpCategory::attention_decode ||
+                       p.flops[size_t(c)] > 0;
+    CHECK(large ? p.ms[size_t(c)] > 0.0 : p.ms[size_t(c)] >= 0.0);
+    want_calls += n;
+  }
+  CHECK_EQ(p.total_calls(), want_calls);
+  CHECK(p.flops[size_t(OpCategory::matmul_qkv)] == 2.0 * T * heads.qkv_width() * H);
+  CHECK(p.total_ms() <= wall_ms);
+  std::printf("  %-22s %lld ops, %.3f ms of device time in a step of %.3f ms\n", "op profile",
+              (long long)p.total_calls(), p.total_ms(), wall_ms);
+  CHECK_EQ(env().gpu->op_profile().total_calls(), int64_t(0));
+  CHECK_EQ(env().gpu_det->op_profile().total_calls(), int64_t(0));
 }
 
 // --- errors -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -75,6 +76,27 @@ void expect_linear(const Tensor& x, int64_t n, int64_t k, const Tensor* bias, co
   }
 }
 
+// Adds the wall time of the enclosing op to a profile (null: profiling is off).
+class OpClock {
+ public:
+  OpClock(OpProfile* profile, OpCategory c, double flops) : profile_(profile), c_(c), flops_(flops) {
+    if (profile_) t0_ = std::chrono::steady_clock::now();
+  }
+  ~OpClock() {
+    if (profile_)
+      profile_->add(c_, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count(),
+                    flops_);
+  }
+  OpClock(const OpClock&) = delete;
+  OpClock& operator=(const OpClock&) = delete;
+
+ private:
+  OpProfile* profile_;
+  OpCategory c_;
+  double flops_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
 class CpuQuantLinear final : public QuantLinear {
  public:
   explicit CpuQuantLinear(QuantWeight w) : w_(std::move(w)) {}
@@ -91,7 +113,8 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options)
       : pool_(options.threads > 0 ? options.threads
-                                  : std::max(1, int(std::thread::hardware_concurrency()))) {
+                                  : std::max(1, int(std::thread::hardware_concurrency()))),
+        profile_ops_(options.profile_ops) {
     info_.name = "cpu";
     info_.device_name = cpu_model_name();
     long pages = ::sysconf(_SC_PHYS_PAGES);
@@ -179,6 +202,7 @@ class CpuBackend final : public Backend {
     const int32_t T = b.num_tokens(), S = b.num_seqs();
     const char* problem = step_batch_problem(b);
     expect(problem == nullptr, problem ? problem : "");
+    const OpClock t = timed(OpCategory::step_upload);
     step_ = b;
     StepTensors st;
     auto view = [](std::vector<int32_t>& v, int64_t rows, int64_t cols) {
@@ -227,6 +251,7 @@ class CpuBackend final : public Backend {
     expect_dtype(table, DType::f32, "embedding table");
     expect_dtype(out, DType::f32, "embed output");
     expect(out.rows >= step.num_tokens && out.cols == table.cols, "embed output shape");
+    const OpClock t = timed(OpCategory::embed);
     const int32_t* ids = step.token_ids.ptr<int32_t>();
     for (int32_t t = 0; t < step.num_tokens; ++t) {
       if (ids[t] < 0 || ids[t] >= table.rows)
@@ -244,6 +269,7 @@ class CpuBackend final : public Backend {
 
   void rms_norm(const Tensor& x, const Tensor& w, float eps, float weight_offset, Tensor& out) override {
     check_norm(x, w, out);
+    const OpClock t = timed(OpCategory::norm);
     cpu::rms_norm_f32(pool_, const_cast<float*>(x.ptr<float>()), x.stride, nullptr, 0, w.ptr<float>(), eps,
                       weight_offset, out.ptr<float>(), out.stride, x.rows, x.cols);
   }
@@ -253,14 +279,17 @@ class CpuBackend final : public Backend {
     check_norm(residual, w, out);
     expect_dtype(x, DType::f32, "add_rms_norm input");
     expect(x.rows == residual.rows && x.cols == residual.cols, "add_rms_norm input shape");
+    const OpClock t = timed(OpCategory::norm);
     cpu::rms_norm_f32(pool_, residual.ptr<float>(), residual.stride, x.ptr<float>(), x.stride,
                       w.ptr<float>(), eps, weight_offset, out.ptr<float>(), out.stride, residual.rows,
                       residual.cols);
   }
 
-  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+  using Backend::linear;
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, LinearRole role) override {
     expect_dtype(w, DType::f32, "linear weight");
     expect_linear(x, w.rows, w.cols, bias, out);
+    const OpClock t = timed(matmul_category(role), 2.0 * double(x.rows) * double(w.rows) * double(x.cols));
     cpu::linear_f32(pool_, x.ptr<float>(), x.stride, w.ptr<float>(), w.stride,
                     bias ? bias->ptr<float>() : nullptr, out.ptr<float>(), out.stride, x.rows, w.rows,
                     x.cols);
@@ -271,9 +300,12 @@ class CpuBackend final : public Backend {
     return std::make_unique<CpuQuantLinear>(w);
   }
 
-  void linear_quant(const Tensor& x, const QuantLinear& wq, const Tensor* bias, Tensor& out) override {
+  using Backend::linear_quant;
+  void linear_quant(const Tensor& x, const QuantLinear& wq, const Tensor* bias, Tensor& out,
+                    LinearRole role) override {
     const QuantWeight& w = static_cast<const CpuQuantLinear&>(wq).weight();
     expect_linear(x, w.rows, w.cols, bias, out);
+    const OpClock t = timed(matmul_category(role), 2.0 * double(x.rows) * double(w.rows) * double(w.cols));
     // Grows to the widest weight once; later calls allocate nothing.
     const size_t need = size_t(cpu::kQuantBlockRows * w.cols);
     if (quant_scratch_.empty() || quant_scratch_[0].size() < need) {
@@ -308,6 +340,7 @@ class CpuBackend final : public Backend {
     l.out = out.ptr<float>(), l.out_stride = out.stride;
     l.rank = rank, l.n = out.cols, l.k = x.cols;
     l.segments = seg, l.num_segments = step.num_lora_segments;
+    const OpClock t = timed(OpCategory::lora);
     cpu::lora_add_f32(pool_, l);
   }
 
@@ -318,6 +351,7 @@ class CpuBackend final : public Backend {
                rope.inv_freq.size() == size_t(heads.head_dim / 2),
            "rope: config does not match the head layout");
     expect(have_scratch(size_t(heads.head_dim)), "rope before reserve_scratch");
+    const OpClock t = timed(OpCategory::rope_kv_write);
     // q heads and k heads are adjacent at the start of each row.
     cpu::rope_f32(pool_, qkv.ptr<float>(), qkv.stride, step.positions.ptr<int32_t>(), qkv.rows,
                   heads.num_heads + heads.num_kv_heads, heads.head_dim, rope.inv_freq.data(),
@@ -331,6 +365,7 @@ class CpuBackend final : public Backend {
     expect_dtype(k_w, DType::f32, "k_norm weight");
     expect(qkv.cols == heads.qkv_width(), "head_rms_norm: qkv shape");
     expect(q_w.cols == heads.head_dim && k_w.cols == heads.head_dim, "head_rms_norm: weights must be [1, head_dim]");
+    const OpClock t = timed(OpCategory::norm);
     cpu::head_rms_norm_f32(pool_, qkv.ptr<float>(), qkv.stride, qkv.rows, heads.num_heads, heads.num_kv_heads,
                            heads.head_dim, q_w.ptr<float>(), k_w.ptr<float>(), eps, weight_offset);
   }
@@ -338,6 +373,7 @@ class CpuBackend final : public Backend {
   void softcap(Tensor& x, float cap) override {
     expect_dtype(x, DType::f32, "softcap input");
     expect(cap > 0, "softcap: the cap must be positive");
+    const OpClock t = timed(OpCategory::logits);
     cpu::softcap_f32(pool_, x.ptr<float>(), x.stride, x.rows, x.cols, cap);
   }
 
@@ -347,6 +383,7 @@ class CpuBackend final : public Backend {
     expect_dtype(cache.v, DType::f32, "v cache");
     expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "kv_write: qkv shape");
     expect(cache.k.cols == heads.kv_width() && cache.v.cols == heads.kv_width(), "kv_write: cache width");
+    const OpClock t = timed(OpCategory::rope_kv_write);
     const int32_t* slots = step.slot_mapping.ptr<int32_t>();
     const int64_t kw = heads.kv_width();
     for (int32_t t = 0; t < step.num_tokens; ++t) {
@@ -411,6 +448,8 @@ class CpuBackend final : public Backend {
     a.softcap = params.softcap;
     a.out = out.ptr<float>();
     a.out_stride = out.stride;
+    // One kernel for every token here: a step is decode when all its sequences are.
+    const OpClock t = timed(step.max_q_len == 1 ? OpCategory::attention_decode : OpCategory::attention_prefill);
     cpu::attention_f32(pool_, a, scratch_ptrs_.data());
   }
 
@@ -418,6 +457,7 @@ class CpuBackend final : public Backend {
     expect_dtype(gate_up, DType::f32, "gated_activation input");
     expect_dtype(out, DType::f32, "gated_activation output");
     expect(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows, "gated_activation: shapes");
+    const OpClock t = timed(OpCategory::activation);
     cpu::gated_act_f32(pool_, gate_up.ptr<float>(), gate_up.stride,
                        act == Activation::gelu_tanh ? cpu::Act::gelu_tanh : cpu::Act::silu, out.ptr<float>(),
                        out.stride, out.rows, out.cols);
@@ -426,6 +466,7 @@ class CpuBackend final : public Backend {
   void gather_rows(const Tensor& x, const StepTensors& step, Tensor& out) override {
     expect(x.dtype == out.dtype && x.cols == out.cols, "gather_rows: shapes");
     expect(out.rows >= step.num_logit_rows, "gather_rows: output too small");
+    const OpClock t = timed(OpCategory::logits);
     const int32_t* rows = step.logit_rows.ptr<int32_t>();
     const size_t esz = dtype_size(x.dtype);
     for (int32_t r = 0; r < step.num_logit_rows; ++r) {
@@ -442,11 +483,16 @@ class CpuBackend final : public Backend {
     expect_dtype(logits, DType::f32, "sample logits");
     expect(rows.size() == size_t(logits.rows), "sample: one SampleRow per logits row");
     expect(!(extras && extras->has_logprobs()) || logprobs, "sample: logprobs asked without an output");
+    const OpClock t = timed(OpCategory::sample);
     sample_rows_cpu(logits.ptr<float>(), logits.rows, logits.cols, logits.stride, rows, out_ids, extras,
                     logprobs);
   }
 
+  OpProfile op_profile() override { return profile_; }
+
  private:
+  OpClock timed(OpCategory c, double flops = 0) { return OpClock(profile_ops_ ? &profile_ : nullptr, c, flops); }
+
   void check_norm(const Tensor& x, const Tensor& w, const Tensor& out) {
     expect_dtype(x, DType::f32, "rms_norm input");
     expect_dtype(w, DType::f32, "rms_norm weight");
@@ -464,6 +510,8 @@ class CpuBackend final : public Backend {
   std::vector<float*> scratch_ptrs_;
   std::vector<std::vector<float>> quant_scratch_;  // linear_quant: kQuantBlockRows rows per pool chunk
   std::vector<float*> quant_scratch_ptrs_;
+  bool profile_ops_;
+  OpProfile profile_;
 };
 
 }  // namespace

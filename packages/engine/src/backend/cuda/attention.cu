@@ -462,6 +462,13 @@ AttentionWork attention_work_build(const int32_t* cu_seq_q, const int32_t* conte
   return w;
 }
 
+bool attention_simple(const AttentionArgs& a) {
+  const bool aligned = a.qkv_stride % 8 == 0 && a.kv_stride % 8 == 0 && aligned16(a.qkv) &&
+                       aligned16(a.k_cache) && aligned16(a.v_cache) && a.out_stride % 2 == 0 &&
+                       (reinterpret_cast<uintptr_t>(a.out) & 3) == 0;
+  return !(aligned && (a.head_dim == 64 || a.head_dim == 128 || a.head_dim == 256));
+}
+
 void launch_attention(const AttentionArgs& args, cudaStream_t stream) {
   if (args.num_tokens == 0) return;
   AttentionArgs a = args;
@@ -476,10 +483,7 @@ void launch_attention(const AttentionArgs& args, cudaStream_t stream) {
   if (a.head_dim <= 0 || a.head_dim > kAttnMaxHeadDim)
     throw EngineError(ErrorCode::unsupported, "cuda attention: head_dim " + std::to_string(a.head_dim) +
                                                   " (at most " + std::to_string(kAttnMaxHeadDim) + ")");
-  const bool aligned = a.qkv_stride % 8 == 0 && a.kv_stride % 8 == 0 && aligned16(a.qkv) &&
-                       aligned16(a.k_cache) && aligned16(a.v_cache) && a.out_stride % 2 == 0 &&
-                       (reinterpret_cast<uintptr_t>(a.out) & 3) == 0;
-  if (aligned && (a.head_dim == 64 || a.head_dim == 128 || a.head_dim == 256)) {
+  if (!attention_simple(a)) {
     if (a.num_work > 0) {
       switch (a.head_dim) {
         case 64: launch_hd<64, 64>(a, stream); break;

@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/lora_kernels.h"
+#include "backend/cuda/op_timer.h"
 #include "backend/dtype_convert.h"
 
 namespace bg {
@@ -132,7 +133,8 @@ void convert_row(const char* src, DType sd, char* dst, DType dd, int64_t n) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, bool deterministic) : device_(device), deterministic_(deterministic) {
+  CudaBackend(int device, bool deterministic, bool profile_ops)
+      : device_(device), deterministic_(deterministic), timer_(profile_ops) {
     BG_CUDA_CHECK(cudaSetDevice(device_));
     BG_CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
     if (prop_.major < 8)
@@ -308,7 +310,10 @@ class CudaBackend final : public Backend {
       BG_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued work may still use the old memory
       attn_partials_.ensure(partial_bytes);
     }
-    BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, total * 4, cudaMemcpyHostToDevice, stream_));
+    {
+      const cuda::OpScope t = timed(OpCategory::step_upload);
+      BG_CUDA_CHECK(cudaMemcpyAsync(dev, host, total * 4, cudaMemcpyHostToDevice, stream_));
+    }
     BG_CUDA_CHECK(cudaEventRecord(step_copied_, stream_));
 
     StepTensors st;
@@ -362,21 +367,25 @@ class CudaBackend final : public Backend {
   void embed(const Tensor& table, const StepTensors& step, float scale, Tensor& out) override {
     use_device();
     expect(out.rows >= step.num_tokens && out.cols == table.cols, "embed output shape");
+    const cuda::OpScope t = timed(OpCategory::embed);
     cuda::launch_embed(table, step.token_ids.ptr<int32_t>(), step.num_tokens, scale, out, stream_);
   }
 
   void rms_norm(const Tensor& x, const Tensor& w, float eps, float weight_offset, Tensor& out) override {
     use_device();
+    const cuda::OpScope t = timed(OpCategory::norm);
     cuda::launch_rms_norm(nullptr, x, w, eps, weight_offset, out, stream_);
   }
 
   void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& w, float eps, float weight_offset,
                     Tensor& out) override {
     use_device();
+    const cuda::OpScope t = timed(OpCategory::norm);
     cuda::launch_rms_norm(&residual, x, w, eps, weight_offset, out, stream_);
   }
 
-  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override {
+  using Backend::linear;
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, LinearRole role) override {
     use_device();
     expect(x.cols == w.cols, "linear: input width " + std::to_string(x.cols) + " != weight width " +
                                  std::to_string(w.cols));
@@ -389,6 +398,7 @@ class CudaBackend final : public Backend {
       expect(bias->cols == w.rows, "linear: bias width");
     }
     if (x.rows == 0) return;
+    const cuda::OpScope t = timed(matmul_category(role), 2.0 * double(x.rows) * double(w.rows) * double(x.cols));
     if (deterministic_) {
       cuda::launch_gemm_fixed_order(x, w, bias, out, stream_);
       return;
@@ -412,6 +422,7 @@ class CudaBackend final : public Backend {
            "lora_add: a [slots*rank, K] and b [slots*N, rank] do not match x and out");
     expect(out.rows == x.rows && tmp.rows >= x.rows && tmp.cols >= rank, "lora_add: x, tmp and out rows");
     if (step.num_lora_segments == 0) return;
+    const cuda::OpScope t = timed(OpCategory::lora);
     cuda::launch_lora_add(x, a, b, rank, step.lora_segments.ptr<int32_t>(), step.num_lora_segments,
                           step.max_lora_rows, tmp, out, stream_);
   }
@@ -430,6 +441,7 @@ class CudaBackend final : public Backend {
     a.attention_scaling = rope.attention_scaling;
     std::fill(std::begin(a.inv_freq), std::end(a.inv_freq), 0.0f);
     std::copy(rope.inv_freq.begin(), rope.inv_freq.end(), a.inv_freq);
+    const cuda::OpScope t = timed(OpCategory::rope_kv_write);
     cuda::launch_rope(qkv, step.positions.ptr<int32_t>(), step.num_tokens, a, stream_);
   }
 
@@ -437,18 +449,21 @@ class CudaBackend final : public Backend {
                      float weight_offset) override {
     use_device();
     expect(qkv.cols == heads.qkv_width(), "head_rms_norm: qkv shape");
+    const cuda::OpScope t = timed(OpCategory::norm);
     cuda::launch_head_rms_norm(qkv, heads.num_heads, heads.num_kv_heads, heads.head_dim, q_w, k_w, eps,
                                weight_offset, stream_);
   }
 
   void softcap(Tensor& x, float cap) override {
     use_device();
+    const cuda::OpScope t = timed(OpCategory::logits);
     cuda::launch_softcap(x, cap, stream_);
   }
 
   void kv_write(const Tensor& qkv, const StepTensors& step, const HeadLayout& heads, KvLayer& cache) override {
     use_device();
     expect(qkv.cols == heads.qkv_width() && qkv.rows == step.num_tokens, "kv_write: qkv shape");
+    const cuda::OpScope t = timed(OpCategory::rope_kv_write);
     cuda::launch_kv_write(qkv, step.slot_mapping.ptr<int32_t>(), step.num_tokens, heads, cache, stream_);
   }
 
@@ -501,17 +516,35 @@ class CudaBackend final : public Backend {
     a.scale = params.scale;
     a.window = params.window;
     a.softcap = params.softcap;
+    // Profiled, a step with prefill chunks and split decodes launches its two sections
+    // (two kernels either way) through two calls, so that each gets its own time.
+    if (timer_.on() && a.num_work > 0 && a.num_decode_work > 0 && !cuda::attention_simple(a)) {
+      cuda::AttentionArgs chunks = a, decodes = a;
+      chunks.num_decode_work = chunks.num_combine_work = 0;
+      decodes.num_work = 0;
+      {
+        const cuda::OpScope t = timed(OpCategory::attention_prefill);
+        cuda::launch_attention(chunks, stream_);
+      }
+      const cuda::OpScope t = timed(OpCategory::attention_decode);
+      cuda::launch_attention(decodes, stream_);
+      return;
+    }
+    // No chunk items: every token is a one-token sequence.
+    const cuda::OpScope t = timed(a.num_work == 0 ? OpCategory::attention_decode : OpCategory::attention_prefill);
     cuda::launch_attention(a, stream_);
   }
 
   void gated_activation(const Tensor& gate_up, Activation act, Tensor& out) override {
     use_device();
+    const cuda::OpScope t = timed(OpCategory::activation);
     cuda::launch_gated_activation(gate_up, act, out, stream_);
   }
 
   void gather_rows(const Tensor& x, const StepTensors& step, Tensor& out) override {
     use_device();
     expect(x.cols == out.cols && out.rows >= step.num_logit_rows, "gather_rows: shapes");
+    const cuda::OpScope t = timed(OpCategory::logits);
     cuda::launch_gather_rows(x, step.logit_rows.ptr<int32_t>(), step.num_logit_rows, out, stream_);
   }
 
@@ -525,6 +558,7 @@ class CudaBackend final : public Backend {
     const int32_t R = int32_t(rows.size());
     if (R == 0) return;
     ensure_sample_capacity(R);
+    cuda::OpScope t = timed(OpCategory::sample);
     std::memcpy(sample_host_rows_, rows.data(), rows.size() * sizeof(SampleRow));
     BG_CUDA_CHECK(cudaMemcpyAsync(sample_dev_rows_, sample_host_rows_, rows.size() * sizeof(SampleRow),
                                   cudaMemcpyHostToDevice, stream_));
@@ -550,6 +584,7 @@ class CudaBackend final : public Backend {
       BG_CUDA_CHECK(cudaMemcpyAsync(host_lp + R, x.top_ids, top * 4, cudaMemcpyDeviceToHost, stream_));
       BG_CUDA_CHECK(cudaMemcpyAsync(host_lp + R + top, x.top_lps, top * 4, cudaMemcpyDeviceToHost, stream_));
     }
+    t.close();  // the wait is not device work
     BG_CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::memcpy(out_ids, sample_host_ids_, size_t(R) * 4);
     if (host_lp) {
@@ -565,11 +600,20 @@ class CudaBackend final : public Backend {
     }
   }
 
+  OpProfile op_profile() override {
+    use_device();
+    timer_.collect();
+    return timer_.totals();
+  }
+
  private:
   static constexpr size_t kCublasWorkspace = size_t(32) << 20;
   static constexpr size_t kStageBytes = size_t(64) << 20;
 
   void use_device() const { BG_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  // Times the enclosing op on the stream for the op profile (a branch when it is off).
+  cuda::OpScope timed(OpCategory c, double flops = 0) { return cuda::OpScope(timer_, c, stream_, flops); }
 
   // Packs a step's SampleExtras into one pinned buffer, copies it in one transfer
   // (16-byte aligned lists), and lays the device pointers and scratch out over it.
@@ -643,6 +687,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   bool deterministic_;
+  cuda::OpTimer timer_;  // the op profile (BackendOptions::profile_ops)
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   cudaEvent_t step_copied_ = nullptr;
@@ -708,7 +753,7 @@ std::unique_ptr<Backend> cuda_backend_create(const BackendOptions& options) {
     throw EngineError(ErrorCode::device, "device \"" + options.device + "\" does not exist: this machine has " +
                                              std::to_string(count) + " CUDA device(s), cuda:0 to cuda:" +
                                              std::to_string(count - 1));
-  return std::make_unique<CudaBackend>(ordinal, options.deterministic);
+  return std::make_unique<CudaBackend>(ordinal, options.deterministic, options.profile_ops);
 }
 
 }  // namespace bg

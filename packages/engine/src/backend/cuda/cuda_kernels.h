@@ -128,6 +128,9 @@ struct AttentionArgs {
 // sequence: batch invariant by construction. The decode section (default mode) takes
 // the split-K kernel (attention_decode.cu) and its combine pass.
 void launch_attention(const AttentionArgs& args, cudaStream_t stream);
+// True when launch_attention takes the simple kernel: one launch for every token, the
+// work lists unused (head sizes without a tensor-core instance, unaligned rows).
+bool attention_simple(const AttentionArgs& args);
 // The decode section and its combine pass; false where there is no instance for the
 // head_dim (attention_decode_part() returned 0 for it).
 bool launch_attention_decode(const AttentionArgs& args, cudaStream_t stream);
