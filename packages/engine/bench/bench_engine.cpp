@@ -89,12 +89,6 @@ using namespace bg;
 
 namespace {
 
-struct Shape {
-  std::string arch;  // config.json model_type: gemma | gemma2 | gemma3_text | qwen3 | llama
-  int hidden, inter, layers, heads, kv_heads, head_dim, vocab;
-  bool tied;
-  std::string extra;  // further config.json fields (rope, windows, caps), JSON members
-};
 
 // Gemma 3's rotary embeddings per layer type; `full` is the global layers' spec.
 std::string gemma3_rope(const std::string& full) {
@@ -107,7 +101,7 @@ const std::string kGemma2Extra =
     "\"rope_parameters\": {\"rope_theta\": 10000.0, \"rope_type\": \"default\"}";
 const std::string kGemma3Scaled = "\"factor\": 8.0, \"rope_theta\": 1000000.0, \"rope_type\": \"linear\"";
 
-const std::map<std::string, Shape> kShapes = {
+const std::map<std::string, RandomShape> kShapes = {
     {"gemma-2b", {"gemma", 2048, 16384, 18, 8, 1, 256, 256000, true, "\"max_position_embeddings\": 8192"}},
     {"gemma-7b", {"gemma", 3072, 24576, 28, 16, 16, 256, 256000, true, "\"max_position_embeddings\": 8192"}},
     {"tiny-gemma", {"gemma", 128, 512, 2, 4, 1, 64, 1000, true, "\"max_position_embeddings\": 8192"}},
@@ -134,8 +128,6 @@ const std::map<std::string, Shape> kShapes = {
                      "\"rope_theta\": 500000.0, \"rope_type\": \"llama3\"}"}},
 };
 
-bool is_gemma(const Shape& s) { return s.arch.rfind("gemma", 0) == 0; }
-
 [[noreturn]] void usage(const std::string& msg) {
   std::fprintf(stderr, "bench_engine: %s\n(see the comment at the top of bench/bench_engine.cpp)\n", msg.c_str());
   std::exit(2);
@@ -144,100 +136,6 @@ bool is_gemma(const Shape& s) { return s.arch.rfind("gemma", 0) == 0; }
 bool file_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
-}
-
-// --- random-weight model writer -----------------------------------------------------
-
-struct TensorSpec {
-  std::string name;
-  int64_t rows, cols;  // cols == 0: a vector of `rows`
-  enum Kind { linear, embed, norm, final_norm } kind;
-  int64_t numel() const { return cols ? rows * cols : rows; }
-};
-
-std::vector<TensorSpec> model_tensors(const Shape& s) {
-  const bool sandwich = s.arch == "gemma2" || s.arch == "gemma3_text";
-  const bool qk_norm = s.arch == "gemma3_text" || s.arch == "qwen3";
-  std::vector<TensorSpec> t;
-  t.push_back({"model.embed_tokens.weight", s.vocab, s.hidden, TensorSpec::embed});
-  for (int l = 0; l < s.layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    t.push_back({p + "input_layernorm.weight", s.hidden, 0, TensorSpec::norm});
-    t.push_back({p + "self_attn.q_proj.weight", int64_t(s.heads) * s.head_dim, s.hidden, TensorSpec::linear});
-    t.push_back({p + "self_attn.k_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, TensorSpec::linear});
-    t.push_back({p + "self_attn.v_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, TensorSpec::linear});
-    t.push_back({p + "self_attn.o_proj.weight", s.hidden, int64_t(s.heads) * s.head_dim, TensorSpec::linear});
-    if (qk_norm) {
-      t.push_back({p + "self_attn.q_norm.weight", s.head_dim, 0, TensorSpec::norm});
-      t.push_back({p + "self_attn.k_norm.weight", s.head_dim, 0, TensorSpec::norm});
-    }
-    t.push_back({p + "post_attention_layernorm.weight", s.hidden, 0, TensorSpec::norm});
-    if (sandwich) {
-      t.push_back({p + "pre_feedforward_layernorm.weight", s.hidden, 0, TensorSpec::norm});
-      t.push_back({p + "post_feedforward_layernorm.weight", s.hidden, 0, TensorSpec::norm});
-    }
-    t.push_back({p + "mlp.gate_proj.weight", s.inter, s.hidden, TensorSpec::linear});
-    t.push_back({p + "mlp.up_proj.weight", s.inter, s.hidden, TensorSpec::linear});
-    t.push_back({p + "mlp.down_proj.weight", s.hidden, s.inter, TensorSpec::linear});
-  }
-  t.push_back({"model.norm.weight", s.hidden, 0, TensorSpec::final_norm});
-  if (!s.tied) t.push_back({"lm_head.weight", s.vocab, s.hidden, TensorSpec::linear});
-  return t;
-}
-
-// Weight scale per kind (the recipe of tools/reference.py's randomize()): linear
-// N(0, 1/in) keeps activations O(1); norms sit around 0 where Gemma applies them as
-// (1 + w), around 1 elsewhere; a tied head's embeddings are small (Gemma also scales
-// them by sqrt(hidden)) and the final norm's gain brings its logits back to O(1)-O(10)
-// with clear top-1 margins; an untied model's embeddings are N(0, 1).
-float weight_value(const Shape& s, const TensorSpec& t, uint64_t seed, int64_t i) {
-  const float z = normal_at(seed, uint64_t(i));
-  const float norm_base = is_gemma(s) ? 0.0f : 1.0f;
-  const float embed_std = s.tied ? (is_gemma(s) ? 0.01f : 0.02f) : 1.0f;
-  switch (t.kind) {
-    case TensorSpec::linear: return z / std::sqrt(float(t.cols));
-    case TensorSpec::embed: return embed_std * z;
-    case TensorSpec::norm: return norm_base + 0.2f * z;
-    case TensorSpec::final_norm:
-      return s.tied ? norm_base - 1.0f + (0.2f / embed_std) * (1.0f + 0.2f * z) : norm_base + 0.2f * z;
-  }
-  return 0.0f;
-}
-
-void write_model(const std::string& dir, const std::string& shape_name, const Shape& s) {
-  ::mkdir(dir.c_str(), 0755);
-  const std::vector<TensorSpec> specs = model_tensors(s);
-  std::vector<RandomTensor> tensors;
-  for (const TensorSpec& t : specs) tensors.push_back({t.name, t.rows, t.cols});
-  const size_t total = bf16_safetensors_write(
-      dir + "/model.safetensors", tensors, [&](size_t ti, int64_t begin, int64_t end, uint16_t* out) {
-        const uint64_t seed = rng_mix(0xBE9C4ull + ti);
-        for (int64_t i = begin; i < end; ++i) out[i - begin] = f32_to_bf16(weight_value(s, specs[ti], seed, i));
-      });
-
-  static const std::map<std::string, std::string> kClass = {
-      {"gemma", "GemmaForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"}, {"gemma3_text", "Gemma3ForCausalLM"},
-      {"qwen3", "Qwen3ForCausalLM"}, {"llama", "LlamaForCausalLM"}};
-  const bool gemma = is_gemma(s);
-  const int bos = gemma ? 2 : s.arch == "qwen3" ? 151643 : 128000;
-  const int eos = gemma ? 1 : s.arch == "qwen3" ? 151645 : 128001;
-  std::ofstream cfg(dir + "/config.json");
-  cfg << "{\n  \"architectures\": [\"" << kClass.at(s.arch) << "\"],\n  \"model_type\": \"" << s.arch << "\",\n"
-      << "  \"vocab_size\": " << s.vocab << ",\n  \"hidden_size\": " << s.hidden
-      << ",\n  \"intermediate_size\": " << s.inter << ",\n  \"num_hidden_layers\": " << s.layers
-      << ",\n  \"num_attention_heads\": " << s.heads << ",\n  \"num_key_value_heads\": " << s.kv_heads
-      << ",\n  \"head_dim\": " << s.head_dim << ",\n";
-  if (gemma) {
-    cfg << "  \"hidden_act\": \"gelu_pytorch_tanh\",\n  \"hidden_activation\": \"gelu_pytorch_tanh\",\n"
-        << "  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n  \"pad_token_id\": 0,\n";
-  } else {
-    cfg << "  \"hidden_act\": \"silu\",\n  \"rms_norm_eps\": " << (s.arch == "llama" ? "1e-05" : "1e-06") << ",\n";
-  }
-  cfg << "  " << s.extra << ",\n"
-      << "  \"attention_bias\": false,\n  \"tie_word_embeddings\": " << (s.tied ? "true" : "false") << ",\n"
-      << "  \"torch_dtype\": \"bfloat16\",\n  \"bos_token_id\": " << bos << ",\n  \"eos_token_id\": " << eos << ",\n"
-      << "  \"batchgen_random_shape\": \"" << shape_name << "\"\n}\n";
-  std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", dir.c_str(), total / 1e9);
 }
 
 // Token bytes for a model without a tokenizer: 0..2 special (pad, eos, bos), then
@@ -350,7 +248,10 @@ int main(int argc, char** argv) {
   if (loras < 0 || lora_rank < 1 || max_loras < 0) usage("need --loras >= 0, --lora-rank >= 1, --max-loras >= 0");
   if (lora_dir.empty()) lora_dir = model_dir + "/loras-r" + std::to_string(lora_rank);
   try {
-    if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
+    if (!file_exists(model_dir + "/model.safetensors")) {
+      const size_t bytes = random_model_write(model_dir, shape, it->second);
+      std::fprintf(stderr, "bench_engine: wrote %s (%.1f GB of random bf16 weights)\n", model_dir.c_str(), bytes / 1e9);
+    }
     if (loras > 0) write_loras(lora_dir, model_dir, loras, lora_rank);
   } catch (const std::exception& e) {
     usage(e.what());

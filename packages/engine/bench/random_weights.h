@@ -1,10 +1,14 @@
 // Random bf16 weights written as safetensors, for the programs that need a model or
-// a LoRA adapter of a real shape without Python: bench_engine (models and adapters)
-// and cuda_model_check --lora (adapters on any model directory).
+// a LoRA adapter of a real shape without Python: bench_engine (models and adapters),
+// cuda_model_check --lora (adapters on any model directory) and the engine tests
+// that need a model on disk (lora_loading_test).
 //
 //  - normal_at: about standard normal from a counter, cheap enough for billions;
 //  - bf16_safetensors_write: one file, filled in parallel over fixed-size chunks, so
 //    values depend on (tensor, element) and never on the thread count;
+//  - random_model_write: a model directory (config.json, model.safetensors) of a
+//    shape (Gemma 1/2/3, Qwen3, Llama), the layout tools/gpu_reference.py also
+//    loads into transformers;
 //  - random_lora_write: a peft LoRA adapter directory (adapter_config.json,
 //    adapter_model.safetensors) of rank r, lora_alpha = r, on all seven projections
 //    of a base, with random non-zero A and B.
@@ -20,6 +24,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -98,6 +103,111 @@ size_t bf16_safetensors_write(const std::string& path, const std::vector<RandomT
   ::munmap(map, total);
   ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
+  return total;
+}
+
+// A model's shape (bench_engine's --shape names them).
+struct RandomShape {
+  std::string arch;  // config.json model_type: gemma | gemma2 | gemma3_text | qwen3 | llama
+  int hidden, inter, layers, heads, kv_heads, head_dim, vocab;
+  bool tied;
+  std::string extra;  // further config.json fields (rope, windows, caps), JSON members
+};
+
+inline bool random_shape_is_gemma(const RandomShape& s) { return s.arch.rfind("gemma", 0) == 0; }
+
+struct RandomModelTensor {
+  std::string name;
+  int64_t rows, cols;  // cols == 0: a vector of `rows`
+  enum Kind { linear, embed, norm, final_norm } kind;
+  int64_t numel() const { return cols ? rows * cols : rows; }
+};
+
+inline std::vector<RandomModelTensor> random_model_tensors(const RandomShape& s) {
+  const bool sandwich = s.arch == "gemma2" || s.arch == "gemma3_text";
+  const bool qk_norm = s.arch == "gemma3_text" || s.arch == "qwen3";
+  std::vector<RandomModelTensor> t;
+  t.push_back({"model.embed_tokens.weight", s.vocab, s.hidden, RandomModelTensor::embed});
+  for (int l = 0; l < s.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    t.push_back({p + "input_layernorm.weight", s.hidden, 0, RandomModelTensor::norm});
+    t.push_back({p + "self_attn.q_proj.weight", int64_t(s.heads) * s.head_dim, s.hidden, RandomModelTensor::linear});
+    t.push_back({p + "self_attn.k_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, RandomModelTensor::linear});
+    t.push_back({p + "self_attn.v_proj.weight", int64_t(s.kv_heads) * s.head_dim, s.hidden, RandomModelTensor::linear});
+    t.push_back({p + "self_attn.o_proj.weight", s.hidden, int64_t(s.heads) * s.head_dim, RandomModelTensor::linear});
+    if (qk_norm) {
+      t.push_back({p + "self_attn.q_norm.weight", s.head_dim, 0, RandomModelTensor::norm});
+      t.push_back({p + "self_attn.k_norm.weight", s.head_dim, 0, RandomModelTensor::norm});
+    }
+    t.push_back({p + "post_attention_layernorm.weight", s.hidden, 0, RandomModelTensor::norm});
+    if (sandwich) {
+      t.push_back({p + "pre_feedforward_layernorm.weight", s.hidden, 0, RandomModelTensor::norm});
+      t.push_back({p + "post_feedforward_layernorm.weight", s.hidden, 0, RandomModelTensor::norm});
+    }
+    t.push_back({p + "mlp.gate_proj.weight", s.inter, s.hidden, RandomModelTensor::linear});
+    t.push_back({p + "mlp.up_proj.weight", s.inter, s.hidden, RandomModelTensor::linear});
+    t.push_back({p + "mlp.down_proj.weight", s.hidden, s.inter, RandomModelTensor::linear});
+  }
+  t.push_back({"model.norm.weight", s.hidden, 0, RandomModelTensor::final_norm});
+  if (!s.tied) t.push_back({"lm_head.weight", s.vocab, s.hidden, RandomModelTensor::linear});
+  return t;
+}
+
+// Weight scale per kind (the recipe of tools/reference.py's randomize()): linear
+// N(0, 1/in) keeps activations O(1); norms sit around 0 where Gemma applies them as
+// (1 + w), around 1 elsewhere; a tied head's embeddings are small (Gemma also scales
+// them by sqrt(hidden)) and the final norm's gain brings its logits back to O(1)-O(10)
+// with clear top-1 margins; an untied model's embeddings are N(0, 1).
+inline float random_weight_value(const RandomShape& s, const RandomModelTensor& t, uint64_t seed, int64_t i) {
+  const float z = normal_at(seed, uint64_t(i));
+  const float norm_base = random_shape_is_gemma(s) ? 0.0f : 1.0f;
+  const float embed_std = s.tied ? (random_shape_is_gemma(s) ? 0.01f : 0.02f) : 1.0f;
+  switch (t.kind) {
+    case RandomModelTensor::linear: return z / std::sqrt(float(t.cols));
+    case RandomModelTensor::embed: return embed_std * z;
+    case RandomModelTensor::norm: return norm_base + 0.2f * z;
+    case RandomModelTensor::final_norm:
+      return s.tied ? norm_base - 1.0f + (0.2f / embed_std) * (1.0f + 0.2f * z) : norm_base + 0.2f * z;
+  }
+  return 0.0f;
+}
+
+// Writes <dir>/config.json and <dir>/model.safetensors (dir is created); `shape_name`
+// is recorded in the config. Returns the weights' file size.
+inline size_t random_model_write(const std::string& dir, const std::string& shape_name, const RandomShape& s) {
+  ::mkdir(dir.c_str(), 0755);
+  const std::vector<RandomModelTensor> specs = random_model_tensors(s);
+  std::vector<RandomTensor> tensors;
+  for (const RandomModelTensor& t : specs) tensors.push_back({t.name, t.rows, t.cols});
+  const size_t total = bf16_safetensors_write(
+      dir + "/model.safetensors", tensors, [&](size_t ti, int64_t begin, int64_t end, uint16_t* out) {
+        const uint64_t seed = rng_mix(0xBE9C4ull + ti);
+        for (int64_t i = begin; i < end; ++i) out[i - begin] = f32_to_bf16(random_weight_value(s, specs[ti], seed, i));
+      });
+
+  static const std::map<std::string, std::string> kClass = {
+      {"gemma", "GemmaForCausalLM"}, {"gemma2", "Gemma2ForCausalLM"}, {"gemma3_text", "Gemma3ForCausalLM"},
+      {"qwen3", "Qwen3ForCausalLM"}, {"llama", "LlamaForCausalLM"}};
+  const bool gemma = random_shape_is_gemma(s);
+  const int bos = gemma ? 2 : s.arch == "qwen3" ? 151643 : 128000;
+  const int eos = gemma ? 1 : s.arch == "qwen3" ? 151645 : 128001;
+  std::ofstream cfg(dir + "/config.json");
+  cfg << "{\n  \"architectures\": [\"" << kClass.at(s.arch) << "\"],\n  \"model_type\": \"" << s.arch << "\",\n"
+      << "  \"vocab_size\": " << s.vocab << ",\n  \"hidden_size\": " << s.hidden
+      << ",\n  \"intermediate_size\": " << s.inter << ",\n  \"num_hidden_layers\": " << s.layers
+      << ",\n  \"num_attention_heads\": " << s.heads << ",\n  \"num_key_value_heads\": " << s.kv_heads
+      << ",\n  \"head_dim\": " << s.head_dim << ",\n";
+  if (gemma) {
+    cfg << "  \"hidden_act\": \"gelu_pytorch_tanh\",\n  \"hidden_activation\": \"gelu_pytorch_tanh\",\n"
+        << "  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n  \"pad_token_id\": 0,\n";
+  } else {
+    cfg << "  \"hidden_act\": \"silu\",\n  \"rms_norm_eps\": " << (s.arch == "llama" ? "1e-05" : "1e-06") << ",\n";
+  }
+  cfg << "  " << s.extra << ",\n"
+      << "  \"attention_bias\": false,\n  \"tie_word_embeddings\": " << (s.tied ? "true" : "false") << ",\n"
+      << "  \"torch_dtype\": \"bfloat16\",\n  \"bos_token_id\": " << bos << ",\n  \"eos_token_id\": " << eos << ",\n"
+      << "  \"batchgen_random_shape\": \"" << shape_name << "\"\n}\n";
+  if (!cfg) throw std::runtime_error("cannot write " + dir + "/config.json");
   return total;
 }
 

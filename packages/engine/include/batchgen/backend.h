@@ -100,6 +100,18 @@ class Backend {
   // converting to dst.dtype (weights arrive as bf16/f16/f32 from safetensors).
   virtual void upload(Tensor& dst, int64_t row0, const void* src, DType src_dtype,
                       int64_t rows) = 0;
+  // Host memory for upload_async (page-locked on a device, so a copy from it runs
+  // while the host goes on). Any thread may call these, also while steps run.
+  // host_alloc throws EngineError(out_of_memory); host_free does not throw.
+  virtual void* host_alloc(size_t bytes) = 0;
+  virtual void host_free(void* p) = 0;
+  // upload() of host_alloc memory already in dst.dtype, queued behind the work
+  // queued before it; a device returns without waiting for the copy, so `src`
+  // must stay as it is until upload_wait() has returned.
+  virtual void upload_async(Tensor& dst, int64_t row0, const void* src, int64_t rows) = 0;
+  // Returns once every upload_async so far is done (not waiting for later work).
+  // Any thread may call it, also while steps run.
+  virtual void upload_wait() = 0;
   // Copy a tensor to host memory as f32 (dst holds rows*cols floats). Synchronises.
   virtual void copy_to_host_f32(const Tensor& src, float* dst) = 0;
   // Upload this step's description (made on the host by the runner).

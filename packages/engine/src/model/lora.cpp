@@ -63,6 +63,22 @@ float f32_at(const SafetensorsTensor& t, int64_t i) {
   return t.dtype == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
+// Elements [i0, i0 + n) of `t` times `s` into dst as `dd` (f32 or bf16): the f32
+// product rounds once, as the backend's upload of an f32 copy rounds it.
+void put_scaled(const SafetensorsTensor& t, int64_t i0, int64_t n, float s, DType dd, char* dst) {
+  if (dd == DType::f32) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = f32_at(t, i0 + i) * s;
+      std::memcpy(dst + 4 * i, &v, 4);
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t h = f32_to_bf16(f32_at(t, i0 + i) * s);
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+  }
+}
+
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -172,68 +188,6 @@ LoraAdapterInfo lora_adapter_inspect(const std::string& name, const std::string&
   return info;
 }
 
-LoraWeights lora_adapter_read(const LoraAdapterInfo& info, const ModelConfig& base) {
-  const std::string file = info.path + "/adapter_model.safetensors";
-  std::unique_ptr<SafetensorsFile> st = SafetensorsFile::open(file);
-  LoraWeights w;
-  w.rank = info.rank;
-  w.layers.resize(size_t(base.num_layers));
-  const int64_t R = info.rank;
-  for (const SafetensorsTensor& t : st->tensors()) {
-    const std::string& n = t.name;
-    // A multimodal base's image side never sees a text prompt.
-    if (n.find("vision_tower.") != std::string::npos || n.find("multi_modal_projector.") != std::string::npos) continue;
-    // ...layers.<l>.(self_attn|mlp).<module>.lora_(A|B).weight
-    const size_t lp = n.find("layers.");
-    const bool is_a = n.size() > 14 && n.compare(n.size() - 14, 14, ".lora_A.weight") == 0;
-    const bool is_b = n.size() > 14 && n.compare(n.size() - 14, 14, ".lora_B.weight") == 0;
-    if (lp == std::string::npos || !(is_a || is_b))
-      unsupported(file + ": tensor '" + n + "' is not a LoRA A/B weight of a decoder layer (not supported)");
-    const size_t num0 = lp + 7, num1 = n.find('.', num0);
-    int64_t layer = -1;
-    if (num1 != std::string::npos && num1 > num0) {
-      try {
-        layer = std::stoll(n.substr(num0, num1 - num0));
-      } catch (const std::exception&) {
-        layer = -1;
-      }
-    }
-    const std::string module = n.substr(num1 == std::string::npos ? 0 : num1 + 1,
-                                        num1 == std::string::npos ? 0 : n.size() - 14 - num1 - 1);
-    const int target = target_index(module);
-    const bool expected_parent = module.rfind("self_attn.", 0) == 0 || module.rfind("mlp.", 0) == 0;
-    if (layer < 0 || layer >= base.num_layers)
-      load_error(file + ": tensor '" + n + "' names a layer outside the base model's " +
-                 std::to_string(base.num_layers));
-    if (target < 0 || !expected_parent)
-      unsupported(file + ": tensor '" + n + "' adapts module '" + module + "', which is not supported");
-    if (!t.supported) load_error(file + ": tensor '" + n + "' has dtype " + t.st_dtype + "; expected F32, BF16 or F16");
-    const auto dims = lora_target_dims(base, LoraTarget(target));
-    const std::vector<int64_t> want = is_a ? std::vector<int64_t>{R, dims[0]} : std::vector<int64_t>{dims[1], R};
-    if (t.shape != want)
-      load_error(file + ": tensor '" + n + "' has shape " + shape_string(t.shape) + ", expected " + shape_string(want) +
-                 " (r = " + std::to_string(R) + " and the base model's projection)");
-    LoraWeights::Pair& p = w.layers[size_t(layer)][size_t(target)];
-    std::vector<float>& dst = is_a ? p.a : p.b;
-    if (!dst.empty()) load_error(file + ": tensor '" + n + "' appears twice");
-    dst.resize(size_t(t.numel()));
-    const float s = is_a ? 1.0f : info.scale;
-    for (int64_t i = 0; i < t.numel(); ++i) dst[size_t(i)] = f32_at(t, i) * s;
-  }
-  bool any = false;
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    for (int t = 0; t < kLoraTargets; ++t) {
-      const LoraWeights::Pair& p = w.layers[l][size_t(t)];
-      if (p.a.empty() != p.b.empty())
-        load_error(file + ": layer " + std::to_string(l) + " " + kTargetNames[t] + " has lora_" +
-                   (p.a.empty() ? "B" : "A") + " without lora_" + (p.a.empty() ? "A" : "B"));
-      any = any || !p.a.empty();
-    }
-  }
-  if (!any) load_error(file + ": no LoRA weights");
-  return w;
-}
-
 // --- the stack ------------------------------------------------------------------
 
 int64_t LoraStack::slot_bytes(const ModelConfig& base, int32_t rank, DType weight_dtype) {
@@ -246,12 +200,15 @@ int64_t LoraStack::slot_bytes(const ModelConfig& base, int32_t rank, DType weigh
 }
 
 LoraStack::LoraStack(Backend& backend, const ModelConfig& base, int32_t slots, int32_t rank, int32_t max_tokens)
-    : backend_(backend), slots_(slots), rank_(rank) {
+    : backend_(backend), dtype_(backend.weight_dtype()), slots_(slots), rank_(rank) {
   if (slots < 1 || rank < 1 || max_tokens < 1)
     throw EngineError(ErrorCode::invalid_argument, "a LoRA stack needs at least one slot, rank and token");
+  if (dtype_ != DType::f32 && dtype_ != DType::bf16)
+    throw EngineError(ErrorCode::internal, "LoRA slots in a weight dtype other than f32 or bf16");
   q_width_ = int64_t(base.num_heads) * base.head_dim;
   kv_width_ = int64_t(base.num_kv_heads) * base.head_dim;
   inter_ = base.intermediate_size;
+  for (int t = 0; t < kLoraTargets; ++t) dims_[size_t(t)] = lora_target_dims(base, LoraTarget(t));
   slot_targets_.resize(size_t(slots));
   layers_.resize(size_t(base.num_layers));
   try {
@@ -282,34 +239,111 @@ void LoraStack::release() {
   if (tmp_.data) backend_.free(tmp_);
 }
 
-void LoraStack::load(int32_t slot, const LoraWeights& w) {
-  if (slot < 0 || slot >= slots_) throw EngineError(ErrorCode::internal, "LoRA slot out of range");
-  if (w.rank > rank_ || w.layers.size() != layers_.size())
-    throw EngineError(ErrorCode::internal, "LoRA weights do not fit the stack");
-  std::array<bool, kLoraTargets>& had = slot_targets_[size_t(slot)];
-  for (int t = 0; t < kLoraTargets; ++t) users_[size_t(t)] -= had[size_t(t)] ? 1 : 0;
-  had.fill(false);
-  std::vector<float> a, b;
-  const int64_t R = rank_, r = w.rank;
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    for (int t = 0; t < kLoraTargets; ++t) {
-      const LoraWeights::Pair& src = w.layers[l][size_t(t)];
-      Pair& dst = layers_[l][size_t(t)];
-      const int64_t K = dst.a.cols, N = dst.b.rows / slots_;
-      // Padded to the stack's rank with zeros (which add nothing), and zeros where
-      // the adapter leaves the projection alone.
-      a.assign(size_t(R * K), 0.0f);
-      b.assign(size_t(N * R), 0.0f);
-      if (!src.a.empty()) {
-        had[size_t(t)] = true;
-        std::memcpy(a.data(), src.a.data(), size_t(r * K) * 4);
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t k = 0; k < r; ++k) b[size_t(n * R + k)] = src.b[size_t(n * r + k)];
+LoraTargets LoraStack::read(const LoraAdapterInfo& info, void* dst) const {
+  if (info.rank > rank_) throw EngineError(ErrorCode::internal, "LoRA adapter's rank exceeds the stack's");
+  const std::string file = info.path + "/adapter_model.safetensors";
+  std::unique_ptr<SafetensorsFile> st = SafetensorsFile::open(file);
+  const int64_t num_layers = int64_t(layers_.size());
+  const int64_t r = info.rank;
+  struct Pair {
+    const SafetensorsTensor *a = nullptr, *b = nullptr;
+  };
+  std::vector<std::array<Pair, kLoraTargets>> found(layers_.size());
+  for (const SafetensorsTensor& t : st->tensors()) {
+    const std::string& n = t.name;
+    // A multimodal base's image side never sees a text prompt.
+    if (n.find("vision_tower.") != std::string::npos || n.find("multi_modal_projector.") != std::string::npos) continue;
+    // ...layers.<l>.(self_attn|mlp).<module>.lora_(A|B).weight
+    const size_t lp = n.find("layers.");
+    const bool is_a = n.size() > 14 && n.compare(n.size() - 14, 14, ".lora_A.weight") == 0;
+    const bool is_b = n.size() > 14 && n.compare(n.size() - 14, 14, ".lora_B.weight") == 0;
+    if (lp == std::string::npos || !(is_a || is_b))
+      unsupported(file + ": tensor '" + n + "' is not a LoRA A/B weight of a decoder layer (not supported)");
+    const size_t num0 = lp + 7, num1 = n.find('.', num0);
+    int64_t layer = -1;
+    if (num1 != std::string::npos && num1 > num0) {
+      try {
+        layer = std::stoll(n.substr(num0, num1 - num0));
+      } catch (const std::exception&) {
+        layer = -1;
       }
-      backend_.upload(dst.a, int64_t(slot) * R, a.data(), DType::f32, R);
-      backend_.upload(dst.b, int64_t(slot) * N, b.data(), DType::f32, N);
+    }
+    const std::string module = n.substr(num1 == std::string::npos ? 0 : num1 + 1,
+                                        num1 == std::string::npos ? 0 : n.size() - 14 - num1 - 1);
+    const int target = target_index(module);
+    const bool expected_parent = module.rfind("self_attn.", 0) == 0 || module.rfind("mlp.", 0) == 0;
+    if (layer < 0 || layer >= num_layers)
+      load_error(file + ": tensor '" + n + "' names a layer outside the base model's " + std::to_string(num_layers));
+    if (target < 0 || !expected_parent)
+      unsupported(file + ": tensor '" + n + "' adapts module '" + module + "', which is not supported");
+    if (!t.supported) load_error(file + ": tensor '" + n + "' has dtype " + t.st_dtype + "; expected F32, BF16 or F16");
+    const auto& dims = dims_[size_t(target)];
+    const std::vector<int64_t> want = is_a ? std::vector<int64_t>{r, dims[0]} : std::vector<int64_t>{dims[1], r};
+    if (t.shape != want)
+      load_error(file + ": tensor '" + n + "' has shape " + shape_string(t.shape) + ", expected " + shape_string(want) +
+                 " (r = " + std::to_string(r) + " and the base model's projection)");
+    const SafetensorsTensor*& slot = is_a ? found[size_t(layer)][size_t(target)].a : found[size_t(layer)][size_t(target)].b;
+    if (slot) load_error(file + ": tensor '" + n + "' appears twice");
+    slot = &t;
+  }
+  LoraTargets targets{};
+  bool any = false;
+  for (size_t l = 0; l < found.size(); ++l) {
+    for (int t = 0; t < kLoraTargets; ++t) {
+      const Pair& p = found[l][size_t(t)];
+      if (!p.a != !p.b)
+        load_error(file + ": layer " + std::to_string(l) + " " + kTargetNames[t] + " has lora_" + (p.a ? "A" : "B") +
+                   " without lora_" + (p.a ? "B" : "A"));
+      any = any || p.a;
     }
   }
+  if (!any) load_error(file + ": no LoRA weights");
+
+  // The slot's bytes in load()'s order; padding to the stack's rank adds nothing.
+  const int64_t R = rank_;
+  const size_t esz = dtype_size(dtype_);
+  char* out = static_cast<char*>(dst);
+  for (size_t l = 0; l < found.size(); ++l) {
+    for (int t = 0; t < kLoraTargets; ++t) {
+      const Pair& p = found[l][size_t(t)];
+      const int64_t K = dims_[size_t(t)][0], N = dims_[size_t(t)][1];
+      if (!p.a) {
+        std::memset(out, 0, size_t((R * K + N * R)) * esz);
+        out += size_t(R * K + N * R) * esz;
+        continue;
+      }
+      targets[size_t(t)] = true;
+      put_scaled(*p.a, 0, r * K, 1.0f, dtype_, out);
+      std::memset(out + size_t(r * K) * esz, 0, size_t((R - r) * K) * esz);
+      out += size_t(R * K) * esz;
+      for (int64_t row = 0; row < N; ++row) {
+        put_scaled(*p.b, row * r, r, info.scale, dtype_, out);
+        std::memset(out + size_t(r) * esz, 0, size_t(R - r) * esz);
+        out += size_t(R) * esz;
+      }
+    }
+  }
+  return targets;
+}
+
+void LoraStack::load(int32_t slot, const void* src, const LoraTargets& targets) {
+  if (slot < 0 || slot >= slots_) throw EngineError(ErrorCode::internal, "LoRA slot out of range");
+  LoraTargets& had = slot_targets_[size_t(slot)];
+  for (int t = 0; t < kLoraTargets; ++t) users_[size_t(t)] -= had[size_t(t)] ? 1 : 0;
+  had.fill(false);
+  const char* p = static_cast<const char*>(src);
+  const size_t esz = dtype_size(dtype_);
+  for (auto& layer : layers_) {
+    for (int t = 0; t < kLoraTargets; ++t) {
+      Pair& dst = layer[size_t(t)];
+      const int64_t K = dst.a.cols, N = dst.b.rows / slots_;
+      backend_.upload_async(dst.a, int64_t(slot) * rank_, p, rank_);
+      p += size_t(rank_ * K) * esz;
+      backend_.upload_async(dst.b, int64_t(slot) * N, p, N);
+      p += size_t(N * rank_) * esz;
+    }
+  }
+  had = targets;
   for (int t = 0; t < kLoraTargets; ++t) users_[size_t(t)] += had[size_t(t)] ? 1 : 0;
 }
 

@@ -249,19 +249,30 @@ class EngineImpl final : public Engine {
     r->times.submitted = submitted;
   }
 
-  // Admits queued adapter requests, in submission order, whose adapter is resident
-  // or can take a slot; the others wait for a slot to be released. A request
-  // whose adapter cannot be read fails with the reason.
+  // Admits queued adapter requests, in submission order, whose adapter is resident,
+  // or read and given a slot; the others wait, for a slot to be released or for
+  // their adapter, which the loader reads meanwhile (a step never waits for a
+  // disk). The requests of an adapter that cannot be read fail with the reason.
   void lora_admit() {
+    std::vector<int32_t> waiting;  // their adapters, in queue order
+    std::unordered_map<int32_t, std::string> unreadable;
     for (auto it = lora_queue_.begin(); it != lora_queue_.end();) {
       int32_t slot = -1;
-      try {
-        slot = lora_->acquire(it->adapter);
-      } catch (const std::exception& e) {
-        it = lora_unqueue(it, FinishReason::error, std::string("LoRA adapter '") + it->request.lora + "': " + e.what());
+      auto bad = unreadable.find(it->adapter);
+      if (bad == unreadable.end()) {
+        try {
+          slot = lora_->acquire(it->adapter);
+        } catch (const std::exception& e) {
+          bad = unreadable.emplace(it->adapter, std::string("LoRA adapter '") + it->request.lora + "': " + e.what())
+                    .first;
+        }
+      }
+      if (bad != unreadable.end()) {
+        it = lora_unqueue(it, FinishReason::error, bad->second);
         continue;
       }
       if (slot < 0) {
+        waiting.push_back(it->adapter);
         ++it;
         continue;
       }
@@ -269,6 +280,7 @@ class EngineImpl final : public Engine {
       admit(it->request, it->submitted, slot, lora_->cache_salt(it->adapter));
       it = lora_queue_.erase(it);
     }
+    lora_->prefetch(waiting);
   }
 
   // Each sequence's adapter slot (-1: the base), with the sequences of one adapter
@@ -316,13 +328,16 @@ class EngineImpl final : public Engine {
 
   std::vector<GenerateResult> step() override {
     const double t0 = now_ms();
-    if (!lora_queue_.empty()) lora_admit();
+    if (lora_->enabled()) lora_admit();  // with an empty queue too: the loader drops what it read
     std::vector<GenerateResult> results = std::move(pending_);
     pending_.clear();
     pending_ids_.clear();
     ScheduleOutput out = scheduler_->schedule();
     if (out.empty()) {
       device_end_ms_ = -1;  // idle: no gap to count before the next step
+      // Nothing runs until an adapter is read: wait for it here rather than have the
+      // caller spin on step(), briefly, so that its submits and aborts go on.
+      if (results.empty() && !lora_queue_.empty()) lora_->wait_for_read(std::chrono::milliseconds(5));
       return results;
     }
     for (const ScheduledSeq& s : out.seqs) {
@@ -476,7 +491,7 @@ class EngineImpl final : public Engine {
 
   std::vector<float> prompt_logits(const std::vector<int32_t>& prompt, const std::string& lora) override {
     prompt_validate(prompt, info_.max_model_len, "prompt_logits");
-    const int32_t slot = lora.empty() ? -1 : lora_->acquire(lora_->find(lora));
+    const int32_t slot = lora.empty() ? -1 : lora_->acquire_now(lora_->find(lora));
     if (!lora.empty() && slot < 0) {
       throw EngineError(ErrorCode::out_of_memory,
                         "prompt_logits: every LoRA slot is held by running requests; retry when the engine is idle");

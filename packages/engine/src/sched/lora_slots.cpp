@@ -20,21 +20,28 @@ std::vector<size_t> lora_group_order(const std::vector<int32_t>& slots) {
   return order;
 }
 
-LoraSlots::LoraSlots(int32_t slots) : slots_(size_t(slots > 0 ? slots : 0)) {
+LoraSlots::LoraSlots(int32_t slots) : slots_(size_t(slots > 0 ? slots : 0)), unpinned_(slots) {
   if (slots < 1) throw std::invalid_argument("LoraSlots needs at least one slot");
+}
+
+int32_t LoraSlots::find(int32_t adapter) const {
+  auto it = slot_of_.find(adapter);
+  return it == slot_of_.end() ? -1 : it->second;
 }
 
 LoraSlots::Grant LoraSlots::acquire(int32_t adapter) {
   Grant g;
+  if (const int32_t s = find(adapter); s >= 0) {
+    Slot& x = slots_[size_t(s)];
+    if (x.pins++ == 0) --unpinned_;
+    x.last_use = ++clock_;
+    g.slot = s;
+    return g;
+  }
+  if (unpinned_ == 0) return g;
   int32_t victim = -1;
   for (int32_t s = 0; s < size(); ++s) {
-    Slot& x = slots_[size_t(s)];
-    if (x.adapter == adapter) {
-      ++x.pins;
-      x.last_use = ++clock_;
-      g.slot = s;
-      return g;
-    }
+    const Slot& x = slots_[size_t(s)];
     if (x.pins > 0) continue;
     // A free slot first, then the least recently used unpinned one.
     const bool better = victim < 0 || (x.adapter < 0 && slots_[size_t(victim)].adapter >= 0) ||
@@ -42,11 +49,15 @@ LoraSlots::Grant LoraSlots::acquire(int32_t adapter) {
                          x.last_use < slots_[size_t(victim)].last_use);
     if (better) victim = s;
   }
-  if (victim < 0) return g;
   Slot& v = slots_[size_t(victim)];
-  if (v.adapter >= 0) ++evictions_;
+  if (v.adapter >= 0) {
+    ++evictions_;
+    slot_of_.erase(v.adapter);
+  }
+  slot_of_[adapter] = victim;
   v.adapter = adapter;
   v.pins = 1;
+  --unpinned_;
   v.last_use = ++clock_;
   ++loads_;
   g.slot = victim;
@@ -57,11 +68,12 @@ LoraSlots::Grant LoraSlots::acquire(int32_t adapter) {
 void LoraSlots::release(int32_t slot) {
   Slot& x = slots_.at(size_t(slot));
   if (x.pins <= 0) throw std::logic_error("LoraSlots::release of an unpinned slot");
-  --x.pins;
+  if (--x.pins == 0) ++unpinned_;
 }
 
 void LoraSlots::forget(int32_t slot) {
   release(slot);
+  slot_of_.erase(slots_[size_t(slot)].adapter);
   slots_[size_t(slot)].adapter = -1;
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 namespace bg {
@@ -35,8 +36,14 @@ class LoraSlots {
     int32_t slot = -1;   // -1: every slot is pinned, try again later
     bool load = false;   // the adapter is not in the slot yet: the caller loads it
   };
-  // Pins a slot for `adapter` (an index >= 0).
+  // Pins a slot for `adapter` (an index >= 0). A resident adapter, or every slot
+  // pinned, is answered without a look at every slot (the engine asks for each
+  // queued request at every admission).
   Grant acquire(int32_t adapter);
+  // The slot holding `adapter`, or -1.
+  int32_t find(int32_t adapter) const;
+  // Whether acquire() of an adapter that is not resident would get a slot.
+  bool any_unpinned() const { return unpinned_ > 0; }
   // Drops one pin of `slot`; the adapter stays resident until evicted.
   void release(int32_t slot);
   // After a failed load into `slot`: it holds no adapter (its pin is released too).
@@ -57,6 +64,8 @@ class LoraSlots {
     uint64_t last_use = 0;
   };
   std::vector<Slot> slots_;
+  std::unordered_map<int32_t, int32_t> slot_of_;  // adapter -> the slot holding it
+  int32_t unpinned_ = 0;
   uint64_t clock_ = 0;
   int64_t loads_ = 0, evictions_ = 0;
 };

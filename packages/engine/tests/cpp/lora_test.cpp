@@ -1,11 +1,18 @@
-// LoRA pieces without a model: the step's segments, the slot cache (LRU, pins) and
-// the CPU backend's lora_add against a plain double-precision loop.
+// LoRA pieces without a model: the step's segments, the slot cache (LRU, pins),
+// the background loader (with a read the test holds) and the CPU backend's
+// lora_add against a plain double-precision loop.
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "batchgen/backend.h"
 #include "check.h"
 #include "prefill_batch.h"
+#include "runtime/lora_loader.h"
 #include "sched/lora_slots.h"
 
 using namespace bg;
@@ -34,13 +41,19 @@ TEST_CASE(slots_evict_the_least_recently_used_unpinned_adapter) {
   LoraSlots::Grant b = s.acquire(11);
   CHECK(b.slot >= 0 && b.load && b.slot != a.slot);
   CHECK_EQ(s.acquire(12).slot, -1);  // both pinned: wait
+  CHECK(!s.any_unpinned());
   LoraSlots::Grant a2 = s.acquire(10);  // resident: no load, a second pin
   CHECK(a2.slot == a.slot && !a2.load);
   CHECK_EQ(s.pins(a.slot), 2);
+  CHECK_EQ(s.find(10), a.slot);
+  CHECK_EQ(s.find(12), -1);
   s.release(b.slot);
+  CHECK(s.any_unpinned());
   LoraSlots::Grant c = s.acquire(12);  // 11 is unpinned: evicted
   CHECK(c.slot == b.slot && c.load);
   CHECK_EQ(s.evictions(), 1);
+  CHECK_EQ(s.find(11), -1);
+  CHECK_EQ(s.find(12), c.slot);
   s.release(a.slot);
   s.release(a.slot);
   s.release(c.slot);
@@ -51,6 +64,7 @@ TEST_CASE(slots_evict_the_least_recently_used_unpinned_adapter) {
   // A failed load leaves the slot empty and unpinned; a free slot is taken before an LRU one.
   s.forget(d.slot);
   CHECK_EQ(s.adapter_in(d.slot), -1);
+  CHECK_EQ(s.find(13), -1);
   CHECK_EQ(s.pins(d.slot), 0);
   LoraSlots::Grant e = s.acquire(14);
   CHECK(e.slot == d.slot && e.load);
@@ -98,6 +112,102 @@ TEST_CASE(cpu_lora_add_matches_a_double_loop) {
     CHECK_THROWS(cpu->lora_add(x, a, bw, R + 1, st, tmp, out));  // a's rows are not slots * rank
     for (Tensor* t : {&x, &a, &bw, &wide, &tmp}) cpu->free(*t);
   }
+}
+
+namespace {
+
+// A read the test lets through one adapter at a time; it fills the buffer with
+// the adapter's number and fails for adapter 99.
+struct HeldRead {
+  std::mutex mu;
+  std::condition_variable cv;
+  int32_t allowed = -1;  // the adapter whose read may end
+  bool all = false;      // every read may end
+  std::vector<int32_t> started;
+
+  LoraTargets operator()(int32_t adapter, void* dst) {
+    std::unique_lock<std::mutex> lk(mu);
+    started.push_back(adapter);
+    cv.notify_all();
+    cv.wait(lk, [&] { return all || allowed == adapter; });
+    if (adapter == 99) throw EngineError(ErrorCode::model_load, "adapter 99: bad file");
+    std::memset(dst, adapter, 64);
+    LoraTargets t{};
+    t[size_t(adapter % kLoraTargets)] = true;
+    return t;
+  }
+  void allow(int32_t adapter) {
+    std::lock_guard<std::mutex> lk(mu);
+    allowed = adapter;
+    cv.notify_all();
+  }
+  void allow_all() {
+    std::lock_guard<std::mutex> lk(mu);
+    all = true;
+    cv.notify_all();
+  }
+  // Waits until `n` reads have started; their adapters in order.
+  std::vector<int32_t> started_reads(size_t n) {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait_for(lk, std::chrono::seconds(10), [&] { return started.size() >= n; });
+    return started;
+  }
+};
+
+// The adapter once read (a failed read rethrows), polling for 10 s at most.
+const LoraLoader::Read* read_within(LoraLoader& loader, int32_t adapter) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (; std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(std::chrono::milliseconds(1)))
+    if (const LoraLoader::Read* r = loader.ready(adapter)) return r;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE(loader_reads_the_most_wanted_adapters_ahead_without_blocking_the_caller) {
+  std::unique_ptr<Backend> cpu = cpu_backend_create(BackendOptions{"cpu", 1, false});
+  HeldRead held;
+  LoraLoader loader(*cpu, 64, 2, 1, [&](int32_t a, void* dst) { return held(a, dst); });
+  struct Unhold {  // before the loader goes, even when a check failed
+    HeldRead& held;
+    ~Unhold() { held.allow_all(); }
+  } unhold{held};
+  CHECK_EQ(loader.buffers(), 2);
+  // Two buffers: the two most urgent of three adapters are read, in that order.
+  loader.want({7, 7, 5, 9});
+  CHECK(held.started_reads(1) == std::vector<int32_t>{7});
+  CHECK(loader.ready(7) == nullptr);  // still being read: answered at once
+  held.allow(7);
+  CHECK(held.started_reads(2) == (std::vector<int32_t>{7, 5}));
+  const LoraLoader::Read* r7 = read_within(loader, 7);
+  CHECK(r7 != nullptr && static_cast<const uint8_t*>(r7->data)[63] == 7 && r7->targets[0]);
+  held.allow(5);
+  CHECK(read_within(loader, 5) != nullptr);
+  CHECK(loader.ready(9) == nullptr);  // no buffer was free for it
+  // 7's copy queued (and 7 not read again meanwhile): its buffer goes to 9.
+  loader.copied(7);
+  loader.want({5, 9});
+  CHECK(held.started_reads(3) == (std::vector<int32_t>{7, 5, 9}));
+  held.allow(9);
+  loader.wait(std::chrono::seconds(10));  // returns when 9's read has ended
+  CHECK(loader.ready(9) != nullptr && static_cast<const uint8_t*>(loader.ready(9)->data)[0] == 9);
+  // No longer wanted: dropped.
+  loader.want({9});
+  CHECK(loader.ready(5) == nullptr);
+  // Copied, then wanted again (evicted since) before its buffer was reused: no read.
+  loader.copied(9);
+  CHECK(loader.ready(9) == nullptr);
+  loader.want({9});
+  CHECK(loader.ready(9) != nullptr);
+  // A failed read reports its error once; wanted again, the adapter is read again.
+  loader.want({99});
+  held.allow(99);
+  loader.wait(std::chrono::seconds(10));
+  CHECK_THROWS(loader.ready(99));
+  CHECK(loader.ready(99) == nullptr);
+  loader.want({99});
+  CHECK(held.started_reads(5) == (std::vector<int32_t>{7, 5, 9, 99, 99}));
+  loader.want({});  // the read in progress ends, and is not kept
 }
 
 int main(int argc, char** argv) { return bg_test::run_all(argc, argv); }

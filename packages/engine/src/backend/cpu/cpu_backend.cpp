@@ -190,6 +190,30 @@ class CpuBackend final : public Backend {
     expect(src_dtype != DType::i32, "upload of i32 data into an f32 tensor");
   }
 
+  void* host_alloc(size_t bytes) override {
+    void* p = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
+    if (!p)
+      throw EngineError(ErrorCode::out_of_memory, "cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
+    return p;
+  }
+  void host_free(void* p) override { std::free(p); }
+  // Host memory is the backend's memory: the copy is done when this returns. One
+  // memcpy a row on the calling thread (nothing to convert: a LoRA adapter's slot
+  // is a few MB, which the pool's hand-off per tensor would only slow down).
+  void upload_async(Tensor& dst, int64_t row0, const void* src, int64_t rows) override {
+    expect(row0 >= 0 && rows >= 0 && row0 + rows <= dst.rows, "upload outside the tensor");
+    const size_t row_bytes = size_t(dst.cols) * dtype_size(dst.dtype);
+    char* d = static_cast<char*>(dst.data) + size_t(row0) * size_t(dst.stride) * dtype_size(dst.dtype);
+    const char* s = static_cast<const char*>(src);
+    if (dst.stride == dst.cols) {
+      std::memcpy(d, s, row_bytes * size_t(rows));
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(d + size_t(r) * size_t(dst.stride) * dtype_size(dst.dtype), s + size_t(r) * row_bytes, row_bytes);
+  }
+  void upload_wait() override {}
+
   void copy_to_host_f32(const Tensor& src, float* dst) override {
     expect_dtype(src, DType::f32, "copy_to_host_f32 source");
     for (int64_t r = 0; r < src.rows; ++r)

@@ -144,6 +144,7 @@ class CudaBackend final : public Backend {
                             std::to_string(prop_.minor));
     BG_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     BG_CUDA_CHECK(cudaEventCreateWithFlags(&step_copied_, cudaEventDisableTiming));
+    BG_CUDA_CHECK(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
     check_cublas(cublasCreate(&cublas_), "cublasCreate");
     check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
     BG_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspace));
@@ -156,6 +157,7 @@ class CudaBackend final : public Backend {
     if (cublas_) cublasDestroy(cublas_);
     if (cublas_workspace_) cudaFree(cublas_workspace_);
     if (step_copied_) cudaEventDestroy(step_copied_);
+    if (uploaded_) cudaEventDestroy(uploaded_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -228,6 +230,34 @@ class CudaBackend final : public Backend {
                                       cudaMemcpyHostToDevice, stream_));
       BG_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the stage is reused by the next chunk
     }
+  }
+
+  void* host_alloc(size_t bytes) override {
+    use_device();
+    void* p = nullptr;
+    BG_CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(bytes, 1)));
+    return p;
+  }
+  void host_free(void* p) override {
+    if (p && cudaSetDevice(device_) == cudaSuccess) cudaFreeHost(p);
+  }
+
+  // One copy from page-locked memory, which the engine queues between steps
+  // (a LoRA adapter into its slot) without waiting for it.
+  void upload_async(Tensor& dst, int64_t row0, const void* src, int64_t rows) override {
+    use_device();
+    expect(row0 >= 0 && rows >= 0 && row0 + rows <= dst.rows, "upload outside the tensor");
+    if (rows == 0 || dst.cols == 0) return;
+    const size_t dsz = dtype_size(dst.dtype);
+    const size_t row_bytes = size_t(dst.cols) * dsz;
+    char* dbase = static_cast<char*>(dst.data) + size_t(row0) * size_t(dst.stride) * dsz;
+    BG_CUDA_CHECK(cudaMemcpy2DAsync(dbase, size_t(dst.stride) * dsz, src, row_bytes, row_bytes, size_t(rows),
+                                    cudaMemcpyHostToDevice, stream_));
+    BG_CUDA_CHECK(cudaEventRecord(uploaded_, stream_));
+  }
+  void upload_wait() override {
+    use_device();
+    BG_CUDA_CHECK(cudaEventSynchronize(uploaded_));
   }
 
   void copy_to_host_f32(const Tensor& src, float* dst) override {
@@ -691,6 +721,7 @@ class CudaBackend final : public Backend {
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   cudaEvent_t step_copied_ = nullptr;
+  cudaEvent_t uploaded_ = nullptr;  // after the last upload_async
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
   HeadLayout heads_{};

@@ -10,7 +10,8 @@
 //    invariant in both modes; only the GEMM differs between them.
 //  - All work goes to one stream owned by the backend; sample() and
 //    copy_to_host_f32() synchronise. The backend may be used from any one thread at
-//    a time (it selects its device on every call).
+//    a time (it selects its device on every call); host_alloc, host_free (pinned
+//    memory) and upload_wait from any thread, also while another one runs steps.
 //  - Errors: no GPU or a bad ordinal -> EngineError(device); an allocation the
 //    device cannot serve -> EngineError(out_of_memory) with the size and the free
 //    memory; any other CUDA/cuBLAS failure -> EngineError(device) naming the call.
