@@ -18,12 +18,6 @@
 //                [--temperature 0] [--json-schema FIELDS] [--top-logprobs K] [--n-choices C]
 //                [--top-p 1] [--sampled-every K]
 //                [--loras N] [--lora-rank 16] [--max-loras M] [--lora-dir DIR]
-//                [--quantize fp8]
-//
-// --quantize fp8: the engine's load-time quantization (EngineOptions::quantize): every
-// decoder linear weight to e4m3 with a scale per output channel, the embedding and
-// head left in bf16 (issue 14). The JSON line's weight_bytes and weight_format say how
-// the weights ended up (on the GPU: held as e4m3 where the device has FP8 tensor cores).
 //
 // LoRA adapters (issue 15):
 //   --loras N          N random adapters (peft layout, rank --lora-rank, lora_alpha =
@@ -291,7 +285,7 @@ int main(int argc, char** argv) {
   int sampled_every = 0;
   double kv_fraction = 0.9;
   int loras = 0, lora_rank = 16, max_loras = 0;
-  std::string lora_dir, quantize;
+  std::string lora_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -330,7 +324,6 @@ int main(int argc, char** argv) {
     else if (a == "--lora-dir") lora_dir = val();
     else if (a == "--top-p") top_p = std::stof(val());
     else if (a == "--sampled-every") sampled_every = std::stoi(val());
-    else if (a == "--quantize") quantize = val();
     else usage("unknown option " + a);
   }
   auto it = kShapes.find(shape);
@@ -350,7 +343,6 @@ int main(int argc, char** argv) {
   if (n < 0) n = shared ? 2000 : it->second.layers * it->second.kv_heads * it->second.head_dim > 28 * 1024 ? 512 : 1024;
   if (loras < 0 || lora_rank < 1 || max_loras < 0) usage("need --loras >= 0, --lora-rank >= 1, --max-loras >= 0");
   if (lora_dir.empty()) lora_dir = model_dir + "/loras-r" + std::to_string(lora_rank);
-  if (!quantize.empty() && quantize != "fp8") usage("--quantize takes fp8, got " + quantize);
   try {
     if (!file_exists(model_dir + "/model.safetensors")) write_model(model_dir, shape, it->second);
     if (loras > 0) write_loras(lora_dir, model_dir, loras, lora_rank);
@@ -371,7 +363,6 @@ int main(int argc, char** argv) {
     o.max_model_len = shared ? prefix_max + suffix_max + out_max : inp + out;
     o.deterministic = deterministic;
     o.enable_prefix_caching = prefix_caching;
-    o.quantize = quantize;
     for (int i = 0; i < loras; ++i) o.loras.push_back({lora_name(i), lora_dir + "/" + std::to_string(i)});
     o.max_loras = max_loras;
     if (json_fields > 0 && !file_exists(model_dir + "/tokenizer.json")) o.token_bytes = synthetic_vocab(it->second.vocab);
@@ -469,8 +460,7 @@ int main(int argc, char** argv) {
         "\"temperature\":%g,\"top_p\":%g,\"sampled_every\":%d,\"json_schema_fields\":%d,\"top_logprobs\":%d,\"n_choices\":%d,\"grammar_masks\":%lld,"
         "\"grammar_distinct_masks\":%lld,\"grammar_host_ms_per_step\":%.3f,\"max_seqs_derived\":%s,"
         "\"host_ms_per_step\":%.4f,\"host_gap_ms_per_step\":%.4f,\"loras\":%d,\"max_loras\":%d,"
-        "\"lora_rank\":%d,\"lora_loads\":%lld,\"lora_evictions\":%lld,\"quantize\":\"%s\",\"weight_bytes\":%lld,"
-        "\"weight_format\":\"%s\"}\n",
+        "\"lora_rank\":%d,\"lora_loads\":%lld,\"lora_evictions\":%lld}\n",
         info.device.c_str(), info.device_name.c_str(), shape.c_str(), workload.c_str(), n,
         shared ? int(prompt_tokens / std::max(1, n)) : inp, shared ? int(tokens / std::max(1, n)) : out, secs,
         tokens / secs, double(tokens + prompt_tokens) / secs, deterministic ? "true" : "false",
@@ -486,8 +476,7 @@ int main(int argc, char** argv) {
         (after.host_ms - before.host_ms) / double(std::max<int64_t>(1, after.steps - before.steps)),
         (after.host_gap_ms - before.host_gap_ms) / double(std::max<int64_t>(1, after.host_gaps - before.host_gaps)),
         loras, info.max_loras, loras > 0 ? info.lora_rank : 0, (long long)(after.lora_loads - before.lora_loads),
-        (long long)(after.lora_evictions - before.lora_evictions), quantize.c_str(), (long long)info.weight_bytes,
-        info.weight_format.c_str());
+        (long long)(after.lora_evictions - before.lora_evictions));
     return wrong ? 1 : 0;
   } catch (const EngineError& e) {
     std::fprintf(stderr, "bench_engine: %s error: %s\n", error_code_name(e.code), e.what());

@@ -22,7 +22,6 @@
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
-#include "backend/cuda/fp8_gemm.h"
 #include "backend/cuda/lora_kernels.h"
 
 using namespace bg;
@@ -419,66 +418,6 @@ void bench_lora() {
   }
 }
 
-// --- FP8 weights (issue 14) ------------------------------------------------------------
-// Gemma-7B's projections with e4m3 weights as the engine runs them (fp8_gemm.h), each
-// under the bf16 cuBLAS product of the same shape: the whole FP8 linear (activation
-// quantizer + cuBLASLt) in each scaling and with fast accumulation, the quantizer
-// alone, and the FP8 time over the bf16 one. FLOP/s are against the bf16 peak, so an
-// FP8 row may pass 100 %. Bytes: the weight (1 a value), x read and its e4m3 copy
-// written and read, out written.
-__global__ void fill_e4m3(uint8_t* p, size_t n, uint64_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    const uint8_t b = uint8_t(rng_mix(seed ^ rng_mix(i)));
-    p[i] = (b & 0x7F) == 0x7F ? uint8_t(b ^ 1) : b;  // no NaN
-  }
-}
-
-void bench_fp8_gemm() {
-  if (!Fp8Gemm::available(0)) {
-    std::printf("fp8 gemm: skipped (no FP8 tensor cores: compute capability < 8.9)\n");
-    return;
-  }
-  Dev ws(size_t(32) << 20);
-  Fp8Gemm gemm(0, ws.p, ws.bytes);
-  struct Proj {
-    const char* name;
-    int N, K;
-  };
-  for (int M : {256, 8192}) {
-    for (const Proj& pr : {Proj{"qkv", 12288, 3072}, Proj{"gate_up", 49152, 3072}, Proj{"down", 3072, 24576}}) {
-      const int N = pr.N, K = pr.K;
-      Dev x(size_t(M) * K * 2), w(size_t(N) * K * 2), o(size_t(M) * N * 2), xq(size_t(M) * K), xs(size_t(M) * 4);
-      Tensor tx = rand_bf16(x, M, K, 1, 9), tw = rand_bf16(w, N, K, 0.02f, 10), to = view(o.p, DType::bf16, M, N);
-      Fp8Linear fw(0, N, K);
-      fill_e4m3<<<1024, 256>>>(const_cast<uint8_t*>(fw.weight().data), size_t(N) * K, 11);
-      fill_random_f32<<<64, 256>>>(const_cast<float*>(fw.weight().scales), size_t(N), 12, 1e-3f);
-      CK(cudaGetLastError());
-      const double flops = 2.0 * M * N * double(K);
-      const double bf16_bytes = 2.0 * (double(M) * K + double(N) * K) + 2.0 * M * N;
-      const double fp8_bytes = double(N) * K + 4.0 * M * K + 2.0 * M * N;
-      char name[128];
-      std::snprintf(name, sizeof name, "7b %s M=%d N=%d K=%d bf16 cuBLAS", pr.name, M, N, K);
-      const double bf16_ms = time_ms([&] { cublas_gemm(tx, tw, to); });
-      row(name, bf16_ms, bf16_bytes, flops);
-      double best = 0;
-      for (int v = 0; v < 3; ++v) {
-        Fp8Options opt;
-        opt.scaling = v == 2 ? Fp8Scaling::epilogue : Fp8Scaling::outer_vector;
-        opt.fast_accum = v == 1;
-        Fp8Scaling used = opt.scaling;
-        const double ms = time_ms([&] { used = gemm.linear(tx, fw, nullptr, to, nullptr, opt); });
-        std::snprintf(name, sizeof name, "  fp8 gemm %s%s", fp8_scaling_name(used), opt.fast_accum ? " fast-accum" : "");
-        row(name, ms, fp8_bytes, flops);
-        if (v == 0) best = ms;
-      }
-      std::snprintf(name, sizeof name, "  fp8 activation quantize M=%d K=%d", M, K);
-      row(name, time_ms([&] { launch_fp8_quantize_rows(tx, static_cast<uint8_t*>(xq.p), static_cast<float*>(xs.p), nullptr); }),
-          3.0 * M * K + 4.0 * M, 0);
-      std::printf("  fp8 gemm / bf16 cuBLAS (the engine's fp8)         %6.2fx time\n", best / bf16_ms);
-    }
-  }
-}
-
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   cudaDeviceProp p;
@@ -508,7 +447,6 @@ int main(int argc, char** argv) {
   bench_sampling_vs_greedy();
   bench_add_rms_norm_f32();
   bench_lora();
-  bench_fp8_gemm();
   CK(cudaDeviceSynchronize());
   cublasDestroy(g_cublas);
   return 0;

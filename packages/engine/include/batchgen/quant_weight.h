@@ -21,7 +21,6 @@
 // into one weight when their format, group size and k_perm agree.
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,14 +75,6 @@ uint8_t f32_to_e4m3(float x);
 // row), data = e4m3(w / scale). The same operations as the Python reference
 // (tools/quant_reference.py), so both sides hold the same weights.
 QuantWeight quant_fp8_per_channel(const float* w, int64_t rows, int64_t cols);
-
-// An fp8 weight with block scales (group_size < cols) as one with a scale per row,
-// for products that take only those (the CUDA backend's FP8 GEMM): the row's scale
-// is its largest block scale and each value is requantized, e4m3(value / scale).
-// Exact where a row's block scales are equal or differ by powers of two that keep
-// its values normal; otherwise some values lose bits. nullopt when that costs more
-// than max_rel_l2 = ||folded - w||_2 / ||w||_2 over the whole weight (NaN data too).
-std::optional<QuantWeight> quant_fp8_fold_rows(const QuantWeight& w, double max_rel_l2);
 
 // Our int4 by round to nearest over groups of `group_size` columns (asymmetric:
 // scale = (max - min) / 15, zero point = round(-min / scale) clamped to 0..15,

@@ -1,13 +1,12 @@
 // Quantized weights without a checkpoint: our int4 packing round trip, e4m3
-// conversions, fp8 block scales folded per row, GGUF Q4_0 / Q4_K repacked value for
-// value against ggml's dequantizer, row concatenation and reordering, the CPU
-// quantized product, and every refused variant named in its error. The formats'
-// layouts against PyTorch references are test/quantized.test.ts (tests/cpp/quant_check.cpp).
+// conversions, GGUF Q4_0 / Q4_K repacked value for value against ggml's
+// dequantizer, row concatenation and reordering, the CPU quantized product, and
+// every refused variant named in its error. The formats' layouts against PyTorch
+// references are test/quantized.test.ts (tests/cpp/quant_check.cpp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -105,38 +104,6 @@ TEST_CASE(e4m3_conversions) {
     float amax = 0;
     for (int64_t k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(w[size_t(r * 32 + k)]));
     CHECK_EQ(q.scales[size_t(r)], amax / 448.0f);
-  }
-}
-
-// Block scales folded into a scale per row (what the CUDA FP8 product takes): the
-// same values bit for bit when a row's block scales differ by powers of two and its
-// values stay normal; refused past the bound when the ratios are arbitrary.
-TEST_CASE(fp8_block_scales_fold_into_rows) {
-  const int64_t R = 4, K = 64, G = 16, groups = K / G;
-  QuantWeight w = quant_weight_make(QuantFormat::fp8_e4m3, R, K, G, "test blocks");
-  std::mt19937 rng(3);
-  for (uint8_t& b : w.data) b = uint8_t((rng() & 1) << 7 | (4 + rng() % 11) << 3 | rng() % 8);  // exponents 4..14
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t g = 0; g < groups; ++g) w.scales[size_t(r * groups + g)] = std::ldexp(0.01f * float(r + 1), -int(g));
-  quant_validate(w, "blocks");
-  const std::optional<QuantWeight> exact = quant_fp8_fold_rows(w, 0.0);
-  CHECK(exact.has_value());
-  if (exact) {
-    quant_validate(*exact, "folded");
-    CHECK_EQ(exact->group_size, K);
-    CHECK(same_bits(dequant(*exact), dequant(w)));
-  }
-
-  std::uniform_real_distribution<float> ratio(0.5f, 1.0f);
-  for (float& s : w.scales) s = 0.01f * ratio(rng);
-  CHECK(!quant_fp8_fold_rows(w, 1.0 / 256));
-  const std::optional<QuantWeight> lossy = quant_fp8_fold_rows(w, 0.1);
-  CHECK(lossy.has_value());
-  if (lossy) {
-    const std::vector<float> a = dequant(*lossy), b = dequant(w);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < a.size(); ++i) num += double(a[i] - b[i]) * (a[i] - b[i]), den += double(b[i]) * b[i];
-    CHECK(std::sqrt(num / den) > 1.0 / 256 && std::sqrt(num / den) <= 0.1);
   }
 }
 

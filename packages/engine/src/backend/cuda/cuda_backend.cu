@@ -12,7 +12,6 @@
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
-#include "backend/cuda/fp8_gemm.h"
 #include "backend/cuda/lora_kernels.h"
 #include "backend/dtype_convert.h"
 
@@ -147,16 +146,11 @@ class CudaBackend final : public Backend {
     check_cublas(cublasSetStream(cublas_, stream_), "cublasSetStream");
     BG_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspace));
     check_cublas(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspace), "cublasSetWorkspace");
-    // FP8 weights stay e4m3 where there are FP8 tensor cores; the deterministic mode's
-    // GEMM is bf16, so there (and before sm_89) they are dequantized at load.
-    if (!deterministic_ && cuda::Fp8Gemm::available(device_))
-      fp8_ = std::make_unique<cuda::Fp8Gemm>(device_, cublas_workspace_, kCublasWorkspace);
   }
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
-    fp8_.reset();
     if (cublas_) cublasDestroy(cublas_);
     if (cublas_workspace_) cudaFree(cublas_workspace_);
     if (step_copied_) cudaEventDestroy(step_copied_);
@@ -343,7 +337,7 @@ class CudaBackend final : public Backend {
   void reserve_scratch(int32_t max_tokens, int32_t max_seqs, int32_t max_context,
                        const HeadLayout& heads) override {
     use_device();
-    if (fp8_) fp8_->reserve(max_tokens, stream_);
+    (void)max_tokens;
     expect(heads.num_heads > 0 && heads.num_kv_heads > 0 && heads.num_heads % heads.num_kv_heads == 0,
            "reserve_scratch: bad head layout");
     heads_ = heads;
@@ -408,17 +402,6 @@ class CudaBackend final : public Backend {
                               out.dtype == DType::f32 ? CUDA_R_32F : CUDA_R_16BF, int(out.stride),
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
-  }
-
-  std::unique_ptr<QuantLinear> quant_upload(const QuantWeight& w) override {
-    use_device();
-    return fp8_ ? fp8_->upload(w) : nullptr;
-  }
-
-  void linear_quant(const Tensor& x, const QuantLinear& w, const Tensor* bias, Tensor& out) override {
-    use_device();
-    expect(fp8_ != nullptr, "linear_quant without an FP8 product");
-    fp8_->linear(x, w, bias, out, stream_);
   }
 
   void lora_add(const Tensor& x, const Tensor& a, const Tensor& b, int32_t rank, const StepTensors& step,
@@ -665,7 +648,6 @@ class CudaBackend final : public Backend {
   cudaEvent_t step_copied_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
-  std::unique_ptr<cuda::Fp8Gemm> fp8_;  // null: FP8 weights are dequantized at load
   HeadLayout heads_{};
 
   DeviceBuffer step_dev_;

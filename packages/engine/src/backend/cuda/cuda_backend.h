@@ -5,11 +5,6 @@
 //  - linear: cuBLAS bf16 GEMM with f32 accumulation (the fastest kernel cuBLAS
 //    picks for the shape), or, with BackendOptions.deterministic, our fixed-order
 //    tensor-core GEMM (gemm.cu) so a row's result does not depend on the batch size.
-//  - linear_quant: FP8 (e4m3) weights stay e4m3 with a scale per output row and run
-//    through cuBLASLt's FP8 GEMM, activations quantized per token (fp8_gemm.h), on
-//    sm_89 and newer outside the deterministic mode. Every other quantized weight,
-//    and FP8 in the deterministic mode or before sm_89, is dequantized to bf16 at
-//    load (quant_upload returns null).
 //  - attention, norms, rotary, KV write, activation, gather and sampling: our own
 //    kernels (cuda_kernels.h). Attention and every row-wise kernel are batch
 //    invariant in both modes; only the GEMM differs between them.
