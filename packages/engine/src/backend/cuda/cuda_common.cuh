@@ -35,6 +35,17 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Eight bf16 from one 16-byte word, as floats.
+__device__ __forceinline__ void unpack_bf16x8(const uint4 u, float v[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&w[k]);
+    v[2 * k] = __low2float(h);
+    v[2 * k + 1] = __high2float(h);
+  }
+}
+
 // --- reductions (fixed order: a row's result never depends on other rows) -------
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -73,13 +73,7 @@ __global__ void rms_norm_kernel(TR* residual, int64_t rs, const TX* x, int64_t x
 // the pointer is 16-byte aligned.
 __device__ __forceinline__ void load8(const bf16* p, float v[8]) {
   const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&w[k]);
-    v[2 * k] = __low2float(h);
-    v[2 * k + 1] = __high2float(h);
-  }
+  unpack_bf16x8(u, v);
 }
 __device__ __forceinline__ void load8(const float* p, float v[8]) {
   const float4 a = __ldg(reinterpret_cast<const float4*>(p)), b = __ldg(reinterpret_cast<const float4*>(p) + 1);
@@ -88,13 +82,7 @@ __device__ __forceinline__ void load8(const float* p, float v[8]) {
 // For rows the kernel also writes (the residual, x when out is x): plain loads.
 __device__ __forceinline__ void load8_rw(const bf16* p, float v[8]) {
   const uint4 u = *reinterpret_cast<const uint4*>(p);
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&w[k]);
-    v[2 * k] = __low2float(h);
-    v[2 * k + 1] = __high2float(h);
-  }
+  unpack_bf16x8(u, v);
 }
 __device__ __forceinline__ void load8_rw(const float* p, float v[8]) {
   const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
